@@ -1,0 +1,409 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+"""Private netlink helpers shared by topo's modules (the underscore: not public API).
+
+Everything that touches the kernel goes through here:
+
+* named network namespaces (``/run/netns/NAME``), created and entered with the
+  ``unshare``/``setns`` system calls, the same way ``ip netns add`` does;
+* one pyroute2 ``IPRoute`` socket per namespace, opened by entering the namespace
+  just long enough to create the socket (a netlink socket stays bound to the
+  namespace it was created in);
+* ownership markers: the alias (``IFLA_IFALIAS``) ``topo:<lab>:<node>`` on a
+  namespace's ``lo`` marks the namespace, ``topo:<lab>`` marks an interface,
+  and routes carry the protocol number :data:`ROUTE_PROTO`;
+* a change log (:class:`Changes`) that every module returns, so ``topo plan`` and
+  ``topo apply`` report the same thing.
+
+Why not ``pyroute2.NetNS``: in pyroute2 0.9 each ``NetNS(name)`` forks a helper,
+about 10 ms per namespace on this project's 2-core reference machine, while
+``setns`` + ``IPRoute()`` costs about 0.7 ms (measured with 200 namespaces).
+At 1000 nodes and five modules that is the difference between 50 s and 3.5 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+from contextlib import contextmanager
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = exc
+    IPRoute = None
+
+    class NetlinkError(Exception):
+        code = 0
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+IFF_UP = 0x1
+
+#: Routes topo installs carry this rtnetlink protocol number, so topo prunes only
+#: its own routes. 116 is unassigned in iproute2's /etc/iproute2/rt_protos.
+ROUTE_PROTO = 116
+#: Prefix of every ownership alias topo writes.
+MARKER = "topo:"
+#: Where a missing link kind is loaded from (module name, kernel option), for errors.
+KERNEL_FEATURES = {
+    "veth": ("veth", "CONFIG_VETH"),
+    "bridge": ("bridge", "CONFIG_BRIDGE"),
+    "vxlan": ("vxlan", "CONFIG_VXLAN"),
+    "gre": ("ip_gre", "CONFIG_NET_IPGRE"),
+    "gretap": ("ip_gre", "CONFIG_NET_IPGRE"),
+}
+
+
+class NetnsError(Exception):
+    """A kernel operation failed; the message names the object and the cause."""
+
+
+class NotOwned(NetnsError):
+    """An object with a name topo wants exists but carries no marker of this lab."""
+
+
+class KernelFeatureMissing(NetnsError):
+    """The running kernel cannot create a link kind (EOPNOTSUPP from rtnetlink)."""
+
+    def __init__(self, kind):
+        module, option = KERNEL_FEATURES.get(kind, (kind, "?"))
+        super().__init__(
+            "this kernel cannot create %s links (%s); load %s or choose another link type"
+            % (kind, option, module))
+        self.kind = kind
+
+
+def require_pyroute2(module):
+    """Fail the Ansible ``module`` cleanly when pyroute2 is not importable."""
+    if not HAS_PYROUTE2:
+        module.fail_json(
+            msg="pyroute2 is required on the build host (pip install pyroute2): %s"
+            % PYROUTE2_IMPORT_ERROR)
+
+
+def ns_marker(lab, node):
+    """The alias put on ``lo`` of the namespace of ``node`` in ``lab``."""
+    return "%s%s:%s" % (MARKER, lab, node)
+
+
+def if_marker(lab):
+    """The alias put on every interface topo creates for ``lab``."""
+    return "%s%s" % (MARKER, lab)
+
+
+def owns_interface(alias, lab):
+    """True when an interface alias marks it as made by ``lab``."""
+    return alias == if_marker(lab)
+
+
+# --------------------------------------------------------------------------
+# System calls (libc through ctypes; Python 3.11 has no os.setns/os.unshare)
+# --------------------------------------------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                        ctypes.c_ulong, ctypes.c_void_p]
+_LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_LIBC.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_LIBC.unshare.argtypes = [ctypes.c_int]
+
+
+def _syscall(ret, what):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+_HOME_FD = None
+
+
+def _home_fd():
+    """An fd of the network namespace this process started in (opened once)."""
+    global _HOME_FD
+    if _HOME_FD is None:
+        _HOME_FD = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    return _HOME_FD
+
+
+def _path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def list_namespaces():
+    """Names under /run/netns, sorted. An absent directory means none."""
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def namespace_exists(name):
+    """True when /run/netns/NAME is a mounted network namespace."""
+    return os.path.ismount(_path(name))
+
+
+_RUN_DIR_READY = False
+
+
+def _prepare_run_dir():
+    """Make /run/netns a shared mount point, as ``ip netns add`` does, so that
+    namespaces created here are visible from other mount namespaces too."""
+    global _RUN_DIR_READY
+    if _RUN_DIR_READY:
+        return
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    d = NETNS_RUN_DIR.encode()
+    if _LIBC.mount(b"none", d, b"none", MS_SHARED | MS_REC, None) != 0:
+        if ctypes.get_errno() != errno.EINVAL:
+            _syscall(-1, "mount --make-shared %s" % NETNS_RUN_DIR)
+        _syscall(_LIBC.mount(d, d, b"none", MS_BIND | MS_REC, None),
+                 "mount --bind %s" % NETNS_RUN_DIR)
+        _syscall(_LIBC.mount(b"none", d, b"none", MS_SHARED | MS_REC, None),
+                 "mount --make-shared %s" % NETNS_RUN_DIR)
+    _RUN_DIR_READY = True
+
+
+def create_namespace(name, marker):
+    """Create the named network namespace ``name`` with ``lo`` up and aliased ``marker``.
+
+    The marker is written inside the new namespace *before* it is bound to
+    /run/netns, so a namespace of that name is never visible without it: a crash
+    half-way leaves either nothing or an unmounted placeholder file, which
+    :func:`create_namespace` removes and retries.
+
+    Raises NetnsError (EEXIST when it already exists).
+    """
+    _prepare_run_dir()
+    path = _path(name)
+    if os.path.lexists(path) and not os.path.ismount(path):
+        os.unlink(path)  # placeholder left by an interrupted create
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    except FileExistsError:
+        raise NetnsError("namespace %s already exists" % name)
+    os.close(fd)
+    home = _home_fd()
+    try:
+        _syscall(_LIBC.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        try:
+            with IPRoute() as ipr:
+                ipr.link("set", index=1, state="up", ifalias=marker)
+            _syscall(_LIBC.mount(b"/proc/thread-self/ns/net", path.encode(), b"none",
+                                 MS_BIND, None), "mount --bind %s" % path)
+        finally:
+            _syscall(_LIBC.setns(home, CLONE_NEWNET), "setns(home)")
+    except BaseException:
+        if not os.path.ismount(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def delete_namespace(name):
+    """Unmount and remove /run/netns/NAME; its interfaces go with it. Missing is fine."""
+    path = _path(name)
+    if _LIBC.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            _syscall(-1, "umount %s" % path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def entered(name):
+    """Run the body with this thread inside namespace ``name`` (None: stay home)."""
+    if name is None:
+        yield
+        return
+    try:
+        fd = os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsError("namespace %s does not exist" % name)
+    home = _home_fd()
+    try:
+        _syscall(_LIBC.setns(fd, CLONE_NEWNET), "setns(%s)" % name)
+    finally:
+        os.close(fd)
+    try:
+        yield
+    finally:
+        _syscall(_LIBC.setns(home, CLONE_NEWNET), "setns(home)")
+
+
+def namespace_fd(name):
+    """An open fd of /run/netns/NAME (caller closes), for IFLA_NET_NS_FD."""
+    return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
+
+
+def sysctl_path(key):
+    """/proc/sys path of a dotted sysctl key, e.g. net.ipv4.ip_forward."""
+    if not key or "/" in key or ".." in key:
+        raise NetnsError("invalid sysctl key %r" % key)
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def sysctl_read(name, key):
+    """The value of sysctl ``key`` inside namespace ``name`` (str), None if absent."""
+    with entered(name):
+        try:
+            with open(sysctl_path(key)) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+
+def sysctl_write(name, key, value):
+    """Write sysctl ``key`` = ``value`` inside namespace ``name``."""
+    with entered(name):
+        try:
+            with open(sysctl_path(key), "w") as f:
+                f.write(str(value))
+        except FileNotFoundError:
+            raise NetnsError("sysctl %s does not exist in namespace %s" % (key, name))
+
+
+class Sockets(object):
+    """One IPRoute socket per namespace, opened on first use and closed together.
+
+    Use as a context manager::
+
+        with Sockets() as socks:
+            ipr = socks.get("topo-lab-h1")
+    """
+
+    def __init__(self):
+        self._open = {}
+
+    def get(self, name):
+        """The socket for namespace ``name``; NetnsError if it does not exist."""
+        ipr = self._open.get(name)
+        if ipr is None:
+            with entered(name):
+                ipr = IPRoute()
+            self._open[name] = ipr
+        return ipr
+
+    def forget(self, name):
+        """Close the socket of a namespace that is about to be deleted."""
+        ipr = self._open.pop(name, None)
+        if ipr is not None:
+            ipr.close()
+
+    def close(self):
+        for ipr in self._open.values():
+            ipr.close()
+        self._open = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def link_summary(msg):
+    """Flatten an RTM_NEWLINK message into a plain dict of what topo compares.
+
+    Keys: index, ifname, kind (None for plain devices), alias, mtu, master (ifindex
+    or None), up (administratively), peer (IFLA_LINK: the peer's ifindex for a
+    veth), mac, and for bridges mcast_snooping/mcast_querier (0/1).
+    """
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info else None
+    data = info.get_attr("IFLA_INFO_DATA") if info else None
+    out = {
+        "index": msg["index"],
+        "ifname": msg.get_attr("IFLA_IFNAME"),
+        "kind": kind,
+        "alias": msg.get_attr("IFLA_IFALIAS"),
+        "mtu": msg.get_attr("IFLA_MTU"),
+        "master": msg.get_attr("IFLA_MASTER"),
+        "up": bool(msg["flags"] & IFF_UP),
+        "peer": msg.get_attr("IFLA_LINK"),
+        "mac": msg.get_attr("IFLA_ADDRESS"),
+    }
+    if kind == "bridge" and data is not None:
+        out["mcast_snooping"] = data.get_attr("IFLA_BR_MCAST_SNOOPING")
+        out["mcast_querier"] = data.get_attr("IFLA_BR_MCAST_QUERIER")
+    return out
+
+
+def links_by_name(ipr):
+    """{ifname: link_summary} of every link visible to socket ``ipr``."""
+    return {s["ifname"]: s for s in (link_summary(m) for m in ipr.get_links())}
+
+
+def ipv4_addresses(ipr, index=None):
+    """[(index, 'a.b.c.d/len')] of IPv4 addresses, optionally of one interface."""
+    kw = {"family": socket.AF_INET}
+    if index is not None:
+        kw["index"] = index
+    return [(m["index"], "%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"]))
+            for m in ipr.get_addr(**kw)]
+
+
+def translate(exc, what, kind=None):
+    """Turn a NetlinkError into a NetnsError whose message says what failed."""
+    code = getattr(exc, "code", 0)
+    if code == errno.EOPNOTSUPP and kind:
+        return KernelFeatureMissing(kind)
+    name = errno.errorcode.get(code, str(code))
+    return NetnsError("%s: %s (%s)" % (what, os.strerror(code) if code else exc, name))
+
+
+class Changes(object):
+    """What a module did (or would do, in check mode), for result, diff and plan.
+
+    Each item is ``{"action": "create"|"fix"|"remove", "resource": str,
+    "name": str, "detail": str}``. ``before``/``after`` lines build Ansible's diff.
+    """
+
+    def __init__(self, resource):
+        self.resource = resource
+        self.items = []
+        self._before = []
+        self._after = []
+
+    def add(self, action, name, detail="", before=None, after=None):
+        self.items.append({"action": action, "resource": self.resource,
+                           "name": name, "detail": detail})
+        if before is not None:
+            self._before.append("%s %s: %s" % (self.resource, name, before))
+        if after is not None:
+            self._after.append("%s %s: %s" % (self.resource, name, after))
+
+    def result(self, **extra):
+        """The module result: changed, changes, diff, plus ``extra`` keys."""
+        res = {
+            "changed": bool(self.items),
+            "changes": self.items,
+            "diff": {
+                "before": "".join(line + "\n" for line in self._before),
+                "after": "".join(line + "\n" for line in self._after),
+                "before_header": self.resource,
+                "after_header": self.resource,
+            },
+        }
+        res.update(extra)
+        return res
+
+
+def attr_text(attrs):
+    """Render a dict as 'k=v k=v' in key order, for diffs and details."""
+    return " ".join("%s=%s" % (k, attrs[k]) for k in sorted(attrs))
