@@ -1,0 +1,400 @@
+"""The ``topo`` command line.
+
+Every command takes ``--json`` (one JSON document on stdout, progress on stderr) and exits
+0 on success, 1 when a verification failed, 2 on bad input or usage, 3 when the machine
+cannot do it (not root, missing program or kernel feature), naming the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+import topo
+from topo import labdir
+from topo.errors import (EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
+                         RunFailed, TopoError, UsageError)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+MAIN_HELP = """\
+topo builds network labs from a topology file, with Ansible, and proves they work.
+
+A topology (YAML, or CSV with one row per link) declares nodes, bridges and links;
+topo expands it (names, addresses from pools, routes) into an Ansible inventory and
+runs the topo.lab playbooks: one network namespace per node, veth pairs, bridges,
+addresses, routes, then ping checks inside the nodes. Re-running changes only what
+differs; destroy removes exactly what topo made.
+
+quick start (as root):
+  topo apply examples/clusters.csv     build the lab and verify it
+  topo show examples/clusters.csv      nodes, interfaces, addresses, state
+  topo exec examples/clusters.csv a-master -- ping -c1 192.18.0.10
+  topo destroy examples/clusters.csv   remove it
+
+exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
+lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="topo", description=MAIN_HELP, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"topo {topo.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name, help_, description, epilog, file=True):
+        sp = sub.add_parser(name, help=help_, description=description, epilog=epilog, formatter_class=fmt)
+        if file:
+            sp.add_argument("file", metavar="FILE", help="topology file: .yml/.yaml or .csv")
+        sp.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        return sp
+
+    sp = cmd("apply", "build or converge a lab, then verify it",
+             "Build the lab FILE describes, or converge an existing one to it: create what is\n"
+             "missing, repair what drifted, remove what the lab owns but no longer declares.\n"
+             "Then run its checks (ping every node to every address it should reach, or the\n"
+             "checks under verify:). Safe to re-run: a lab that matches reports 0 changed.",
+             "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n\n"
+             "The same apply without this CLI:\n"
+             "  ansible-playbook -i $TOPO_HOME/labs/<lab>/inventory topo.lab.site")
+    sp.add_argument("--no-verify", action="store_true", help="build only; skip the checks")
+    sp.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                    help="if another topo holds this lab, wait this long (default: refuse at once)")
+    sp = cmd("plan", "show what apply would change, changing nothing",
+             "Compare FILE with the kernel and list what apply would do:\n"
+             "  + create   ~ fix (drifted attribute)   - remove (no longer declared)\n"
+             "Runs the apply playbook in Ansible check mode; nothing is changed.",
+             "example:\n  topo plan examples/routed.yml")
+    sp = cmd("verify", "run the lab's checks",
+             "Run the checks of an applied lab and report each; exit 1 if any failed.",
+             "example:\n  topo verify examples/clusters.csv --json")
+    sp = cmd("show", "list nodes, interfaces, addresses and their state",
+             "Read the kernel and show, for every node of FILE, its interfaces, addresses and\n"
+             "state: up, down, missing, or drift where the kernel differs from the file.",
+             "example:\n  topo show examples/clusters.csv")
+    sp = cmd("exec", "run a command inside a node",
+             "Run CMD inside NODE's network namespace, as argv (no shell). Use -- before CMD.",
+             "examples:\n  topo exec examples/clusters.csv a-master -- ip -br addr\n"
+             "  topo exec lab.yml h1 -- ping -c3 172.16.0.2")
+    sp.add_argument("node", metavar="NODE")
+    sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    sp = cmd("destroy", "remove everything a lab made",
+             "Remove every namespace (with its interfaces, bridges and routes) that carries the\n"
+             "lab's ownership marker, and the lab directory. Objects topo did not make are never\n"
+             "touched, even with a look-alike name. Works with the topology file gone: --lab NAME.",
+             "examples:\n  topo destroy examples/clusters.csv\n  topo destroy --lab clusters\n"
+             "  topo destroy --all", file=False)
+    sp.add_argument("file", metavar="FILE", nargs="?", help="topology file (or use --lab / --all)")
+    sp.add_argument("--lab", metavar="NAME", help="destroy lab NAME without its topology file")
+    sp.add_argument("--all", action="store_true", help="destroy every lab that has a lab directory")
+    sp.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait for a lab held by another topo")
+    sp = cmd("validate", "check a topology file without building anything (no root needed)",
+             "Load, validate and expand FILE and print the result: every problem with its file,\n"
+             "line and field (exit 2), or a summary of the expanded lab.",
+             "examples:\n  topo validate lab.csv\n  topo validate lab.yml --json   # the expanded lab")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``topo``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if not args.command:
+        _parser().print_help()
+        return EXIT_INPUT
+    handler = globals()[f"cmd_{args.command}"]
+    try:
+        return handler(args)
+    except TopoError as exc:
+        return _fail(args, exc)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]; run the same command again to finish, or topo destroy to remove the lab")
+        return 130
+
+
+def _fail(args, exc: TopoError) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps(exc.to_json(), indent=2))
+    else:
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        if isinstance(exc, InputError):
+            for p in exc.problems:
+                err.print(f"  {p}", markup=False)
+    return exc.exit_code
+
+
+def _emit(args, data: dict) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("topo needs root to create namespaces and interfaces; run it with sudo")
+    if shutil.which("ip") is None:
+        raise EnvironmentProblem("the ip command (iproute2) is missing; apt-get install iproute2")
+
+
+def _compile(args):
+    from topo.pipeline import compile_file
+    return compile_file(args.file)
+
+
+# --------------------------------------------------------------------------- validate
+
+def cmd_validate(args) -> int:
+    c = _compile(args)
+    if args.json:
+        _emit(args, {"lab": c.lab, "file": c.file, "expanded": c.expanded})
+        return EXIT_OK
+    e = c.expanded
+    n_if = sum(len(n["interfaces"]) for n in e["nodes"].values())
+    out.print(f"[green]✓[/] {c.file}: lab [bold]{c.lab}[/] is valid: {len(e['nodes'])} nodes, "
+              f"{len(e['bridges'])} bridges, {len(e['veths'])} links, {n_if} interfaces, "
+              f"{sum(len(ch['targets']) for ch in e['checks'])} ping checks")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- apply / plan
+
+def _summary_table(changes: list[dict], title: str) -> Table:
+    counts = Counter((c["resource"], c["action"]) for c in changes)
+    table = Table(title=title, title_justify="left")
+    table.add_column("resource")
+    for action in ("create", "fix", "remove"):
+        table.add_column(action, justify="right")
+    for resource in dict.fromkeys(c["resource"] for c in changes):
+        table.add_row(resource, *(str(counts.get((resource, a), 0) or "") for a in ("create", "fix", "remove")))
+    return table
+
+
+def _check_summary(checks: list[dict]) -> dict:
+    passed = sum(1 for c in checks if c.get("ok"))
+    return {"total": len(checks), "passed": passed, "failed": len(checks) - passed}
+
+
+def _print_checks(checks: list[dict]) -> None:
+    by_src: dict[str, list] = {}
+    for c in checks:
+        by_src.setdefault(c["from"], []).append(c)
+    table = Table(title="checks: ping", title_justify="left")
+    for col in ("from", "targets", "passed", "avg rtt ms", "failed"):
+        table.add_column(col, justify="right" if col in ("targets", "passed", "avg rtt ms") else "left")
+    for src in sorted(by_src):
+        items = by_src[src]
+        ok = [c for c in items if c["ok"]]
+        rtts = [c["rtt_ms"] for c in items if c.get("rtt_ms") is not None]
+        bad = ", ".join(f"{c['node']} {c['address']} (expected {c['expect']}, got {c['observed']})"
+                        for c in items if not c["ok"])
+        table.add_row(src, str(len(items)), str(len(ok)), f"{sum(rtts) / len(rtts):.3f}" if rtts else "-",
+                      f"[red]{bad}[/]" if bad else "")
+    out.print(table)
+
+
+def _raise_build_failure(result) -> None:
+    text = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures)
+    raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
+
+
+def cmd_apply(args) -> int:
+    c = _compile(args)
+    _require_root()
+    from topo.pipeline import write_inventory
+    from topo.runner import run_playbook
+
+    with labdir.locked(c.lab, wait=args.wait, notify=err.print):
+        inv = write_inventory(c)
+        labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
+            n["netns"] for n in c.expanded["nodes"].values()] + [b["netns"] for b in c.expanded["bridges"].values()])
+        build = run_playbook(c.lab, "apply", inventory=inv, quiet=args.json, title=f"applying {c.lab}")
+        if not build.ok:
+            _raise_build_failure(build)
+        checks = None
+        if not args.no_verify:
+            ver = run_playbook(c.lab, "verify", inventory=inv, quiet=args.json, title=f"verifying {c.lab}")
+            checks = ver.checks
+            _verify_errors(ver)
+    changed = len(build.changes)
+    data = {"lab": c.lab, "file": c.file, "changed": changed, "changes": build.changes,
+            "seconds": round(build.seconds, 2), "log": build.log, "lab_dir": labdir.lab_dir(c.lab),
+            "inventory": inv}
+    if checks is not None:
+        data["checks"] = _check_summary(checks)
+        data["check_results"] = checks
+    if args.json:
+        _emit(args, data)
+    else:
+        if changed:
+            out.print(_summary_table(build.changes, f"lab {c.lab}: {changed} changed in {build.seconds:.1f} s"))
+        else:
+            out.print(f"lab [bold]{c.lab}[/]: [green]0 changed[/] - the kernel already matches {c.file} "
+                      f"({build.seconds:.1f} s)")
+        if checks is not None:
+            _print_checks(checks)
+            s = data["checks"]
+            colour = "green" if not s["failed"] else "red"
+            out.print(f"[{colour}]{s['passed']}/{s['total']} checks passed[/]")
+        out.print(f"[dim]inventory: {inv}\nlog: {build.log}[/]")
+    if checks is not None and any(not ch["ok"] for ch in checks):
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def _verify_errors(ver) -> None:
+    """A verify run whose failures are not check results is an environment problem."""
+    hosts_with_checks = {c["from"] for c in ver.checks}
+    other = [f for f in ver.failures if f.host not in hosts_with_checks]
+    if other:
+        raise RunFailed("verification could not run: " + "; ".join(
+            f"{f.host}: {f.message}" for f in other), ver.log)
+
+
+def cmd_plan(args) -> int:
+    c = _compile(args)
+    _require_root()
+    from topo.pipeline import write_inventory
+    from topo.runner import run_playbook
+
+    with labdir.locked(c.lab):
+        inv = write_inventory(c)
+        result = run_playbook(c.lab, "apply", inventory=inv, check=True, quiet=True, title=f"planning {c.lab}")
+    if not result.ok:
+        _raise_build_failure(result)
+    if args.json:
+        _emit(args, {"lab": c.lab, "file": c.file, "changes": result.changes, "count": len(result.changes)})
+        return EXIT_OK
+    if not result.changes:
+        out.print(f"lab [bold]{c.lab}[/]: nothing to do - the kernel matches {c.file}")
+        return EXIT_OK
+    sign = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
+    for ch in result.changes:
+        detail = f"  [dim]{ch['detail']}[/]" if ch.get("detail") else ""
+        out.print(f"{sign[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
+    counts = Counter(ch["action"] for ch in result.changes)
+    out.print(f"\nplan: {counts.get('create', 0)} to create, {counts.get('fix', 0)} to fix, "
+              f"{counts.get('remove', 0)} to remove")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- verify
+
+def cmd_verify(args) -> int:
+    c = _compile(args)
+    _require_root()
+    from topo.pipeline import write_inventory
+    from topo.runner import run_playbook
+
+    inv = write_inventory(c)
+    ver = run_playbook(c.lab, "verify", inventory=inv, quiet=args.json, title=f"verifying {c.lab}")
+    _verify_errors(ver)
+    summary = _check_summary(ver.checks)
+    if args.json:
+        _emit(args, {"lab": c.lab, "checks": summary, "check_results": ver.checks, "log": ver.log})
+    else:
+        _print_checks(ver.checks)
+        colour = "green" if not summary["failed"] else "red"
+        out.print(f"[{colour}]{summary['passed']}/{summary['total']} checks passed[/]")
+    return EXIT_VERIFY if summary["failed"] else EXIT_OK
+
+
+# --------------------------------------------------------------------------- show
+
+def cmd_show(args) -> int:
+    c = _compile(args)
+    _require_root()
+    from topo.show import observe
+    rows = observe(c.expanded)
+    if args.json:
+        _emit(args, {"lab": c.lab, "nodes": rows})
+        return EXIT_OK
+    table = Table(title=f"lab {c.lab}", title_justify="left")
+    for col in ("node", "kind", "interface", "address", "peer", "state"):
+        table.add_column(col)
+    colours = {"up": "green", "missing": "red", "drift": "yellow", "down": "yellow"}
+    for node in rows:
+        ifaces = node["interfaces"] or [{"ifname": "-", "address": "", "peer": "", "state": node["state"]}]
+        for k, iface in enumerate(ifaces):
+            state = iface["state"]
+            text = f"[{colours.get(state.split(':')[0], 'white')}]{state}[/]"
+            table.add_row(node["node"] if k == 0 else "", node["kind"] if k == 0 else "", iface["ifname"],
+                          iface.get("address") or "", iface.get("peer") or "", text)
+    out.print(table)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- exec
+
+def cmd_exec(args) -> int:
+    c = _compile(args)
+    _require_root()
+    node = c.expanded["nodes"].get(args.node)
+    if node is None:
+        raise UsageError(f"no node {args.node!r} in {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
+    if not os.path.exists(os.path.join("/run/netns", node["netns"])):
+        raise EnvironmentProblem(f"node {args.node} does not exist; run topo apply {c.file} first")
+    full = ["ip", "netns", "exec", node["netns"], *argv]
+    if args.json:
+        proc = subprocess.run(full, capture_output=True, text=True)
+        _emit(args, {"node": args.node, "argv": argv, "rc": proc.returncode,
+                     "stdout": proc.stdout, "stderr": proc.stderr})
+        return proc.returncode
+    return subprocess.call(full)
+
+
+# --------------------------------------------------------------------------- destroy
+
+def cmd_destroy(args) -> int:
+    _require_root()
+    from topo.pipeline import compile_file, destroy_inventory
+    from topo.runner import run_playbook
+
+    if sum(bool(x) for x in (args.file, args.lab, args.all)) != 1:
+        raise UsageError("name what to destroy: a topology FILE, --lab NAME, or --all")
+    if args.file:
+        labs = [compile_file(args.file).lab]
+    elif args.lab:
+        from topo.model import NAME_RE
+        import re
+        if not re.match(NAME_RE, args.lab):
+            raise UsageError(f"{args.lab!r} is not a lab name")
+        labs = [args.lab]
+    else:
+        from topo.show import labs_in_kernel
+        labs = sorted(set(labdir.known_labs()) | set(labs_in_kernel()))
+    report = []
+    for lab in labs:
+        with labdir.locked(lab, wait=args.wait, notify=err.print):
+            result = run_playbook(lab, "destroy", inventory=destroy_inventory(lab), quiet=args.json,
+                                  title=f"destroying {lab}")
+            if not result.ok:
+                _raise_build_failure(result)
+            removed = [ch["name"] for ch in result.changes if ch["action"] == "remove"]
+            labdir.remove(lab)
+        report.append({"lab": lab, "removed": removed, "seconds": round(result.seconds, 2)})
+        if not args.json:
+            if removed:
+                out.print(f"lab [bold]{lab}[/]: removed {len(removed)} namespaces ({result.seconds:.1f} s): "
+                          + ", ".join(removed))
+            else:
+                out.print(f"lab [bold]{lab}[/]: nothing of it was left to remove")
+    if args.json:
+        _emit(args, {"labs": report})
+    elif not labs:
+        out.print("no labs to destroy")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Phase 4, project: the expanded lab becomes an Ansible inventory.
+
+Two kinds of hosts (DESIGN.md 3):
+
+* ``topo_hosts`` - the machines that build the lab (``localhost``, connection local);
+  ``group_vars/topo_hosts.yml`` holds the whole desired state, one list per resource type,
+  which the roles pass to the batched modules;
+* ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
+  ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node. Every
+  node is also in its kind's group (``netns``) and in its declared groups.
+
+:func:`project` is pure (the inventory as data); :func:`write` puts it on disk. Both are
+deterministic: the same expanded lab gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import yaml
+
+CONNECTION = "topo.lab.netns"
+
+
+def project(expanded: dict, python: str | None = None) -> dict:
+    """The inventory as ``{relative path: data}``: hosts.yml, group_vars and host_vars files.
+
+    ``python`` is the interpreter Ansible runs modules with, on the build host and inside
+    netns nodes (they share its filesystem); it must have pyroute2. Default: this one.
+    """
+    python = python or sys.executable
+    lab = expanded["lab"]
+    nodes = expanded["nodes"]
+    groups: dict[str, list[str]] = {}
+    for name, node in nodes.items():
+        for g in [node["kind"], *node["groups"]]:
+            groups.setdefault(g, []).append(name)
+    hosts = {
+        "all": {
+            "vars": {"topo_lab": lab},
+            "children": {
+                "topo_hosts": {"hosts": {"localhost": {
+                    "ansible_connection": "local", "ansible_python_interpreter": python}}},
+                "topo_nodes": {
+                    "vars": {"ansible_connection": CONNECTION, "ansible_python_interpreter": python,
+                             "ansible_pipelining": True},
+                    "hosts": {name: None for name in nodes},
+                },
+                **{g: {"hosts": {n: None for n in members}} for g, members in sorted(groups.items())},
+            },
+        }
+    }
+    namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"]} for name, n in nodes.items()]
+    namespaces += [{"name": b["netns"], "node": name, "sysctls": {}} for name, b in expanded["bridges"].items()]
+    addresses = []
+    for node in nodes.values():
+        if node["loopback"]:
+            addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": [node["loopback"]]})
+        for iface in node["interfaces"]:
+            addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
+                              "addresses": [iface["address"]] if iface["address"] else []})
+    build = {
+        "topo_lab": lab,
+        "topo_namespaces": namespaces,
+        "topo_namespace_names": [ns["name"] for ns in namespaces],
+        "topo_bridges": [{"netns": b["netns"], "name": b["ifname"], "mtu": b["mtu"],
+                          "mcast_snooping": b["mcast_snooping"], "mcast_querier": b["mcast_querier"]}
+                         for b in expanded["bridges"].values()],
+        "topo_veths": expanded["veths"],
+        "topo_addresses": addresses,
+        "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
+    }
+    pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
+    files = {"hosts.yml": hosts, "group_vars/topo_hosts.yml": build}
+    for name, node in nodes.items():
+        files[f"host_vars/{name}.yml"] = {
+            "topo_netns": node["netns"],
+            "topo_interfaces": node["interfaces"],
+            "topo_ping_targets": pings.get(name, []),
+        }
+    return files
+
+
+def dump(data) -> str:
+    """YAML text for inventory files and snapshots: block style, keys in insertion order."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+
+
+def write(directory: str, files: dict) -> None:
+    """Write ``files`` (from :func:`project`) under ``directory``, replacing stale host_vars."""
+    host_vars = os.path.join(directory, "host_vars")
+    if os.path.isdir(host_vars):
+        keep = {os.path.basename(p) for p in files if p.startswith("host_vars/")}
+        for name in os.listdir(host_vars):
+            if name not in keep:
+                os.unlink(os.path.join(host_vars, name))
+    for rel, data in files.items():
+        path = os.path.join(directory, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        text = "---\n# Written by topo from the topology; edits are overwritten.\n" + dump(data)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)

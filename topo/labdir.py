@@ -1,0 +1,168 @@
+"""The lab directory: where a lab's inventory, logs, state and reports live, and its lock.
+
+Location: ``$TOPO_HOME/labs/<lab>`` (``TOPO_HOME`` defaults to ``/var/lib/topo``), so a lab is
+found by name alone (``topo destroy --lab NAME`` with the topology file gone). Locks live
+beside the labs, in ``$TOPO_HOME/locks/<lab>.lock``, so removing a lab directory never
+removes the lock another process holds.
+
+Layout of a lab directory::
+
+    ansible.cfg        settings for running Ansible by hand from here
+    site.yml           imports topo.lab.site (apply + verify)
+    inventory/         hosts.yml, group_vars/, host_vars/ (see topo.inventory)
+    expanded.yml       the expanded lab (every name, address, route, check)
+    state.json         source file, timestamps, namespaces made
+    logs/              full Ansible logs, one per run
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+
+import topo
+from topo.errors import EnvironmentProblem
+
+ANSIBLE_CFG = """\
+# Written by topo. Lets you run Ansible by hand on this lab, from this directory:
+#   ansible-playbook site.yml          (apply + verify, as topo apply does)
+#   ansible NODE -m command -a 'ip -br addr'
+[defaults]
+inventory = inventory
+collections_path = {collections}
+gathering = explicit
+forks = 32
+host_key_checking = false
+retry_files_enabled = false
+interpreter_python = auto_silent
+callback_result_format = yaml
+
+[inventory]
+enable_plugins = topo.lab.topo, host_list, yaml, ini, auto
+
+[connection]
+pipelining = true
+"""
+
+SITE_YML = """\
+---
+# Written by topo: the lab's apply + verify, as `topo apply` runs it.
+- name: Apply and verify
+  import_playbook: topo.lab.site
+"""
+
+
+def home() -> str:
+    """``$TOPO_HOME`` or ``/var/lib/topo``."""
+    return os.environ.get("TOPO_HOME") or "/var/lib/topo"
+
+
+def lab_dir(lab: str) -> str:
+    return os.path.join(home(), "labs", lab)
+
+
+def collections_dir() -> str:
+    """The directory holding ``ansible_collections/topo/lab`` for this installation."""
+    import ansible_collections.topo.lab as coll  # namespace package, found on sys.path
+    path = list(coll.__path__)[0]
+    return os.path.dirname(os.path.dirname(os.path.dirname(path)))
+
+
+def playbook(name: str) -> str:
+    """Absolute path of one of the collection's playbooks (site, apply, verify, destroy)."""
+    import ansible_collections.topo.lab as coll
+    return os.path.join(list(coll.__path__)[0], "playbooks", f"{name}.yml")
+
+
+def prepare(lab: str) -> str:
+    """Create the lab directory with ansible.cfg and site.yml; return its path."""
+    d = lab_dir(lab)
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    _write(os.path.join(d, "ansible.cfg"), ANSIBLE_CFG.format(collections=collections_dir()))
+    _write(os.path.join(d, "site.yml"), SITE_YML)
+    return d
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_state(lab: str, **fields) -> None:
+    """Merge ``fields`` into state.json of the lab."""
+    path = os.path.join(lab_dir(lab), "state.json")
+    state = read_state(lab)
+    state.update(fields, topo_version=topo.__version__, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def read_state(lab: str) -> dict:
+    try:
+        with open(os.path.join(lab_dir(lab), "state.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def known_labs() -> list[str]:
+    """Names of labs that have a lab directory."""
+    try:
+        return sorted(os.listdir(os.path.join(home(), "labs")))
+    except FileNotFoundError:
+        return []
+
+
+def remove(lab: str) -> None:
+    """Remove the lab directory (after destroy)."""
+    shutil.rmtree(lab_dir(lab), ignore_errors=True)
+
+
+@contextmanager
+def locked(lab: str, wait: float = 0.0, notify=None):
+    """Hold the lab's lock for the body.
+
+    Another topo holding it makes this wait up to ``wait`` seconds (calling ``notify``
+    once with a message), then raise EnvironmentProblem naming the holder's PID.
+    """
+    d = os.path.join(home(), "locks")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{lab}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                if time.monotonic() >= deadline:
+                    raise EnvironmentProblem(
+                        f"lab {lab} is locked by another topo (pid {holder}); wait for it to finish, "
+                        f"or pass --wait SECONDS to wait for it") from None
+                if not told and notify:
+                    notify(f"lab {lab} is locked by pid {holder}; waiting up to {wait:.0f} s")
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

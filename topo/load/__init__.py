@@ -1,0 +1,69 @@
+"""Phase 1, load: read a topology file into a raw document with source positions.
+
+The raw document is plain data (dicts, lists, str, int, bool) in the shape of the
+canonical YAML form, whatever the file's format, plus a map from each path in it to the
+line it came from, so later phases can name the line of any field they reject.
+
+Formats, chosen by suffix: ``.yml``/``.yaml`` (canonical), ``.csv`` (one row per link).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from topo.errors import Problems
+
+#: Files larger than this are refused before parsing (bounded memory for hostile input).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class RawLab:
+    """A loaded topology: ``data`` in YAML shape, ``lines`` from path tuple to line number."""
+
+    file: str
+    data: dict
+    lines: dict[tuple, int] = field(default_factory=dict)
+    default_name: str = ""
+
+    def line_of(self, path: tuple) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def load(path: str) -> RawLab:
+    """Load ``path`` by its suffix. Raises InputError (exit 2) for unreadable or malformed files."""
+    from topo.load import csv_format, yaml_format
+
+    problems = Problems(path)
+    suffix = os.path.splitext(path)[1].lower()
+    loaders = {".yml": yaml_format.load, ".yaml": yaml_format.load, ".csv": csv_format.load}
+    if suffix not in loaders:
+        problems.add(None, "", f"unknown topology format {suffix or '(no suffix)'!r}; "
+                               "use .yml/.yaml (YAML) or .csv (one row per link)")
+        problems.gate("load")
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            problems.add(None, "", f"file is {size} bytes; topo reads at most {MAX_FILE_BYTES}")
+            problems.gate("load")
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        problems.add(None, "", f"cannot read: {exc.strerror}")
+        problems.gate("load")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.add(None, "", f"not UTF-8 text (byte {exc.start})")
+        problems.gate("load")
+    lab = loaders[suffix](path, text, problems)
+    problems.gate("load")
+    lab.default_name = os.path.splitext(os.path.basename(path))[0]
+    return lab

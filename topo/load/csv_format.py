@@ -1,0 +1,179 @@
+"""CSV topologies: a spreadsheet-friendly edge list, one row per link.
+
+Columns (header row required, order free, unknown columns are an error):
+
+==============  ===================================================================
+node            the node at this end of the link (required on every row)
+ifname          its interface name (default: eth0, eth1, ... in row order)
+address         its IPv4 address, ``a.b.c.d/len`` or ``a.b.c.d`` (default: from a pool)
+peer            the node at the other end: a point-to-point veth link
+peer_ifname     the peer's interface name
+peer_address    the peer's IPv4 address
+bridge          instead of ``peer``: the bridge (LAN) this node is plugged into
+subnet          the link's or the bridge's subnet, ``a.b.c.d/len``
+mtu             MTU of the link in bytes (default 1500)
+groups          groups of ``node``, separated by ``;`` or spaces (Ansible groups)
+forwarding      ``true`` makes ``node`` a router (IPv4 forwarding on)
+==============  ===================================================================
+
+A row with neither ``peer`` nor ``bridge`` declares the node alone (with its groups).
+Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
+header sets lab options: ``name`` and ``routing`` (``auto`` or ``none``).
+The result is the same raw document the YAML loader makes, so both load into one model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from topo.errors import Problems
+from topo.load import RawLab
+
+COLUMNS = ("node", "ifname", "address", "peer", "peer_ifname", "peer_address", "bridge",
+           "subnet", "mtu", "groups", "forwarding")
+#: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
+MAX_ROWS = 20_000
+DIRECTIVE = re.compile(r"^#\s*topo:\s*(.*)$")
+TRUE = {"true", "yes", "1", "on"}
+FALSE = {"false", "no", "0", "off", ""}
+
+
+def load(path: str, text: str, problems: Problems) -> RawLab:
+    """Parse CSV ``text`` into the YAML-shaped raw document."""
+    lab = RawLab(path, {"nodes": {}, "bridges": {}, "links": []})
+    nodes, bridges, links = lab.data["nodes"], lab.data["bridges"], lab.data["links"]
+    lines = text.splitlines()
+    body_start = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("#"):
+            body_start = i
+            break
+        m = DIRECTIVE.match(line.strip())
+        if m:
+            for item in m.group(1).split():
+                key, sep, value = item.partition("=")
+                if not sep or key not in ("name", "routing"):
+                    problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, routing=auto|none")
+                    continue
+                lab.data[key] = value
+                lab.lines[(key,)] = i + 1
+    else:
+        problems.add(None, "", "no header row; the first row names the columns, e.g. node,peer,bridge,address")
+        return lab
+
+    numbered = [(n + 1, line) for n, line in enumerate(lines) if n >= body_start
+                and not line.lstrip().startswith("#")]
+    reader = csv.reader(io.StringIO("\n".join(line for _, line in numbered)), strict=True)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except (csv.Error, StopIteration) as exc:
+        problems.add(numbered[0][0] if numbered else None, "header", f"malformed header row: {exc}")
+        return lab
+    header_line = numbered[0][0]
+    unknown = [h for h in header if h not in COLUMNS]
+    for h in unknown:
+        problems.add(header_line, f"column {h!r}", f"unknown column; known columns: {', '.join(COLUMNS)}")
+    if "node" not in header:
+        problems.add(header_line, "header", "missing the required column 'node'")
+    dupes = {h for h in header if header.count(h) > 1}
+    for h in sorted(dupes):
+        problems.add(header_line, f"column {h!r}", "appears more than once in the header")
+    if unknown or dupes or "node" not in header:
+        return lab
+
+    row_index = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.add(numbered[min(reader.line_num, len(numbered)) - 1][0], "row", f"malformed CSV: {exc}")
+            break
+        row_index += 1
+        line = numbered[min(reader.line_num, len(numbered)) - 1][0]
+        if row_index > MAX_ROWS:
+            problems.add(line, "row", f"more than {MAX_ROWS} rows; refused")
+            break
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            problems.add(line, "row", f"has {len(cells)} cells, the header has {len(header)} columns")
+            continue
+        row = {h: c.strip() for h, c in zip(header, cells)}
+        _row(lab, row, line, problems, nodes, bridges, links)
+    if not nodes:
+        problems.add(None, "", "no rows; a CSV topology needs at least one row with a node")
+    return lab
+
+
+def _row(lab, row, line, problems, nodes, bridges, links):
+    name = row.get("node", "")
+    if not name:
+        problems.add(line, "column 'node'", "is empty; every row names a node")
+        return
+    node = nodes.setdefault(name, {})
+    lab.lines.setdefault(("nodes", name), line)
+    groups = [g for g in re.split(r"[;\s]+", row.get("groups", "")) if g]
+    if groups:
+        node.setdefault("groups", [])
+        node["groups"] += [g for g in groups if g not in node["groups"]]
+        lab.lines.setdefault(("nodes", name, "groups"), line)
+    fwd = row.get("forwarding", "").lower()
+    if fwd:
+        if fwd in TRUE | FALSE:
+            node["forwarding"] = fwd in TRUE
+        else:
+            problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
+        lab.lines.setdefault(("nodes", name, "forwarding"), line)
+
+    peer, bridge = row.get("peer", ""), row.get("bridge", "")
+    if peer and bridge:
+        problems.add(line, "column 'bridge'", "a row has either a peer (point-to-point) or a bridge, not both")
+        return
+    if not peer and not bridge:
+        for col in ("ifname", "address", "peer_ifname", "peer_address", "subnet", "mtu"):
+            if row.get(col):
+                problems.add(line, f"column {col!r}", "needs a 'peer' or 'bridge' on the same row")
+        return
+    index = len(links)
+    a = {"node": name}
+    for col, key in (("ifname", "ifname"), ("address", "address")):
+        if row.get(col):
+            a[key] = row[col]
+    if bridge:
+        b = {"node": bridge}
+        if bridge not in bridges:
+            bridges[bridge] = {}
+            lab.lines[("bridges", bridge)] = line
+        if row.get("subnet"):
+            prev = bridges[bridge].get("subnet")
+            if prev and prev != row["subnet"]:
+                problems.add(line, "column 'subnet'", f"bridge {bridge!r} already has subnet {prev}")
+            bridges[bridge]["subnet"] = row["subnet"]
+            lab.lines.setdefault(("bridges", bridge, "subnet"), line)
+        for col in ("peer_ifname", "peer_address"):
+            if row.get(col):
+                problems.add(line, f"column {col!r}", "is for point-to-point rows (with 'peer'), not bridge rows")
+    else:
+        nodes.setdefault(peer, {})
+        lab.lines.setdefault(("nodes", peer), line)
+        b = {"node": peer}
+        if row.get("peer_ifname"):
+            b["ifname"] = row["peer_ifname"]
+        if row.get("peer_address"):
+            b["address"] = row["peer_address"]
+    link = {"endpoints": [a, b]}
+    if row.get("subnet") and not bridge:
+        link["subnet"] = row["subnet"]
+    if row.get("mtu"):
+        try:
+            link["mtu"] = int(row["mtu"])
+        except ValueError:
+            problems.add(line, "column 'mtu'", f"{row['mtu']!r} is not a whole number")
+    links.append(link)
+    lab.lines[("links", index)] = line

@@ -1,0 +1,87 @@
+"""YAML topologies (the canonical form), loaded with line numbers for every value.
+
+PyYAML composes the document into a node tree (safe tags only); we convert it to plain
+data ourselves so that each path keeps the line it starts on, duplicate keys are reported
+instead of silently overwritten, and alias expansion is bounded (a "billion laughs"
+document is refused, not expanded).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from topo.errors import Problems
+from topo.load import RawLab
+
+#: Most nodes a document may expand to, aliases included.
+MAX_NODES = 200_000
+
+
+class _TooBig(Exception):
+    pass
+
+
+def load(path: str, text: str, problems: Problems) -> RawLab:
+    """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        return RawLab(path, {})
+    lab = RawLab(path, {})
+    if root is None:
+        problems.add(None, "", "the file is empty; a topology needs at least 'nodes'")
+        return lab
+    if not isinstance(root, yaml.MappingNode):
+        problems.add(root.start_mark.line + 1, "", "the top level must be a mapping (name:, nodes:, links: ...)")
+        return lab
+    constructor = yaml.SafeLoader("")
+    budget = [MAX_NODES]
+
+    def convert(node, path):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig()
+        lab.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for knode, vnode in node.value:
+                if not isinstance(knode, yaml.ScalarNode):
+                    problems.add(knode.start_mark.line + 1, _dotted(path), "keys must be plain names")
+                    continue
+                key = constructor.construct_object(knode)
+                if isinstance(key, (int, float, bool)) or key is None:
+                    key = knode.value
+                if key in out:
+                    problems.add(knode.start_mark.line + 1, _dotted(path + (key,)),
+                                 f"duplicate key {key!r} (first on line {lab.lines.get(path + (key,))})")
+                    continue
+                out[key] = convert(vnode, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [convert(v, path + (i,)) for i, v in enumerate(node.value)]
+        try:
+            return constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            problems.add(node.start_mark.line + 1, _dotted(path), f"bad value: {exc}")
+            return None
+
+    try:
+        lab.data = convert(root, ())
+    except _TooBig:
+        problems.add(None, "", f"the document expands to more than {MAX_NODES} values (aliases?); refused")
+        lab.data = {}
+    except RecursionError:
+        problems.add(None, "", "the document nests too deeply; refused")
+        lab.data = {}
+    return lab
+
+
+def _dotted(path: tuple) -> str:
+    """('links', 2, 'endpoints', 0) -> 'links[2].endpoints[0]'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

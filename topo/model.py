@@ -1,0 +1,291 @@
+"""Phase 2, resolve and validate: the raw document becomes a typed :class:`Lab` (pydantic).
+
+Field-level rules live here (types, safe names, ranges, unknown keys); rules that need the
+whole lab (references, duplicates, addressing) live in :mod:`topo.expand`.
+
+Names that reach the kernel or a command line (lab, node, bridge, group, interface) must
+be safe identifiers: ASCII letters, digits, ``-`` and ``_``, starting with a letter. They are
+passed to programs as argv only, never through a shell; the pattern keeps them readable and
+valid as file, namespace and Ansible host names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from topo.errors import Problems
+from topo.load import RawLab
+
+#: A safe identifier. Node and bridge names become parts of namespace names and Ansible hosts.
+NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]*$"
+Name = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=40)]
+#: Lab names are part of every namespace name (topo-<lab>-<node>).
+LabName = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=24)]
+#: Interface names: at most 15 characters (IFNAMSIZ is 16 with the terminating NUL).
+IfName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", min_length=1, max_length=15)]
+Mtu = Annotated[int, Field(ge=68, le=65535)]
+
+
+def _check_interface(value: str) -> str:
+    """'a.b.c.d' or 'a.b.c.d/len' (IPv4). Returned unchanged; expand decides the length."""
+    try:
+        ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address (a.b.c.d or a.b.c.d/len)") from None
+    return value
+
+
+def _check_network(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 subnet (a.b.c.d/len)") from None
+    if str(net) != value and "/" in value:
+        raise ValueError(f"{value!r} has host bits set; the subnet is {net}")
+    if "/" not in value:
+        raise ValueError(f"{value!r} has no prefix length; write it as a.b.c.d/len")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class StaticRoute(Strict):
+    """A static route on a node: destination prefix and next-hop address."""
+
+    dst: str
+    via: str
+
+    _dst = field_validator("dst")(_check_network)
+
+    @field_validator("via")
+    @classmethod
+    def _via(cls, v: str) -> str:
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address") from None
+        return v
+
+
+class Node(Strict):
+    """A lab node. ``kind: netns`` (default) is a named network namespace."""
+
+    kind: Literal["netns"] = "netns"
+    groups: list[Name] = []
+    forwarding: bool = False
+    loopback: Union[bool, str] = False
+    sysctls: dict[str, Union[str, int]] = {}
+    routes: list[StaticRoute] = []
+    gateway: str | None = None
+
+    @field_validator("loopback")
+    @classmethod
+    def _loopback(cls, v):
+        if isinstance(v, str):
+            _check_interface(v)
+        return v
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, v):
+        if v is not None:
+            try:
+                ipaddress.IPv4Address(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IPv4 address") from None
+        return v
+
+    @field_validator("sysctls")
+    @classmethod
+    def _sysctls(cls, v):
+        for key in v:
+            if not key.startswith("net.") or "/" in key or ".." in key:
+                raise ValueError(f"sysctl {key!r}: only network sysctls (net.*) are per namespace")
+        return v
+
+
+class Bridge(Strict):
+    """A Linux bridge: a LAN segment. It lives in its own namespace (topo-<lab>-<bridge>)."""
+
+    subnet: str | None = None
+    mtu: Mtu | None = None
+    igmp_snooping: bool = True
+    querier: bool = False
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, v):
+        return None if v is None else _check_network(v)
+
+
+class Endpoint(Strict):
+    """One end of a link: a node (with optional interface name and address) or a bridge."""
+
+    node: Name
+    ifname: IfName | None = None
+    address: str | None = None
+    mac: str | None = Field(default=None, pattern=r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+
+    _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
+
+
+def _endpoint_shorthand(value):
+    """'h1' or 'h1:eth0' stands for {node: h1[, ifname: eth0]}."""
+    if isinstance(value, str):
+        node, sep, ifname = value.partition(":")
+        return {"node": node, "ifname": ifname} if sep else {"node": node}
+    return value
+
+
+class Link(Strict):
+    """A veth link between two nodes, or from a node to a bridge."""
+
+    endpoints: list[Endpoint] = Field(min_length=2, max_length=2)
+    subnet: str | None = None
+    mtu: Mtu = 1500
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        if isinstance(value, list):
+            value = {"endpoints": value}
+        if isinstance(value, dict) and isinstance(value.get("endpoints"), list):
+            value = dict(value, endpoints=[_endpoint_shorthand(e) for e in value["endpoints"]])
+        return value
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, v):
+        return None if v is None else _check_network(v)
+
+
+class Pool(Strict):
+    """An address pool: subnets of ``prefix`` bits are carved from ``ipv4``, in order."""
+
+    ipv4: str
+    prefix: int = Field(ge=8, le=32)
+
+    _ipv4 = field_validator("ipv4")(_check_network)
+
+
+class PingCheck(Strict):
+    """Ping from nodes to nodes; ``expect: fail`` for pairs that must not reach."""
+
+    from_: list[Name] | Literal["all"] = Field("all", alias="from")
+    to: list[Name] | Literal["all"] = "all"
+    expect: Literal["pass", "fail"] = "pass"
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, value):
+        if value == "all":
+            return {}
+        if isinstance(value, dict):
+            value = dict(value)
+            for key in ("from", "to"):
+                if isinstance(value.get(key), str) and value[key] != "all":
+                    value[key] = [value[key]]
+        return value
+
+
+class Check(Strict):
+    """One entry of ``verify:``. Today: ``ping``."""
+
+    ping: PingCheck
+
+
+DEFAULT_POOLS = {
+    # netlab's defaults: LANs /24 from 172.16.0.0/16, point-to-point /30 from 10.1.0.0/16,
+    # loopbacks /32 from 10.0.0.0/24.
+    "lan": {"ipv4": "172.16.0.0/16", "prefix": 24},
+    "p2p": {"ipv4": "10.1.0.0/16", "prefix": 30},
+    "loopback": {"ipv4": "10.0.0.0/24", "prefix": 32},
+}
+
+
+class Lab(Strict):
+    """A whole topology, as written (before expansion)."""
+
+    name: LabName
+    routing: Literal["auto", "none"] = "none"
+    addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
+    nodes: dict[Name, Node]
+    bridges: dict[Annotated[str, Field(pattern=NAME_RE, max_length=15)], Bridge] = {}
+    links: list[Link] = []
+    verify: list[Check] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, value):
+        """Allow ``h1:`` (null) for a node with defaults, and a list of node names."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        for key in ("nodes", "bridges"):
+            items = value.get(key)
+            if isinstance(items, list) and all(isinstance(i, str) for i in items):
+                items = {i: None for i in items}
+            if isinstance(items, dict):
+                value[key] = {k: ({} if v is None else v) for k, v in items.items()}
+        return value
+
+    def pool(self, name: str) -> Pool:
+        return self.addressing.get(name) or Pool(**DEFAULT_POOLS[name])
+
+
+def resolve(raw: RawLab) -> Lab:
+    """Validate the raw document into a Lab; every field error is reported at once (exit 2)."""
+    problems = Problems(raw.file)
+    data = dict(raw.data)
+    data.setdefault("name", raw.default_name)
+    if "name" not in raw.data and not _is_name(raw.default_name, 24):
+        problems.add(None, "name", f"the file name gives the lab name {raw.default_name!r}, which is not "
+                                   "a safe name (letters, digits, - and _, starting with a letter, "
+                                   "at most 24 characters); set name: in the file")
+        problems.gate("validate")
+    try:
+        return Lab.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            problems.add(raw.line_of(loc), _field(loc), _message(err))
+    problems.gate("validate")
+    raise AssertionError("unreachable")
+
+
+def _is_name(value: str, max_len: int) -> bool:
+    import re
+    return bool(re.match(NAME_RE, value or "")) and len(value) <= max_len
+
+
+def _field(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if part in ("function-after", "function-before"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "string_pattern_mismatch":
+        value = err.get("input")
+        return (f"{value!r} is not a safe name: use letters, digits, '-' and '_', "
+                "starting with a letter")
+    if kind == "string_too_long":
+        return f"{err.get('input')!r} is longer than {err['ctx']['max_length']} characters"
+    if kind == "extra_forbidden":
+        return "unknown key (misspelt?)"
+    if kind == "missing":
+        return "is required"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg

@@ -1,0 +1,56 @@
+"""The front end as one call: load -> resolve/validate -> expand, then project to an inventory.
+
+Each phase reports all of its problems at once and stops the run before the next phase
+(InputError, exit 2), so nothing is ever built from invalid input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from topo import inventory, labdir
+from topo.expand import expand
+from topo.load import RawLab, load
+from topo.model import Lab, resolve
+
+
+@dataclass
+class Compiled:
+    """A topology file, validated and expanded."""
+
+    file: str
+    raw: RawLab
+    model: Lab
+    expanded: dict
+
+    @property
+    def lab(self) -> str:
+        return self.model.name
+
+
+def compile_file(path: str) -> Compiled:
+    """Load, validate and expand ``path``. Raises InputError with every problem of a phase."""
+    raw = load(path)
+    model = resolve(raw)
+    return Compiled(path, raw, model, expand(model, raw))
+
+
+def write_inventory(compiled: Compiled) -> str:
+    """Write the lab directory's inventory and expanded.yml; return the inventory path."""
+    d = labdir.prepare(compiled.lab)
+    inv = os.path.join(d, "inventory")
+    inventory.write(inv, inventory.project(compiled.expanded))
+    with open(os.path.join(d, "expanded.yml.tmp"), "w") as f:
+        f.write(inventory.dump(compiled.expanded))
+    os.replace(os.path.join(d, "expanded.yml.tmp"), os.path.join(d, "expanded.yml"))
+    return inv
+
+
+def destroy_inventory(lab: str) -> str:
+    """A minimal inventory for destroying ``lab`` by its markers, with no topology file."""
+    d = labdir.prepare(lab)
+    inv = os.path.join(d, "destroy-inventory")
+    inventory.write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
+        "topo_hosts": {"hosts": {"localhost": {"ansible_connection": "local"}}}}}}})
+    return inv

@@ -1,0 +1,176 @@
+"""Phase 5, run: playbooks through ansible-runner, its event stream turned into progress.
+
+:func:`run_playbook` runs one of the collection's playbooks against a lab's inventory and
+returns a :class:`RunResult`: every change the modules reported (``changes`` in their
+results), every check result (``results`` of ``topo.lab.ping``), the failures, and the
+path of the full log, which is kept in ``<lab dir>/logs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from topo import labdir
+
+
+@dataclass
+class TaskFailure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class RunResult:
+    """What one playbook run did. ``rc`` is ansible-playbook's exit code."""
+
+    playbook: str
+    rc: int
+    seconds: float
+    log: str
+    changes: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    failures: list[TaskFailure] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.failures
+
+
+def _path_with_python_bin() -> str:
+    """PATH with this Python's bin directory first, so the ansible-playbook installed with
+    topo runs even from an unactivated virtualenv."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
+
+
+class _Progress:
+    """Live display of tasks and hosts on stderr (plain lines when not a terminal)."""
+
+    def __init__(self, console: Console, quiet: bool):
+        self.console = console
+        self.quiet = quiet
+        self.status = None
+        self.task = None
+        self.task_start = 0.0
+        self.done = 0
+
+    def start(self, title: str):
+        if not self.quiet and self.console.is_terminal:
+            self.status = self.console.status(title)
+            self.status.start()
+
+    def task_started(self, name: str):
+        self.finish_task()
+        self.task, self.task_start, self.done = name, time.monotonic(), 0
+        self._show()
+
+    def host_done(self):
+        self.done += 1
+        self._show()
+
+    def _show(self):
+        if self.status is not None and self.task:
+            self.status.update(f"{self.task}  [dim]({self.done} host{'s' if self.done != 1 else ''} done)[/]")
+
+    def finish_task(self):
+        if self.task and not self.quiet:
+            self.console.print(f"  [green]✓[/] {self.task} [dim]{time.monotonic() - self.task_start:.1f} s[/]",
+                               highlight=False)
+        self.task = None
+
+    def stop(self):
+        self.finish_task()
+        if self.status is not None:
+            self.status.stop()
+
+
+def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
+                 extravars: dict | None = None, console: Console | None = None,
+                 quiet: bool = False, title: str = "") -> RunResult:
+    """Run playbook ``name`` (site, apply, verify, destroy) of the topo.lab collection.
+
+    ``inventory`` is a directory or file; ``check`` adds ``--check --diff`` (what ``topo
+    plan`` uses). Progress goes to ``console`` (stderr) unless ``quiet``.
+    """
+    import ansible_runner
+
+    console = console or Console(stderr=True)
+    d = labdir.prepare(lab)
+    private = os.path.join(d, "runner")
+    os.makedirs(private, exist_ok=True)
+    progress = _Progress(console, quiet)
+    result = RunResult(playbook=name, rc=-1, seconds=0.0, log="")
+    task_names: dict[str, str] = {}
+
+    def on_event(event: dict) -> bool:
+        kind = event.get("event")
+        data = event.get("event_data", {})
+        if kind == "playbook_on_task_start":
+            label = data.get("task") or data.get("name") or "task"
+            role = data.get("role")
+            task_names[data.get("task_uuid", "")] = label
+            progress.task_started(f"{role}: {label}" if role else label)
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            progress.host_done()
+            res = data.get("res") or {}
+            host, task = data.get("host", "?"), data.get("task", "?")
+            for change in res.get("changes") or []:
+                result.changes.append(dict(change, host=host))
+            for check in res.get("results") or []:
+                if isinstance(check, dict) and "expect" in check:
+                    result.checks.append(dict(check, type="ping", **{"from": host}))
+            if kind == "runner_on_unreachable":
+                result.failures.append(TaskFailure(host, task, res.get("msg", "unreachable"), True))
+            elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+                result.failures.append(TaskFailure(host, task, str(res.get("msg", "failed"))))
+        return True
+
+    env = {
+        "ANSIBLE_CONFIG": os.path.join(d, "ansible.cfg"),
+        "ANSIBLE_FORKS": str(min(64, max(8, (os.cpu_count() or 2) * 8))),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "PATH": _path_with_python_bin(),
+    }
+    cmdline = "--check --diff" if check else ""
+    ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
+    started = time.monotonic()
+    progress.start(title or f"{name} {lab}")
+    try:
+        r = ansible_runner.run(
+            private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
+            envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
+            quiet=True, event_handler=on_event, rotate_artifacts=5, suppress_env_files=True,
+        )
+    finally:
+        progress.stop()
+    result.seconds = time.monotonic() - started
+    result.rc = r.rc if r.rc is not None else -1
+    log = os.path.join(d, "logs", f"{ident}.log")
+    try:
+        shutil.copyfile(os.path.join(private, "artifacts", ident, "stdout"), log)
+    except OSError:
+        log = os.path.join(private, "artifacts", ident)
+    result.log = log
+    if result.rc != 0 and not result.failures:
+        tail = _tail(log)
+        result.failures.append(TaskFailure("localhost", name, f"ansible-playbook exited {result.rc}: {tail}"))
+    return result
+
+
+def _tail(path: str, lines: int = 6) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            text = [ln.rstrip() for ln in f.readlines() if ln.strip()]
+        return " | ".join(text[-lines:])
+    except OSError:
+        return "(no log)"

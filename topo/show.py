@@ -1,0 +1,66 @@
+"""Read a lab's real state from the kernel (``topo show``), beside what the file declares.
+
+Uses the same netlink helpers as the modules (``topo.lab``'s ``module_utils._netns``), so
+what ``show`` calls "up" is what ``apply`` compares.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.topo.lab.plugins.module_utils import _netns as nl
+
+
+def observe(expanded: dict) -> list[dict]:
+    """Per node: {node, kind, netns, state, interfaces: [{ifname, address, peer, state, observed}]}.
+
+    A node's state is ``up`` or ``missing``; an interface's is ``up``, ``down``, ``missing``,
+    or ``drift: <what>`` when its addresses or MTU differ from the declared ones.
+    """
+    rows = []
+    with nl.Sockets() as socks:
+        for name, node in expanded["nodes"].items():
+            row = {"node": name, "kind": node["kind"], "netns": node["netns"], "interfaces": []}
+            exists = nl.namespace_exists(node["netns"])
+            row["state"] = "up" if exists else "missing"
+            links, addrs = {}, {}
+            if exists:
+                ipr = socks.get(node["netns"])
+                links = nl.links_by_name(ipr)
+                for index, cidr in nl.ipv4_addresses(ipr):
+                    addrs.setdefault(index, []).append(cidr)
+            declared = list(node["interfaces"])
+            if node["loopback"]:
+                declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None})
+            for iface in declared:
+                have = links.get(iface["ifname"])
+                entry = {"ifname": iface["ifname"], "address": iface["address"], "peer": iface["peer"]}
+                if have is None:
+                    entry["state"], entry["observed"] = "missing", None
+                else:
+                    got = sorted(a for a in addrs.get(have["index"], []) if a != "127.0.0.1/8")
+                    want = [iface["address"]] if iface["address"] else []
+                    entry["observed"] = {"addresses": got, "mtu": have["mtu"], "up": have["up"]}
+                    drift = []
+                    if got != want:
+                        drift.append(f"addresses {', '.join(got) or 'none'}")
+                    if iface.get("mtu") and have["mtu"] != iface["mtu"]:
+                        drift.append(f"mtu {have['mtu']}")
+                    entry["state"] = ("drift: " + "; ".join(drift)) if drift else ("up" if have["up"] else "down")
+                row["interfaces"].append(entry)
+            rows.append(row)
+    return rows
+
+
+def labs_in_kernel() -> list[str]:
+    """Names of labs that own at least one namespace (by the marker on its lo)."""
+    labs = set()
+    with nl.Sockets() as socks:
+        for name in nl.list_namespaces():
+            if not nl.namespace_exists(name):
+                continue
+            try:
+                alias = socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS") or ""
+            except (nl.NetnsError, OSError):
+                continue
+            if alias.startswith(nl.MARKER) and alias.count(":") == 2:
+                labs.add(alias.split(":")[1])
+    return sorted(labs)
