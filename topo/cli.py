@@ -146,7 +146,7 @@ def _require_root() -> None:
 
 def _compile(args):
     from topo.pipeline import compile_file
-    return compile_file(args.file)
+    return compile_file(args.file, sticky=True)
 
 
 # --------------------------------------------------------------------------- validate

@@ -62,8 +62,28 @@ class _Segment:
         self.no_address = False
 
 
-def expand(lab: Lab, raw: RawLab) -> dict:
-    """Expand ``lab`` (validated from ``raw``); raises InputError with every problem found."""
+def previous_allocation(expanded: dict | None) -> dict:
+    """What an earlier expansion allocated, for :func:`expand` to keep: pool subnets per
+    segment, addresses per ``node:ifname``, loopbacks per node."""
+    if not expanded:
+        return {"segments": {}, "addresses": {}, "loopbacks": {}}
+    return {
+        "segments": {name: s.get("subnet") for name, s in (expanded.get("segments") or {}).items()},
+        "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in (expanded.get("nodes") or {}).items()
+                      for i in node.get("interfaces") or [] if i.get("address")},
+        "loopbacks": {n: node.get("loopback") for n, node in (expanded.get("nodes") or {}).items()},
+    }
+
+
+def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
+    """Expand ``lab`` (validated from ``raw``); raises InputError with every problem found.
+
+    ``previous`` is an earlier expanded lab of the same name (the lab directory's
+    expanded.yml). Pool allocations in it are kept where they still fit, so editing a lab
+    (adding or removing a node) does not renumber the nodes that were not edited. The result
+    is a function of (file, previous) alone: deterministic either way.
+    """
+    prior = previous_allocation(previous)
     problems = Problems(raw.file)
     line = raw.line_of
     nodes, bridges = lab.nodes, lab.bridges
@@ -199,8 +219,14 @@ def expand(lab: Lab, raw: RawLab) -> dict:
     used = netaddr.IPSet(net for net, _, _ in taken)
     pools = {}
 
-    def allocate(pool_name, hosts_needed, where, path):
+    def allocate(pool_name, hosts_needed, where, path, prefer=None):
         pool = lab.pool(pool_name)
+        if prefer:
+            net = netaddr.IPNetwork(prefer)
+            if (net.prefixlen == pool.prefix and net in netaddr.IPNetwork(pool.ipv4)
+                    and not (used & netaddr.IPSet([net]))):
+                used.add(net)
+                return net
         if pool_name not in pools:
             pools[pool_name] = netaddr.IPNetwork(pool.ipv4).subnet(pool.prefix)
         capacity = 2 ** (32 - pool.prefix) - (2 if pool.prefix < 31 else 0)
@@ -208,7 +234,10 @@ def expand(lab: Lab, raw: RawLab) -> dict:
             problems.add(line(path), _f(path), f"{where} needs {hosts_needed} addresses; a /{pool.prefix} "
                                               f"from pool {pool_name!r} holds {capacity}")
             return None
+        first = netaddr.IPNetwork(pool.ipv4).network
         for net in pools[pool_name]:
+            if pool.prefix == 32 and net.ip == first:
+                continue  # a /32 pool's network address is not handed out as a loopback
             if not (used & netaddr.IPSet([net])):
                 used.add(net)
                 return net
@@ -219,10 +248,11 @@ def expand(lab: Lab, raw: RawLab) -> dict:
     for seg in segments.values():
         if seg.subnet is None and seg.members:
             seg.subnet = allocate("lan" if seg.kind == "lan" else "p2p", len(seg.members),
-                                  f"segment {seg.name}", seg.path)
+                                  f"segment {seg.name}", seg.path, prior["segments"].get(seg.name))
     for name, node in nodes.items():
         if node.loopback is True:
-            net = allocate("loopback", 1, f"the loopback of {name}", ("nodes", name, "loopback"))
+            net = allocate("loopback", 1, f"the loopback of {name}", ("nodes", name, "loopback"),
+                           prior["loopbacks"].get(name))
             if net is not None:
                 loopbacks[name] = f"{net.ip}/32"
     problems.gate("addressing")
@@ -251,6 +281,14 @@ def expand(lab: Lab, raw: RawLab) -> dict:
                 continue
             claimed.add(ip.ip)
             m["address"] = f"{ip.ip}/{net.prefixlen}"
+        for m in seg.members:  # keep earlier allocations that still fit
+            before = prior["addresses"].get(f"{m['node']}:{m['ifname']}")
+            if m["address"] is None and before:
+                ip = netaddr.IPNetwork(before)
+                usable = net.prefixlen >= 31 or ip.ip not in (net.network, net.broadcast)
+                if ip.prefixlen == net.prefixlen and ip.ip in net and usable and ip.ip not in claimed:
+                    claimed.add(ip.ip)
+                    m["address"] = before
         free = (h for h in (net.iter_hosts() if net.prefixlen < 31 else iter(net)) if h not in claimed)
         for m in seg.members:
             if m["address"] is None:

@@ -286,6 +286,8 @@ def _message(err: dict) -> str:
         return "unknown key (misspelt?)"
     if kind == "missing":
         return "is required"
+    if kind == "literal_error":
+        return f"{err.get('input')!r} is not one of: {err['ctx']['expected']}"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     return msg

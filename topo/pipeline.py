@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import yaml
+
 from topo import inventory, labdir
 from topo.expand import expand
 from topo.load import RawLab, load
@@ -29,11 +31,26 @@ class Compiled:
         return self.model.name
 
 
-def compile_file(path: str) -> Compiled:
-    """Load, validate and expand ``path``. Raises InputError with every problem of a phase."""
+def compile_file(path: str, sticky: bool = False) -> Compiled:
+    """Load, validate and expand ``path``. Raises InputError with every problem of a phase.
+
+    ``sticky``: keep the pool allocations of the lab's last apply (its lab directory's
+    expanded.yml), so edits do not renumber unedited nodes. The CLI sets it; tests and the
+    inventory plugin see the file alone.
+    """
     raw = load(path)
     model = resolve(raw)
-    return Compiled(path, raw, model, expand(model, raw))
+    previous = _previous(model.name) if sticky else None
+    return Compiled(path, raw, model, expand(model, raw, previous))
+
+
+def _previous(lab: str) -> dict | None:
+    try:
+        with open(os.path.join(labdir.lab_dir(lab), "expanded.yml")) as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_inventory(compiled: Compiled) -> str:

@@ -1,0 +1,36 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+class Topo:
+    """Runs the real `topo` CLI (python -m topo) with an isolated TOPO_HOME."""
+
+    def __init__(self, home):
+        self.home = str(home)
+
+    def __call__(self, *args, check=True, timeout=600):
+        r = subprocess.run([sys.executable, "-m", "topo", *args], capture_output=True, text=True, cwd=ROOT,
+                           env=dict(os.environ, TOPO_HOME=self.home), timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"topo {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def json(self, *args, **kw):
+        r = self(args[0], "--json", *args[1:], **kw)
+        return json.loads(r.stdout)
+
+
+@pytest.fixture
+def topo_cli(tmp_path):
+    cli = Topo(tmp_path / "home")
+    yield cli
+    # leave nothing behind, whatever the test did
+    for lab in ("clusters", "routed", "e2elock"):
+        subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], capture_output=True,
+                       cwd=ROOT, env=dict(os.environ, TOPO_HOME=cli.home))

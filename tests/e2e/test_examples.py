@@ -1,0 +1,159 @@
+"""Every example: applied, verified, re-applied with 0 changed, destroyed with nothing left."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT, netns_list, root_state
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("example,lab,nodes,checks", [
+    ("examples/clusters.csv", "clusters", 16, 240),
+    ("examples/clusters.yml", "clusters", 16, 240),
+    ("examples/routed.yml", "routed", 6, 40),
+])
+def test_example_lifecycle(topo_cli, example, lab, nodes, checks):
+    before = root_state()
+    plan = topo_cli.json("plan", example)
+    assert {c["action"] for c in plan["changes"]} == {"create"}
+    assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")], "plan must not build anything"
+
+    first = topo_cli.json("apply", example)
+    assert first["changed"] > 0
+    assert first["checks"] == {"total": checks, "passed": checks, "failed": 0}
+    assert len([n for n in netns_list() if n.startswith(f"topo-{lab}-")]) >= nodes
+
+    again = topo_cli.json("apply", example)
+    assert again["changed"] == 0, again["changes"]
+    assert again["checks"]["failed"] == 0
+    assert topo_cli.json("plan", example)["changes"] == []
+
+    shown = topo_cli.json("show", example)
+    assert len(shown["nodes"]) == nodes
+    assert all(i["state"] == "up" for n in shown["nodes"] for i in n["interfaces"])
+
+    gone = topo_cli.json("destroy", example)
+    assert len(gone["labs"][0]["removed"]) >= nodes
+    assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")]
+    assert not os.path.exists(os.path.join(topo_cli.home, "labs", lab))
+    assert root_state() == before, "the root namespace must be exactly as before"
+
+
+def test_drift_is_repaired_exactly(topo_cli):
+    topo_cli("apply", "examples/clusters.csv", "--no-verify")
+    ns = "topo-clusters-"
+    subprocess.run(["ip", "-n", ns + "a-m1", "addr", "flush", "dev", "eth0"], check=True)
+    subprocess.run(["ip", "-n", ns + "a-m2", "addr", "add", "10.66.0.1/24", "dev", "eth0"], check=True)
+    subprocess.run(["ip", "-n", ns + "lan", "link", "set", "b-m3-eth0", "nomaster"], check=True)
+    subprocess.run(["ip", "-n", ns + "b-m4", "link", "del", "eth0"], check=True)
+    subprocess.run(["ip", "-n", ns + "b-m5", "link", "set", "eth0", "down"], check=True)
+    subprocess.run(["ip", "netns", "del", ns + "b-m6"], check=True)
+    want = {
+        ("create", "address", "topo-clusters-a-m1/eth0"),
+        ("remove", "address", "topo-clusters-a-m2/eth0"),
+        ("fix", "veth", "topo-clusters-lan/b-m3-eth0"),
+        ("create", "veth", "topo-clusters-b-m4/eth0 <-> topo-clusters-lan/b-m4-eth0"),
+        ("create", "address", "topo-clusters-b-m4/eth0"),
+        ("fix", "veth", "topo-clusters-b-m5/eth0"),
+        ("create", "netns", "topo-clusters-b-m6"),
+        ("create", "veth", "topo-clusters-b-m6/eth0 <-> topo-clusters-lan/b-m6-eth0"),
+        ("create", "address", "topo-clusters-b-m6/eth0"),
+    }
+    plan = topo_cli.json("plan", "examples/clusters.csv")
+    assert {(c["action"], c["resource"], c["name"]) for c in plan["changes"]} == want
+    applied = topo_cli.json("apply", "examples/clusters.csv")
+    assert {(c["action"], c["resource"], c["name"]) for c in applied["changes"]} == want
+    assert applied["checks"]["failed"] == 0
+    assert topo_cli.json("apply", "examples/clusters.csv", "--no-verify")["changed"] == 0
+
+
+def test_lab_edit_changes_only_the_difference(topo_cli, tmp_path):
+    src = open(os.path.join(ROOT, "examples/routed.yml")).read()
+    topo_cli("apply", "examples/routed.yml", "--no-verify")
+    edited = tmp_path / "routed.yml"
+    edited.write_text(src.replace("  h4: {}\n", "  h4: {}\n  h5: {}\n").replace("  - [h4, lan2]\n", "  - [h5, lan2]\n")
+                      .replace("  - [h2, lan1]\n", ""))
+    r = topo_cli.json("apply", str(edited))
+    names = {(c["action"], c["resource"], c["name"]) for c in r["changes"]}
+    assert ("create", "netns", "topo-routed-h5") in names
+    # a pair is pruned by whichever end is met first; its peer goes with it
+    assert names & {("remove", "veth", "topo-routed-h4/eth0"), ("remove", "veth", "topo-routed-lan2/h4-eth0")}
+    assert names & {("remove", "veth", "topo-routed-h2/eth0"), ("remove", "veth", "topo-routed-lan1/h2-eth0")}
+    assert not [n for n in names if n[1] == "netns" and n[0] == "remove"], "h2 and h4 stay declared as nodes"
+    untouched = [c for c in r["changes"] if any(x in c["name"] for x in ("-h1", "-h3", "-r1", "-r2"))]
+    assert untouched == [], untouched
+    assert r["checks"]["failed"] == 0
+    topo_cli("destroy", str(edited))
+
+
+def test_destroy_by_lab_name_with_file_gone_and_never_touches_lookalikes(topo_cli, tmp_path):
+    lab = tmp_path / "gone.yml"
+    lab.write_text(open(os.path.join(ROOT, "examples/routed.yml")).read())
+    topo_cli("apply", str(lab), "--no-verify")
+    subprocess.run(["ip", "netns", "add", "topo-routed-lookalike"], check=True)
+    try:
+        lab.unlink()
+        r = topo_cli.json("destroy", "--lab", "routed")
+        assert len(r["labs"][0]["removed"]) == 8
+        assert netns_list().count("topo-routed-lookalike") == 1
+        assert [n for n in netns_list() if n.startswith("topo-routed-")] == ["topo-routed-lookalike"]
+    finally:
+        subprocess.run(["ip", "netns", "del", "topo-routed-lookalike"])
+
+
+def test_plain_ansible_without_the_cli(topo_cli):
+    """ansible-playbook on the generated inventory applies; ad-hoc commands run inside nodes."""
+    topo_cli("validate", "examples/routed.yml")
+    topo_cli("apply", "examples/routed.yml", "--no-verify")
+    topo_cli("destroy", "--lab", "routed")
+    topo_cli("apply", "examples/routed.yml", "--no-verify")  # writes the inventory again
+    inv = os.path.join(topo_cli.home, "labs", "routed", "inventory")
+    subprocess.run(["ip", "netns", "del", "topo-routed-h3"], check=True)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    r = subprocess.run(["ansible-playbook", "-i", inv, "site.yml"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "localhost                  : ok=5    changed=" in r.stdout
+    r = subprocess.run(["ansible", "-i", inv, "h3", "-m", "command", "-a", "ip -br addr"], cwd=ROOT,
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "172.16.1." in r.stdout, r.stdout
+    # the inventory plugin reads the topology file directly
+    r = subprocess.run(["ansible-inventory", "-i", "examples/routed.yml", "--host", "h1"], cwd=ROOT,
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and '"topo_netns": "topo-routed-h1"' in r.stdout
+
+
+def test_a_failing_check_exits_1(topo_cli, tmp_path):
+    lab = tmp_path / "routed.yml"
+    lab.write_text(open(os.path.join(ROOT, "examples/routed.yml")).read()
+                   + "verify:\n  - ping: {from: h1, to: h3}\n  - ping: {from: h1, to: h2, expect: fail}\n")
+    r = topo_cli("apply", str(lab), "--json", check=False)
+    assert r.returncode == 1, r.stderr
+    import json
+    doc = json.loads(r.stdout)
+    assert doc["checks"] == {"total": 2, "passed": 1, "failed": 1}
+    bad = [c for c in doc["check_results"] if not c["ok"]]
+    assert bad[0]["node"] == "h2" and bad[0]["observed"] == "pass"
+    topo_cli("destroy", str(lab))
+
+
+def test_second_apply_of_the_same_lab_is_refused_while_locked(topo_cli):
+    from topo import labdir
+    os.environ["TOPO_HOME"] = topo_cli.home
+    try:
+        with labdir.locked("routed"):
+            r = topo_cli("apply", "examples/routed.yml", check=False)
+    finally:
+        del os.environ["TOPO_HOME"]
+    assert r.returncode == 3
+    assert "locked by another topo" in r.stderr
+    assert not [n for n in netns_list() if n.startswith("topo-routed-")]
+
+
+def test_exec_runs_inside_the_node(topo_cli):
+    topo_cli("apply", "examples/routed.yml", "--no-verify")
+    r = topo_cli.json("exec", "examples/routed.yml", "h1", "--", "ping", "-c1", "-W2", "172.16.1.2")
+    assert r["rc"] == 0 and "1 received" in r["stdout"]
+    assert topo_cli("exec", "examples/routed.yml", "nobody", "--", "true", check=False).returncode == 2
