@@ -2,10 +2,15 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Tests run ansible-playbook, ansible and ansible-inventory by name: use the ones installed
+# beside this Python (the /opt/topo virtualenv in CI), not whatever PATH finds first.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -38,6 +38,8 @@ class CallbackModule(CallbackBase):
             data = result._result
         data = dict(data)
         data["_status"] = status
+        # the failed flag is not always kept in the callback's copy of the result
+        data["failed"] = status in ("failed", "unreachable")
         self._results[result._task.get_name()] = data
         if self._path:
             with open(self._path, "w") as f:

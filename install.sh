@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install topo and everything it needs on Debian/Ubuntu, as root:
+#   - apt: iproute2 (ip netns), iputils-ping (ping checks), python3-venv
+#   - a virtualenv at $TOPO_VENV (default /opt/topo) with topo, Ansible (ansible 12 on
+#     ansible-core 2.19), ansible-runner, pyroute2, netaddr, pydantic, rich, and the test
+#     tools (pytest, hypothesis)
+#   - /usr/local/bin/topo -> $TOPO_VENV/bin/topo
+# A virtualenv because Debian 12's system Python refuses pip installs (PEP 668).
+# Safe to re-run. Usage: sudo ./install.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${TOPO_VENV:-/opt/topo}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (sudo ./install.sh): topo creates network namespaces" >&2
+  exit 3
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+need_apt=()
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v ping >/dev/null || need_apt+=(iputils-ping)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  step "virtualenv $venv"
+  python3 -m venv "$venv"
+fi
+step "pip install topo into $venv (Ansible is a large download the first time)"
+"$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$venv/bin/python" -m pip install -q "$here[test]"
+ln -sf "$venv/bin/topo" /usr/local/bin/topo
+
+step "done: $("$venv/bin/topo" --version), $("$venv/bin/ansible" --version | head -1)"
+echo "try:  topo apply examples/clusters.csv"

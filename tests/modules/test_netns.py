@@ -1,0 +1,141 @@
+"""topo.lab.netns against the real kernel: namespaces, lo marker, sysctls, prune, absent."""
+
+import pytest
+
+from tests.modules.conftest import (
+    ROOT_ONLY, assert_noop, changes, detail, links, lo_alias, netns_exists, ok, sh, step,
+    sysctl,
+)
+
+pytestmark = ROOT_ONLY
+
+
+def nsdecl(lab, node, **sysctls):
+    return {"name": lab.ns(node), "node": node, "sysctls": sysctls}
+
+
+def set_sysctl(ns, key, value):
+    sh("ip", "netns", "exec", ns, "sh", "-c",
+       "echo %s > /proc/sys/%s" % (value, key.replace(".", "/")))
+
+
+def test_netns_four_steps(lab, ansible):
+    params = {"lab": lab.name, "namespaces": [
+        nsdecl(lab, "h1"),
+        {"name": lab.ns("r1"), "node": "r1",
+         "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv4.icmp_echo_ignore_broadcasts": "0"}},
+    ]}
+    expected = [("create", "netns", lab.ns("h1")), ("create", "netns", lab.ns("r1"))]
+
+    # 1. check mode: reports both creates, creates nothing
+    check = ansible.one("netns", params, check=True)
+    assert check["changed"] is True
+    assert changes(check) == expected
+    assert lab.owned_names() == []
+
+    # 2. apply, 3. apply again, 4. check again
+    apply, again, recheck = ansible.run(step("netns", params), step("netns", params),
+                                        step("netns", params, check=True))
+    assert apply["changed"] is True
+    assert changes(apply) == expected
+    assert apply["owned"] == []
+    assert_noop(again)
+    assert again["owned"] == [lab.ns("h1"), lab.ns("r1")]
+    assert_noop(recheck)
+
+    # the kernel holds exactly what was declared
+    assert lab.owned_names() == [lab.ns("h1"), lab.ns("r1")]
+    for node in ("h1", "r1"):
+        lo = links(lab.ns(node))
+        assert list(lo) == ["lo"], lo
+        assert lo["lo"]["up"] is True
+        assert lo["lo"]["alias"] == "topo:%s:%s" % (lab.name, node)
+    assert sysctl(lab.ns("r1"), "net.ipv4.ip_forward") == "1"
+    assert sysctl(lab.ns("r1"), "net.ipv4.icmp_echo_ignore_broadcasts") == "0"
+    # undeclared sysctls keep the kernel's defaults
+    assert sysctl(lab.ns("h1"), "net.ipv4.ip_forward") == "0"
+    assert sysctl(lab.ns("h1"), "net.ipv4.icmp_echo_ignore_broadcasts") == "1"
+
+
+def test_netns_drift_repair_and_prune(lab, ansible):
+    full = {"lab": lab.name, "namespaces": [
+        nsdecl(lab, "h1"), nsdecl(lab, "h2", **{"net.ipv4.ip_forward": "1"}), nsdecl(lab, "h3")]}
+    ok(ansible.one("netns", full))
+    assert lab.owned_names() == [lab.ns("h1"), lab.ns("h2"), lab.ns("h3")]
+
+    # look-alikes that prune must not touch: a lab-named namespace without a marker,
+    # one whose lo carries the interface marker (no node), and another lab's namespace
+    bare = lab.make_ns("x", alias=None)
+    ifmark = lab.make_ns("y", alias=lab.if_marker)
+    other = lab.make_ns("z", alias="topo:%sz:z" % lab.name,
+                        name="topo-%sz-z" % lab.name)
+
+    # drift by hand: lo of h1 down, sysctl of h2 reset; and h3 is no longer declared
+    sh("ip", "-n", lab.ns("h1"), "link", "set", "lo", "down")
+    set_sysctl(lab.ns("h2"), "net.ipv4.ip_forward", 0)
+    reduced = {"lab": lab.name, "namespaces": full["namespaces"][:2]}
+
+    check, apply, again = ansible.run(step("netns", reduced, check=True),
+                                      step("netns", reduced), step("netns", reduced))
+    expected = [("fix", "netns", lab.ns("h1")), ("fix", "netns", lab.ns("h2")),
+                ("remove", "netns", lab.ns("h3"))]
+    assert changes(check) == expected
+    # the apply after the check saw the same drift: check mode changed nothing
+    assert changes(apply) == expected
+    assert apply["owned"] == [lab.ns("h1"), lab.ns("h2"), lab.ns("h3")]
+    assert "lo down -> up" in detail(apply, "fix", lab.ns("h1"))
+    assert "net.ipv4.ip_forward 0 -> 1" in detail(apply, "fix", lab.ns("h2"))
+    assert_noop(again)
+
+    assert links(lab.ns("h1"))["lo"]["up"] is True
+    assert sysctl(lab.ns("h2"), "net.ipv4.ip_forward") == "1"
+    assert not netns_exists(lab.ns("h3"))
+    for name in (bare, ifmark, other):
+        assert netns_exists(name), name
+    assert lo_alias(bare) is None
+    assert lo_alias(ifmark) == lab.if_marker
+    assert lo_alias(other) == "topo:%sz:z" % lab.name
+
+
+def test_netns_absent_removes_only_this_lab(lab, ansible):
+    # the lab's namespaces carry the marker (made by hand: ownership is only the marker)
+    h1 = lab.make_ns("h1")
+    r1 = lab.make_ns("r1", name="renamed-%s-r1" % lab.name)  # owned by marker, not by name
+    bare = lab.make_ns("x", alias=None)
+    lookalike = lab.make_ns("y", alias="topo:%sy:y" % lab.name)
+    other = lab.make_ns("z", alias="topo:%sz:z" % lab.name, name="topo-%sz-z" % lab.name)
+    params = {"lab": lab.name, "state": "absent"}
+
+    check, apply, again = ansible.run(step("netns", params, check=True),
+                                      step("netns", params), step("netns", params))
+    expected = [("remove", "netns", r1), ("remove", "netns", h1)]
+    assert changes(check) == sorted(expected)
+    assert changes(apply) == sorted(expected)
+    assert apply["owned"] == sorted([h1, r1])
+    assert_noop(again)
+    assert again["owned"] == []
+
+    assert not netns_exists(h1) and not netns_exists(r1)
+    for name in (bare, lookalike, other):
+        assert netns_exists(name), name
+        assert links(name)["lo"]["up"] is True
+    assert lo_alias(bare) is None
+    assert lo_alias(lookalike) == "topo:%sy:y" % lab.name
+
+
+def test_netns_refuses_namespace_not_made_by_topo(lab, ansible):
+    bare = lab.make_ns("h1", alias=None)
+    foreign = lab.make_ns("h2", alias="topo:%sq:h2" % lab.name)  # another lab's marker
+    results = ansible.run(
+        step("netns", {"lab": lab.name, "namespaces": [nsdecl(lab, "h1")]}, check=True),
+        step("netns", {"lab": lab.name, "namespaces": [nsdecl(lab, "h1")]}),
+        step("netns", {"lab": lab.name, "namespaces": [nsdecl(lab, "h2")]}),
+    )
+    for res, name in zip(results, (bare, bare, foreign)):
+        assert res.get("failed") is True, res
+        assert "not made by topo" in res["msg"]
+        assert name in res["msg"]
+    # nothing was adopted, re-marked or created
+    assert lo_alias(bare) is None
+    assert lo_alias(foreign) == "topo:%sq:h2" % lab.name
+    assert lab.owned_names() == sorted([bare, foreign])
