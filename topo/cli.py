@@ -20,7 +20,7 @@ from rich.table import Table
 
 import topo
 from topo import labdir
-from topo.errors import (EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
+from topo.errors import (EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
                          RunFailed, TopoError, UsageError)
 
 out = Console(highlight=False, soft_wrap=True)

@@ -92,6 +92,21 @@ def require_pyroute2(module):
             % PYROUTE2_IMPORT_ERROR)
 
 
+def run(module, converge):
+    """Run ``converge(module, socks)`` with one socket pool and exit the module with its result.
+
+    Kernel and ownership errors (NetnsError, OSError) and bad values (ValueError) fail the
+    task with their message; anything else is a bug and keeps its traceback.
+    """
+    require_pyroute2(module)
+    try:
+        with Sockets() as socks:
+            result = converge(module, socks)
+    except (NetnsError, OSError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
 def ns_marker(lab, node):
     """The alias put on ``lo`` of the namespace of ``node`` in ``lab``."""
     return "%s%s:%s" % (MARKER, lab, node)

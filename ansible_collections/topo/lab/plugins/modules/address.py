@@ -17,11 +17,7 @@ description:
   - In check mode, an interface that does not exist yet (because an earlier module would
     make it) is reported as getting all its addresses.
 author: topo developers
-requirements: [pyroute2 >= 0.9, root]
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  idempotent: {support: full}
+extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab: {description: Lab name., type: str, required: true}
   interfaces:
@@ -57,8 +53,9 @@ import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, NetlinkError, NetnsError, Sockets, ipv4_addresses, namespace_exists,
-    require_pyroute2, translate,
+    run,
+    Changes, NetlinkError, NetnsError, ipv4_addresses, namespace_exists,
+    translate,
 )
 
 KEEP = {("lo", "127.0.0.1/8")}
@@ -133,13 +130,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    require_pyroute2(module)
-    try:
-        with Sockets() as socks:
-            result = converge(module, socks)
-    except (NetnsError, OSError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run(module, converge)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,7 @@ description:
   - With O(prune=true), bridges with this lab's alias in O(namespaces) that are no longer
     declared are removed.
 author: topo developers
-requirements: [pyroute2 >= 0.9, root]
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  idempotent: {support: full}
+extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab: {description: Lab name; bridges carry the alias C(topo:<lab>)., type: str, required: true}
   bridges:
@@ -62,8 +58,9 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, NetlinkError, NetnsError, NotOwned, Sockets, if_marker, links_by_name,
-    namespace_exists, owns_interface, require_pyroute2, translate,
+    run,
+    Changes, NetlinkError, NotOwned, if_marker, links_by_name,
+    namespace_exists, owns_interface, translate,
 )
 
 
@@ -179,13 +176,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    require_pyroute2(module)
-    try:
-        with Sockets() as socks:
-            result = converge(module, socks)
-    except (NetnsError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run(module, converge)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,7 @@ description:
   - With O(state=absent), every namespace marked as this lab's is removed, whatever the list
     says; this is how C(topo destroy) works with the topology file gone.
 author: topo developers
-requirements: [pyroute2 >= 0.9, root (CAP_SYS_ADMIN for mount and setns)]
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  idempotent: {support: full}
+extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab:
     description: Lab name; part of every marker.
@@ -82,8 +78,9 @@ owned:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, NetnsError, NotOwned, Sockets, MARKER, create_namespace, delete_namespace,
-    list_namespaces, namespace_exists, ns_marker, require_pyroute2, sysctl_read,
+    run,
+    Changes, NetnsError, NotOwned, MARKER, create_namespace, delete_namespace,
+    list_namespaces, namespace_exists, ns_marker, sysctl_read,
     sysctl_write,
 )
 
@@ -175,13 +172,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    require_pyroute2(module)
-    try:
-        with Sockets() as socks:
-            result = converge(module, socks)
-    except (NetnsError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run(module, converge)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,7 @@ description:
   - A route whose destination is right but whose gateway differs is replaced in place.
   - In check mode, a namespace that does not exist yet is reported as getting all its routes.
 author: topo developers
-requirements: [pyroute2 >= 0.9, root]
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  idempotent: {support: full}
+extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab: {description: Lab name., type: str, required: true}
   routes:
@@ -68,8 +64,9 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    ROUTE_PROTO, Changes, NetlinkError, NetnsError, Sockets, namespace_exists,
-    require_pyroute2, translate,
+    run,
+    ROUTE_PROTO, Changes, NetlinkError, NetnsError, namespace_exists,
+    translate,
 )
 
 MAIN_TABLE = 254
@@ -146,13 +143,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    require_pyroute2(module)
-    try:
-        with Sockets() as socks:
-            result = converge(module, socks)
-    except (NetnsError, OSError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run(module, converge)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,7 @@ description:
   - With O(prune=true), veths carrying this lab's alias in O(namespaces) that no declared pair
     uses are removed (removing one end removes its peer).
 author: topo developers
-requirements: [pyroute2 >= 0.9, root]
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  idempotent: {support: full}
+extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab: {description: Lab name; ends carry the alias C(topo:<lab>)., type: str, required: true}
   veths:
@@ -80,8 +76,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, NetlinkError, NetnsError, NotOwned, Sockets, if_marker, link_summary, links_by_name,
-    namespace_exists, namespace_fd, owns_interface, require_pyroute2, translate,
+    run,
+    Changes, NetlinkError, NetnsError, NotOwned, if_marker, link_summary, links_by_name,
+    namespace_exists, namespace_fd, owns_interface, translate,
 )
 
 
@@ -266,13 +263,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    require_pyroute2(module)
-    try:
-        with Sockets() as socks:
-            result = converge(module, socks)
-    except (NetnsError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run(module, converge)
 
 
 if __name__ == "__main__":
