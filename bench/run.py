@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import glob
 import ipaddress
+import itertools
 import json
 import os
 import platform
@@ -64,7 +65,7 @@ def topology_yaml(lab: str, shape: str, n: int, per_bridge: int) -> str:
              "nodes: [" + ", ".join(nodes) + "]"]
     if shape == "chain":
         lines.append("links:")
-        lines += [f"  - [{a}, {b}]" for a, b in zip(nodes, nodes[1:])]
+        lines += [f"  - [{a}, {b}]" for a, b in itertools.pairwise(nodes)]
     elif shape == "star":
         k = bridge_count(n, per_bridge)
         lines.append("bridges:")
@@ -106,7 +107,7 @@ class IpPlan:
         if shape == "chain":
             p2p = ipaddress.ip_network("10.1.0.0/16").subnets(new_prefix=30)
             nextif = {node: 0 for node in nodes}
-            for a, b in zip(nodes, nodes[1:]):
+            for a, b in itertools.pairwise(nodes):
                 net = next(p2p)
                 ha, hb = list(net.hosts())[:2]
                 ia, ib = f"eth{nextif[a]}", f"eth{nextif[b]}"
@@ -154,7 +155,7 @@ class IpPlan:
 
 
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, **kw)
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
 
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
@@ -350,8 +351,10 @@ def bench_case(shape: str, n: int, opts, root_tmp: str) -> dict:
     bl_prefix = f"bl-{shape[0]}{n}-"
     for prefix in (topo_prefix, bl_prefix):
         if namespaces_with(prefix):
-            raise BenchError(f"namespaces named {prefix}* already exist; remove them first "
-                             f"(ip netns list | grep {prefix}); refusing to touch what this run did not make")
+            msg = (f"namespaces named {prefix}* already exist; remove them first (ip netns list | grep "
+                   f"{prefix}); refusing to touch what this run did not make")
+            console.print(f"[red]{shape} N={n}: {msg}[/]")
+            return {"shape": shape, "n": n, "lab": lab, "samples": [], "error": msg}
     work = tempfile.mkdtemp(prefix=f"{lab}-", dir=root_tmp)
     home = os.path.join(work, "home")
     env = dict(os.environ, TOPO_HOME=home)
@@ -384,11 +387,14 @@ def bench_case(shape: str, n: int, opts, root_tmp: str) -> dict:
                 sample["ip_create_s"] = ipbatch_create(plan, work, opts.ip_mode)
                 ipbatch_check(plan)
             finally:
-                sample["ip_delete_s"] = ipbatch_delete(plan, work)
-                left = ip_netns_list(bl_prefix)
-                if left:
-                    delete_namespaces(left)
-                    raise BenchError(f"ip -batch delete left {len(left)} namespaces")
+                if sys.exc_info()[1] is None:
+                    sample["ip_delete_s"] = ipbatch_delete(plan, work)
+                    left = ip_netns_list(bl_prefix)
+                    if left:
+                        delete_namespaces(left)
+                        raise BenchError(f"ip -batch delete left {len(left)} namespaces")
+                else:  # creation failed half-way: just remove what exists
+                    delete_namespaces(namespaces_with(bl_prefix))
             sample["ip_settle_s"] = settle(base, opts.settle_timeout)
             # ---- topo
             base = netns_objects()
@@ -413,15 +419,22 @@ def bench_case(shape: str, n: int, opts, root_tmp: str) -> dict:
                     kinds = sorted({f"{c.get('action')} {c.get('resource')}" for c in data.get("changes", [])})
                     raise BenchError(f"re-apply is not a no-op: changed={data.get('changed')} ({', '.join(kinds)})")
             finally:
-                if applied or namespaces_with(topo_prefix):
-                    sample["destroy_s"], data = run_topo(["destroy", topo_file], env, "topo destroy",
-                                                         opts.timeout)
-                    sample["destroy_ansible_s"] = (data.get("labs") or [{}])[0].get("seconds")
-                    sample["destroy_removed"] = len((data.get("labs") or [{}])[0].get("removed") or [])
-                left = ip_netns_list(topo_prefix)
-                if left:
-                    raise BenchError(f"after topo destroy {len(left)} namespaces of lab {lab} remain "
-                                     f"(ip netns list), e.g. {left[:3]}")
+                pending = sys.exc_info()[1]  # do not let a destroy failure hide the first error
+                try:
+                    if applied or namespaces_with(topo_prefix):
+                        sample["destroy_s"], data = run_topo(["destroy", topo_file], env, "topo destroy",
+                                                             opts.timeout)
+                        report = (data.get("labs") or [{}])[0]
+                        sample["destroy_ansible_s"] = report.get("seconds")
+                        sample["destroy_removed"] = len(report.get("removed") or [])
+                    left = ip_netns_list(topo_prefix)
+                    if left:
+                        raise BenchError(f"after topo destroy {len(left)} namespaces of lab {lab} remain "
+                                         f"(ip netns list), e.g. {left[:3]}")
+                except (BenchError, subprocess.TimeoutExpired) as exc:
+                    if pending is None:
+                        raise
+                    console.print(f"[red]{shape} N={n}: also: {exc}[/]")
             if sample["destroy_removed"] != len(plan.namespaces):
                 raise BenchError(f"topo destroy reported {sample['destroy_removed']} namespaces removed, "
                                  f"expected {len(plan.namespaces)}")
@@ -529,6 +542,16 @@ def breakdown_table(results: list[dict]) -> Table:
 
 # --------------------------------------------------------------------------- main
 
+def _git_describe() -> str | None:
+    """The commit of the checkout this script is in, with -dirty for local changes."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        proc = _run(["git", "-C", repo, "describe", "--always", "--dirty", "--abbrev=12"])
+    except OSError:
+        return None
+    return proc.stdout.strip() or None
+
+
 def _csv(value: str, kind=str) -> list:
     return [kind(v) for v in value.split(",") if v.strip()]
 
@@ -543,8 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--repeat", type=int, default=1, help="runs per case; the table shows medians (default 1)")
     p.add_argument("--per-bridge", type=int, default=50, help="star: nodes per LAN bridge (default 50)")
-    p.add_argument("--ip-mode", choices=("serial", "parallel", "exec"), default="serial",
-                   help="how the per-namespace ip -batch files are run (default serial; see README)")
+    p.add_argument("--ip-mode", choices=("serial", "parallel", "exec"), default="parallel",
+                   help="how the per-namespace ip -batch files are run (default parallel; see README)")
     p.add_argument("--settle-timeout", type=float, default=60.0,
                    help="max seconds to wait for the kernel to free deleted namespaces between phases "
                         "(0: do not wait; default 60)")
@@ -595,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.json:
         doc = {"started": started, "host": platform.node(), "kernel": platform.release(),
                "cpus": os.cpu_count(), "python": platform.python_version(),
-               "ip_version": _run(["ip", "-V"]).stdout.strip(), "topo": topo_cmd(),
+               "ip_version": _run(["ip", "-V"]).stdout.strip(), "topo": topo_cmd(), "git": _git_describe(),
                "options": {"sizes": opts.sizes, "shapes": opts.shapes, "repeat": opts.repeat,
                            "per_bridge": opts.per_bridge, "ip_mode": opts.ip_mode,
                            "settle_timeout": opts.settle_timeout},

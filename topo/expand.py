@@ -63,10 +63,13 @@ class _Segment:
 
 
 def previous_allocation(expanded: dict | None) -> dict:
-    """What an earlier expansion allocated, for :func:`expand` to keep: pool subnets per
-    segment, addresses per ``node:ifname``, loopbacks per node."""
+    """What an expansion allocated, for a later :func:`expand` to keep:
+    ``{"segments": {name: subnet}, "addresses": {"node:ifname": cidr}, "loopbacks": {node: cidr}}``.
+    Given that dict itself, returns it."""
     if not expanded:
         return {"segments": {}, "addresses": {}, "loopbacks": {}}
+    if "addresses" in expanded:
+        return expanded
     return {
         "segments": {name: s.get("subnet") for name, s in (expanded.get("segments") or {}).items()},
         "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in (expanded.get("nodes") or {}).items()

@@ -82,9 +82,13 @@ def project(expanded: dict, python: str | None = None) -> dict:
     return files
 
 
+#: libyaml's emitter when PyYAML was built with it (about 3x faster at 1000 nodes), else Python's.
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def dump(data) -> str:
     """YAML text for inventory files and snapshots: block style, keys in insertion order."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def write(directory: str, files: dict) -> None:

@@ -6,13 +6,12 @@ Each phase reports all of its problems at once and stops the run before the next
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
-import yaml
-
 from topo import inventory, labdir
-from topo.expand import expand
+from topo.expand import expand, previous_allocation
 from topo.load import RawLab, load
 from topo.model import Lab, resolve
 
@@ -44,11 +43,15 @@ def compile_file(path: str, sticky: bool = False) -> Compiled:
     return Compiled(path, raw, model, expand(model, raw, previous))
 
 
+ALLOCATION = "allocation.json"
+
+
 def _previous(lab: str) -> dict | None:
+    """The allocation the lab's last apply recorded (see expand.previous_allocation)."""
     try:
-        with open(os.path.join(labdir.lab_dir(lab), "expanded.yml")) as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
+        with open(os.path.join(labdir.lab_dir(lab), ALLOCATION)) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -58,9 +61,11 @@ def write_inventory(compiled: Compiled) -> str:
     d = labdir.prepare(compiled.lab)
     inv = os.path.join(d, "inventory")
     inventory.write(inv, inventory.project(compiled.expanded))
-    with open(os.path.join(d, "expanded.yml.tmp"), "w") as f:
-        f.write(inventory.dump(compiled.expanded))
-    os.replace(os.path.join(d, "expanded.yml.tmp"), os.path.join(d, "expanded.yml"))
+    for name, text in (("expanded.yml", inventory.dump(compiled.expanded)),
+                       (ALLOCATION, json.dumps(previous_allocation(compiled.expanded), sort_keys=True))):
+        with open(os.path.join(d, name + ".tmp"), "w") as f:
+            f.write(text)
+        os.replace(os.path.join(d, name + ".tmp"), os.path.join(d, name))
     return inv
 
 

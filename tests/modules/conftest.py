@@ -42,7 +42,8 @@ ROOT_ONLY = [
 
 def sh(*argv, check=True):
     """Run a command (argv, no shell); return stdout. Raise with stderr on failure."""
-    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60,
+                          check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s exited %d: %s%s" % (" ".join(map(str, argv)), proc.returncode,
                                                      proc.stdout, proc.stderr))
@@ -94,6 +95,20 @@ def links(ns):
             item["mcast_querier"] = data.get("mcast_querier")
         out[link["ifname"]] = item
     return out
+
+
+def veth_peer(ns, ifname):
+    """(namespace, ifname) of the other end of veth ``ns``/``ifname``, resolved through the
+    peer's namespace id (not only its ifindex, which is 2 in every fresh namespace)."""
+    end = links(ns)[ifname]
+    assert end["kind"] == "veth", end
+    if end["peer_netnsid"] is None:
+        return ns, end["peer_name"]
+    ids = {item["nsid"]: item.get("name") for item in ip_json(ns, "netns", "list-id")}
+    peer_ns = ids[end["peer_netnsid"]]
+    names = [n for n, link in links(peer_ns).items() if link["index"] == end["peer_index"]]
+    assert len(names) == 1, (peer_ns, end)
+    return peer_ns, names[0]
 
 
 def addresses(ns):
@@ -176,6 +191,10 @@ class Ansible:
         playbook.write_text(json.dumps(play, indent=1))
         env = dict(os.environ,
                    ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                   # the checkout's collection, whatever the environment says (the cfg's
+                   # collections_path=./ resolves to it too); TOPO_TEST_COLLECTIONS_PATH
+                   # points the tests at another copy, e.g. a mutated one
+                   ANSIBLE_COLLECTIONS_PATH=os.environ.get("TOPO_TEST_COLLECTIONS_PATH", ROOT),
                    ANSIBLE_INVENTORY_ENABLED="host_list",
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
                    ANSIBLE_CALLBACKS_ENABLED="topo_test_results",
@@ -184,7 +203,7 @@ class Ansible:
                    TOPO_TEST_RESULTS=str(results_file))
         proc = subprocess.run([_ansible_playbook(), "-i", "localhost,", str(playbook)],
                               capture_output=True, text=True, cwd=str(self.dir), env=env,
-                              timeout=300)
+                              timeout=300, check=False)
         self.last_output = proc.stdout + proc.stderr
         got = json.loads(results_file.read_text()) if results_file.exists() else {}
         missing = [i for i in range(len(steps)) if "step%d" % i not in got]
@@ -309,7 +328,7 @@ class Lab:
 
     def cleanup(self):
         for name in self.owned_names():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 """topo.lab.netns against the real kernel: namespaces, lo marker, sysctls, prune, absent."""
 
-import pytest
-
 from tests.modules.conftest import (
     ROOT_ONLY, assert_noop, changes, detail, links, lo_alias, netns_exists, ok, sh, step,
     sysctl,

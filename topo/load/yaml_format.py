@@ -24,11 +24,12 @@ class _TooBig(Exception):
 def load(path: str, text: str, problems: Problems) -> RawLab:
     """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc} "
+                               "(check the indentation and quoting on this line and the one before)")
         return RawLab(path, {})
     lab = RawLab(path, {})
     if root is None:

@@ -1,0 +1,96 @@
+"""topo.lab.route against the real kernel: static routes with protocol 116, gateway fix, prune."""
+
+from tests.modules.conftest import (
+    ROOT_ONLY, ROUTE_PROTO, assert_noop, changes, detail, ok, routes, sh, step, topo_routes,
+)
+
+pytestmark = ROOT_ONLY
+
+
+def build(lab):
+    """h1 (10.1.0.1/24) and r1 (10.1.0.254/24) on a veth, made by hand."""
+    h1, r1 = lab.make_ns("h1"), lab.make_ns("r1")
+    lab.make_veth(h1, "eth0", r1, "eth0")
+    sh("ip", "-n", h1, "addr", "add", "10.1.0.1/24", "brd", "+", "dev", "eth0")
+    sh("ip", "-n", r1, "addr", "add", "10.1.0.254/24", "brd", "+", "dev", "eth0")
+    params = {"lab": lab.name, "namespaces": [h1, r1], "routes": [
+        {"netns": h1, "routes": [{"dst": "0.0.0.0/0", "gateway": "10.1.0.254"},
+                                 {"dst": "10.50.0.0/16", "gateway": "10.1.0.254"}]},
+        {"netns": r1, "routes": [{"dst": "10.60.0.0/24", "gateway": "10.1.0.1"},
+                                 {"dst": "0.0.0.0/0", "gateway": "10.1.0.1"}]},
+    ]}
+    return h1, r1, params
+
+
+def route_of(ns, dst):
+    found = [r for r in routes(ns) if r["dst"] == dst]
+    assert len(found) == 1, (dst, routes(ns))
+    return found[0]
+
+
+def test_route_four_steps(lab, ansible):
+    h1, r1, params = build(lab)
+    expected = sorted([("create", "route", "%s 0.0.0.0/0" % h1),
+                       ("create", "route", "%s 10.50.0.0/16" % h1),
+                       ("create", "route", "%s 10.60.0.0/24" % r1),
+                       ("create", "route", "%s 0.0.0.0/0" % r1)])
+
+    before = lab.snapshot()
+    check = ansible.one("route", params, check=True)
+    assert check["changed"] is True
+    assert changes(check) == expected
+    assert lab.snapshot() == before
+    assert topo_routes(h1) == {} and topo_routes(r1) == {}
+
+    apply, again, recheck = ansible.run(step("route", params), step("route", params),
+                                        step("route", params, check=True))
+    assert apply["changed"] is True
+    assert changes(apply) == expected
+    assert detail(apply, "create", "%s 0.0.0.0/0" % h1) == "via 10.1.0.254"
+    assert_noop(again)
+    assert_noop(recheck)
+
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254", "10.50.0.0/16": "10.1.0.254"}
+    assert topo_routes(r1) == {"10.60.0.0/24": "10.1.0.1", "0.0.0.0/0": "10.1.0.1"}
+    for ns, dst in ((h1, "0.0.0.0/0"), (h1, "10.50.0.0/16"), (r1, "10.60.0.0/24"),
+                    (r1, "0.0.0.0/0")):
+        r = route_of(ns, dst)
+        assert r["protocol"] == str(ROUTE_PROTO) and r["dev"] == "eth0", r
+    # the kernel's connected route is still there, untouched
+    assert route_of(h1, "10.1.0.0/24")["protocol"] == "kernel"
+
+
+def test_route_drift_prune_and_foreign(lab, ansible):
+    h1, r1, full = build(lab)
+    ok(ansible.one("route", full))
+
+    # drift: the gateway of a topo route changed by hand (still marked 116)
+    sh("ip", "-n", h1, "route", "replace", "10.50.0.0/16", "via", "10.1.0.253", "proto", ROUTE_PROTO)
+    # routes made by hand, not topo's: default protocol, and a look-alike protocol number
+    sh("ip", "-n", h1, "route", "add", "10.70.0.0/24", "via", "10.1.0.254")
+    sh("ip", "-n", h1, "route", "add", "10.72.0.0/24", "via", "10.1.0.254", "proto", "117")
+    sh("ip", "-n", r1, "route", "add", "10.71.0.0/24", "via", "10.1.0.1")
+
+    # the edit: h1 loses 10.50.0.0/16; r1 stays in namespaces but has no routes any more,
+    # so both of its topo routes (the default one too) go
+    reduced = dict(full, routes=[{"netns": h1, "routes": full["routes"][0]["routes"][:1]}])
+    check, repair, prune, again = ansible.run(
+        step("route", full, check=True), step("route", full), step("route", reduced),
+        step("route", reduced))
+
+    assert changes(check) == [("fix", "route", "%s 10.50.0.0/16" % h1)]
+    assert changes(repair) == [("fix", "route", "%s 10.50.0.0/16" % h1)]
+    assert detail(repair, "fix", "%s 10.50.0.0/16" % h1) == "via 10.1.0.253 -> 10.1.0.254"
+    assert changes(prune) == sorted([("remove", "route", "%s 10.50.0.0/16" % h1),
+                                     ("remove", "route", "%s 10.60.0.0/24" % r1),
+                                     ("remove", "route", "%s 0.0.0.0/0" % r1)])
+    assert_noop(again)
+
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+    assert topo_routes(r1) == {}
+    assert not [r for r in routes(r1) if r["dst"] == "0.0.0.0/0"]
+    assert route_of(h1, "10.70.0.0/24")["gateway"] == "10.1.0.254"
+    assert route_of(h1, "10.70.0.0/24")["protocol"] == "boot"
+    assert route_of(h1, "10.72.0.0/24")["protocol"] == "117"
+    assert route_of(r1, "10.71.0.0/24")["gateway"] == "10.1.0.1"
+    assert not [r for r in routes(h1) if r["dst"] == "10.50.0.0/16"]
