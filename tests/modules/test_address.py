@@ -1,6 +1,5 @@
 """topo.lab.address against the real kernel: IPv4 addresses, prefix length, broadcast."""
 
-import pytest
 
 from tests.modules.conftest import (
     ROOT_ONLY, addresses, assert_noop, ok, sh, step,
@@ -93,9 +92,6 @@ def test_address_drift_and_declared_change(lab, ansible):
                              "eth0": {"10.1.0.1/24": "10.1.0.255", "10.2.0.1/29": "10.2.0.7"}}
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: removing a subnet's primary address makes "
-                   "the kernel delete its secondaries too; address.py does not re-read, so a "
-                   "wanted secondary is lost until the next run")
 def test_address_dropping_primary_keeps_wanted_secondary(lab, ansible):
     h1, _ = build(lab)
     two = {"lab": lab.name, "interfaces": [
@@ -111,8 +107,6 @@ def test_address_dropping_primary_keeps_wanted_secondary(lab, ansible):
     assert addresses(h1)["eth0"] == {"10.1.0.2/24": "10.1.0.255"}
 
 
-@pytest.mark.xfail(strict=True, reason="module gap: the broadcast address is set on create but "
-                   "never compared, so an address without its broadcast is not repaired")
 def test_address_missing_broadcast_is_repaired(lab, ansible):
     h1, _ = build(lab)
     sh("ip", "-n", h1, "addr", "add", "10.1.0.1/24", "dev", "eth0")  # no brd

@@ -83,3 +83,28 @@ def test_lab_check_predicts_build_then_build_is_idempotent(lab, ansible):
     assert veth_peer(r1, "eth1") == (h2, "eth0")
     assert addresses(h2)["eth0"] == {"10.2.0.1/24": "10.2.0.255"}
     assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+
+
+def lab_params(params):
+    """The same lab as one topo.lab.lab call (what the apply playbook runs)."""
+    return {"lab": params["netns"]["lab"], "namespaces": params["netns"]["namespaces"],
+            "bridges": params["bridge"]["bridges"], "veths": params["veth"]["veths"],
+            "addresses": params["address"]["interfaces"], "routes": params["route"]["routes"]}
+
+
+def test_lab_module_four_steps_and_same_changes_as_the_five(lab, ansible):
+    """topo.lab.lab = the five modules in one process: check, apply, apply, check."""
+    params = declare(lab)
+    whole = lab_params(params)
+    h1, h2, r1, lan = (lab.ns(n) for n in ("h1", "h2", "r1", "lan"))
+    check1, apply1, apply2, check2 = ansible.run(step("lab", whole, check=True), step("lab", whole),
+                                                 step("lab", whole), step("lab", whole, check=True))
+    assert check1["changed"] is True and apply1["changed"] is True
+    assert changes(check1) == changes(apply1)
+    assert check1["summary"] == {"netns": 4, "bridge": 1, "veth": 3, "address": 4, "route": 2}
+    assert_noop(apply2)
+    assert_noop(check2)
+    assert veth_peer(h1, "eth0") == (lan, "h1-eth0")
+    assert links(lan)["r1-eth0"]["master"] == "br0"
+    assert addresses(r1)["eth1"] == {"10.2.0.254/24": "10.2.0.255"}
+    assert topo_routes(h2) == {"0.0.0.0/0": "10.2.0.254"}

@@ -93,18 +93,19 @@ def require_pyroute2(module):
 
 
 def run(module, converge):
-    """Run ``converge(module, socks)`` with one socket pool and exit the module with its result.
+    """Run ``converge(socks)`` with one socket pool and exit the module with its result.
 
-    Kernel and ownership errors (NetnsError, OSError) and bad values (ValueError) fail the
-    task with their message; anything else is a bug and keeps its traceback.
+    ``converge`` returns a :class:`Changes` or a list of them (one per resource type, in
+    order). Kernel and ownership errors (NetnsError, OSError) and bad values (ValueError)
+    fail the task with their message; anything else is a bug and keeps its traceback.
     """
     require_pyroute2(module)
     try:
         with Sockets() as socks:
-            result = converge(module, socks)
+            parts = converge(socks)
     except (NetnsError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    module.exit_json(**Changes.merge(parts if isinstance(parts, list) else [parts]))
 
 
 def ns_marker(lab, node):
@@ -293,6 +294,15 @@ def sysctl_write(name, key, value):
             raise NetnsError("sysctl %s does not exist in namespace %s" % (key, name))
 
 
+def conf_write(name, ifname, key, value):
+    """Write ``net/ipv4/conf/<ifname>/<key>`` inside namespace ``name`` (ifname may hold dots)."""
+    if "/" in ifname or ifname in (".", "..") or "/" in key:
+        raise NetnsError("invalid interface %r or key %r" % (ifname, key))
+    with entered(name):
+        with open("/proc/sys/net/ipv4/conf/%s/%s" % (ifname, key), "w") as f:
+            f.write(str(value))
+
+
 class Sockets(object):
     """One IPRoute socket per namespace, opened on first use and closed together.
 
@@ -337,7 +347,9 @@ def link_summary(msg):
 
     Keys: index, ifname, kind (None for plain devices), alias, mtu, master (ifindex
     or None), up (administratively), peer (IFLA_LINK: the peer's ifindex for a
-    veth), mac, and for bridges mcast_snooping/mcast_querier (0/1).
+    veth), peer_netnsid (IFLA_LINK_NETNSID: the peer's namespace as this namespace
+    numbers it, None when the peer is in the same namespace), mac, and for bridges
+    mcast_snooping/mcast_querier (0/1).
     """
     info = msg.get_attr("IFLA_LINKINFO")
     kind = info.get_attr("IFLA_INFO_KIND") if info else None
@@ -351,6 +363,7 @@ def link_summary(msg):
         "master": msg.get_attr("IFLA_MASTER"),
         "up": bool(msg["flags"] & IFF_UP),
         "peer": msg.get_attr("IFLA_LINK"),
+        "peer_netnsid": msg.get_attr("IFLA_LINK_NETNSID"),
         "mac": msg.get_attr("IFLA_ADDRESS"),
     }
     if kind == "bridge" and data is not None:
@@ -392,6 +405,7 @@ class Changes(object):
     def __init__(self, resource):
         self.resource = resource
         self.items = []
+        self.extra = {}
         self._before = []
         self._after = []
 
@@ -403,19 +417,24 @@ class Changes(object):
         if after is not None:
             self._after.append("%s %s: %s" % (self.resource, name, after))
 
-    def result(self, **extra):
-        """The module result: changed, changes, diff, plus ``extra`` keys."""
+    @staticmethod
+    def merge(parts):
+        """The module result of one or more Changes: changed, changes, diff, counts per
+        resource (``summary``), plus each part's ``extra`` keys."""
+        items = [i for p in parts for i in p.items]
         res = {
-            "changed": bool(self.items),
-            "changes": self.items,
+            "changed": bool(items),
+            "changes": items,
+            "summary": dict((p.resource, len(p.items)) for p in parts),
             "diff": {
-                "before": "".join(line + "\n" for line in self._before),
-                "after": "".join(line + "\n" for line in self._after),
-                "before_header": self.resource,
-                "after_header": self.resource,
+                "before": "".join(line + "\n" for p in parts for line in p._before),
+                "after": "".join(line + "\n" for p in parts for line in p._after),
+                "before_header": ", ".join(p.resource for p in parts),
+                "after_header": ", ".join(p.resource for p in parts),
             },
         }
-        res.update(extra)
+        for p in parts:
+            res.update(p.extra)
         return res
 
 

@@ -77,102 +77,23 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    run,
-    Changes, NetnsError, NotOwned, MARKER, create_namespace, delete_namespace,
-    list_namespaces, namespace_exists, ns_marker, sysctl_read,
-    sysctl_write,
-)
-
-
-def read_marker(socks, name):
-    """The alias of lo in namespace ``name``, or None when unreadable."""
-    try:
-        lo = socks.get(name).get_links(1)[0]
-    except (NetnsError, OSError):
-        return None
-    return lo.get_attr("IFLA_IFALIAS")
-
-
-def owned_namespaces(socks, lab):
-    """{namespace: node} of every namespace whose lo carries lab's marker."""
-    prefix = "%s%s:" % (MARKER, lab)
-    owned = {}
-    for name in list_namespaces():
-        if not namespace_exists(name):
-            continue
-        alias = read_marker(socks, name)
-        if alias and alias.startswith(prefix):
-            owned[name] = alias[len(prefix):]
-    return owned
-
-
-def converge(module, socks):
-    p = module.params
-    lab = p["lab"]
-    check = module.check_mode
-    changes = Changes("netns")
-    owned = owned_namespaces(socks, lab)
-    declared = {}
-    if p["state"] == "present":
-        for ns in p["namespaces"]:
-            declared[ns["name"]] = ns
-            marker = ns_marker(lab, ns["node"])
-            sysctls = {k: str(v) for k, v in (ns.get("sysctls") or {}).items()}
-            if not namespace_exists(ns["name"]):
-                changes.add("create", ns["name"], "node=%s" % ns["node"],
-                            after="node=%s %s" % (ns["node"], sysctls or ""))
-                if not check:
-                    create_namespace(ns["name"], marker)
-                    for key, value in sorted(sysctls.items()):
-                        sysctl_write(ns["name"], key, value)
-                continue
-            if ns["name"] not in owned:
-                raise NotOwned("namespace %s exists but was not made by topo for lab %s "
-                               "(lo alias %r); remove or rename it"
-                               % (ns["name"], lab, read_marker(socks, ns["name"])))
-            if owned[ns["name"]] != ns["node"]:
-                changes.add("fix", ns["name"], "marker node %s -> %s" % (owned[ns["name"]], ns["node"]))
-                if not check:
-                    socks.get(ns["name"]).link("set", index=1, ifalias=marker)
-            lo = socks.get(ns["name"]).get_links(1)[0]
-            if not lo["flags"] & 1:
-                changes.add("fix", ns["name"], "lo down -> up", before="lo down", after="lo up")
-                if not check:
-                    socks.get(ns["name"]).link("set", index=1, state="up")
-            for key, value in sorted(sysctls.items()):
-                current = sysctl_read(ns["name"], key)
-                if current != value:
-                    changes.add("fix", ns["name"], "%s %s -> %s" % (key, current, value),
-                                before="%s=%s" % (key, current), after="%s=%s" % (key, value))
-                    if not check:
-                        sysctl_write(ns["name"], key, value)
-    if p["state"] == "absent" or p["prune"]:
-        for name in sorted(owned):
-            if name in declared:
-                continue
-            changes.add("remove", name, "node=%s" % owned[name], before="node=%s" % owned[name])
-            if not check:
-                socks.forget(name)
-                delete_namespace(name)
-    return changes.result(owned=sorted(owned))
+from ansible_collections.topo.lab.plugins.module_utils._netns import run
+from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_namespaces
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            lab=dict(type="str", required=True),
-            namespaces=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                node=dict(type="str", required=True),
-                sysctls=dict(type="dict", default={}),
-            )),
+            lab=SPECS["lab"],
+            namespaces=SPECS["namespaces"],
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            prune=dict(type="bool", default=True),
+            prune=SPECS["prune"],
         ),
         supports_check_mode=True,
     )
-    run(module, converge)
+    p = module.params
+    run(module, lambda socks: converge_namespaces(socks, p["lab"], p["namespaces"], module.check_mode,
+                                                 p["state"], p["prune"]))
 
 
 if __name__ == "__main__":
