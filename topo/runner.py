@@ -38,7 +38,8 @@ class RunResult:
     changes: list[dict] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
     failures: list[TaskFailure] = field(default_factory=list)
-    tasks: list[dict] = field(default_factory=list)
+    #: tasks reported changed per host by the play recap (cross-check of ``changes``)
+    changed_tasks: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,8 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
                 result.failures.append(TaskFailure(host, task, res.get("msg", "unreachable"), True))
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
                 result.failures.append(TaskFailure(host, task, str(res.get("msg", "failed"))))
+        elif kind == "playbook_on_stats":
+            result.changed_tasks = dict(data.get("changed") or {})
         return True
 
     env = {
@@ -140,6 +143,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "PATH": _path_with_python_bin(),
+        # ansible-runner drops a result from its event above this many bytes (default
+        # 700000); topo reads every change from the results, so never let it drop one.
+        "MAX_EVENT_RES": str(256 * 1024 * 1024),
     }
     cmdline = "--check --diff" if check else ""
     ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
@@ -161,6 +167,11 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     except OSError:
         log = os.path.join(private, "artifacts", ident)
     result.log = log
+    reported = {c["host"] for c in result.changes}
+    unreported = sorted(h for h, n in result.changed_tasks.items() if n and h not in reported)
+    if unreported:
+        result.failures.append(TaskFailure(", ".join(unreported), name, "tasks changed the lab but their "
+                                           f"results carried no change list; see {result.log}"))
     if result.rc != 0 and not result.failures:
         tail = _tail(log)
         result.failures.append(TaskFailure("localhost", name, f"ansible-playbook exited {result.rc}: {tail}"))

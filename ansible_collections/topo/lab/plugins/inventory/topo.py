@@ -73,7 +73,7 @@ class InventoryModule(BaseInventoryPlugin):
             raise AnsibleParserError("%s\n%s" % (exc, detail))
         files = project(compiled.expanded)
         self._add_groups(files["hosts.yml"]["all"])
-        for name, value in files["group_vars/topo_hosts.yml"].items():
+        for name, value in files["group_vars/topo_hosts.json"].items():
             self.inventory.set_variable("topo_hosts", name, value)
         for rel, data in files.items():
             if rel.startswith("host_vars/"):

@@ -100,12 +100,17 @@ def run(module, converge):
     fail the task with their message; anything else is a bug and keeps its traceback.
     """
     require_pyroute2(module)
+    # The arguments are the lab's whole desired state (megabytes at 1000 nodes, and already
+    # in the inventory); echoing them back as the result's invocation would bloat every
+    # result and event, so the invocation carries the lab and each list's length only.
+    invocation = {"module_args": dict(
+        (k, len(v) if isinstance(v, list) else v) for k, v in module.params.items())}
     try:
         with Sockets() as socks:
             parts = converge(socks)
     except (NetnsError, OSError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**Changes.merge(parts if isinstance(parts, list) else [parts]))
+        module.fail_json(msg=str(exc), invocation=invocation)
+    module.exit_json(invocation=invocation, **Changes.merge(parts if isinstance(parts, list) else [parts]))
 
 
 def ns_marker(lab, node):

@@ -103,6 +103,10 @@ class Tables(object):
         """Forget every table: a removed veth end takes its peer, in any namespace, with it."""
         self._tables = {}
 
+    def forget(self, ns):
+        """Forget one namespace's table (the namespace is being removed)."""
+        self._tables.pop(ns, None)
+
 
 # --------------------------------------------------------------------------- namespaces
 
@@ -114,22 +118,34 @@ def read_marker(socks, name):
         return None
 
 
-def owned_namespaces(socks, lab):
-    """{namespace: node} of every namespace whose lo carries ``lab``'s marker."""
+def owned_namespaces(tables, lab):
+    """{namespace: lo} (lo's link summary) of every namespace whose lo carries ``lab``'s marker.
+
+    Reads each namespace's whole link table into ``tables``, which the bridge, veth and
+    address passes of the same run need anyway.
+    """
     prefix = "%s%s:" % (MARKER, lab)
     owned = {}
     for name in list_namespaces():
-        if namespace_exists(name):
-            alias = read_marker(socks, name)
-            if alias and alias.startswith(prefix):
-                owned[name] = alias[len(prefix):]
+        if not namespace_exists(name):
+            continue
+        try:
+            lo = tables.links(name).get("lo")
+        except (NetnsError, OSError, NetlinkError):
+            continue
+        if lo and lo["alias"] and lo["alias"].startswith(prefix):
+            owned[name] = lo
     return owned
 
 
-def converge_namespaces(socks, lab, namespaces, check, state="present", prune=True):
-    """Namespaces with lo up, the lab's marker and their sysctls; prune or remove the lab's others."""
+def converge_namespaces(socks, lab, namespaces, check, state="present", prune=True, tables=None):
+    """Namespaces with lo up, the lab's marker and their sysctls; prune or remove the lab's others.
+    ``tables``: a :class:`Tables` shared with the other resources of one run."""
     changes = Changes("netns")
-    owned = owned_namespaces(socks, lab)
+    tables = tables or Tables(socks)
+    prefix = "%s%s:" % (MARKER, lab)
+    owned = dict((name, lo["alias"][len(prefix):]) for name, lo in owned_namespaces(tables, lab).items())
+    lo_up = dict((name, tables.get(name, "lo")["up"]) for name in owned)
     declared = set()
     for ns in namespaces if state == "present" else []:
         name = ns["name"]
@@ -151,7 +167,7 @@ def converge_namespaces(socks, lab, namespaces, check, state="present", prune=Tr
             changes.add("fix", name, "marker node %s -> %s" % (owned[name], ns["node"]))
             if not check:
                 ipr.link("set", index=1, ifalias=marker)
-        if not ipr.get_links(1)[0]["flags"] & 1:
+        if not lo_up[name]:
             changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
             if not check:
                 ipr.link("set", index=1, state="up")
@@ -167,6 +183,7 @@ def converge_namespaces(socks, lab, namespaces, check, state="present", prune=Tr
             changes.add("remove", name, "node=%s" % owned[name], before="node=%s" % owned[name])
             if not check:
                 socks.forget(name)
+                tables.forget(name)
                 delete_namespace(name)
     changes.extra["owned"] = sorted(owned)
     return changes
@@ -174,10 +191,11 @@ def converge_namespaces(socks, lab, namespaces, check, state="present", prune=Tr
 
 # --------------------------------------------------------------------------- bridges
 
-def converge_bridges(socks, lab, bridges, scope, check, prune=True):
-    """Bridges with every attribute compared; prune the lab's undeclared bridges in ``scope``."""
+def converge_bridges(socks, lab, bridges, scope, check, prune=True, tables=None):
+    """Bridges with every attribute compared; prune the lab's undeclared bridges in ``scope``.
+    ``tables``: a :class:`Tables` shared with the other resources of one run."""
     changes = Changes("bridge")
-    tables = Tables(socks)
+    tables = tables or Tables(socks)
     declared = set()
     for br in bridges:
         ns, name = br["netns"], br["name"]
@@ -196,6 +214,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True):
                 changes.add("remove", label, "is a %s, not a bridge" % have["kind"])
                 if not check:
                     socks.get(ns).link("del", index=have["index"])
+                    tables.invalidate()
                 have = None
             if have is None:
                 changes.add("create", label, "", after=str(want))
@@ -206,6 +225,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True):
                              br_mcast_snooping=want["mcast_snooping"],
                              br_mcast_querier=want["mcast_querier"], **kw)
                     ipr.link("set", ifname=name, ifalias=if_marker(lab))
+                    tables.refresh(ns, name)
                 continue
             diff = dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
             if not diff:
@@ -225,6 +245,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True):
             br_kw = dict(("br_" + k, want[k]) for k in ("mcast_snooping", "mcast_querier") if k in diff)
             if br_kw:
                 ipr.link("set", index=have["index"], kind="bridge", **br_kw)
+            tables.refresh(ns, name)
         except NetlinkError as exc:
             raise translate(exc, "bridge %s" % label, kind="bridge")
     if prune:
@@ -239,6 +260,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True):
                         socks.get(ns).link("del", index=have["index"])
                     except NetlinkError as exc:
                         raise translate(exc, "remove bridge %s" % label)
+                    tables.invalidate()
     return changes
 
 
@@ -357,11 +379,11 @@ def _fix_end(tables, end, lab):
     return diff
 
 
-def converge_veths(socks, lab, veths, scope, check, prune=True):
+def converge_veths(socks, lab, veths, scope, check, prune=True, tables=None):
     """veth pairs, each checked end to end (peer and namespace), attributes compared; prune
-    the lab's undeclared veths in ``scope`` first."""
+    the lab's undeclared veths in ``scope`` first. ``tables`` as for converge_bridges."""
     changes = Changes("veth")
-    tables = Tables(socks)
+    tables = tables or Tables(socks)
     peers = _Peers(socks)
     declared = set()
     for pair in veths:
@@ -448,7 +470,7 @@ def _broadcast(cidr):
     return str(net.broadcast_address) if net.prefixlen < 31 else None
 
 
-def converge_addresses(socks, lab, interfaces, check):
+def converge_addresses(socks, lab, interfaces, check, tables=None):
     """Exactly the declared IPv4 addresses (with broadcast) on each listed interface.
 
     Removing a subnet's primary address makes the kernel drop its secondaries too
@@ -456,6 +478,7 @@ def converge_addresses(socks, lab, interfaces, check):
     way, promote_secondaries is set on that interface first, so it is promoted and kept.
     """
     changes = Changes("address")
+    tables = tables or Tables(socks)
     by_ns = {}
     for item in interfaces:
         by_ns.setdefault(item["netns"], []).append(item)
@@ -465,10 +488,8 @@ def converge_addresses(socks, lab, interfaces, check):
         for item in by_ns[ns]:
             name = "%s/%s" % (ns, item["ifname"])
             want = [str(ipaddress.ip_interface(a)) for a in item["addresses"]]
-            index = None
-            if ipr is not None:
-                found = ipr.link_lookup(ifname=item["ifname"])
-                index = found[0] if found else None
+            link = tables.get(ns, item["ifname"]) if ipr is not None else None
+            index = link["index"] if link else None
             if index is None and not check:
                 raise NetnsError("interface %s does not exist" % name)
             have = have_all.get(index, [])

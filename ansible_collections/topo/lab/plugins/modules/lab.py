@@ -66,20 +66,20 @@ owned:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import run
 from ansible_collections.topo.lab.plugins.module_utils._resources import (
-    SPECS, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_veths,
+    SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_veths,
 )
 
 
 def converge(socks, p, check):
     scope = [ns["name"] for ns in p["namespaces"]]
     lab, prune = p["lab"], p["prune"]
-    return [
-        converge_namespaces(socks, lab, p["namespaces"], check, "present", prune),
-        converge_bridges(socks, lab, p["bridges"], scope, check, prune),
-        converge_veths(socks, lab, p["veths"], scope, check, prune),
-        converge_addresses(socks, lab, p["addresses"], check),
-        converge_routes(socks, lab, p["routes"], scope, check),
-    ]
+    tables = Tables(socks)  # one link dump per namespace, shared by every pass of the run
+    done = [converge_namespaces(socks, lab, p["namespaces"], check, "present", prune, tables)]
+    done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
+    done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
+    done.append(converge_addresses(socks, lab, p["addresses"], check, tables))
+    done.append(converge_routes(socks, lab, p["routes"], scope, check))
+    return done
 
 
 def main():
