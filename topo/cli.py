@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         _parser().print_help()
         return EXIT_INPUT
-    handler = globals()[f"cmd_{args.command}"]
+    handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
+               "exec": cmd_exec, "destroy": cmd_destroy, "validate": cmd_validate}[args.command]
     try:
         return handler(args)
     except TopoError as exc:

@@ -59,7 +59,6 @@ class _Segment:
         self.subnet: netaddr.IPNetwork | None = None
         self.subnet_path: tuple = path
         self.members: list[dict] = []  # {node, ifname, address (str|None), path}
-        self.no_address = False
 
 
 def previous_allocation(expanded: dict | None) -> dict:

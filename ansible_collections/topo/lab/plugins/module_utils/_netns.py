@@ -441,8 +441,3 @@ class Changes(object):
         for p in parts:
             res.update(p.extra)
         return res
-
-
-def attr_text(attrs):
-    """Render a dict as 'k=v k=v' in key order, for diffs and details."""
-    return " ".join("%s=%s" % (k, attrs[k]) for k in sorted(attrs))
