@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -151,14 +153,29 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
     started = time.monotonic()
     progress.start(title or f"{name} {lab}")
+    # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
+    # topo; they cancel the run, and ansible-runner then kills the playbook's process group.
+    stop = {"signal": None}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, lambda signum, frame: stop.update(signal=signum))
     try:
         r = ansible_runner.run(
             private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
             envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
             quiet=True, event_handler=on_event, rotate_artifacts=5, suppress_env_files=True,
+            cancel_callback=lambda: stop["signal"] is not None,
+            # how long ansible-runner blocks reading output before it looks at the cancel
+            # callback again (default 5 s): Ctrl-C should stop the run at once
+            settings={"pexpect_timeout": 0.2},
         )
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         progress.stop()
+    if stop["signal"] is not None:
+        raise KeyboardInterrupt
     result.seconds = time.monotonic() - started
     result.rc = r.rc if r.rc is not None else -1
     log = os.path.join(d, "logs", f"{ident}.log")

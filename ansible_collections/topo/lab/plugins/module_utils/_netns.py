@@ -106,11 +106,52 @@ def run(module, converge):
     invocation = {"module_args": dict(
         (k, len(v) if isinstance(v, list) else v) for k, v in module.params.items())}
     try:
-        with Sockets() as socks:
+        with lab_lock(module.params.get("lab")), Sockets() as socks:
             parts = converge(socks)
     except (NetnsError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
     module.exit_json(invocation=invocation, **Changes.merge(parts if isinstance(parts, list) else [parts]))
+
+
+#: Where the per-lab kernel-work locks live (tmpfs: gone at reboot, like the namespaces).
+LOCK_DIR = "/run/lock/topo"
+
+
+@contextmanager
+def lab_lock(lab, timeout=600.0):
+    """Hold ``/run/lock/topo/<lab>.lock`` while changing the kernel for ``lab``.
+
+    The CLI's lock ends with the CLI; a killed ``topo apply`` can leave its ansible-playbook
+    and module running. This lock, taken by every module run, makes the next apply or
+    destroy of the same lab wait for such an orphan instead of racing it. Labs do not wait
+    for each other. Raises NetnsError after ``timeout`` seconds.
+    """
+    if not lab:
+        yield
+        return
+    import fcntl
+    import re
+    import time
+    if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", lab):
+        raise NetnsError("invalid lab name %r: letters, digits, - and _, starting with a letter" % lab)
+    os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(LOCK_DIR, "%s.lock" % lab), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise NetnsError("lab %s is still being changed by another process after %.0f s "
+                                     "(see %s)" % (lab, timeout, LOCK_DIR))
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
 
 
 def ns_marker(lab, node):
