@@ -50,6 +50,10 @@ def _check_network(value: str) -> str:
     return value
 
 
+def _optional_network(value: str | None) -> str | None:
+    return None if value is None else _check_network(value)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -117,10 +121,7 @@ class Bridge(Strict):
     igmp_snooping: bool = True
     querier: bool = False
 
-    @field_validator("subnet")
-    @classmethod
-    def _subnet(cls, v):
-        return None if v is None else _check_network(v)
+    _subnet = field_validator("subnet")(_optional_network)
 
 
 class Endpoint(Strict):
@@ -158,10 +159,7 @@ class Link(Strict):
             value = dict(value, endpoints=[_endpoint_shorthand(e) for e in value["endpoints"]])
         return value
 
-    @field_validator("subnet")
-    @classmethod
-    def _subnet(cls, v):
-        return None if v is None else _check_network(v)
+    _subnet = field_validator("subnet")(_optional_network)
 
 
 class Pool(Strict):
