@@ -17,8 +17,6 @@ Layout of a lab directory::
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
@@ -26,6 +24,7 @@ import time
 from contextlib import contextmanager
 
 import topo
+from ansible_collections.topo.lab.plugins.module_utils._netns import flock_wait
 from topo.errors import EnvironmentProblem
 
 ANSIBLE_CFG = """\
@@ -143,24 +142,20 @@ def locked(lab: str, wait: float = 0.0, notify=None):
     path = os.path.join(d, f"{lab}.lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + wait
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                if time.monotonic() >= deadline:
-                    raise EnvironmentProblem(
-                        f"lab {lab} is locked by another topo (pid {holder}); wait for it to finish, "
-                        f"or pass --wait SECONDS to wait for it") from None
-                if not told and notify:
-                    notify(f"lab {lab} is locked by pid {holder}; waiting up to {wait:.0f} s")
-                    told = True
-                time.sleep(0.2)
+        told = []
+
+        def holder():
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+
+        def busy():
+            if notify and not told and wait > 0:
+                notify(f"lab {lab} is locked by pid {holder()}; waiting up to {wait:.0f} s")
+                told.append(True)
+
+        if not flock_wait(fd, wait, busy):
+            raise EnvironmentProblem(
+                f"lab {lab} is locked by another topo (pid {holder()}); wait for it to finish, "
+                f"or pass --wait SECONDS to wait for it")
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

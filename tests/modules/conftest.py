@@ -251,6 +251,27 @@ def assert_noop(result):
     assert result["changes"] == []
 
 
+def four_steps(ansible, lab, module, params, expected, summarize=changes, after_check=None):
+    """The Ansible idempotency sequence for one module on a lab that lacks ``params``:
+    check (predicts ``expected`` and changes nothing; ``after_check`` may look further),
+    apply (does ``expected``), apply again and check again (both no-ops).
+    ``summarize`` turns a result into what is compared with ``expected``. Returns the apply."""
+    before = lab.snapshot()
+    check = ansible.one(module, params, check=True)
+    assert check["changed"] is True
+    assert summarize(check) == expected
+    assert lab.snapshot() == before
+    if after_check is not None:
+        after_check()
+    apply, again, recheck = ansible.run(step(module, params), step(module, params),
+                                        step(module, params, check=True))
+    assert apply["changed"] is True
+    assert summarize(apply) == expected
+    assert_noop(again)
+    assert_noop(recheck)
+    return apply
+
+
 # --------------------------------------------------------------------------
 # Lab fixture: unique names, hand-made objects, snapshot, guaranteed cleanup
 # --------------------------------------------------------------------------

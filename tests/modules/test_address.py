@@ -2,7 +2,7 @@
 
 
 from tests.modules.conftest import (
-    ROOT_ONLY, addresses, assert_noop, ok, sh, step,
+    ROOT_ONLY, addresses, assert_noop, four_steps, ok, sh, step,
 )
 
 pytestmark = ROOT_ONLY
@@ -35,18 +35,7 @@ def test_address_four_steps(lab, ansible):
                        ("create", "%s/lo" % h1, "10.255.0.1/32"),
                        ("create", "%s/eth0" % h2, "10.1.0.2/24")])
 
-    before = lab.snapshot()
-    check = ansible.one("address", params, check=True)
-    assert check["changed"] is True
-    assert addr_changes(check) == expected
-    assert lab.snapshot() == before
-
-    apply, again, recheck = ansible.run(step("address", params), step("address", params),
-                                        step("address", params, check=True))
-    assert apply["changed"] is True
-    assert addr_changes(apply) == expected
-    assert_noop(again)
-    assert_noop(recheck)
+    four_steps(ansible, lab, "address", params, expected, summarize=addr_changes)
 
     # prefix lengths and broadcasts (brd + below /31, none for /31 and /32);
     # the loopback keeps 127.0.0.1/8

@@ -1,7 +1,8 @@
 """topo.lab.route against the real kernel: static routes with protocol 116, gateway fix, prune."""
 
 from tests.modules.conftest import (
-    ROOT_ONLY, ROUTE_PROTO, assert_noop, changes, detail, ok, routes, sh, step, topo_routes,
+    ROOT_ONLY, ROUTE_PROTO, assert_noop, changes, detail, four_steps, ok, routes, sh, step,
+    topo_routes,
 )
 
 pytestmark = ROOT_ONLY
@@ -35,20 +36,12 @@ def test_route_four_steps(lab, ansible):
                        ("create", "route", "%s 10.60.0.0/24" % r1),
                        ("create", "route", "%s 0.0.0.0/0" % r1)])
 
-    before = lab.snapshot()
-    check = ansible.one("route", params, check=True)
-    assert check["changed"] is True
-    assert changes(check) == expected
-    assert lab.snapshot() == before
-    assert topo_routes(h1) == {} and topo_routes(r1) == {}
+    def check_nothing_made():
+        assert topo_routes(h1) == {} and topo_routes(r1) == {}
 
-    apply, again, recheck = ansible.run(step("route", params), step("route", params),
-                                        step("route", params, check=True))
-    assert apply["changed"] is True
-    assert changes(apply) == expected
+    apply = four_steps(ansible, lab, "route", params, expected,
+                       after_check=check_nothing_made)
     assert detail(apply, "create", "%s 0.0.0.0/0" % h1) == "via 10.1.0.254"
-    assert_noop(again)
-    assert_noop(recheck)
 
     assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254", "10.50.0.0/16": "10.1.0.254"}
     assert topo_routes(r1) == {"10.60.0.0/24": "10.1.0.1", "0.0.0.0/0": "10.1.0.1"}

@@ -2,7 +2,7 @@
 
 
 from tests.modules.conftest import (
-    ROOT_ONLY, assert_noop, changes, detail, links, ok, sh, step, veth_peer,
+    ROOT_ONLY, assert_noop, changes, detail, four_steps, links, ok, sh, step, veth_peer,
 )
 
 pytestmark = ROOT_ONLY
@@ -51,18 +51,7 @@ def test_veth_four_steps(lab, ansible):
     v = params["veths"]
     expected = sorted(("create", "veth", pair_name(p["a"], p["b"])) for p in v)
 
-    before = lab.snapshot()
-    check = ansible.one("veth", params, check=True)
-    assert check["changed"] is True
-    assert changes(check) == expected
-    assert lab.snapshot() == before
-
-    apply, again, recheck = ansible.run(step("veth", params), step("veth", params),
-                                        step("veth", params, check=True))
-    assert apply["changed"] is True
-    assert changes(apply) == expected
-    assert_noop(again)
-    assert_noop(recheck)
+    four_steps(ansible, lab, "veth", params, expected)
 
     assert_pair(lab, h1, "eth0", lan, "h1-eth0", 1500, master_b="br0")
     assert_pair(lab, h2, "eth0", lan, "h2-eth0", 1400, master_b="br0")

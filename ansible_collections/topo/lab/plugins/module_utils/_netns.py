@@ -113,6 +113,29 @@ def run(module, converge):
     module.exit_json(invocation=invocation, **Changes.merge(parts if isinstance(parts, list) else [parts]))
 
 
+def flock_wait(fd, timeout, on_busy=None):
+    """Take an exclusive flock on ``fd``, retrying every 0.1 s for up to ``timeout`` seconds.
+
+    ``on_busy()`` is called on each busy try (it may raise). Returns True when the lock is
+    held, False when the time ran out. The lock lasts until ``fd`` is closed.
+    """
+    import fcntl
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+        if on_busy is not None:
+            on_busy()
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 #: Where the per-lab kernel-work locks live (tmpfs: gone at reboot, like the namespaces).
 LOCK_DIR = "/run/lock/topo"
 
@@ -129,26 +152,15 @@ def lab_lock(lab, timeout=600.0):
     if not lab:
         yield
         return
-    import fcntl
     import re
-    import time
     if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", lab):
         raise NetnsError("invalid lab name %r: letters, digits, - and _, starting with a letter" % lab)
     os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)
     fd = os.open(os.path.join(LOCK_DIR, "%s.lock" % lab), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise NetnsError("lab %s is still being changed by another process after %.0f s "
-                                     "(see %s)" % (lab, timeout, LOCK_DIR))
-                time.sleep(0.1)
+        if not flock_wait(fd, timeout):
+            raise NetnsError("lab %s is still being changed by another process after %.0f s "
+                             "(see %s)" % (lab, timeout, LOCK_DIR))
         yield
     finally:
         os.close(fd)
