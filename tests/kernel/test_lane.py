@@ -18,47 +18,10 @@ import subprocess
 
 import pytest
 
-from tests.kernel.uml import run_in_uml, uml_available
+from tests.kernel.lane import lane_unavailable, run_with_features
+from tests.kernel.uml import run_in_uml
 
 pytestmark = pytest.mark.root
-
-#: how to make a throw-away link of each kind, to probe the running kernel
-PROBES = {
-    "gre": ["type", "gre", "local", "198.18.0.1", "remote", "198.18.0.2"],
-    "gretap": ["type", "gretap", "local", "198.18.0.1", "remote", "198.18.0.2"],
-    "vxlan": ["type", "vxlan", "id", "42", "dstport", "4789", "local", "198.18.0.1", "remote", "198.18.0.2"],
-}
-
-
-def host_has(feature: str) -> bool:
-    """True when this host's kernel can create ``feature`` (a link kind, or netem)."""
-    ns = "topo-probe-" + secrets.token_hex(3)
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        if feature == "netem":
-            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-            argv = ["tc", "-n", ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
-        else:
-            argv = ["ip", "-n", ns, "link", "add", "probe0", *PROBES[feature]]
-        return subprocess.run(argv, capture_output=True).returncode == 0
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
-
-
-def run_with_features(features: list[str], script: str, tmp_path) -> tuple[str, str]:
-    """Run bash ``script`` where ``features`` exist: ("host"|"uml", output). Skips when neither."""
-    if all(host_has(f) for f in features):
-        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return "host", proc.stdout
-    why = uml_available()
-    if why is not None:
-        pytest.skip(f"this kernel lacks {', '.join(features)} and the UML lane is unavailable: {why}")
-    rc, out = run_in_uml(["bash", "-c", script], workdir=str(tmp_path), timeout=240,
-                         modules=["ipv6", "ip_gre", "sch_netem", "bridge", "veth"])
-    assert rc == 0, out
-    return "uml", out
-
 
 # Two namespaces joined by a veth underlay (198.18.0.0/30); everything stays inside them.
 UNDERLAY = r"""
@@ -114,10 +77,26 @@ ip netns exec $A ping -c 3 -i 0.2 -W 2 198.18.0.2
 
 
 def test_the_lane_leaves_no_process_behind(tmp_path):
-    if uml_available() is not None:
-        pytest.skip(f"UML lane unavailable: {uml_available()}")
+    if lane_unavailable() is not None:
+        pytest.skip(f"UML lane unavailable: {lane_unavailable()}")
     rc, out = run_in_uml(["sh", "-c", "echo inside; uname -r"], workdir=str(tmp_path), timeout=60)
     assert rc == 0 and "inside" in out
     left = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout.split()
     assert "linux.uml" not in left
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".uml-job-")]
+
+
+@pytest.mark.kernel("gre")
+def test_a_marked_test_runs_where_its_feature_is():
+    """The ``kernel`` marker: on a host without gre this very test runs in the UML guest."""
+    from tests.kernel.lane import missing
+    assert missing(["gre"]) == []
+    ns = "tl" + secrets.token_hex(3)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "g1", "type", "gre", "local", "198.18.0.1",
+                        "remote", "198.18.0.2"], check=True)
+        out = subprocess.run(["ip", "-n", ns, "-d", "link", "show", "g1"], capture_output=True, text=True).stdout
+        assert "gre remote 198.18.0.2 local 198.18.0.1" in out, out
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])

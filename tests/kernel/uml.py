@@ -48,7 +48,24 @@ from typing import Optional, TextIO
 HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_SCRIPT = os.path.join(HERE, "uml_init.sh")
 UML_CANDIDATES = ("linux.uml", "linux-uml", "/usr/bin/linux.uml", "/usr/bin/linux")
-UML_MODULES = "/usr/lib/uml/modules"
+#: A newer UML unpacked from Debian packages (fetch_uml.sh), with its own C library. Used
+#: when present: bookworm's 6.1 UML cannot restore FPU state on hosts whose XSAVE area
+#: outgrows its fixed buffer (AVX-512/AMX CPUs: "ptrace set fp regs failed, errno = 14").
+#: fetch_uml.sh points the binary's ELF interpreter and run path at the root's own libc.
+UML_ROOT = os.environ.get("TOPO_UML_ROOT", "/opt/topo-uml")
+
+
+def _private_root() -> Optional[str]:
+    root = UML_ROOT
+    return root if os.access(os.path.join(root, "usr/bin/linux.uml"), os.X_OK) else None
+
+
+def _modules_dir() -> str:
+    root = _private_root()
+    return os.path.join(root, "usr/lib/uml/modules") if root else "/usr/lib/uml/modules"
+
+
+UML_MODULES = _modules_dir()
 
 OUTPUT_NAME = "uml_output.log"     # combined stdout/stderr of the command
 CONSOLE_NAME = "uml_console.log"   # UML kernel console (boot messages, init errors)
@@ -81,6 +98,8 @@ class UMLUnavailable(UMLError):
 
 # --------------------------------------------------------------------------
 def find_uml_binary() -> Optional[str]:
+    if _private_root():
+        return os.path.join(_private_root(), "usr/bin/linux.uml")
     env = os.environ.get("UML_BINARY")
     if env:
         return env if os.access(env, os.X_OK) else None
@@ -244,7 +263,8 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
                cwd: Optional[str] = None,
                modules: Optional[list[str]] = None,
                stream: Optional[TextIO] = None,
-               timing: Optional[dict] = None) -> tuple[int, str]:
+               timing: Optional[dict] = None,
+               share: Optional[list[str]] = None) -> tuple[int, str]:
     """Boot a UML guest, run ``argv`` in it, power it off.
 
     workdir  host dir, created if needed, mounted read-write in the guest at
@@ -265,6 +285,9 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
              (ip_gre, vxlan, sch_netem, ...) also auto-load on demand.
     stream   file object to which the output is copied live (CLI uses stdout).
     timing   if a dict is given it is filled with measurements.
+    share    host directories mounted read-only in the guest at the same path
+             (a checkout under /tmp or /run is otherwise hidden by the guest's
+             fresh tmpfs there).
 
     Returns (exit_code, output).  Raises UMLUnavailable / UMLError / UMLTimeout.
     """
@@ -278,7 +301,8 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
     workdir = os.path.realpath(workdir)
     os.makedirs(workdir, exist_ok=True)
     cwd = os.path.realpath(cwd) if cwd else workdir
-    for what, p in (("workdir", workdir),):
+    shared = [os.path.realpath(p) for p in (share or [])]
+    for what, p in [("workdir", workdir)] + [("share", p) for p in shared]:
         if not _SAFE_PATH.match(p):
             raise ValueError(f"{what} path {p!r} must match {_SAFE_PATH.pattern} "
                              "(it is passed on the kernel command line / as hostfs option)")
@@ -310,17 +334,18 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
     with open(os.path.join(jobdir, "cwd"), "w") as f:
         f.write(cwd + "\n")
     with open(os.path.join(jobdir, "fstab"), "w") as f:
-        f.write(_fstab(workdir))
+        f.write(_fstab(workdir, shared))
     mods = ["ipv6"] if modules is None else list(modules)
     for m in mods:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", m):
             raise ValueError(f"bad module name {m!r}")
+    mods = _loadable(ver, mods)
 
     cmd = [binary, f"mem={mem}", "root=/dev/root", "rootfstype=hostfs",
            "rootflags=/", "ro", f"init={init_script}",
            "con=null", "ssl=null", "con0=null,fd:1", "quiet",
            f"umid={umid}", f"uml_dir={umldir}",
-           f"uml_job={jobdir}", f"uml_ver={ver}", f"uml_soft_timeout={soft}",
+           f"uml_job={jobdir}", f"uml_ver={ver}", f"uml_moddir={UML_MODULES}", f"uml_soft_timeout={soft}",
            f"uml_modules={','.join(mods)}"]
     if os.environ.get("UML_TRACE"):
         cmd.append("uml_trace=1")
@@ -404,7 +429,7 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
 _NEWROOT = "/run/uml/root"   # must match NEW in uml_init.sh
 
 
-def _fstab(workdir: str) -> str:
+def _fstab(workdir: str, shared: list[str] = ()) -> str:
     """Mounts done by one `mount -a -T` in stage 1 (order matters)."""
     r = _NEWROOT
     rows = [
@@ -427,10 +452,24 @@ def _fstab(workdir: str) -> str:
         # are fresh tmpfs in the guest)
         ("hostfs", f"{r}{workdir}", "hostfs", f"X-mount.mkdir,{workdir}"),
     ]
+    # read-only views of host directories (after the tmpfs mounts that would hide them)
+    rows += [("hostfs", f"{r}{p}", "hostfs", f"X-mount.mkdir,ro,{p}") for p in shared if p != workdir]
     return "".join(f"{a} {b} {c} {d} 0 0\n" for a, b, c, d in rows)
 
 
 _VERSION_CACHE: dict = {}
+
+
+def _loadable(ver: str, mods: list[str]) -> list[str]:
+    """The names in ``mods`` that are modules of this UML kernel (modules.dep); built-in
+    ones, and ones this kernel does not have as modules (ipv6 is built in since 6.x
+    builds), are left out: the test that needs a feature then fails visibly."""
+    try:
+        with open(os.path.join(UML_MODULES, ver, "modules.dep")) as f:
+            known = {os.path.basename(line.split(":", 1)[0]).split(".ko")[0].replace("-", "_") for line in f}
+    except OSError:
+        return mods
+    return [m for m in mods if m.replace("-", "_") in known]
 
 
 def _uml_version_cached(binary: str) -> str:

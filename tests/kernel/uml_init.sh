@@ -17,6 +17,7 @@
 #   uml_soft_timeout=<sec>  guest-side timeout for the command (0 = none)
 #   uml_modules=a,b,c       modules to load before the command (default ipv6)
 #   uml_ver=<release>       UML kernel release (avoids forking uname)
+#   uml_moddir=<dir>        where the UML kernel's modules are (default /usr/lib/uml/modules)
 #   uml_trace=1             set -x with timestamps on the console
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8
@@ -84,7 +85,7 @@ mount -t tmpfs -o mode=0755 tmpfs /run || die "mount tmpfs on /run"
 # upper/.uml_oldroot: pivot_root target, created before the overlay exists
 mkdir -p $NEW /run/uml/ovl/work /run/uml/ovl/upper/.uml_oldroot
 # the host has no /lib/modules, so load overlay by path (no deps)
-insmod /usr/lib/uml/modules/$VER/kernel/fs/overlayfs/overlay.ko || die "insmod overlay"
+insmod "${uml_moddir:-/usr/lib/uml/modules}/$VER/kernel/fs/overlayfs/overlay.ko" || die "insmod overlay"
 # overlay root first, then everything below it (see fstab)
 mount -a -T "$uml_job/fstab" || die "mount -a -T $uml_job/fstab failed"
 # /dev/fd, /dev/std{in,out,err}: devtmpfs is one shared instance, so
