@@ -59,6 +59,8 @@ class _Segment:
         self.subnet: netaddr.IPNetwork | None = None
         self.subnet_path: tuple = path
         self.members: list[dict] = []  # {node, ifname, address (str|None), path}
+        self.bridges: list[str] = []  # the bridges of a LAN (several when tunnels join them)
+        self.tunnels: set[int] = set()  # the tunnels this segment's L2 or L3 path rides on
 
 
 def previous_allocation(expanded: dict | None) -> dict:
@@ -136,6 +138,40 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
             problems.add(line(("links", i, "subnet")), f"links[{i}].subnet",
                          f"{link.subnet} differs from bridge {bridge}'s subnet {bridges[bridge].subnet}")
         resolved.append((node_ends, bridge))
+    for bname, br in bridges.items():
+        if br.node is not None and br.node not in nodes:
+            problems.add(line(("bridges", bname, "node")), f"bridges.{bname}.node", f"unknown node {br.node!r}")
+        elif br.node is not None and bname in used_ifnames[br.node]:
+            problems.add(line(("bridges", bname)), f"bridges.{bname}",
+                         f"node {br.node} already has an interface named {bname}")
+    for t, tunnel in enumerate(lab.tunnels):
+        if tunnel.endpoints[0].node == tunnel.endpoints[1].node:
+            problems.add(line(("tunnels", t)), f"tunnels[{t}].endpoints", "a tunnel joins two different nodes")
+        for j, ep in enumerate(tunnel.endpoints):
+            path = ("tunnels", t, "endpoints", j)
+            if ep.node not in nodes:
+                what = "a bridge; a tunnel ends in a node" if ep.node in bridges else "unknown node"
+                problems.add(line(path + ("node",)), _f(path + ("node",)), f"{ep.node!r}: {what}")
+                continue
+            if ep.ifname:
+                prev = used_ifnames[ep.node].get(ep.ifname)
+                if prev or ep.ifname in bridges and bridges[ep.ifname].node == ep.node:
+                    problems.add(line(path + ("ifname",)), _f(path + ("ifname",)),
+                                 f"interface {ep.ifname} is already used on node {ep.node}")
+                else:
+                    used_ifnames[ep.node][ep.ifname] = path + ("ifname",)
+            if ep.bridge is not None:
+                br = bridges.get(ep.bridge)
+                if br is None:
+                    problems.add(line(path + ("bridge",)), _f(path + ("bridge",)), f"unknown bridge {ep.bridge!r}")
+                elif br.node != ep.node:
+                    problems.add(line(path + ("bridge",)), _f(path + ("bridge",)),
+                                 f"bridge {ep.bridge} must live in node {ep.node} for the tunnel to join it "
+                                 f"(set bridges.{ep.bridge}.node: {ep.node})")
+                if ep.address:
+                    problems.add(line(path + ("address",)), _f(path + ("address",)),
+                                 "a tunnel end plugged into a bridge has no address of its own; "
+                                 "address the bridge's other members")
     problems.gate("references")
 
     # --- interface names, segments, veths ------------------------------------
@@ -148,13 +184,37 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
         used_ifnames[node][name] = ()
         return name
 
+    # Bridges joined by an L2 tunnel (both ends plugged into bridges) are one segment.
+    joined = {b: b for b in bridges}
+
+    def root(b):
+        while joined[b] != b:
+            b = joined[b]
+        return b
+
+    for tunnel in lab.tunnels:
+        a, b = (ep.bridge for ep in tunnel.endpoints)
+        if a and b and root(a) != root(b):
+            joined[max(root(a), root(b), key=list(bridges).index)] = min(root(a), root(b), key=list(bridges).index)
     segments: dict[str, _Segment] = {}
+    seg_of_bridge = {b: root(b) for b in bridges}
     for bname in bridges:
-        segments[bname] = _Segment(bname, "lan", ("bridges", bname), bridge=bname)
+        rep = seg_of_bridge[bname]
+        seg = segments.get(rep) or segments.setdefault(rep, _Segment(rep, "lan", ("bridges", rep), bridge=rep))
+        seg.bridges.append(bname)
         if bridges[bname].subnet:
-            segments[bname].subnet = netaddr.IPNetwork(bridges[bname].subnet)
-            segments[bname].subnet_path = ("bridges", bname, "subnet")
-    veths, ifaces = [], {n: [] for n in nodes}
+            if seg.subnet is not None and seg.subnet != netaddr.IPNetwork(bridges[bname].subnet):
+                problems.add(line(("bridges", bname, "subnet")), f"bridges.{bname}.subnet",
+                             f"{bridges[bname].subnet} differs from {seg.subnet}, the subnet of bridge {seg.bridges[0]} "
+                             "on the same L2 segment (joined by a tunnel)")
+            seg.subnet = netaddr.IPNetwork(bridges[bname].subnet)
+            seg.subnet_path = ("bridges", bname, "subnet")
+    veths, ifaces, impairments = [], {n: [] for n in nodes}, []
+
+    def bridge_netns(bname):
+        node = bridges[bname].node
+        return netns_name(lab.name, node if node else bname)
+
     for i, (link, (node_ends, bridge)) in enumerate(zip(lab.links, resolved)):
         ends = []
         for j, ep in node_ends:
@@ -162,7 +222,7 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
             ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": ep.mac,
                          "path": ("links", i, "endpoints", j)})
         if bridge is not None:
-            seg = segments[bridge]
+            seg = segments[seg_of_bridge[bridge]]
             if link.subnet and seg.subnet is None:
                 seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
         else:
@@ -173,7 +233,8 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                 seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
         for end in ends:
             seg.members.append(end)
-            end["segment"], end["mtu"] = seg.name, link.mtu
+            end["segment"], end["mtu"], end["kind"] = seg.name, link.mtu, "veth"
+            end["impair"] = link.impair
             ifaces[end["node"]].append(end)
         if bridge is not None:
             end = ends[0]
@@ -181,9 +242,11 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
             a = {"netns": netns_name(lab.name, end["node"]), "ifname": end["ifname"], "mtu": link.mtu}
             if end["mac"]:
                 a["mac"] = end["mac"].lower()
-            veths.append({"a": a, "b": {"netns": netns_name(lab.name, bridge), "ifname": pname,
+            veths.append({"a": a, "b": {"netns": bridge_netns(bridge), "ifname": pname,
                                         "mtu": link.mtu, "master": bridge}})
             end["peer"] = f"{bridge}:{pname}"
+            if link.impair:
+                impairments.append((bridge_netns(bridge), pname, link.impair))
         else:
             pair = {}
             for key, end, other in (("a", ends[0], ends[1]), ("b", ends[1], ends[0])):
@@ -192,13 +255,44 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                     pair[key]["mac"] = end["mac"].lower()
                 end["peer"] = f"{other['node']}:{other['ifname']}"
             veths.append(pair)
-    for bname, seg in segments.items():
-        if seg.bridge:
-            ports = [port_name(m["node"], m["ifname"]) for m in seg.members]
-            clash = {p for p in ports if ports.count(p) > 1} | ({bname} & set(ports))
-            for p in sorted(clash):
-                problems.add(line(("bridges", bname)), f"bridges.{bname}",
-                             f"two ports of this bridge would both be named {p}; rename an interface")
+    # --- tunnels: one device per end; unbridged ends form a point-to-point segment ------
+    tunnel_ends = []  # per tunnel: [end, end]
+    for t, tunnel in enumerate(lab.tunnels):
+        ends = []
+        for j, ep in enumerate(tunnel.endpoints):
+            ifname = ep.ifname or _tunnel_ifname(tunnel, used_ifnames[ep.node])
+            used_ifnames[ep.node].setdefault(ifname, ("tunnels", t, "endpoints", j))
+            ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": None,
+                         "path": ("tunnels", t, "endpoints", j), "bridge": ep.bridge, "local": ep.local,
+                         "kind": tunnel.type, "tunnel": t, "impair": tunnel.impair})
+        a, b = ends
+        a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
+        bridged = [e for e in ends if e["bridge"]]
+        if bridged:
+            seg = segments[seg_of_bridge[bridged[0]["bridge"]]]
+        else:
+            name = f"{a['node']}.{a['ifname']}--{b['node']}.{b['ifname']}"
+            seg = segments[name] = _Segment(name, "p2p", ("tunnels", t))
+            if tunnel.subnet:
+                seg.subnet, seg.subnet_path = netaddr.IPNetwork(tunnel.subnet), ("tunnels", t, "subnet")
+        seg.tunnels.add(t)
+        for end in ends:
+            end["segment"], end["mtu"] = seg.name, tunnel.mtu
+            if not end["bridge"]:
+                seg.members.append(end)
+            ifaces[end["node"]].append(end)
+        tunnel_ends.append(ends)
+
+    for bname, br in bridges.items():
+        ports = [port_name(m["node"], m["ifname"]) for m in segments[seg_of_bridge[bname]].members
+                 if m["peer"] == f"{bname}:{port_name(m['node'], m['ifname'])}"]
+        clash = {p for p in ports if ports.count(p) > 1} | ({bname} & set(ports))
+        if br.node is not None:
+            clash |= set(ports) & set(used_ifnames[br.node])
+        for p in sorted(clash):
+            problems.add(line(("bridges", bname)), f"bridges.{bname}",
+                         f"two interfaces of namespace {bridge_netns(bname)} would both be named {p}; "
+                         "rename an interface")
 
     # --- subnets: explicit, inferred, then pools ------------------------------
     for seg in segments.values():
@@ -301,8 +395,34 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                 m["address"] = f"{host}/{net.prefixlen}"
     problems.gate("addressing")
 
+    # --- tunnel underlay: where each end leaves from -----------------------------
+    def own_addresses(node):
+        found = [str(netaddr.IPNetwork(i["address"]).ip) for i in ifaces[node] if i["address"]]
+        return found + ([str(netaddr.IPNetwork(loopbacks[node]).ip)] if loopbacks.get(node) else [])
+
+    for ends in tunnel_ends:
+        for end in ends:
+            path = end["path"] + ("local",)
+            if end["local"]:
+                if end["local"] not in own_addresses(end["node"]):
+                    problems.add(line(path), _f(path), f"{end['local']} is not an address of node {end['node']} "
+                                                       f"(its addresses: {', '.join(own_addresses(end['node'])) or 'none'})")
+                continue
+            lo = loopbacks.get(end["node"])
+            first = next((i["address"] for i in ifaces[end["node"]] if i["kind"] == "veth" and i["address"]), None)
+            if lo or first:
+                end["local"] = str(netaddr.IPNetwork(lo or first).ip)
+            else:
+                problems.add(line(end["path"]), _f(end["path"]),
+                             f"node {end['node']} has no underlay address for this tunnel to leave from; "
+                             "link it to the underlay, give it a loopback, or set local:")
+    problems.gate("tunnels")
+    for a, b in tunnel_ends:
+        a["remote"], b["remote"] = b["local"], a["local"]
+
     # --- routes ----------------------------------------------------------------
-    routes, reach = _routing(lab, segments, loopbacks)
+    underlay = {t: (a["local"], b["local"]) for t, (a, b) in enumerate(tunnel_ends)}
+    routes, reach, reach_segments = _routing(lab, segments, loopbacks, underlay)
     for name, node in nodes.items():
         table = routes.setdefault(name, {})
         if node.gateway:
@@ -317,6 +437,10 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                 problems.add(line(where), _f(where), f"next hop {gw} for {dst} is on none of {name}'s subnets")
     problems.gate("routing")
 
+    # --- tunnel MTUs: the underlay path's MTU minus the encapsulation --------------
+    _tunnel_mtus(lab, tunnel_ends, ifaces, routes, loopbacks, segments, problems, line)
+    problems.gate("tunnels")
+
     # --- the expanded lab -------------------------------------------------------
     out_nodes = {}
     for name, node in nodes.items():
@@ -329,24 +453,56 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
             "forwarding": node.forwarding,
             "sysctls": dict(sorted(sysctls.items())),
             "loopback": loopbacks.get(name),
-            "interfaces": [{"ifname": i["ifname"], "address": i["address"], "mtu": i["mtu"],
+            "interfaces": [{"ifname": i["ifname"], "kind": i["kind"], "address": i["address"], "mtu": i["mtu"],
                             "segment": i["segment"], "peer": i["peer"]} for i in ifaces[name]],
             "routes": [{"dst": d, "gateway": g} for d, g in sorted(routes[name].items(), key=_route_key)],
         }
-    out_bridges = {
-        name: {"netns": netns_name(lab.name, name), "ifname": name,
-               "subnet": str(segments[name].subnet) if segments[name].subnet else None,
-               "mtu": br.mtu, "mcast_snooping": br.igmp_snooping, "mcast_querier": br.querier,
-               "ports": [port_name(m["node"], m["ifname"]) for m in segments[name].members]}
-        for name, br in bridges.items()}
-    out_segments = {
-        name: {"kind": s.kind, "subnet": str(s.subnet) if s.subnet else None,
-               "members": [f"{m['node']}:{m['ifname']}" for m in s.members]}
-        for name, s in segments.items()}
-    checks = _checks(lab, out_nodes, reach, problems, line)
+    out_bridges = {}
+    for name, br in bridges.items():
+        seg = segments[seg_of_bridge[name]]
+        ports = [port_name(m["node"], m["ifname"]) for m in seg.members
+                 if m["peer"] == f"{name}:{port_name(m['node'], m['ifname'])}"]
+        ports += [e["ifname"] for ends in tunnel_ends for e in ends if e["bridge"] == name]
+        out_bridges[name] = {"netns": bridge_netns(name), "node": br.node, "ifname": name,
+                             "subnet": str(seg.subnet) if seg.subnet else None, "segment": seg.name,
+                             "mtu": br.mtu, "mcast_snooping": br.igmp_snooping, "mcast_querier": br.querier,
+                             "ports": ports}
+    out_segments = {}
+    for name, seg in segments.items():
+        out_segments[name] = {"kind": seg.kind, "subnet": str(seg.subnet) if seg.subnet else None,
+                              "members": [f"{m['node']}:{m['ifname']}" for m in seg.members]}
+        if seg.bridges[1:] or seg.tunnels:
+            out_segments[name]["bridges"] = list(seg.bridges)
+            out_segments[name]["tunnels"] = sorted(seg.tunnels)
+    out_tunnels = []
+    for t, (tunnel, ends) in enumerate(zip(lab.tunnels, tunnel_ends)):
+        for end in ends:
+            dev = {"kind": tunnel.type, "netns": netns_name(lab.name, end["node"]), "ifname": end["ifname"],
+                   "local": end["local"], "remote": end["remote"], "mtu": end["mtu"], "master": end["bridge"],
+                   "ttl": tunnel.ttl}
+            if tunnel.type == "vxlan":
+                dev.update(vni=tunnel.vni, dstport=tunnel.dstport, srcport=tunnel.srcport, learning=tunnel.learning)
+            else:
+                dev["key"] = tunnel.key
+            out_tunnels.append(dev)
+    out_impairments = []
+    for name in nodes:
+        for i in ifaces[name]:
+            if i["impair"]:
+                out_impairments.append({"netns": netns_name(lab.name, name), "ifname": i["ifname"],
+                                        **i["impair"].model_dump()})
+    out_impairments += [{"netns": ns, "ifname": ifname, **imp.model_dump()} for ns, ifname, imp in impairments]
+    features = {t.type for t in lab.tunnels}
+    for imp in out_impairments:
+        if imp["delay"] or imp["jitter"] or imp["loss"]:
+            features.add("netem")
+        if imp["rate"]:
+            features.add("tbf")
+    checks = _checks(lab, out_nodes, reach, reach_segments, problems, line)
     problems.gate("checks")
-    return {"lab": lab.name, "routing": lab.routing, "nodes": out_nodes, "bridges": out_bridges,
-            "segments": out_segments, "veths": veths, "checks": checks}
+    return {"lab": lab.name, "routing": lab.routing, "features": sorted(features), "nodes": out_nodes,
+            "bridges": out_bridges, "segments": out_segments, "veths": veths, "tunnels": out_tunnels,
+            "impairments": out_impairments, "checks": checks}
 
 
 def _f(path: tuple) -> str:
@@ -372,16 +528,19 @@ def _check_overlaps(taken, problems, line):
             widest = (net, name, path)
 
 
-def _routing(lab, segments, loopbacks):
+def _routing(lab, segments, loopbacks, underlay):
     """Static routes for ``routing: auto``, and who reaches whom.
 
     Shortest paths by hop count over segments, transiting only nodes with
     ``forwarding: true``; ties go to the alphabetically first neighbour, so the result is
-    deterministic. Returns ``(routes, reach)``: ``routes[node] = {dst: gateway}`` and
-    ``reach[node]`` = the set of nodes whose addresses ``node`` can reach (its own
-    segments' members, plus every node reached through routers when routing is auto).
-    A node that does not forward and whose routes all share one gateway gets a single
-    default route instead.
+    deterministic. A route towards a tunnel's own underlay address (``underlay``:
+    ``{tunnel index: (local, remote)}``) never rides on that tunnel: paths to a destination
+    that holds one of those addresses ignore the segments that depend on the tunnel.
+    Returns ``(routes, reach, reach_segments)``: ``routes[node] = {dst: gateway}``,
+    ``reach[node]`` = the set of nodes ``node`` can reach (its own segments' members, plus
+    every node reached through routers when routing is auto), and ``reach_segments[node]``
+    = the segments (and ``lo:<node>`` loopbacks) whose addresses it can reach. A node that does not forward and
+    whose routes all share one gateway gets a single default route instead.
     """
     nodes = lab.nodes
     adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
@@ -397,25 +556,41 @@ def _routing(lab, segments, loopbacks):
     routes = {n: {} for n in nodes}
     reach = {n: {o for _, o, _ in adjacency[n]} for n in nodes}
     if lab.routing != "auto":
-        return routes, reach
-    seg_subnets = {s.name: str(s.subnet) for s in segments.values() if s.subnet is not None}
-    for src in sorted(nodes):
+        return routes, reach, {n: set(node_segments[n]) for n in nodes}
+    reach_segments = {n: set(node_segments[n]) for n in nodes}
+    rides = {s.name: s.tunnels for s in segments.values()}
+    underlay_ips = {t: [netaddr.IPAddress(a) for a in pair] for t, pair in underlay.items()}
+
+    def search(src, banned):
         dist, first_hop = {src: 0}, {src: None}
         queue = deque([src])
         while queue:
             u = queue.popleft()
             if u != src and not nodes[u].forwarding:
                 continue
-            for _, v, addr in adjacency[u]:
-                if v not in dist:
+            for seg, v, addr in adjacency[u]:
+                if v not in dist and not rides[seg] & banned:
                     dist[v] = dist[u] + 1
                     first_hop[v] = addr if u == src else first_hop[u]
                     queue.append(v)
-        reach[src] |= set(dist) - {src}
+        return dist, first_hop
+
+    seg_subnets = {s.name: s.subnet for s in segments.values() if s.subnet is not None}
+    for src in sorted(nodes):
+        searches = {}
+
+        def paths(net):
+            banned = frozenset(t for t, ips in underlay_ips.items() if any(ip in net for ip in ips))
+            if banned not in searches:
+                searches[banned] = search(src, banned)
+            return searches[banned]
+
+        reach[src] |= set(paths(netaddr.IPNetwork("0.0.0.0/32"))[0]) - {src}
         table = {}
         for seg_name, subnet in seg_subnets.items():
             if seg_name in node_segments[src]:
                 continue
+            dist, first_hop = paths(subnet)
             best = None
             for m in segments[seg_name].members:
                 v = m["node"]
@@ -424,22 +599,121 @@ def _routing(lab, segments, loopbacks):
                     if best is None or key < best:
                         best = key
             if best is not None:
-                table[subnet] = first_hop[best[1]]
+                table[str(subnet)] = first_hop[best[1]]
+                reach_segments[src].add(seg_name)
         for v, lo in loopbacks.items():
+            dist, first_hop = paths(netaddr.IPNetwork(lo))
             if v != src and v in dist:
                 table[str(netaddr.IPNetwork(lo).cidr)] = first_hop[v]
+                reach_segments[src].add(f"lo:{v}")
         if not nodes[src].forwarding and table and len(set(table.values())) == 1:
             table = {"0.0.0.0/0": next(iter(table.values()))}
         routes[src] = table
-    return routes, reach
+    return routes, reach, reach_segments
 
 
-def _checks(lab, out_nodes, reach, problems, line):
-    """Ping checks: the declared ones, or every node to every address it should reach."""
-    def addresses(node):
+#: Bytes each tunnel type adds to a packet (outer IPv4 20 + ...): VXLAN UDP 8 + VXLAN 8 +
+#: inner Ethernet 14; GRE 4; gretap GRE 4 + inner Ethernet 14. A GRE key adds 4 (RFC 2890).
+OVERHEAD = {"vxlan": 50, "gre": 24, "gretap": 38}
+
+
+def _tunnel_ifname(tunnel, used):
+    """Default name of a tunnel end: vxlan<VNI>, else gre<n> / gtap<n> (gre0 and gretap0 are
+    the kernel's fallback devices in every namespace once ip_gre is loaded)."""
+    if tunnel.type == "vxlan" and f"vxlan{tunnel.vni}" not in used:
+        return f"vxlan{tunnel.vni}"
+    stem = {"vxlan": "vx", "gre": "gre", "gretap": "gtap"}[tunnel.type]
+    n = 1
+    while f"{stem}{n}" in used:
+        n += 1
+    return f"{stem}{n}"
+
+
+def _tunnel_mtus(lab, tunnel_ends, ifaces, routes, loopbacks, segments, problems, line):
+    """Set each tunnel end's MTU (unless declared): the smallest egress MTU on the routed
+    path between the two underlay addresses, both ways, minus :data:`OVERHEAD`. A tunnel
+    whose path rides another tunnel waits for that one's MTU. A bridged end whose MTU is
+    below a frame size the segment's other members may send is an error (the bridge would
+    drop those frames silently)."""
+    owner = {}
+    for node, items in ifaces.items():
+        for i in items:
+            if i["address"]:
+                owner[netaddr.IPNetwork(i["address"]).ip] = node
+    own_loopback = {node: netaddr.IPNetwork(lo).ip for node, lo in loopbacks.items() if lo}
+
+    def lookup(node, dst):
+        best = None
+        for prefix, gw in routes[node].items():
+            net = netaddr.IPNetwork(prefix)
+            if dst in net and (best is None or net.prefixlen > best[0].prefixlen):
+                best = (net, netaddr.IPAddress(gw))
+        return best[1] if best else None
+
+    def path_mtu(src, dst):
+        """Smallest egress MTU from node ``src`` to address ``dst``; None while a hop's MTU
+        is unknown; a string when there is no path (the reason)."""
+        dst = netaddr.IPAddress(dst)
+        cur, mtu, seen = src, 65535, set()
+        while True:
+            mine = [i for i in ifaces[cur] if i["address"]]
+            if any(netaddr.IPNetwork(i["address"]).ip == dst for i in mine) or own_loopback.get(cur) == dst:
+                return mtu
+            if cur in seen:
+                return f"the routes from {src} towards {dst} loop at {cur}"
+            seen.add(cur)
+            hop = dst if any(dst in netaddr.IPNetwork(i["address"]) for i in mine) else lookup(cur, dst)
+            egress = next((i for i in mine if hop is not None and hop in netaddr.IPNetwork(i["address"])), None)
+            if egress is None or hop not in owner:
+                return f"{cur} has no route to {dst}"
+            if egress["mtu"] is None:
+                return None
+            mtu = min(mtu, egress["mtu"])
+            cur = owner[hop]
+
+    pending = [t for t, (tunnel, ends) in enumerate(zip(lab.tunnels, tunnel_ends)) if tunnel.mtu is None]
+    while pending:
+        progress = []
+        for t in pending:
+            a, b = tunnel_ends[t]
+            found = [path_mtu(a["node"], a["remote"]), path_mtu(b["node"], b["remote"])]
+            if any(isinstance(f, str) for f in found):
+                why = next(f for f in found if isinstance(f, str))
+                problems.add(line(("tunnels", t)), f"tunnels[{t}]", f"the underlay cannot carry this tunnel: {why} "
+                                                                   "(routing: auto, or routes on the nodes)")
+                progress.append(t)
+            elif None not in found:
+                tunnel = lab.tunnels[t]
+                mtu = min(found) - OVERHEAD[tunnel.type] - (4 if tunnel.key is not None else 0)
+                a["mtu"] = b["mtu"] = mtu
+                progress.append(t)
+        if not progress:
+            for t in pending:
+                problems.add(line(("tunnels", t)), f"tunnels[{t}]", "its underlay path rides on a tunnel that "
+                                                                   "rides on it; set mtu: on one of them")
+            break
+        pending = [t for t in pending if t not in progress]
+    for t, ends in enumerate(tunnel_ends):
+        for end in ends:
+            if end["bridge"] and end["mtu"] is not None:
+                seg = segments[end["segment"]]
+                big = max((m["mtu"] for m in seg.members if m["mtu"]), default=0)
+                if big > end["mtu"]:
+                    problems.add(line(("tunnels", t)), f"tunnels[{t}]",
+                                 f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of "
+                                 f"up to {big} bytes, which the bridge would drop; lower the segment's link mtu to "
+                                 f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}")
+
+
+def _checks(lab, out_nodes, reach, reach_segments, problems, line):
+    """Ping checks: the declared ones, or every node to every address it should reach
+    (with ``to: all``, only the addresses on segments it has a path to)."""
+    def addresses(node, src=None):
         n = out_nodes[node]
-        addrs = [i["address"].split("/")[0] for i in n["interfaces"] if i["address"]]
-        if n["loopback"]:
+        seen = reach_segments[src] if src else None
+        addrs = [i["address"].split("/")[0] for i in n["interfaces"]
+                 if i["address"] and (seen is None or i["segment"] in seen)]
+        if n["loopback"] and (seen is None or f"lo:{node}" in seen):
             addrs.append(n["loopback"].split("/")[0])
         return addrs
 
@@ -458,10 +732,10 @@ def _checks(lab, out_nodes, reach, problems, line):
             for d in dsts:
                 if s == d or s not in out_nodes or d not in out_nodes:
                     continue
-                reachable = d in reach[s]
-                if expect == "pass" and not reachable and (ping is None or ping.to == "all"):
+                implicit = expect == "pass" and (ping is None or ping.to == "all")
+                if implicit and d not in reach[s]:
                     continue  # "all" means every node this one should reach
-                for addr in addresses(d):
+                for addr in addresses(d, s if implicit else None):
                     wanted.setdefault(s, {})[addr] = (d, expect)
     return [{"type": "ping", "from": s,
              "targets": [{"node": d, "address": a, "expect": e}

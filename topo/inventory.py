@@ -57,7 +57,8 @@ def project(expanded: dict, python: str | None = None) -> dict:
         }
     }
     namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"]} for name, n in nodes.items()]
-    namespaces += [{"name": b["netns"], "node": name, "sysctls": {}} for name, b in expanded["bridges"].items()]
+    namespaces += [{"name": b["netns"], "node": name, "sysctls": {}}
+                   for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
     for node in nodes.values():
         if node["loopback"]:
@@ -73,6 +74,9 @@ def project(expanded: dict, python: str | None = None) -> dict:
                           "mcast_snooping": b["mcast_snooping"], "mcast_querier": b["mcast_querier"]}
                          for b in expanded["bridges"].values()],
         "topo_veths": expanded["veths"],
+        "topo_tunnels": expanded.get("tunnels", []),
+        "topo_impairments": expanded.get("impairments", []),
+        "topo_features": expanded.get("features", []),
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }

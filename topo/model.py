@@ -114,8 +114,10 @@ class Node(Strict):
 
 
 class Bridge(Strict):
-    """A Linux bridge: a LAN segment. It lives in its own namespace (topo-<lab>-<bridge>)."""
+    """A Linux bridge: a LAN segment. It lives in its own namespace (topo-<lab>-<bridge>),
+    or, with ``node:``, inside that node's namespace (where a tunnel end can join it)."""
 
+    node: Name | None = None
     subnet: str | None = None
     mtu: Mtu | None = None
     igmp_snooping: bool = True
@@ -135,6 +137,29 @@ class Endpoint(Strict):
     _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
 
 
+class TunnelEndpoint(Strict):
+    """One end of a tunnel: the node, its tunnel interface and overlay address, the underlay
+    address it leaves from (``local``), and the bridge (inside that node) it joins."""
+
+    node: Name
+    ifname: IfName | None = None
+    address: str | None = None
+    local: str | None = None
+    bridge: Name | None = None
+
+    _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
+
+    @field_validator("local")
+    @classmethod
+    def _local(cls, v):
+        if v is not None:
+            try:
+                ipaddress.IPv4Address(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IPv4 address (the underlay address, no /len)") from None
+        return v
+
+
 def _endpoint_shorthand(value):
     """'h1' or 'h1:eth0' stands for {node: h1[, ifname: eth0]}."""
     if isinstance(value, str):
@@ -149,6 +174,7 @@ class Link(Strict):
     endpoints: list[Endpoint] = Field(min_length=2, max_length=2)
     subnet: str | None = None
     mtu: Mtu = 1500
+    impair: Impairment | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +184,86 @@ class Link(Strict):
         if isinstance(value, dict) and isinstance(value.get("endpoints"), list):
             value = dict(value, endpoints=[_endpoint_shorthand(e) for e in value["endpoints"]])
         return value
+
+    _subnet = field_validator("subnet")(_optional_network)
+
+
+class Impairment(Strict):
+    """Egress impairments of a link, applied at both ends (so a ping's RTT gains 2 x delay).
+    delay and jitter in milliseconds, loss in percent, rate in bits per second (or with a
+    unit: 10kbit, 20mbit, 1gbit; as tc counts them, k = 1000)."""
+
+    delay: Annotated[float, Field(ge=0, le=60_000)] | None = None
+    jitter: Annotated[float, Field(ge=0, le=60_000)] | None = None
+    loss: Annotated[float, Field(ge=0, le=100)] | None = None
+    rate: Annotated[int, Field(ge=8_000, le=100_000_000_000)] | None = None
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, v):
+        if isinstance(v, str):
+            import re
+            m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:bit)?(?:/s|ps)?\s*", v.lower())
+            if not m:
+                raise ValueError(f"{v!r} is not a rate: write bits per second, or e.g. 500kbit, 20mbit, 1gbit")
+            return int(float(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2)])
+        return v
+
+    @model_validator(mode="after")
+    def _jitter(self):
+        if self.jitter and not self.delay:
+            raise ValueError("jitter needs a delay (netem varies the delay by the jitter)")
+        return self
+
+
+class Tunnel(Strict):
+    """A tunnel between two nodes: ``vxlan`` (L2 over UDP), ``gre`` (L3) or ``gretap`` (L2).
+
+    Each endpoint is a node (``"leaf1"`` or ``{node, ifname, address, local, bridge}``):
+    ``local`` is the underlay address the tunnel leaves from (default: the node's loopback,
+    else the address of its first interface), ``address`` the overlay address (default: from
+    a pool), ``bridge`` a bridge inside that node to plug the tunnel into (L2 tunnels).
+    """
+
+    type: Literal["vxlan", "gre", "gretap"]
+    endpoints: list[TunnelEndpoint] = Field(min_length=2, max_length=2)
+    vni: Annotated[int, Field(ge=0, le=16_777_215)] | None = None
+    dstport: Annotated[int, Field(ge=1, le=65535)] = 4789
+    srcport: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(None, min_length=2, max_length=2)
+    learning: bool = True
+    key: Annotated[int, Field(ge=0, le=4_294_967_295)] | None = None
+    ttl: Annotated[int, Field(ge=1, le=255)] | None = None
+    mtu: Mtu | None = None
+    subnet: str | None = None
+    impair: Impairment | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        if isinstance(value, dict) and isinstance(value.get("endpoints"), list):
+            value = dict(value, endpoints=[_endpoint_shorthand(e) for e in value["endpoints"]])
+        return value
+
+    @model_validator(mode="after")
+    def _fields(self):
+        if self.type == "vxlan":
+            if self.vni is None:
+                raise ValueError("a vxlan tunnel needs a vni (0-16777215)")
+            if self.key is not None:
+                raise ValueError("key is for gre and gretap; a vxlan tunnel has a vni")
+        else:
+            for name in ("vni", "srcport"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is for vxlan tunnels, not {self.type}")
+            if "dstport" in self.model_fields_set:
+                raise ValueError(f"dstport is for vxlan tunnels, not {self.type}")
+            if "learning" in self.model_fields_set:
+                raise ValueError(f"learning is for vxlan tunnels, not {self.type}")
+        if self.type == "gre" and any(e.bridge for e in self.endpoints):
+            raise ValueError("a gre tunnel is L3 and cannot join a bridge; use gretap (or vxlan)")
+        if self.srcport and self.srcport[0] > self.srcport[1]:
+            raise ValueError(f"srcport {self.srcport}: the first port must not exceed the second")
+        return self
 
     _subnet = field_validator("subnet")(_optional_network)
 
@@ -217,6 +323,7 @@ class Lab(Strict):
     nodes: dict[Name, Node]
     bridges: dict[Annotated[str, Field(pattern=NAME_RE, max_length=15)], Bridge] = {}
     links: list[Link] = []
+    tunnels: list[Tunnel] = []
     verify: list[Check] | None = None
 
     @model_validator(mode="before")

@@ -64,6 +64,7 @@ class _Progress:
         self.task = None
         self.task_start = 0.0
         self.done = 0
+        self.failed = False
 
     def start(self, title: str):
         if not self.quiet and self.console.is_terminal:
@@ -72,11 +73,12 @@ class _Progress:
 
     def task_started(self, name: str):
         self.finish_task()
-        self.task, self.task_start, self.done = name, time.monotonic(), 0
+        self.task, self.task_start, self.done, self.failed = name, time.monotonic(), 0, False
         self._show()
 
-    def host_done(self):
+    def host_done(self, failed: bool = False):
         self.done += 1
+        self.failed |= failed
         self._show()
 
     def _show(self):
@@ -85,7 +87,8 @@ class _Progress:
 
     def finish_task(self):
         if self.task and not self.quiet:
-            self.console.print(f"  [green]✓[/] {self.task} [dim]{time.monotonic() - self.task_start:.1f} s[/]",
+            mark = "[red]✗[/]" if self.failed else "[green]✓[/]"
+            self.console.print(f"  {mark} {self.task} [dim]{time.monotonic() - self.task_start:.1f} s[/]",
                                highlight=False)
         self.task = None
 
@@ -122,7 +125,8 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             task_names[data.get("task_uuid", "")] = label
             progress.task_started(f"{role}: {label}" if role else label)
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
-            progress.host_done()
+            progress.host_done(failed=kind in ("runner_on_failed", "runner_on_unreachable")
+                               and not data.get("ignore_errors"))
             res = data.get("res") or {}
             host, task = data.get("host", "?"), data.get("task", "?")
             for change in res.get("changes") or []:

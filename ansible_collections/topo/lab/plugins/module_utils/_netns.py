@@ -62,7 +62,16 @@ KERNEL_FEATURES = {
     "vxlan": ("vxlan", "CONFIG_VXLAN"),
     "gre": ("ip_gre", "CONFIG_NET_IPGRE"),
     "gretap": ("ip_gre", "CONFIG_NET_IPGRE"),
+    "netem": ("sch_netem", "CONFIG_NET_SCH_NETEM"),
+    "tbf": ("sch_tbf", "CONFIG_NET_SCH_TBF"),
 }
+#: What to suggest when a feature is missing.
+ALTERNATIVES = {
+    "gre": "use vxlan", "gretap": "use vxlan", "vxlan": "use gre or gretap",
+    "netem": "drop delay, jitter and loss", "tbf": "drop rate",
+}
+#: GRE_KEY in the GRE flags (include/uapi/linux/if_tunnel.h), as pyroute2 encodes them.
+GRE_KEY = 0x2000
 
 
 class NetnsError(Exception):
@@ -78,10 +87,62 @@ class KernelFeatureMissing(NetnsError):
 
     def __init__(self, kind):
         module, option = KERNEL_FEATURES.get(kind, (kind, "?"))
-        super().__init__(
-            "this kernel cannot create %s links (%s); load %s or choose another link type"
-            % (kind, option, module))
+        what = "run %s qdiscs" % kind if kind in ("netem", "tbf") else "create %s links" % kind
+        super().__init__("this kernel (%s) cannot %s (%s); load %s (modprobe %s) or %s"
+                         % (os.uname().release, what, option, module, module,
+                            ALTERNATIVES.get(kind, "choose another link type")))
         self.kind = kind
+
+
+#: How :func:`missing_features` makes a throw-away object of each feature.
+_PROBES = {
+    "vxlan": dict(kind="vxlan", vxlan_id=1, vxlan_local="198.18.0.1", vxlan_group="198.18.0.2", vxlan_port=4789),
+    "gre": dict(kind="gre", gre_local="198.18.0.1", gre_remote="198.18.0.2"),
+    "gretap": dict(kind="gretap", gre_local="198.18.0.1", gre_remote="198.18.0.2"),
+}
+
+
+def missing_features(features):
+    """The features (link kinds of _PROBES, ``netem``, ``tbf``) this kernel cannot provide.
+
+    Each is tried for real in a fresh anonymous network namespace, which the kernel frees
+    as soon as the probe returns: a link of that kind is created (the kernel loads its
+    module on demand, as for any ``ip link add``), or the qdisc is put on that
+    namespace's ``lo``. EOPNOTSUPP (or ENOENT for a qdisc) means the kernel lacks it.
+    """
+    missing = []
+    wanted = [f for f in features if f in _PROBES or f in ("netem", "tbf")]
+    if not wanted:
+        return missing
+    home = _home_fd()
+    _syscall(_LIBC.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    try:
+        with IPRoute() as ipr:
+            for n, feature in enumerate(wanted):
+                try:
+                    if feature == "netem":
+                        ipr.tc("add", "netem", index=1, handle=0x10000, delay=1000)
+                        ipr.tc("del", index=1, handle=0x10000)
+                    elif feature == "tbf":
+                        ipr.tc("add", "tbf", index=1, handle=0x10000, rate="1mbit", burst=4096, latency="50ms")
+                        ipr.tc("del", index=1, handle=0x10000)
+                    else:
+                        ipr.link("add", ifname="probe%d" % n, **_PROBES[feature])
+                except NetlinkError as exc:
+                    if exc.code in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
+                        missing.append(feature)
+                    else:
+                        raise
+    finally:
+        _syscall(_LIBC.setns(home, CLONE_NEWNET), "setns(home)")
+    return missing
+
+
+def require_features(features):
+    """Raise :class:`KernelFeatureMissing` for the first of ``features`` this kernel lacks."""
+    missing = missing_features(features)
+    if missing:
+        raise KernelFeatureMissing(missing[0])
 
 
 def require_pyroute2(module):
@@ -427,6 +488,17 @@ def link_summary(msg):
     if kind == "bridge" and data is not None:
         out["mcast_snooping"] = data.get_attr("IFLA_BR_MCAST_SNOOPING")
         out["mcast_querier"] = data.get_attr("IFLA_BR_MCAST_QUERIER")
+    elif kind == "vxlan" and data is not None:
+        ports = data.get_attr("IFLA_VXLAN_PORT_RANGE") or {}
+        out.update(local=data.get_attr("IFLA_VXLAN_LOCAL"), remote=data.get_attr("IFLA_VXLAN_GROUP"),
+                   vni=data.get_attr("IFLA_VXLAN_ID"), dstport=data.get_attr("IFLA_VXLAN_PORT"),
+                   learning=bool(data.get_attr("IFLA_VXLAN_LEARNING")), ttl=data.get_attr("IFLA_VXLAN_TTL") or 0,
+                   srcport=[ports.get("low", 0), ports.get("high", 0)])
+    elif kind in ("gre", "gretap") and data is not None:
+        flags = data.get_attr("IFLA_GRE_IFLAGS") or 0
+        out.update(local=data.get_attr("IFLA_GRE_LOCAL"), remote=data.get_attr("IFLA_GRE_REMOTE"),
+                   ttl=data.get_attr("IFLA_GRE_TTL") or 0,
+                   key=data.get_attr("IFLA_GRE_IKEY") if flags & GRE_KEY else None)
     return out
 
 

@@ -19,7 +19,7 @@ import os
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    MARKER, ROUTE_PROTO, Changes, NetlinkError, NetnsError, NotOwned, conf_write, create_namespace,
+    GRE_KEY, MARKER, ROUTE_PROTO, Changes, NetlinkError, NetnsError, NotOwned, conf_write, create_namespace,
     delete_namespace, if_marker, link_summary, links_by_name, list_namespaces,
     namespace_exists, namespace_fd, ns_marker, owns_interface, sysctl_read, sysctl_write,
     translate,
@@ -55,6 +55,22 @@ SPECS = {
         a=dict(type="dict", required=True, options=_END),
         b=dict(type="dict", required=True, options=_END),
     )),
+    "tunnels": dict(type="list", elements="dict", default=[], options=dict(
+        kind=dict(type="str", required=True, choices=["vxlan", "gre", "gretap"]),
+        netns=dict(type="str", required=True),
+        ifname=dict(type="str", required=True),
+        local=dict(type="str", required=True),
+        remote=dict(type="str", required=True),
+        mtu=dict(type="int"),
+        master=dict(type="str"),
+        ttl=dict(type="int"),
+        vni=dict(type="int"),
+        dstport=dict(type="int", default=4789),
+        srcport=dict(type="list", elements="int"),
+        learning=dict(type="bool", default=True),
+        key=dict(type="int"),
+    )),
+    "features": dict(type="list", elements="str", default=[]),
     "interfaces": dict(type="list", elements="dict", default=[], options=dict(
         netns=dict(type="str", required=True),
         ifname=dict(type="str", required=True),
@@ -451,6 +467,109 @@ def _master_name(tables, ns, index):
         if link["index"] == index:
             return name
     return index
+
+
+# --------------------------------------------------------------------------- tunnels
+
+TUNNEL_KINDS = ("vxlan", "gre", "gretap")
+
+
+def _tunnel_identity(t):
+    """The attributes fixed at creation: a tunnel that differs in any is made anew."""
+    ident = {"kind": t["kind"], "local": t["local"], "remote": t["remote"], "ttl": t.get("ttl") or 0}
+    if t["kind"] == "vxlan":
+        ident.update(vni=t["vni"], dstport=t.get("dstport") or 4789, learning=bool(t.get("learning", True)),
+                     srcport=list(t.get("srcport") or [0, 0]))
+    else:
+        ident["key"] = t.get("key")
+    return ident
+
+
+def _create_tunnel(tables, lab, t):
+    ipr = tables.socks.get(t["netns"])
+    kw = {"ifname": t["ifname"], "kind": t["kind"]}
+    ttl = t.get("ttl") or 0
+    if t["kind"] == "vxlan":
+        kw.update(vxlan_id=t["vni"], vxlan_local=t["local"], vxlan_group=t["remote"],
+                  vxlan_port=t.get("dstport") or 4789, vxlan_learning=int(bool(t.get("learning", True))),
+                  vxlan_ttl=ttl)
+        if t.get("srcport"):
+            kw["vxlan_port_range"] = {"low": t["srcport"][0], "high": t["srcport"][1]}
+    else:
+        kw.update(gre_local=t["local"], gre_remote=t["remote"], gre_ttl=ttl)
+        if t.get("key") is not None:
+            kw.update(gre_iflags=GRE_KEY, gre_oflags=GRE_KEY, gre_ikey=t["key"], gre_okey=t["key"])
+    ipr.link("add", **kw)
+    tables.refresh(t["netns"], t["ifname"])
+    _fix_end(tables, t, lab)
+
+
+def converge_tunnels(socks, lab, tunnels, scope, check, prune=True, tables=None):
+    """VXLAN, GRE and gretap devices, one per tunnel end.
+
+    Every attribute is compared. What the kernel fixes at creation (kind, local and remote
+    address, VNI, UDP ports, learning, GRE key, TTL) differs: the device is removed and
+    made again. MTU, bridge (master), up and the marker are fixed in place. The lab's
+    undeclared tunnel devices in ``scope`` are pruned first. ``tables`` as for
+    converge_bridges; bridges must exist before (converge_bridges runs first).
+    """
+    changes = Changes("tunnel")
+    tables = tables or Tables(socks)
+    declared = set((t["netns"], t["ifname"]) for t in tunnels)
+    if prune:
+        for ns in sorted(set(scope)):
+            for name, have in sorted(tables.links(ns).items()):
+                if ((ns, name) in declared or have["kind"] not in TUNNEL_KINDS
+                        or not owns_interface(have["alias"], lab)):
+                    continue
+                changes.add("remove", "%s/%s" % (ns, name), "%s no longer declared" % have["kind"],
+                            before=have["kind"])
+                if not check:
+                    try:
+                        socks.get(ns).link("del", index=have["index"])
+                    except NetlinkError as exc:
+                        raise translate(exc, "remove %s %s/%s" % (have["kind"], ns, name))
+                    tables.forget(ns)
+    for t in tunnels:
+        label = _label(t)
+        t = dict(t, mtu=t.get("mtu") or 1500)
+        try:
+            have = tables.get(t["netns"], t["ifname"])
+            if have is not None and not owns_interface(have["alias"], lab):
+                raise NotOwned("%s exists (a %s) but was not made by topo for lab %s; remove or rename it"
+                               % (label, have["kind"] or "device", lab))
+            want = _tunnel_identity(t)
+            if have is not None:
+                diff = dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
+                if not diff:
+                    end = _wanted_end(tables, t, lab)
+                    fix = dict((k, (have.get(k), v)) for k, v in end.items() if have.get(k) != v)
+                    if fix:
+                        shown = dict(fix)
+                        if "master" in shown:
+                            shown["master"] = (_master_name(tables, t["netns"], shown["master"][0]), t.get("master"))
+                        changes.add("fix", label, _detail(shown),
+                                    before=str(dict((k, x) for k, (x, y) in shown.items())),
+                                    after=str(dict((k, y) for k, (x, y) in shown.items())))
+                        if not check:
+                            _fix_end(tables, t, lab)
+                            tables.refresh(t["netns"], t["ifname"])
+                    continue
+                changes.add("fix", label, "recreated: " + _detail(diff),
+                            before=str(dict((k, a) for k, (a, b) in diff.items())),
+                            after=str(dict((k, b) for k, (a, b) in diff.items())))
+                if not check:
+                    socks.get(t["netns"]).link("del", index=have["index"])
+                    tables.forget(t["netns"])
+                    _create_tunnel(tables, lab, t)
+                continue
+            changes.add("create", label, "%s %s -> %s" % (t["kind"], t["local"], t["remote"]),
+                        after=str(want))
+            if not check:
+                _create_tunnel(tables, lab, t)
+        except NetlinkError as exc:
+            raise translate(exc, "%s %s" % (t["kind"], label), kind=t["kind"])
+    return changes
 
 
 # --------------------------------------------------------------------------- addresses

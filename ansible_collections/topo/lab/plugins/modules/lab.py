@@ -6,11 +6,14 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: lab
-short_description: Converge a whole topo lab - namespaces, bridges, veths, addresses, routes - in one call
+short_description: Converge a whole topo lab - namespaces, bridges, veths, tunnels, addresses, routes - in one call
 description:
   - Runs, in one module process, exactly what M(topo.lab.netns), M(topo.lab.bridge),
-    M(topo.lab.veth), M(topo.lab.address) and M(topo.lab.route) do, in that order, with
-    one shared set of netlink sockets. It is what C(topo apply) and the C(topo.lab.lab)
+    M(topo.lab.veth), M(topo.lab.tunnel), M(topo.lab.address) and M(topo.lab.route) do, in
+    that order, with one shared set of netlink sockets.
+  - Before it changes anything it checks that the running kernel has every feature in
+    O(features) (each is tried in a throw-away namespace), and fails naming the missing
+    one, its kernel option and module, so a lab is never half built for want of GRE. It is what C(topo apply) and the C(topo.lab.lab)
     role use.
   - Why one call - each module process costs about 0.5 s before it touches the kernel
     (AnsiballZ start, ansible's module_utils, and pyroute2's import, about 0.15-0.25 s on
@@ -28,6 +31,14 @@ options:
     default: []
   bridges: {description: As M(topo.lab.bridge) O(bridges)., type: list, elements: dict, default: []}
   veths: {description: As M(topo.lab.veth) O(veths)., type: list, elements: dict, default: []}
+  tunnels: {description: As M(topo.lab.tunnel) O(tunnels)., type: list, elements: dict, default: []}
+  features:
+    description:
+      - Kernel features the lab needs beyond veth and bridge - C(vxlan), C(gre), C(gretap),
+        C(netem), C(tbf). Checked before anything is built.
+    type: list
+    elements: str
+    default: []
   addresses: {description: As M(topo.lab.address) O(interfaces)., type: list, elements: dict, default: []}
   routes: {description: As M(topo.lab.route) O(routes)., type: list, elements: dict, default: []}
   prune: {description: Remove what the lab owns but no longer declares., type: bool, default: true}
@@ -55,7 +66,7 @@ summary:
   description: Number of changes per resource type.
   returned: always
   type: dict
-  sample: {netns: 17, bridge: 1, veth: 16, address: 16, route: 0}
+  sample: {netns: 17, bridge: 1, veth: 16, tunnel: 0, address: 16, route: 0}
 owned:
   description: The lab's namespaces found before the change.
   returned: always
@@ -64,19 +75,22 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
+from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
 from ansible_collections.topo.lab.plugins.module_utils._resources import (
-    SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_veths,
+    SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_tunnels,
+    converge_veths,
 )
 
 
 def converge(socks, p, check):
     scope = [ns["name"] for ns in p["namespaces"]]
     lab, prune = p["lab"], p["prune"]
+    require_features(p["features"])
     tables = Tables(socks)  # one link dump per namespace, shared by every pass of the run
     done = [converge_namespaces(socks, lab, p["namespaces"], check, "present", prune, tables)]
     done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
     done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
+    done.append(converge_tunnels(socks, lab, p["tunnels"], scope, check, prune, tables))
     done.append(converge_addresses(socks, lab, p["addresses"], check, tables))
     done.append(converge_routes(socks, lab, p["routes"], scope, check))
     return done
@@ -89,6 +103,8 @@ def main():
             namespaces=SPECS["namespaces"],
             bridges=SPECS["bridges"],
             veths=SPECS["veths"],
+            tunnels=SPECS["tunnels"],
+            features=SPECS["features"],
             addresses=SPECS["interfaces"],
             routes=SPECS["routes"],
             prune=SPECS["prune"],

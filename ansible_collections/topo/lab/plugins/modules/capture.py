@@ -1,0 +1,297 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: capture
+short_description: Capture packets on a lab interface while traffic runs, and summarise them
+description:
+  - Runs on the build host (localhost, as root). Starts C(tcpdump) inside the network
+    namespace O(netns) on O(interface), waits until it listens, runs the O(traffic) commands
+    one after the other (or waits O(duration) seconds when there are none), waits O(settle)
+    seconds and stops tcpdump. The tcpdump process is stopped whatever happens.
+  - The pcap is kept at O(path) and summarised with scapy, one row per packet, tunnels
+    opened up (VXLAN, GRE, gretap), so a task can assert what crosses a link.
+  - With O(expect), the task fails unless at least O(expect.min_packets) packets match;
+    the message lists the layer stacks that were seen.
+  - This is an observation, not a change - it always reports C(changed=false). In check
+    mode it captures nothing and reports C(skipped=true).
+author: topo developers
+requirements: [tcpdump and iproute2 on the build host, scapy >= 2.5 in its Python]
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+  idempotent: {support: full}
+options:
+  netns: {description: Namespace to capture in., type: str, required: true}
+  interface: {description: Interface inside O(netns) (C(any) for all)., type: str, required: true}
+  filter: {description: BPF filter expression (tcpdump syntax)., type: str}
+  count: {description: Stop after this many packets., type: int, default: 1000}
+  snaplen: {description: Bytes kept of each packet., type: int, default: 262144}
+  path: {description: Where the pcap is written; the parent directory is created., type: path, required: true}
+  traffic:
+    description: Commands run one after the other while the capture runs (argv, no shell).
+      A non-zero exit is reported, not a failure.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      argv: {description: The command and its arguments., type: list, elements: str, required: true}
+      netns: {description: Namespace to run it in; the capture's O(netns) when omitted., type: str}
+      timeout: {description: Seconds before the command is killed., type: float, default: 60}
+  duration: {description: Seconds to capture when there is no O(traffic)., type: float, default: 3}
+  settle: {description: Seconds to keep capturing after the traffic., type: float, default: 0.5}
+  listen_timeout: {description: Seconds to wait for tcpdump to start listening., type: float, default: 10}
+  max_rows: {description: Rows returned in RV(rows); RV(total) counts them all., type: int, default: 200}
+  expect:
+    description: What must have been captured; the task fails otherwise.
+    type: dict
+    suboptions:
+      layers: {description: Layer names that must appear in this order (not necessarily adjacent)., type: list, elements: str}
+      vni: {description: VXLAN VNI., type: int}
+      gre_key: {description: GRE key., type: int}
+      inner_src: {description: Innermost source IP address of an encapsulated packet., type: str}
+      inner_dst: {description: Innermost destination IP address of an encapsulated packet., type: str}
+      min_packets: {description: Matching packets needed., type: int, default: 1}
+"""
+
+EXAMPLES = r"""
+- name: Pings between h1 and h2 cross the underlay in VXLAN 42
+  topo.lab.capture:
+    netns: topo-demo-r1
+    interface: eth1
+    filter: udp port 4789
+    path: "{{ lab_dir }}/captures/r1-eth1.pcap"
+    traffic:
+      - {netns: topo-demo-h1, argv: [ping, -c, 3, -i, 0.2, -W, 1, 10.0.0.2]}
+    expect: {layers: [VXLAN, ICMP], vni: 42, inner_dst: 10.0.0.2, min_packets: 3}
+"""
+
+RETURN = r"""
+rows:
+  description: The first O(max_rows) packets, summarised (times in seconds since the first packet).
+  returned: success, and failure of O(expect)
+  type: list
+  elements: dict
+  sample: [{time: 0.0, src: 198.18.0.1, dst: 198.18.0.2, protocol: ICMP, length: 148,
+            kind: unicast, vni: 42, gre_key: null, inner_src: 198.18.1.1, inner_dst: 198.18.1.2,
+            layers: [Ether, IP, UDP, VXLAN, Ether, IP, ICMP]}]
+total: {description: Packets captured., returned: success, type: int, sample: 8}
+matched: {description: Packets matching O(expect)., returned: when O(expect) is given, type: int, sample: 6}
+path: {description: The pcap file., returned: always, type: str}
+traffic:
+  description: One entry per O(traffic) command.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{netns: topo-demo-h1, argv: [ping, "-c", "3", 10.0.0.2], rc: 0, timed_out: false,
+            stdout: "3 packets transmitted, 3 received, ...", stderr: ""}]
+tcpdump:
+  description: The capture process - pid, exit status and the last lines of its stderr.
+  returned: success
+  type: dict
+  sample: {pid: 4242, rc: 0, stderr: "8 packets captured"}
+elapsed: {description: Seconds from starting tcpdump to its exit., returned: success, type: float}
+"""
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.topo.lab.plugins.module_utils import _pcap
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    NetnsError, entered, namespace_exists)
+
+STOP_TIMEOUT = 5.0
+TAIL_LINES = 20
+
+
+def tail(text, lines=TAIL_LINES):
+    """The last ``lines`` lines of ``text`` (str or bytes)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return "\n".join((text or "").rstrip("\n").splitlines()[-lines:])
+
+
+class CaptureError(Exception):
+    """The capture could not run; the message says why."""
+
+
+def wait_listening(proc, timeout):
+    """Read tcpdump's stderr until it says "listening on"; CaptureError when it exits or
+    ``timeout`` seconds pass first. Returns what it printed."""
+    fd, seen = proc.stderr.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while b"listening on" not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CaptureError("tcpdump did not start listening within %.1f s: %s"
+                               % (timeout, tail(seen) or "(no output)"))
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:  # EOF: tcpdump exited
+                proc.wait()
+                raise CaptureError("tcpdump exited with %s before listening: %s"
+                                   % (proc.returncode, tail(seen) or "(no output)"))
+            seen += chunk
+    return seen
+
+
+def stop(proc):
+    """Stop ``proc`` by its PID: SIGINT (tcpdump flushes and exits), SIGKILL after
+    STOP_TIMEOUT. Returns the rest of its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=STOP_TIMEOUT)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[1]
+
+
+def run_traffic(ip, item, default_netns):
+    """Run one traffic command inside its namespace; its result entry."""
+    netns = item["netns"] or default_netns
+    res = {"netns": netns, "argv": item["argv"], "rc": None, "timed_out": False}
+    try:
+        proc = subprocess.run([ip, "netns", "exec", netns] + item["argv"], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=item["timeout"])
+        res.update(rc=proc.returncode, stdout=tail(proc.stdout), stderr=tail(proc.stderr))
+    except subprocess.TimeoutExpired as exc:
+        res.update(timed_out=True, stdout=tail(exc.stdout), stderr=tail(exc.stderr))
+    return res
+
+
+def capture(module, tcpdump, ip):
+    """Run tcpdump around the traffic; returns (traffic results, tcpdump info, elapsed s)."""
+    p = module.params
+    argv = [ip, "netns", "exec", p["netns"], tcpdump, "-i", p["interface"], "-w", p["path"],
+            "-U", "--immediate-mode", "-s", str(p["snaplen"]), "-c", str(p["count"])]
+    if p["filter"]:
+        argv += ["--", p["filter"]]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    traffic, err = [], b""
+    try:
+        err = wait_listening(proc, p["listen_timeout"])
+        for item in p["traffic"]:
+            traffic.append(run_traffic(ip, item, p["netns"]))
+        time.sleep(p["settle"] if p["traffic"] else p["duration"])
+    finally:
+        err += stop(proc)
+    return traffic, {"pid": proc.pid, "rc": proc.returncode, "stderr": tail(err)}, \
+        round(time.monotonic() - started, 3)
+
+
+def describe(expect):
+    """'layers VXLAN > ICMP, vni 43' for the failure message."""
+    parts = ["layers " + " > ".join(expect["layers"])] if expect.get("layers") else []
+    parts += ["%s %s" % (k, expect[k]) for k in ("vni", "gre_key", "inner_src", "inner_dst")
+              if expect.get(k) is not None]
+    return ", ".join(parts) or "any packet"
+
+
+def seen(rows):
+    """'6 x Ether/IP/UDP/VXLAN/Ether/IP/ICMP (vni 42), 2 x Ether/ARP': the stacks seen."""
+    counts = {}
+    for r in rows:
+        key = "/".join(r["layers"]) + "".join(
+            " (%s %s)" % (k, r[k]) for k in ("vni", "gre_key") if r[k] is not None)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join("%d x %s" % (n, k) for k, n in
+                     sorted(counts.items(), key=lambda kv: -kv[1])) or "no packets"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            netns=dict(type="str", required=True),
+            interface=dict(type="str", required=True),
+            filter=dict(type="str"),
+            count=dict(type="int", default=1000),
+            snaplen=dict(type="int", default=262144),
+            path=dict(type="path", required=True),
+            traffic=dict(type="list", elements="dict", default=[], options=dict(
+                argv=dict(type="list", elements="str", required=True),
+                netns=dict(type="str"),
+                timeout=dict(type="float", default=60),
+            )),
+            duration=dict(type="float", default=3),
+            settle=dict(type="float", default=0.5),
+            listen_timeout=dict(type="float", default=10),
+            max_rows=dict(type="int", default=200),
+            expect=dict(type="dict", options=dict(
+                layers=dict(type="list", elements="str"),
+                vni=dict(type="int"),
+                gre_key=dict(type="int"),
+                inner_src=dict(type="str"),
+                inner_dst=dict(type="str"),
+                min_packets=dict(type="int", default=1),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    # a terminated module still stops tcpdump (the finally in capture())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, path=p["path"],
+                         msg="check mode: nothing captured")
+    for key in ("count", "snaplen"):
+        if p[key] < 1:
+            module.fail_json(msg="%s must be at least 1, got %d" % (key, p[key]))
+    if any(not t["argv"] for t in p["traffic"]):
+        module.fail_json(msg="every traffic entry needs a non-empty argv")
+    tcpdump = module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
+    if tcpdump is None:
+        module.fail_json(msg="tcpdump is not installed on the build host "
+                             "(Debian/Ubuntu: apt-get install tcpdump)")
+    ip = module.get_bin_path("ip", required=True, opt_dirs=["/usr/sbin", "/sbin", "/usr/bin"])
+    missing = [ns for ns in [p["netns"]] + [t["netns"] for t in p["traffic"] if t["netns"]]
+               if not namespace_exists(ns)]
+    if missing:
+        module.fail_json(msg="namespace %s does not exist" % ", ".join(sorted(set(missing))))
+    if p["interface"] != "any":
+        try:
+            with entered(p["netns"]):
+                socket.if_nametoindex(p["interface"])
+        except (OSError, NetnsError):
+            module.fail_json(msg="interface %s does not exist in namespace %s"
+                                 % (p["interface"], p["netns"]))
+    os.makedirs(os.path.dirname(os.path.abspath(p["path"])), exist_ok=True)
+
+    try:
+        traffic, proc, elapsed = capture(module, tcpdump, ip)
+        rows = _pcap.summarize(p["path"])
+    except Exception as exc:  # CaptureError, a missing scapy, an unreadable pcap
+        module.fail_json(msg="capture on %s/%s failed: %s" % (p["netns"], p["interface"], exc),
+                         path=p["path"])
+    result = dict(changed=False, path=p["path"], rows=rows[:max(p["max_rows"], 0)],
+                  total=len(rows), traffic=traffic, tcpdump=proc, elapsed=elapsed)
+    expect = p["expect"]
+    if expect is not None:
+        crit = dict((k, v) for k, v in expect.items() if k != "min_packets")
+        result["matched"] = len(_pcap.matches(rows, **crit))
+        if result["matched"] < expect["min_packets"]:
+            failed_cmds = ["%s (rc %s%s)" % (" ".join(t["argv"]), t["rc"],
+                                             ", timed out" if t["timed_out"] else "")
+                           for t in traffic if t["rc"] != 0]
+            module.fail_json(
+                msg="expected at least %d packet(s) with %s on %s/%s, %d matched; seen: %s%s"
+                    % (expect["min_packets"], describe(expect), p["netns"], p["interface"],
+                       result["matched"], seen(rows),
+                       "; traffic failed: " + ", ".join(failed_cmds) if failed_cmds else ""),
+                **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

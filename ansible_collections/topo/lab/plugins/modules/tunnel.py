@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tunnel
+short_description: Converge the VXLAN, GRE and gretap tunnel ends of a topo lab, in one call
+description:
+  - Receives every tunnel end the lab declares (one device per end, in that end's
+    namespace). Before touching anything it checks that the running kernel can make each
+    kind used, and fails naming the kernel option and module when it cannot.
+  - Every attribute is compared with the kernel's. What the kernel fixes when a tunnel is
+    made - kind, local and remote underlay address, VNI, UDP destination port, source port
+    range, learning, GRE key, TTL - cannot be changed in place, so a device that differs in
+    any is removed and made again (reported as a C(fix), "recreated"). MTU, bridge
+    membership (master), administrative state and the ownership alias are set in place.
+  - A device under a declared name that does not carry this lab's alias is refused, never
+    adopted or removed.
+  - With O(prune=true), tunnel devices carrying this lab's alias in O(namespaces) that are no
+    longer declared are removed.
+  - Overheads topo's expansion subtracts from the underlay MTU when O(tunnels[].mtu) is
+    derived - VXLAN 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14), GRE 24
+    (IPv4 20, GRE 4), gretap 38 (GRE 24 plus inner Ethernet 14), plus 4 with a GRE key
+    (RFC 2890).
+author: topo developers
+extends_documentation_fragment: [topo.lab.netlink]
+options:
+  lab: {description: Lab name; devices carry the alias C(topo:<lab>)., type: str, required: true}
+  tunnels:
+    description: Tunnel ends.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind: {description: Tunnel type., type: str, required: true, choices: [vxlan, gre, gretap]}
+      netns: {description: Namespace of this end (where its underlay routes are)., type: str, required: true}
+      ifname: {description: Device name (at most 15 characters)., type: str, required: true}
+      local: {description: Underlay IPv4 address this end sends from., type: str, required: true}
+      remote: {description: Underlay IPv4 address of the other end., type: str, required: true}
+      mtu: {description: MTU in bytes; 1500 when omitted., type: int}
+      master: {description: Bridge in the same namespace to enslave the device to (vxlan and gretap)., type: str}
+      ttl: {description: Outer TTL; omitted or 0 inherits the inner packet's., type: int}
+      vni: {description: VXLAN network identifier, 0-16777215 (vxlan)., type: int}
+      dstport: {description: VXLAN UDP destination port (IANA's is 4789)., type: int, default: 4789}
+      srcport: {description: VXLAN UDP source port range, [low, high]; kernel default when omitted., type: list, elements: int}
+      learning: {description: VXLAN learns remote MACs from received frames., type: bool, default: true}
+      key: {description: GRE key, 0-4294967295 (gre and gretap)., type: int}
+  features:
+    description: Kernel features to check before anything is built (the lab's tunnel kinds).
+    type: list
+    elements: str
+    default: []
+  namespaces:
+    description: Namespaces in which undeclared tunnel devices of this lab are pruned.
+    type: list
+    elements: str
+    default: []
+  prune: {description: Remove undeclared tunnel devices of this lab., type: bool, default: true}
+"""
+
+EXAMPLES = r"""
+- name: GRE between two routers, VXLAN VNI 42 into a bridge
+  topo.lab.tunnel:
+    lab: demo
+    tunnels:
+      - {kind: gre, netns: topo-demo-leaf1, ifname: gre1, local: 10.1.0.1, remote: 10.1.0.9, mtu: 1476}
+      - {kind: gre, netns: topo-demo-leaf2, ifname: gre1, local: 10.1.0.9, remote: 10.1.0.1, mtu: 1476}
+      - {kind: vxlan, netns: topo-demo-t1, ifname: vxlan42, vni: 42, local: 10.1.0.17, remote: 10.1.0.21,
+         mtu: 1450, master: tbr1}
+    namespaces: [topo-demo-leaf1, topo-demo-leaf2, topo-demo-t1]
+"""
+
+RETURN = r"""
+changes:
+  description: One entry per tunnel end created, fixed (or recreated) or removed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: fix, resource: tunnel, name: "topo-demo-t1/vxlan42", detail: "recreated: vni 43 -> 42"}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
+from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_tunnels
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            lab=SPECS["lab"],
+            tunnels=SPECS["tunnels"],
+            features=SPECS["features"],
+            namespaces=SPECS["scope"],
+            prune=SPECS["prune"],
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    def converge(socks):
+        require_features(sorted(set(p["features"]) | set(t["kind"] for t in p["tunnels"])))
+        return converge_tunnels(socks, p["lab"], p["tunnels"], p["namespaces"], module.check_mode, p["prune"])
+
+    run(module, converge)
+
+
+if __name__ == "__main__":
+    main()
