@@ -85,6 +85,7 @@ def test_vxlan_on_the_underlay(pair, ansible, tmp_path):
 
 def test_broadcast_and_filter_matching_nothing(pair, ansible, tmp_path):
     a, b = pair
+    sh("ip", "netns", "exec", b, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0")
     bcast = [{"netns": a, "argv": ["ping", "-n", "-b", "-c", "2", "-i", "0.2", "-W", "1",
                                    "198.18.0.3"]}]
     unicast = [{"netns": a, "argv": PING + ["198.18.0.2"]}]
@@ -96,10 +97,11 @@ def test_broadcast_and_filter_matching_nothing(pair, ansible, tmp_path):
     )
 
     ok(seen)
-    assert seen["total"] == 2, seen["rows"]  # b ignores broadcast echoes: requests only
-    for r in seen["rows"]:
-        assert (r["kind"], r["protocol"], r["dst"]) == ("broadcast", "ICMP", "198.18.0.3")
-        assert r["vni"] is None and r["inner_src"] is None
+    assert seen["traffic"][0]["rc"] == 0
+    rows = [(r["kind"], r["protocol"], r["src"], r["dst"]) for r in seen["rows"]]
+    assert rows == [("broadcast", "ICMP", "198.18.0.1", "198.18.0.3"),   # echo request
+                    ("unicast", "ICMP", "198.18.0.2", "198.18.0.1")] * 2  # its reply
+    assert all(r["vni"] is None and r["inner_src"] is None for r in seen["rows"])
 
     ok(nothing)
     assert nothing["rows"] == [] and nothing["total"] == 0

@@ -57,6 +57,15 @@ def test_gre_device_capture_without_ethernet(tmp_path):
     assert (row["src"], row["dst"], row["kind"]) == ("10.0.0.1", "10.0.0.2", "unicast")
 
 
+def test_linux_cooked_capture(tmp_path):
+    """tcpdump -i any (and some tunnel devices) write Linux cooked headers (SLL)."""
+    from scapy.layers.l2 import CookedLinux
+    pkt = CookedLinux(pkttype=1, proto=0x0800) / IP(src="10.0.0.1", dst="10.0.0.255") / ICMP()
+    row = one(tmp_path, pkt, linktype=113)
+    assert row["layers"] == ["CookedLinux", "IP", "ICMP"]
+    assert (row["src"], row["dst"], row["kind"]) == ("10.0.0.1", "10.0.0.255", "broadcast")
+
+
 def test_kinds(tmp_path):
     mcast = Ether(dst="01:00:5e:01:01:01") / IP(src="10.0.0.1", dst="224.1.1.1") / UDP(dport=5000)
     row = one(tmp_path, mcast / (b"x" * 10))

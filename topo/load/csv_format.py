@@ -14,9 +14,20 @@ subnet          the link's or the bridge's subnet, ``a.b.c.d/len``
 mtu             MTU of the link in bytes (default 1500)
 groups          groups of ``node``, separated by ``;`` or spaces (Ansible groups)
 forwarding      ``true`` makes ``node`` a router (IPv4 forwarding on)
+type            ``veth`` (default), or a tunnel to ``peer``: ``vxlan``, ``gre``, ``gretap``
+vni             the VXLAN network identifier (vxlan rows)
+dstport         the VXLAN UDP port (default 4789)
+key             the GRE key (gre and gretap rows)
+peer_bridge     on a tunnel row: the bridge inside ``peer`` that its end joins
+delay           impairment on both ends: one-way delay in ms
+jitter          delay variation in ms (needs delay)
+loss            packet loss in percent
+rate            rate limit: bits per second, or 500kbit, 20mbit, 1gbit
 ==============  ===================================================================
 
 A row with neither ``peer`` nor ``bridge`` declares the node alone (with its groups).
+On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end joins (an
+L2 tunnel); a bridge named there lives inside that node.
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
 header sets lab options: ``name`` and ``routing`` (``auto`` or ``none``).
 The result is the same raw document the YAML loader makes, so both load into one model.
@@ -32,7 +43,10 @@ from topo.errors import Problems
 from topo.load import RawLab
 
 COLUMNS = ("node", "ifname", "address", "peer", "peer_ifname", "peer_address", "bridge",
-           "subnet", "mtu", "groups", "forwarding")
+           "subnet", "mtu", "groups", "forwarding", "type", "vni", "dstport", "key", "peer_bridge",
+           "delay", "jitter", "loss", "rate")
+TUNNEL_TYPES = ("vxlan", "gre", "gretap")
+IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 #: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
 MAX_ROWS = 20_000
 DIRECTIVE = re.compile(r"^#\s*topo:\s*(.*)$")
@@ -42,7 +56,7 @@ FALSE = {"false", "no", "0", "off", ""}
 
 def load(path: str, text: str, problems: Problems) -> RawLab:
     """Parse CSV ``text`` into the YAML-shaped raw document."""
-    lab = RawLab(path, {"nodes": {}, "bridges": {}, "links": []})
+    lab = RawLab(path, {"nodes": {}, "bridges": {}, "links": [], "tunnels": []})
     nodes, bridges, links = lab.data["nodes"], lab.data["bridges"], lab.data["links"]
     lines = text.splitlines()
     body_start = 0
@@ -108,6 +122,8 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         _row(lab, row, line, problems, nodes, bridges, links)
     if not nodes:
         problems.add(None, "", "no rows; a CSV topology needs at least one row with a node")
+    if not lab.data["tunnels"]:
+        del lab.data["tunnels"]
     return lab
 
 
@@ -131,6 +147,16 @@ def _row(lab, row, line, problems, nodes, bridges, links):
             problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
         lab.lines.setdefault(("nodes", name, "forwarding"), line)
 
+    kind = row.get("type", "").lower() or "veth"
+    if kind in TUNNEL_TYPES:
+        _tunnel_row(lab, row, line, problems, kind)
+        return
+    if kind != "veth":
+        problems.add(line, "column 'type'", f"{row['type']!r} is not one of: veth, {', '.join(TUNNEL_TYPES)}")
+        return
+    for col in ("vni", "dstport", "key", "peer_bridge"):
+        if row.get(col):
+            problems.add(line, f"column {col!r}", "is for tunnel rows (type vxlan, gre or gretap)")
     peer, bridge = row.get("peer", ""), row.get("bridge", "")
     if peer and bridge:
         problems.add(line, "column 'bridge'", "a row has either a peer (point-to-point) or a bridge, not both")
@@ -170,10 +196,65 @@ def _row(lab, row, line, problems, nodes, bridges, links):
     link = {"endpoints": [a, b]}
     if row.get("subnet") and not bridge:
         link["subnet"] = row["subnet"]
-    if row.get("mtu"):
-        try:
-            link["mtu"] = int(row["mtu"])
-        except ValueError:
-            problems.add(line, "column 'mtu'", f"{row['mtu']!r} is not a whole number")
+    _numbers(row, link, ("mtu",), line, problems)
+    _impair(row, link, ("links", index), lab, line, problems)
     links.append(link)
     lab.lines[("links", index)] = line
+
+
+def _numbers(row, into, columns, line, problems):
+    for col in columns:
+        if row.get(col):
+            try:
+                into[col] = int(row[col])
+            except ValueError:
+                problems.add(line, f"column {col!r}", f"{row[col]!r} is not a whole number")
+
+
+def _impair(row, item, path, lab, line, problems):
+    impair = {}
+    for col in IMPAIRMENTS:
+        if row.get(col):
+            if col == "rate":
+                impair[col] = row[col]
+                continue
+            try:
+                impair[col] = float(row[col].removesuffix("ms").removesuffix("%"))
+            except ValueError:
+                problems.add(line, f"column {col!r}", f"{row[col]!r} is not a number")
+    if impair:
+        item["impair"] = impair
+        lab.lines[path + ("impair",)] = line
+
+
+def _tunnel_row(lab, row, line, problems, kind):
+    """A tunnel from ``node`` to ``peer``; a bridge named on either end lives in that node."""
+    name, peer = row["node"], row.get("peer", "")
+    if not peer:
+        problems.add(line, "column 'peer'", f"a {kind} row needs the peer node at the tunnel's other end")
+        return
+    lab.data["nodes"].setdefault(peer, {})
+    lab.lines.setdefault(("nodes", peer), line)
+    index = len(lab.data["tunnels"])
+    ends = []
+    for node, ifcol, addrcol, brcol in ((name, "ifname", "address", "bridge"),
+                                        (peer, "peer_ifname", "peer_address", "peer_bridge")):
+        end = {"node": node}
+        for col, key in ((ifcol, "ifname"), (addrcol, "address"), (brcol, "bridge")):
+            if row.get(col):
+                end[key] = row[col]
+        if row.get(brcol):
+            bridge = lab.data["bridges"].setdefault(row[brcol], {})
+            lab.lines.setdefault(("bridges", row[brcol]), line)
+            if bridge.get("node", node) != node:
+                problems.add(line, f"column {brcol!r}", f"bridge {row[brcol]!r} is already inside node "
+                                                        f"{bridge['node']}; a bridge lives in one node")
+            bridge["node"] = node
+        ends.append(end)
+    tunnel = {"type": kind, "endpoints": ends}
+    if row.get("subnet"):
+        tunnel["subnet"] = row["subnet"]
+    _numbers(row, tunnel, ("vni", "dstport", "key", "mtu"), line, problems)
+    _impair(row, tunnel, ("tunnels", index), lab, line, problems)
+    lab.data["tunnels"].append(tunnel)
+    lab.lines[("tunnels", index)] = line

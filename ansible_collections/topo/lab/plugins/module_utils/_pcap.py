@@ -87,7 +87,7 @@ def _row(pkt, t0, s):
         layer = layer.payload
     proto = next((n for n in reversed(names) if not n.endswith("error")), "?")
     proto = next((f for f in _FAMILIES if proto.startswith(f)), proto)
-    eth = pkt.getlayer(s["Ether"]) if names and names[0] == "Ether" else None
+    eth = pkt if names and names[0] == "Ether" else None
     sll = pkt if names and names[0].startswith("CookedLinux") else None
     outer, inner = (ips[0], ips[-1]) if ips else (None, None)
     if outer is not None:

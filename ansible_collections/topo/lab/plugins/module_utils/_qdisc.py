@@ -50,6 +50,8 @@ MAX_DELAY_MS = 0xFFFFFFFF / TICKS_PER_US / 1000.0
 #: How far a value read back may be from the declared one and still count as equal.
 TOLERANCE = {"delay": 0.002, "jitter": 0.002, "loss": 1e-6, "rate": 8}
 UNITS = {"delay": "ms", "jitter": "ms", "loss": "%", "rate": "bit/s", "burst": "B"}
+#: The order of a shape's keys in details and diffs (qdisc, child: a kind topo does not build).
+ORDER = ("qdisc", "delay", "jitter", "loss", "rate", "burst", "child")
 #: Where a missing qdisc is loaded from, and what to drop instead.
 QDISC_FEATURES = {
     "netem": ("sch_netem", "CONFIG_NET_SCH_NETEM", "drop delay/jitter/loss"),
@@ -135,7 +137,7 @@ def decode(root, child):
 def differences(have, want):
     """{key: (have, want)} of the values that differ beyond the kernel's rounding."""
     out = {}
-    for key in sorted(set(have) | set(want)):
+    for key in set(have) | set(want):
         a, b = have.get(key), want.get(key)
         if a is None or b is None or isinstance(a, str):
             same = a == b
@@ -153,18 +155,22 @@ def _num(key, v):
     return "%d" % round(v) if key in ("rate", "burst") else repr(round(v, 4 if key == "loss" else 3))
 
 
+def _ordered(shape):
+    return sorted(shape.items(), key=lambda kv: ORDER.index(kv[0]))
+
+
 def _unit(key):
     return " " + UNITS[key] if key in UNITS else ""
 
 
 def describe(shape):
     """``delay 50.0 ms, rate 20000000 bit/s, burst 25000 B``; ``none`` for {}."""
-    return ", ".join("%s %s%s" % (k, _num(k, v), _unit(k)) for k, v in sorted(shape.items())) or "none"
+    return ", ".join("%s %s%s" % (k, _num(k, v), _unit(k)) for k, v in _ordered(shape)) or "none"
 
 
 def _detail(diff):
     """``delay 10.0 -> 50.0 ms, loss none -> 1.0 %``."""
-    return ", ".join("%s %s -> %s%s" % (k, _num(k, a), _num(k, b), _unit(k)) for k, (a, b) in sorted(diff.items()))
+    return ", ".join("%s %s -> %s%s" % (k, _num(k, a), _num(k, b), _unit(k)) for k, (a, b) in _ordered(diff))
 
 
 # --------------------------------------------------------------------------- kernel

@@ -169,9 +169,9 @@ def run_traffic(ip, item, default_netns):
     return res
 
 
-def capture(module, tcpdump, ip):
-    """Run tcpdump around the traffic; returns (traffic results, tcpdump info, elapsed s)."""
-    p = module.params
+def capture(p, tcpdump, ip):
+    """Run tcpdump as the params ``p`` say, around the traffic; returns
+    (traffic results, tcpdump's pid/rc/stderr, elapsed seconds)."""
     argv = [ip, "netns", "exec", p["netns"], tcpdump, "-i", p["interface"], "-w", p["path"],
             "-U", "--immediate-mode", "-s", str(p["snaplen"]), "-c", str(p["count"])]
     if p["filter"]:
@@ -266,10 +266,11 @@ def main():
         except (OSError, NetnsError):
             module.fail_json(msg="interface %s does not exist in namespace %s"
                                  % (p["interface"], p["netns"]))
-    os.makedirs(os.path.dirname(os.path.abspath(p["path"])), exist_ok=True)
+    p["path"] = os.path.abspath(p["path"])
+    os.makedirs(os.path.dirname(p["path"]), exist_ok=True)
 
     try:
-        traffic, proc, elapsed = capture(module, tcpdump, ip)
+        traffic, proc, elapsed = capture(p, tcpdump, ip)
         rows = _pcap.summarize(p["path"])
     except Exception as exc:  # CaptureError, a missing scapy, an unreadable pcap
         module.fail_json(msg="capture on %s/%s failed: %s" % (p["netns"], p["interface"], exc),

@@ -1,0 +1,141 @@
+"""topo.lab.tunnel against the real kernel: VXLAN on the host; GRE and gretap where the
+kernel has them (the UML lane otherwise); drift, ownership, pruning, missing features."""
+
+import json
+
+import pytest
+
+from tests.kernel.lane import host_has
+from tests.modules.conftest import ROOT_ONLY, assert_noop, changes, detail, four_steps, links, ok, sh, step
+
+pytestmark = ROOT_ONLY
+
+
+def info(ns, ifname):
+    """``ip -d -j link show`` of one device: kind, mtu, master, up, alias and the tunnel's
+    info_data (id, local, remote, port, learning, ikey ...)."""
+    link = json.loads(sh("ip", "-d", "-j", "-n", ns, "link", "show", "dev", ifname))[0]
+    return dict(link.get("linkinfo", {}).get("info_data", {}), kind=link["linkinfo"]["info_kind"],
+                mtu=link["mtu"], master=link.get("master"), up="UP" in link["flags"], alias=link.get("ifalias"))
+
+
+def underlay(lab):
+    """Namespaces a and b joined by a veth (198.18.0.1/30 - .2), and a bridge br0 in b."""
+    a, b = lab.make_ns("a"), lab.make_ns("b")
+    lab.make_veth(a, "u0", b, "u0")
+    sh("ip", "-n", a, "addr", "add", "198.18.0.1/30", "dev", "u0")
+    sh("ip", "-n", b, "addr", "add", "198.18.0.2/30", "dev", "u0")
+    lab.make_bridge(b, "br0")
+    return a, b
+
+
+def vxlan(a, b, **extra):
+    ends = [dict(kind="vxlan", netns=a, ifname="vxlan42", vni=42, local="198.18.0.1", remote="198.18.0.2",
+                 mtu=1450),
+            dict(kind="vxlan", netns=b, ifname="vxlan42", vni=42, local="198.18.0.2", remote="198.18.0.1",
+                 mtu=1450, master="br0")]
+    for end in ends:
+        end.update(extra)
+    return ends
+
+
+def test_vxlan_four_steps_and_traffic(lab, ansible):
+    a, b = underlay(lab)
+    params = {"lab": lab.name, "tunnels": vxlan(a, b, dstport=4789, srcport=[40000, 40100], learning=False),
+              "namespaces": [a, b]}
+    four_steps(ansible, lab, "tunnel", params,
+               [("create", "tunnel", a + "/vxlan42"), ("create", "tunnel", b + "/vxlan42")])
+    for ns, local, remote, master in ((a, "198.18.0.1", "198.18.0.2", None), (b, "198.18.0.2", "198.18.0.1", "br0")):
+        got = info(ns, "vxlan42")
+        assert (got["kind"], got["id"], got["local"], got["remote"], got["port"]) == ("vxlan", 42, local, remote, 4789)
+        assert (got["port_range"], got["learning"]) == ({"low": 40000, "high": 40100}, False)
+        assert (got["mtu"], got["master"], got["up"], got["alias"]) == (1450, master, True, lab.if_marker)
+    # frames really cross: a's vxlan end and b's bridge on one L2 segment
+    sh("ip", "-n", a, "addr", "add", "192.168.42.1/24", "dev", "vxlan42")
+    sh("ip", "-n", b, "addr", "add", "192.168.42.2/24", "dev", "br0")
+    assert "3 received" in sh("ip", "netns", "exec", a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.42.2")
+
+
+def test_vxlan_drift_is_repaired_one_change_each(lab, ansible):
+    a, b = underlay(lab)
+    params = {"lab": lab.name, "tunnels": vxlan(a, b), "namespaces": [a, b]}
+    ok(ansible.one("tunnel", params))
+    # wrong VNI (made by hand, with the marker), wrong MTU, detached from its bridge, down
+    sh("ip", "-n", a, "link", "del", "vxlan42")
+    sh("ip", "-n", a, "link", "add", "vxlan42", "type", "vxlan", "id", "43", "local", "198.18.0.1",
+       "remote", "198.18.0.2", "dstport", "4789")
+    sh("ip", "-n", a, "link", "set", "vxlan42", "alias", lab.if_marker, "up")
+    sh("ip", "-n", b, "link", "set", "vxlan42", "mtu", "1400", "nomaster", "down")
+    plan, fix, again = ansible.run(step("tunnel", params, check=True), step("tunnel", params),
+                                   step("tunnel", params))
+    for result in (plan, fix):
+        assert changes(result) == [("fix", "tunnel", a + "/vxlan42"), ("fix", "tunnel", b + "/vxlan42")]
+        assert "recreated: vni 43 -> 42" in detail(result, "fix", a + "/vxlan42")
+        assert detail(result, "fix", b + "/vxlan42") == "master None -> br0, mtu 1400 -> 1450, up False -> True"
+    assert_noop(again)
+    assert info(a, "vxlan42")["id"] == 42
+    assert (info(b, "vxlan42")["mtu"], info(b, "vxlan42")["master"], info(b, "vxlan42")["up"]) == (1450, "br0", True)
+    # a wrong remote is recreated too; a right tunnel is left alone (same ifindex)
+    index_b = links(b)["vxlan42"]["index"]
+    moved = dict(params, tunnels=vxlan(a, b))
+    moved["tunnels"][0]["remote"] = "198.18.0.3"
+    result = ok(ansible.one("tunnel", moved))
+    assert changes(result) == [("fix", "tunnel", a + "/vxlan42")]
+    assert "remote 198.18.0.2 -> 198.18.0.3" in detail(result, "fix", a + "/vxlan42")
+    assert links(b)["vxlan42"]["index"] == index_b
+
+
+def test_prune_and_ownership(lab, ansible):
+    a, b = underlay(lab)
+    params = {"lab": lab.name, "tunnels": vxlan(a, b), "namespaces": [a, b]}
+    ok(ansible.one("tunnel", params))
+    pruned = ok(ansible.one("tunnel", dict(params, tunnels=params["tunnels"][:1])))
+    assert changes(pruned) == [("remove", "tunnel", b + "/vxlan42")]
+    assert "vxlan42" not in links(b)
+    # a device under a declared name without the lab's marker is refused and kept
+    sh("ip", "-n", b, "link", "add", "vxlan42", "type", "vxlan", "id", "7", "dstport", "4789", "local", "198.18.0.2")
+    refused = ansible.one("tunnel", params)
+    assert refused.get("failed") and "was not made by topo" in refused["msg"], refused
+    assert info(b, "vxlan42")["id"] == 7
+
+
+@pytest.mark.kernel("gre", "gretap")
+def test_gre_and_gretap_four_steps_and_traffic(lab, ansible):
+    a, b = underlay(lab)
+    lab.make_bridge(a, "br0")
+    tunnels = []
+    for ns, local, remote in ((a, "198.18.0.1", "198.18.0.2"), (b, "198.18.0.2", "198.18.0.1")):
+        tunnels.append(dict(kind="gre", netns=ns, ifname="gre1", local=local, remote=remote, key=7, ttl=64, mtu=1472))
+        tunnels.append(dict(kind="gretap", netns=ns, ifname="gtap1", local=local, remote=remote, mtu=1462,
+                            master="br0"))
+    params = {"lab": lab.name, "tunnels": tunnels, "namespaces": [a, b]}
+    four_steps(ansible, lab, "tunnel", params,
+               sorted(("create", "tunnel", "%s/%s" % (t["netns"], t["ifname"])) for t in tunnels))
+    gre = info(a, "gre1")
+    assert (gre["kind"], gre["local"], gre["remote"], gre["ttl"], gre["ikey"], gre["okey"], gre["mtu"]) == \
+        ("gre", "198.18.0.1", "198.18.0.2", 64, "0.0.0.7", "0.0.0.7", 1472)
+    assert (info(b, "gtap1")["kind"], info(b, "gtap1")["master"]) == ("gretap", "br0")
+    sh("ip", "-n", a, "addr", "add", "198.18.1.1/30", "dev", "gre1")
+    sh("ip", "-n", b, "addr", "add", "198.18.1.2/30", "dev", "gre1")
+    sh("ip", "-n", a, "addr", "add", "198.18.2.1/24", "dev", "br0")
+    sh("ip", "-n", b, "addr", "add", "198.18.2.2/24", "dev", "br0")
+    for target in ("198.18.1.2", "198.18.2.2"):
+        assert "3 received" in sh("ip", "netns", "exec", a, "ping", "-c", "3", "-i", "0.2", "-W", "2", target)
+    # another key is a recreate
+    rekeyed = dict(params, tunnels=[dict(t, key=8) if t["kind"] == "gre" else t for t in tunnels])
+    result = ok(ansible.one("tunnel", rekeyed))
+    assert changes(result) == [("fix", "tunnel", a + "/gre1"), ("fix", "tunnel", b + "/gre1")]
+    assert "key 7 -> 8" in detail(result, "fix", a + "/gre1")
+
+
+def test_a_kernel_without_gre_is_named_before_anything_is_built(lab, ansible):
+    if host_has("gre"):
+        pytest.skip("this kernel has gre; the refusal needs one without (the UML guest has it)")
+    a, b = underlay(lab)
+    params = {"lab": lab.name, "tunnels": vxlan(a, b) + [
+        dict(kind="gre", netns=a, ifname="gre1", local="198.18.0.1", remote="198.18.0.2")], "namespaces": [a, b]}
+    for check in (True, False):
+        result = ansible.one("tunnel", params, check=check)
+        assert result.get("failed"), result
+        assert "cannot create gre links (CONFIG_NET_IPGRE); load ip_gre" in result["msg"]
+    assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
