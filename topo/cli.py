@@ -161,7 +161,8 @@ def cmd_validate(args) -> int:
     n_if = sum(len(n["interfaces"]) for n in e["nodes"].values())
     out.print(f"[green]✓[/] {c.file}: lab [bold]{c.lab}[/] is valid: {len(e['nodes'])} nodes, "
               f"{len(e['bridges'])} bridges, {len(e['veths'])} links, {n_if} interfaces, "
-              f"{sum(len(ch['targets']) for ch in e['checks'])} ping checks")
+              f"{sum(len(ch['targets']) for ch in e['checks'] if ch['type'] == 'ping')} ping checks"
+              + "".join(f", {n} {t} checks" for t, n in _count_types(e["checks"], exclude="ping")))
     return EXIT_OK
 
 
@@ -183,7 +184,37 @@ def _check_summary(checks: list[dict]) -> dict:
     return {"total": len(checks), "passed": passed, "failed": len(checks) - passed}
 
 
+def _count_types(checks: list[dict], exclude: str) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for c in checks:
+        if c["type"] != exclude:
+            counts[c["type"]] = counts.get(c["type"], 0) + 1
+    return sorted(counts.items())
+
+
 def _print_checks(checks: list[dict]) -> None:
+    captures = [c for c in checks if c["type"] == "capture"]
+    checks = [c for c in checks if c["type"] == "ping"]
+    if checks:
+        _print_pings(checks)
+    if captures:
+        _print_captures(captures)
+
+
+def _print_captures(captures: list[dict]) -> None:
+    table = Table(title="checks: capture", title_justify="left")
+    for col in ("on", "traffic", "expected", "matched", "seen"):
+        table.add_column(col, justify="right" if col == "matched" else "left")
+    for c in captures:
+        exp = c["expect"]
+        want = " / ".join(exp["layers"]) + "".join(f", {k} {exp[k]}" for k in ("vni", "gre_key") if k in exp)
+        seen = c.get("seen") or c.get("msg") or ""
+        table.add_row(c["on"], c["description"], want,
+                      f"[{'green' if c['ok'] else 'red'}]{c.get('matched', 0)}/{c.get('total', 0)}[/]", seen)
+    out.print(table)
+
+
+def _print_pings(checks: list[dict]) -> None:
     by_src: dict[str, list] = {}
     for c in checks:
         by_src.setdefault(c["from"], []).append(c)
@@ -252,7 +283,7 @@ def cmd_apply(args) -> int:
 
 def _verify_errors(ver) -> None:
     """A verify run whose failures are not check results is an environment problem."""
-    hosts_with_checks = {c["from"] for c in ver.checks}
+    hosts_with_checks = {c["from"] for c in ver.checks}  # a capture check's "from" is the build host
     other = [f for f in ver.failures if f.host not in hosts_with_checks]
     if other:
         raise RunFailed("verification could not run: " + "; ".join(

@@ -719,7 +719,11 @@ def _checks(lab, out_nodes, reach, reach_segments, problems, line):
 
     wanted: dict[str, dict[str, str]] = {}
     declared = lab.verify if lab.verify is not None else [None]
+    captures = []
     for k, check in enumerate(declared):
+        if check is not None and check.capture is not None:
+            captures.append(_capture_check(lab, k, check.capture, out_nodes, addresses, problems, line))
+            continue
         ping = check.ping if check is not None else None
         srcs = sorted(out_nodes) if ping is None or ping.from_ == "all" else ping.from_
         dsts = sorted(out_nodes) if ping is None or ping.to == "all" else ping.to
@@ -737,7 +741,40 @@ def _checks(lab, out_nodes, reach, reach_segments, problems, line):
                     continue  # "all" means every node this one should reach
                 for addr in addresses(d, s if implicit else None):
                     wanted.setdefault(s, {})[addr] = (d, expect)
-    return [{"type": "ping", "from": s,
-             "targets": [{"node": d, "address": a, "expect": e}
-                         for a, (d, e) in sorted(wanted[s].items(), key=lambda t: netaddr.IPAddress(t[0]))]}
-            for s in sorted(wanted)]
+    pings = [{"type": "ping", "from": s,
+              "targets": [{"node": d, "address": a, "expect": e}
+                          for a, (d, e) in sorted(wanted[s].items(), key=lambda t: netaddr.IPAddress(t[0]))]}
+             for s in sorted(wanted)]
+    return pings + [c for c in captures if c]
+
+
+#: Layers that mean "encapsulated": a capture expecting one pins the inner addresses.
+TUNNEL_LAYERS = {"GRE", "VXLAN"}
+
+
+def _capture_check(lab, k, cap, out_nodes, addresses, problems, line):
+    """The expanded form of a ``capture`` check (see the topo.lab.capture module)."""
+    where = ("verify", k, "capture")
+    node, ifname = cap.on.split(":", 1)
+    unknown = [(key, name) for key, name in (("on", node), ("ping.from", cap.ping.from_), ("ping.to", cap.ping.to))
+               if name not in out_nodes]
+    for key, name in unknown:
+        problems.add(line(where), _f(where) + "." + key, f"unknown node {name!r}")
+    if unknown:
+        return None
+    known = [i["ifname"] for i in out_nodes[node]["interfaces"]] + ["lo", "any"]
+    if ifname not in known:
+        problems.add(line(where), _f(where) + ".on", f"node {node} has no interface {ifname} ({', '.join(known)})")
+        return None
+    src, dst = addresses(cap.ping.from_), addresses(cap.ping.to)
+    if not src or not dst:
+        problems.add(line(where), _f(where) + ".ping", "both nodes of the ping need an address")
+        return None
+    expect = cap.expect.model_dump(exclude_none=True)
+    if TUNNEL_LAYERS & set(cap.expect.layers):
+        expect.update(inner_src=src[0], inner_dst=dst[0])
+    return {"type": "capture", "name": f"{node}-{ifname}-{k}", "node": node, "interface": ifname,
+            "netns": out_nodes[node]["netns"], "filter": cap.filter,
+            "traffic": [{"netns": out_nodes[cap.ping.from_]["netns"],
+                         "argv": ["ping", "-c", str(cap.ping.count), "-i", "0.2", "-W", "1", dst[0]]}],
+            "description": f"ping {cap.ping.from_} -> {cap.ping.to} {dst[0]}", "expect": expect}

@@ -77,6 +77,7 @@ def project(expanded: dict, python: str | None = None) -> dict:
         "topo_tunnels": expanded.get("tunnels", []),
         "topo_impairments": expanded.get("impairments", []),
         "topo_features": expanded.get("features", []),
+        "topo_captures": [c for c in expanded["checks"] if c["type"] == "capture"],
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }

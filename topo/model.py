@@ -196,7 +196,7 @@ class Impairment(Strict):
     delay: Annotated[float, Field(ge=0, le=60_000)] | None = None
     jitter: Annotated[float, Field(ge=0, le=60_000)] | None = None
     loss: Annotated[float, Field(ge=0, le=100)] | None = None
-    rate: Annotated[int, Field(ge=8_000, le=100_000_000_000)] | None = None
+    rate: Annotated[int, Field(ge=8_000, le=34_359_738_360)] | None = None  # pyroute2 sends 32-bit bytes/s
 
     @field_validator("rate", mode="before")
     @classmethod
@@ -299,10 +299,46 @@ class PingCheck(Strict):
         return value
 
 
-class Check(Strict):
-    """One entry of ``verify:``. Today: ``ping``."""
+class CaptureExpect(Strict):
+    """What a capture must show: layer names in order (scapy's: Ether, IP, GRE, UDP, VXLAN,
+    ICMP ...), and optionally the VXLAN VNI or GRE key, in at least ``min_packets`` packets."""
 
-    ping: PingCheck
+    layers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]] = Field(min_length=1)
+    vni: Annotated[int, Field(ge=0, le=16_777_215)] | None = None
+    gre_key: Annotated[int, Field(ge=0, le=4_294_967_295)] | None = None
+    min_packets: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class CapturePing(Strict):
+    """The traffic of a capture check: pings from one node to another's first address."""
+
+    from_: Name = Field(alias="from")
+    to: Name
+    count: Annotated[int, Field(ge=1, le=100)] = 3
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CaptureCheck(Strict):
+    """Capture on ``on`` (``node:interface``) while ``ping`` runs; pass when ``expect`` is seen."""
+
+    on: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]{0,14}$")]
+    ping: CapturePing
+    expect: CaptureExpect
+    filter: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9 .:/()&|!<>=\[\]-]*$")] | None = None
+
+
+class Check(Strict):
+    """One entry of ``verify:``: ``ping``, or ``capture``."""
+
+    ping: PingCheck | None = None
+    capture: CaptureCheck | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.ping is None) == (self.capture is None):
+            raise ValueError("a check is one of: ping, capture")
+        return self
 
 
 DEFAULT_POOLS = {

@@ -134,6 +134,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             for check in res.get("results") or []:
                 if isinstance(check, dict) and "expect" in check:
                     result.checks.append(dict(check, type="ping", **{"from": host}))
+                elif isinstance(check, dict) and isinstance(check.get("item"), dict) \
+                        and check["item"].get("type") == "capture":
+                    result.checks.append(_capture_result(host, check))
             if kind == "runner_on_unreachable":
                 result.failures.append(TaskFailure(host, task, res.get("msg", "unreachable"), True))
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -197,6 +200,23 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         tail = _tail(log)
         result.failures.append(TaskFailure("localhost", name, f"ansible-playbook exited {result.rc}: {tail}"))
     return result
+
+
+def _capture_result(host: str, res: dict) -> dict:
+    """A capture check's result (one loop item of the verify_capture role) as a check row:
+    what was expected, how many packets matched of how many, the layer stacks seen."""
+    item = res["item"]
+    rows = res.get("rows") or []
+    stacks: dict[str, int] = {}
+    for row in rows:
+        key = "/".join(row.get("layers") or []) + (f" (vni {row['vni']})" if row.get("vni") is not None else "")
+        stacks[key] = stacks.get(key, 0) + 1
+    seen = ", ".join(f"{n} x {k}" for k, n in sorted(stacks.items(), key=lambda kv: -kv[1])[:3])
+    return {"type": "capture", "from": host, "on": f"{item['node']}:{item['interface']}",
+            "description": item["description"], "expect": item["expect"], "ok": not res.get("failed"),
+            "matched": res.get("matched", 0), "total": res.get("total", 0), "seen": seen,
+            "path": res.get("path"), "rows": rows[:20],
+            **({"msg": res["msg"]} if res.get("failed") else {})}
 
 
 def _tail(path: str, lines: int = 6) -> str:

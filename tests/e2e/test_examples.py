@@ -14,6 +14,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
     ("examples/clusters.csv", "clusters", 16, 240),
     ("examples/clusters.yml", "clusters", 16, 240),
     ("examples/routed.yml", "routed", 6, 40),
+    ("examples/vxlan.yml", "vxlan", 7, 23),
+    pytest.param("examples/overlay.yml", "overlay", 10, 83, marks=pytest.mark.kernel("gre")),
+    pytest.param("examples/overlay.csv", "overlay", 10, 82, marks=pytest.mark.kernel("gre")),
 ])
 def test_example_lifecycle(topo_cli, example, lab, nodes, checks):
     before = root_state()
@@ -68,6 +71,45 @@ def test_drift_is_repaired_exactly(topo_cli):
     assert {(c["action"], c["resource"], c["name"]) for c in applied["changes"]} == want
     assert applied["checks"]["failed"] == 0
     assert topo_cli.json("apply", "examples/clusters.csv", "--no-verify")["changed"] == 0
+
+
+def test_tunnel_drift_is_repaired_exactly(topo_cli):
+    topo_cli("apply", "examples/vxlan.yml", "--no-verify")
+    ns = "topo-vxlan-"
+
+    def ip(*argv):
+        subprocess.run(["ip", *argv], check=True)
+
+    ip("-n", ns + "vtep1", "link", "del", "vxlan100")  # the same device again, but VNI 101
+    ip("-n", ns + "vtep1", "link", "add", "vxlan100", "type", "vxlan", "id", "101", "local", "10.1.0.1",
+       "remote", "10.1.0.5", "dstport", "4789")
+    ip("-n", ns + "vtep1", "link", "set", "vxlan100", "alias", "topo:vxlan", "master", "br1", "mtu", "1450", "up")
+    ip("-n", ns + "vtep2", "link", "set", "vxlan100", "nomaster")
+    ip("-n", ns + "vtep2", "link", "del", "vxlan200")
+    want = {
+        ("fix", "tunnel", ns + "vtep1/vxlan100"),
+        ("fix", "tunnel", ns + "vtep2/vxlan100"),
+        ("create", "tunnel", ns + "vtep2/vxlan200"),
+        ("create", "address", ns + "vtep2/vxlan200"),
+    }
+    plan = topo_cli.json("plan", "examples/vxlan.yml")
+    assert {(c["action"], c["resource"], c["name"]) for c in plan["changes"]} == want
+    assert "recreated: vni 101 -> 100" in [c["detail"] for c in plan["changes"] if c["name"] == ns + "vtep1/vxlan100"][0]
+    applied = topo_cli.json("apply", "examples/vxlan.yml")
+    assert {(c["action"], c["resource"], c["name"]) for c in applied["changes"]} == want
+    assert applied["checks"]["failed"] == 0
+    assert topo_cli.json("apply", "examples/vxlan.yml", "--no-verify")["changed"] == 0
+
+
+def test_a_kernel_without_gre_stops_before_building(topo_cli):
+    from tests.kernel.lane import host_has
+    if host_has("gre"):
+        pytest.skip("this kernel has gre; the refusal needs one without")
+    r = topo_cli("apply", "examples/overlay.yml", check=False)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "cannot create gre links (CONFIG_NET_IPGRE); load ip_gre (modprobe ip_gre) or use vxlan" in \
+        " ".join(r.stderr.split())
+    assert not [n for n in netns_list() if n.startswith("topo-overlay-")]
 
 
 def test_lab_edit_changes_only_the_difference(topo_cli, tmp_path):

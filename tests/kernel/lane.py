@@ -46,7 +46,7 @@ def host_has(feature: str) -> bool:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         tool = "tc" if PROBES[feature][0] == "qdisc" else "ip"
-        argv = [tool, "-n", ns, *(PROBES[feature][1:] if tool == "tc" else PROBES[feature])]
+        argv = [tool, "-n", ns, *PROBES[feature]]
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
         return subprocess.run(argv, capture_output=True).returncode == 0
     finally:

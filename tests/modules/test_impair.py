@@ -87,7 +87,8 @@ def test_netem_four_steps(lab, ansible):
     assert len(qdiscs(a, "e0")) == 1  # no child without a rate
     q = root(b, "e0")
     assert (q["kind"], q["handle"]) == ("netem", "7470:")
-    assert q["options"]["delay"]["delay"] == pytest.approx(0.0105)
+    # 10.5 ms is 164062.5 ticks of 64 ns: the kernel keeps 164062, which tc prints as 10.499 ms
+    assert q["options"]["delay"]["delay"] == pytest.approx(0.0105, abs=2e-6)
     assert q["options"]["loss-random"]["loss"] == pytest.approx(0.001)
     assert "rate" not in q["options"]  # the rate is the child's, not netem's own
     child = [c for c in qdiscs(b, "e0") if c.get("parent") == "7470:1"]
@@ -169,7 +170,6 @@ def test_rate_fix_remove_prune_and_foreign(lab, ansible):
     assert detail(fix, "fix", "%s/e0" % a) == "rate 20000000 -> 50000000 bit/s, burst 25000 -> 62500 B"
     assert changes(prune) == [("remove", "impair", "%s/e1" % a), ("remove", "impair", "%s/e0" % b)]
     assert detail(prune, "remove", "%s/e0" % b) == "no longer declared: rate 20000000 bit/s, burst 25000 B"
-    assert root(a, "e0")["options"]["rate"] == 50 * MBIT // 8
     assert changes(remove) == [("remove", "impair", "%s/e0" % a)]  # an item with nothing set
     assert_noop(idle)
     for ns, ifname in ((a, "e0"), (b, "e0"), (a, "e1")):
@@ -192,7 +192,7 @@ def test_netem_fix_and_kind_changes(lab, ansible):
         "delay 10.0 -> 50.0 ms",
         "rate none -> 20000000 bit/s, burst none -> 25000 B",
         "loss none -> 2.0 %, rate 20000000 -> none bit/s, burst 25000 -> none B",
-        "delay 50.0 -> none ms, loss 2.0 -> none %",
+        "delay 50.0 -> none ms, loss 2.0 -> none %, rate none -> 20000000 bit/s, burst none -> 25000 B",
         "delay none -> 5.0 ms, jitter none -> 1.0 ms, rate 20000000 -> none bit/s, burst 25000 -> none B",
     ]
     assert_noop(ansible.one("impair", params(lab, [shapes[-1]], [a, b])))
@@ -211,11 +211,11 @@ def test_unmarked_interface_is_refused(lab, ansible):
 
 
 def test_missing_netem_is_a_clean_failure(lab, ansible):
-    from tests.kernel.lane import host_has
-    if host_has("netem"):
-        pytest.skip("this kernel has netem")
     a, b = build(lab)
+    probe = ["tc", "-n", b, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
+    if subprocess.run(probe, capture_output=True).returncode == 0:
+        pytest.skip("this kernel has netem")
     res = ansible.one("impair", params(lab, [{"netns": a, "ifname": "e0", "delay": 10}], [a, b]))
     assert res["failed"] is True
-    assert "cannot run netem (CONFIG_NET_SCH_NETEM)" in res["msg"] and "sch_netem" in res["msg"], res["msg"]
+    assert "cannot run netem qdiscs (CONFIG_NET_SCH_NETEM); load sch_netem" in res["msg"], res["msg"]
     assert root(a, "e0")["handle"] == "0:"

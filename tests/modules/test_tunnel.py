@@ -139,3 +139,10 @@ def test_a_kernel_without_gre_is_named_before_anything_is_built(lab, ansible):
         assert result.get("failed"), result
         assert "cannot create gre links (CONFIG_NET_IPGRE); load ip_gre" in result["msg"]
     assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
+
+
+def test_the_module_feature_probe_agrees_with_iproute2():
+    """topo's pyroute2 probe (what apply checks before building) and iproute2's own tries agree."""
+    from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
+    features = ["vxlan", "gre", "gretap", "netem", "tbf"]
+    assert missing_features(features) == [f for f in features if not host_has(f)]

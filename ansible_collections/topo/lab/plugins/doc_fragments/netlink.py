@@ -24,6 +24,6 @@ notes:
     once per object.
   - Every change is also returned as an entry of RV(changes) - C(action) (create, fix or
     remove), C(resource), C(name), C(detail) - which C(topo plan) renders.
-  - The result's C(invocation) gives each list option as its length, not its contents: the
-    lists are the lab's whole desired state (megabytes at 1000 nodes) and are in the inventory.
+  - The result's C(invocation) gives each list option as its length, not its contents, since
+    the lists are the lab's whole desired state (megabytes at 1000 nodes) and are in the inventory.
 """

@@ -120,12 +120,10 @@ def missing_features(features):
         with IPRoute() as ipr:
             for n, feature in enumerate(wanted):
                 try:
-                    if feature == "netem":
-                        ipr.tc("add", "netem", index=1, handle=0x10000, delay=1000)
-                        ipr.tc("del", index=1, handle=0x10000)
-                    elif feature == "tbf":
-                        ipr.tc("add", "tbf", index=1, handle=0x10000, rate="1mbit", burst=4096, latency="50ms")
-                        ipr.tc("del", index=1, handle=0x10000)
+                    if feature in ("netem", "tbf"):
+                        kw = dict(delay=1000) if feature == "netem" else dict(rate=125000, burst=4096, latency=50000)
+                        ipr.tc("add", feature, index=1, handle=0x10000, **kw)
+                        ipr.tc("del", index=1, handle=0x10000, parent=0xFFFFFFFF)
                     else:
                         ipr.link("add", ifname="probe%d" % n, **_PROBES[feature])
                 except NetlinkError as exc:

@@ -38,7 +38,7 @@ def _load():
             from scapy.utils import PcapReader
             from scapy.layers.inet import IP, UDP
             from scapy.layers.inet6 import IPv6
-            from scapy.layers.l2 import GRE, Ether, CookedLinux
+            from scapy.layers.l2 import GRE, Ether
             from scapy.layers.vxlan import VXLAN
             try:
                 import scapy.layers.igmp  # noqa: F401  scapy >= 2.6
@@ -54,8 +54,7 @@ def _load():
     if not any(cls is Ether and fields == {"proto": 0x6558} for fields, cls in GRE.payload_guess):
         from scapy.packet import bind_layers
         bind_layers(GRE, Ether, proto=0x6558)
-    _scapy = dict(PcapReader=PcapReader, IP=IP, IPv6=IPv6, GRE=GRE, Ether=Ether,
-                  CookedLinux=CookedLinux, VXLAN=VXLAN)
+    _scapy = dict(PcapReader=PcapReader, IP=IP, IPv6=IPv6, GRE=GRE, VXLAN=VXLAN)
     return _scapy
 
 

@@ -9,8 +9,8 @@ module: lab
 short_description: Converge a whole topo lab - namespaces, bridges, veths, tunnels, addresses, routes - in one call
 description:
   - Runs, in one module process, exactly what M(topo.lab.netns), M(topo.lab.bridge),
-    M(topo.lab.veth), M(topo.lab.tunnel), M(topo.lab.address) and M(topo.lab.route) do, in
-    that order, with one shared set of netlink sockets.
+    M(topo.lab.veth), M(topo.lab.tunnel), M(topo.lab.impair), M(topo.lab.address) and
+    M(topo.lab.route) do, in that order, with one shared set of netlink sockets.
   - Before it changes anything it checks that the running kernel has every feature in
     O(features) (each is tried in a throw-away namespace), and fails naming the missing
     one, its kernel option and module, so a lab is never half built for want of GRE. It is what C(topo apply) and the C(topo.lab.lab)
@@ -32,6 +32,7 @@ options:
   bridges: {description: As M(topo.lab.bridge) O(bridges)., type: list, elements: dict, default: []}
   veths: {description: As M(topo.lab.veth) O(veths)., type: list, elements: dict, default: []}
   tunnels: {description: As M(topo.lab.tunnel) O(tunnels)., type: list, elements: dict, default: []}
+  impairments: {description: As M(topo.lab.impair) O(impairments)., type: list, elements: dict, default: []}
   features:
     description:
       - Kernel features the lab needs beyond veth and bridge - C(vxlan), C(gre), C(gretap),
@@ -66,7 +67,7 @@ summary:
   description: Number of changes per resource type.
   returned: always
   type: dict
-  sample: {netns: 17, bridge: 1, veth: 16, tunnel: 0, address: 16, route: 0}
+  sample: {netns: 17, bridge: 1, veth: 16, tunnel: 0, impair: 0, address: 16, route: 0}
 owned:
   description: The lab's namespaces found before the change.
   returned: always
@@ -76,6 +77,7 @@ owned:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
+from ansible_collections.topo.lab.plugins.module_utils._qdisc import SPEC as IMPAIRMENTS, converge_impairments
 from ansible_collections.topo.lab.plugins.module_utils._resources import (
     SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_tunnels,
     converge_veths,
@@ -91,6 +93,7 @@ def converge(socks, p, check):
     done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
     done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
     done.append(converge_tunnels(socks, lab, p["tunnels"], scope, check, prune, tables))
+    done.append(converge_impairments(socks, lab, p["impairments"], scope, check, tables, prune))
     done.append(converge_addresses(socks, lab, p["addresses"], check, tables))
     done.append(converge_routes(socks, lab, p["routes"], scope, check))
     return done
@@ -104,6 +107,7 @@ def main():
             bridges=SPECS["bridges"],
             veths=SPECS["veths"],
             tunnels=SPECS["tunnels"],
+            impairments=IMPAIRMENTS,
             features=SPECS["features"],
             addresses=SPECS["interfaces"],
             routes=SPECS["routes"],

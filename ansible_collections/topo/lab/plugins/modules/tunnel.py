@@ -40,11 +40,11 @@ options:
       local: {description: Underlay IPv4 address this end sends from., type: str, required: true}
       remote: {description: Underlay IPv4 address of the other end., type: str, required: true}
       mtu: {description: MTU in bytes; 1500 when omitted., type: int}
-      master: {description: Bridge in the same namespace to enslave the device to (vxlan and gretap)., type: str}
-      ttl: {description: Outer TTL; omitted or 0 inherits the inner packet's., type: int}
+      master: {description: "Bridge in the same namespace to enslave the device to (vxlan and gretap).", type: str}
+      ttl: {description: "Outer TTL; omitted or 0 inherits the inner packet's.", type: int}
       vni: {description: VXLAN network identifier, 0-16777215 (vxlan)., type: int}
       dstport: {description: VXLAN UDP destination port (IANA's is 4789)., type: int, default: 4789}
-      srcport: {description: VXLAN UDP source port range, [low, high]; kernel default when omitted., type: list, elements: int}
+      srcport: {description: "VXLAN UDP source port range, [low, high]; the kernel's default when omitted.", type: list, elements: int}
       learning: {description: VXLAN learns remote MACs from received frames., type: bool, default: true}
       key: {description: GRE key, 0-4294967295 (gre and gretap)., type: int}
   features:
