@@ -31,6 +31,6 @@ def topo_cli(tmp_path):
     cli = Topo(tmp_path / "home")
     yield cli
     # leave nothing behind, whatever the test did
-    for lab in ("clusters", "routed", "vxlan", "overlay", "imprate", "impdelay", "e2elock"):
+    for lab in ("clusters", "routed", "vxlan", "overlay", "impaired", "imprate", "impdelay", "e2elock"):
         subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], capture_output=True,
                        cwd=ROOT, env=dict(os.environ, TOPO_HOME=cli.home))
