@@ -146,3 +146,20 @@ def test_the_module_feature_probe_agrees_with_iproute2():
     from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
     features = ["vxlan", "gre", "gretap", "netem", "tbf"]
     assert missing_features(features) == [f for f in features if not host_has(f)]
+
+
+def test_a_half_made_tunnel_is_finished_not_refused(lab, ansible):
+    """A run killed between creating a device (with topo's group, 29808) and writing its alias
+    leaves it unmarked; the next run finishes it. Without the group it is not topo's: refused."""
+    a, b = underlay(lab)
+    params = {"lab": lab.name, "tunnels": vxlan(a, b), "namespaces": [a, b]}
+    for ns, local, remote in ((a, "198.18.0.1", "198.18.0.2"), (b, "198.18.0.2", "198.18.0.1")):
+        sh("ip", "-n", ns, "link", "add", "vxlan42", "group", "29808", "mtu", "1450", "type", "vxlan", "id", "42",
+           "local", local, "remote", remote, "dstport", "4789")
+    result = ok(ansible.one("tunnel", params))
+    assert changes(result) == [("fix", "tunnel", a + "/vxlan42"), ("fix", "tunnel", b + "/vxlan42")]
+    assert "alias None -> " + lab.if_marker in detail(result, "fix", a + "/vxlan42")
+    assert info(a, "vxlan42")["alias"] == lab.if_marker
+    sh("ip", "-n", a, "link", "set", "vxlan42", "group", "default", "alias", "")
+    refused = ansible.one("tunnel", params)
+    assert refused.get("failed") and "was not made by topo" in refused["msg"], refused

@@ -55,6 +55,10 @@ IFF_UP = 0x1
 ROUTE_PROTO = 116
 #: Prefix of every ownership alias topo writes.
 MARKER = "topo:"
+#: Interface group (IFLA_GROUP) of every device topo creates, set in the creating message
+#: (unlike the alias), so a device whose run died before its alias was written is still
+#: known as topo's: 0x7470, "tp". ``ip link show group 29808`` lists them.
+GROUP = 0x7470
 #: Where a missing link kind is loaded from (module name, kernel option), for errors.
 KERNEL_FEATURES = {
     "veth": ("veth", "CONFIG_VETH"),
@@ -238,6 +242,14 @@ def if_marker(lab):
 def owns_interface(alias, lab):
     """True when an interface alias marks it as made by ``lab``."""
     return alias == if_marker(lab)
+
+
+def ours(link, lab):
+    """True when interface ``link`` (a :func:`link_summary`) is ``lab``'s: it carries the
+    lab's alias, or it is half made - created with :data:`GROUP` by a run that was killed
+    before it could write the alias (the alias cannot be set in the creating message;
+    the group can). A half-made device is finished or replaced by the next run."""
+    return owns_interface(link["alias"], lab) or (not link["alias"] and link.get("group") == GROUP)
 
 
 # --------------------------------------------------------------------------
@@ -482,6 +494,7 @@ def link_summary(msg):
         "peer": msg.get_attr("IFLA_LINK"),
         "peer_netnsid": msg.get_attr("IFLA_LINK_NETNSID"),
         "mac": msg.get_attr("IFLA_ADDRESS"),
+        "group": msg.get_attr("IFLA_GROUP"),
     }
     if kind == "bridge" and data is not None:
         out["mcast_snooping"] = data.get_attr("IFLA_BR_MCAST_SNOOPING")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import errno
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, KernelFeatureMissing, NetlinkError, NetnsError, NotOwned, owns_interface, translate,
+    Changes, KernelFeatureMissing, NetlinkError, NetnsError, NotOwned, ours, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Tables
 
@@ -254,7 +254,7 @@ def converge_impairments(socks, lab, impairments, scope, check, tables=None, pru
             if want:
                 changes.add("create", label, describe(want), after=describe(want))
             continue
-        if not owns_interface(link["alias"], lab):
+        if not ours(link, lab):
             raise NotOwned("%s exists but was not made by topo for lab %s (alias %r); impairments "
                            "go only on the lab's own interfaces" % (label, lab, link["alias"]))
         root, child = roots(ns).get(link["index"], (None, None))
@@ -278,7 +278,7 @@ def converge_impairments(socks, lab, impairments, scope, check, tables=None, pru
             for ifname, link in sorted(tables.links(ns).items()):
                 root, child = roots(ns).get(link["index"], (None, None))
                 have = decode(root, child)
-                if (ns, ifname) in declared or have is None or not owns_interface(link["alias"], lab):
+                if (ns, ifname) in declared or have is None or not ours(link, lab):
                     continue
                 label = "%s/%s" % (ns, ifname)
                 changes.add("remove", label, "no longer declared: %s" % describe(have), before=describe(have))

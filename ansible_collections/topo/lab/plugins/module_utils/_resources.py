@@ -19,9 +19,9 @@ import os
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    GRE_KEY, MARKER, ROUTE_PROTO, Changes, NetlinkError, NetnsError, NotOwned, conf_write, create_namespace,
+    GRE_KEY, GROUP, MARKER, ROUTE_PROTO, Changes, NetlinkError, NetnsError, NotOwned, conf_write, create_namespace,
     delete_namespace, if_marker, link_summary, links_by_name, list_namespaces,
-    namespace_exists, namespace_fd, ns_marker, owns_interface, sysctl_read, sysctl_write,
+    namespace_exists, namespace_fd, ns_marker, ours, sysctl_read, sysctl_write,
     translate,
 )
 
@@ -218,12 +218,12 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True, tables=None)
         declared.add((ns, name))
         label = "%s/%s" % (ns, name)
         want = {"up": True, "mcast_snooping": int(br["mcast_snooping"]),
-                "mcast_querier": int(br["mcast_querier"])}
+                "mcast_querier": int(br["mcast_querier"]), "alias": if_marker(lab)}
         if br.get("mtu"):
             want["mtu"] = br["mtu"]
         have = tables.get(ns, name)
         try:
-            if have is not None and not owns_interface(have["alias"], lab):
+            if have is not None and not ours(have, lab):
                 raise NotOwned("%s exists (a %s) but was not made by topo for lab %s; remove or rename it"
                                % (label, have["kind"] or "device", lab))
             if have is not None and have["kind"] != "bridge":
@@ -237,7 +237,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True, tables=None)
                 if not check:
                     ipr = socks.get(ns)
                     kw = {"mtu": want["mtu"]} if "mtu" in want else {}
-                    ipr.link("add", ifname=name, kind="bridge", state="up",
+                    ipr.link("add", ifname=name, kind="bridge", state="up", group=GROUP,
                              br_mcast_snooping=want["mcast_snooping"],
                              br_mcast_querier=want["mcast_querier"], **kw)
                     ipr.link("set", ifname=name, ifalias=if_marker(lab))
@@ -256,6 +256,8 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True, tables=None)
                 kw["state"] = "up"
             if "mtu" in diff:
                 kw["mtu"] = want["mtu"]
+            if "alias" in diff:
+                kw["ifalias"] = want["alias"]
             if kw:
                 ipr.link("set", index=have["index"], **kw)
             br_kw = dict(("br_" + k, want[k]) for k in ("mcast_snooping", "mcast_querier") if k in diff)
@@ -267,7 +269,7 @@ def converge_bridges(socks, lab, bridges, scope, check, prune=True, tables=None)
     if prune:
         for ns in sorted(set(scope)):
             for name, have in sorted(tables.links(ns).items()):
-                if (ns, name) in declared or have["kind"] != "bridge" or not owns_interface(have["alias"], lab):
+                if (ns, name) in declared or have["kind"] != "bridge" or not ours(have, lab):
                     continue
                 label = "%s/%s" % (ns, name)
                 changes.add("remove", label, "no longer declared", before="bridge")
@@ -346,7 +348,7 @@ def _create_pair(tables, lab, pair):
     a, b = pair["a"], pair["b"]
     first, second = (b, a) if b.get("master") and not a.get("master") else (a, b)
     socks = tables.socks
-    kw = {"ifname": first["ifname"], "kind": "veth", "mtu": first["mtu"], "state": "up"}
+    kw = {"ifname": first["ifname"], "kind": "veth", "mtu": first["mtu"], "state": "up", "group": GROUP}
     if first.get("mac"):
         kw["address"] = first["mac"]
     if first.get("master"):
@@ -354,7 +356,7 @@ def _create_pair(tables, lab, pair):
         if br is None:
             raise NetnsError("bridge %s for %s does not exist" % (first["master"], _label(first)))
         kw["master"] = br["index"]
-    peer = {"ifname": second["ifname"], "mtu": second["mtu"]}
+    peer = {"ifname": second["ifname"], "mtu": second["mtu"], "group": GROUP}
     if second.get("mac"):
         peer["address"] = second["mac"]
     fd = None
@@ -408,7 +410,7 @@ def converge_veths(socks, lab, veths, scope, check, prune=True, tables=None):
     if prune:
         for ns in sorted(set(scope)):
             for name, have in sorted(tables.links(ns).items()):
-                if (ns, name) in declared or have["kind"] != "veth" or not owns_interface(have["alias"], lab):
+                if (ns, name) in declared or have["kind"] != "veth" or not ours(have, lab):
                     continue
                 changes.add("remove", "%s/%s" % (ns, name), "no longer declared", before="veth")
                 if not check:
@@ -442,7 +444,7 @@ def converge_veths(socks, lab, veths, scope, check, prune=True, tables=None):
             for end, have in ((a, ha), (b, hb)):
                 if have is None:
                     continue
-                if not owns_interface(have["alias"], lab):
+                if not ours(have, lab):
                     raise NotOwned("%s exists (a %s) but was not made by topo for lab %s; remove or "
                                    "rename it" % (_label(end), have["kind"] or "device", lab))
                 found.append(_label(end))
@@ -487,7 +489,7 @@ def _tunnel_identity(t):
 
 def _create_tunnel(tables, lab, t):
     ipr = tables.socks.get(t["netns"])
-    kw = {"ifname": t["ifname"], "kind": t["kind"]}
+    kw = {"ifname": t["ifname"], "kind": t["kind"], "mtu": t["mtu"], "group": GROUP}
     ttl = t.get("ttl") or 0
     if t["kind"] == "vxlan":
         kw.update(vxlan_id=t["vni"], vxlan_local=t["local"], vxlan_group=t["remote"],
@@ -520,7 +522,7 @@ def converge_tunnels(socks, lab, tunnels, scope, check, prune=True, tables=None)
         for ns in sorted(set(scope)):
             for name, have in sorted(tables.links(ns).items()):
                 if ((ns, name) in declared or have["kind"] not in TUNNEL_KINDS
-                        or not owns_interface(have["alias"], lab)):
+                        or not ours(have, lab)):
                     continue
                 changes.add("remove", "%s/%s" % (ns, name), "%s no longer declared" % have["kind"],
                             before=have["kind"])
@@ -535,7 +537,7 @@ def converge_tunnels(socks, lab, tunnels, scope, check, prune=True, tables=None)
         t = dict(t, mtu=t.get("mtu") or 1500)
         try:
             have = tables.get(t["netns"], t["ifname"])
-            if have is not None and not owns_interface(have["alias"], lab):
+            if have is not None and not ours(have, lab):
                 raise NotOwned("%s exists (a %s) but was not made by topo for lab %s; remove or rename it"
                                % (label, have["kind"] or "device", lab))
             want = _tunnel_identity(t)
