@@ -169,6 +169,153 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+# --------------------------------------------------------------------------- other load
+
+class LoadSampler:
+    """Samples, every 0.25 s in a thread, how many tasks of *other* programs are runnable.
+
+    Other work on the machine competes with iperf3 for the CPUs (and with the single-CPU
+    UML guest, whose kernel and processes are host processes). Each sample scans
+    /proc/PID/stat (and /proc/PID/task/*/stat of multi-threaded processes) and counts the
+    tasks in state R that are neither this benchmark's process or descendants (ip, iperf3,
+    the UML guest) nor kernel threads (softirq work for the veth is ours). The mean over a
+    measurement's window is about the number of CPUs' worth of foreign demand: 0 on a quiet
+    machine. The host's ``procs_running`` is recorded next to it. Samples are appended as
+    ``EPOCH FOREIGN PROCS_RUNNING`` to ``path``, which the measuring side reads (the UML
+    guest through the shared workdir: its clock is the host's; hostfs reads are not cached).
+    """
+
+    def __init__(self, path: str, period: float = 0.25):
+        import threading
+        self.path, self.period = path, period
+        self.values: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _stat(path: str) -> list[bytes] | None:
+        try:
+            with open(path, "rb") as f:
+                st = f.read()
+        except OSError:
+            return None
+        return st[st.rfind(b")") + 2:].split()
+
+    def sample(self) -> tuple[int, int]:
+        procs = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and (f := self._stat(f"/proc/{name}/stat")) is not None:
+                procs[int(name)] = f     # f[0] state, f[1] ppid, f[17] num_threads
+        children: dict[int, list[int]] = {}
+        for pid, f in procs.items():
+            children.setdefault(int(f[1]), []).append(pid)
+        mine, todo = set(), [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            mine.add(pid)
+            todo += children.get(pid, [])
+        foreign = 0
+        for pid, f in procs.items():
+            if pid in mine or pid == 2 or f[1] == b"2":
+                continue
+            if f[17] == b"1":
+                foreign += f[0] == b"R"
+                continue
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            foreign += sum(1 for t in tids if (ft := self._stat(f"/proc/{pid}/task/{t}/stat")) and ft[0] == b"R")
+        total = -1                       # without this sampler
+        with open("/proc/stat") as fs:
+            for line in fs:
+                if line.startswith("procs_running "):
+                    total += int(line.split()[1])
+                    break
+        return foreign, total
+
+    def _loop(self) -> None:
+        with open(self.path, "a") as log:
+            while not self._stop.is_set():
+                try:
+                    foreign, total = self.sample()
+                except OSError:
+                    return
+                self.values.append((foreign, total))
+                log.write(f"{time.time():.3f} {foreign} {total}\n")
+                log.flush()
+                self._stop.wait(self.period)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _load_summary(v: list[tuple[int, int]]) -> dict:
+    return {"foreign_mean": round(statistics.fmean(x[0] for x in v), 2) if v else None,
+            "foreign_max": max(x[0] for x in v) if v else None,
+            "host_running_mean": round(statistics.fmean(x[1] for x in v), 2) if v else None}
+
+
+def host_load(path: str | None, t0: float, t1: float) -> tuple[float | None, float | None]:
+    """(foreign runnable, host procs_running), means between t0 and t1, from LoadSampler's file."""
+    if not path:
+        return None, None
+    fo, tot = [], []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    t, a, b = line.split()
+                    if t0 <= float(t) <= t1:
+                        fo.append(int(a))
+                        tot.append(int(b))
+                except ValueError:
+                    continue
+    except OSError:
+        return None, None
+    if not fo:
+        return None, None
+    return round(statistics.fmean(fo), 2), round(statistics.fmean(tot), 2)
+
+
+class Gate:
+    """Measure only while no other program competes for the CPUs; measure again when one did."""
+
+    def __init__(self, path: str | None, max_foreign: float, retries: int, env: str):
+        self.path, self.max_foreign, self.retries, self.env = path, max_foreign, retries, env
+
+    def wait_quiet(self, limit: float = 60.0) -> None:
+        """Wait (at most ``limit`` s) for 2 s in which other programs stayed under the limit."""
+        if not self.path or self.max_foreign < 0:
+            return
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            foreign, _ = host_load(self.path, time.time() - 2.0, time.time())
+            if foreign is None or foreign <= self.max_foreign:
+                return
+            time.sleep(0.5)
+
+    def run(self, what: str, fn):
+        """fn() -> dict with t0/t1; returns it with foreign, host_running, attempts, disturbed."""
+        for attempt in range(1, self.retries + 2):
+            self.wait_quiet()
+            res = fn()
+            foreign, total = host_load(self.path, res["t0"], res["t1"])
+            res.update(foreign=foreign, host_running=total, attempts=attempt, disturbed=False)
+            if self.max_foreign < 0 or foreign is None or foreign <= self.max_foreign:
+                return res
+            _log(f"[{self.env}] {what}: other programs were running ({foreign} runnable tasks on "
+                 f"average > {self.max_foreign}), "
+                 + ("measuring again" if attempt <= self.retries else "keeping it, marked disturbed"))
+        res["disturbed"] = True
+        return res
+
+
 # --------------------------------------------------------------------------- one environment
 
 class Lab:
@@ -255,6 +402,7 @@ class Lab:
         argv = ["ip", "netns", "exec", self.a, "iperf3", "-c", target, "-p", str(IPERF_PORT),
                 "-t", str(seconds), "-J"] + (["-P", str(streams)] if streams > 1 else [])
         for attempt in range(20):
+            t0 = time.time()
             proc = _run(argv, timeout=seconds + 60, check=False)
             try:
                 doc = json.loads(proc.stdout)
@@ -272,15 +420,14 @@ class Lab:
             raise BenchError(f"iperf3 to {target}: {err}")
         end = doc["end"]
         cpu = end.get("cpu_utilization_percent", {})
-        return {"bps": end["sum_received"]["bits_per_second"],
+        return {"bps": end["sum_received"]["bits_per_second"], "t0": t0, "t1": time.time(),
                 "retransmits": end["sum_sent"].get("retransmits"),
                 "cpu_sender": cpu.get("host_total"), "cpu_receiver": cpu.get("remote_total")}
 
 
-def measure(env: str, cases: list[Case], seconds: int, repeat: int) -> dict:
+def measure(env: str, cases: list[Case], seconds: int, repeat: int, gate: Gate) -> dict:
     """Run ``cases`` in this kernel; return {"env", "kernel", ..., "results": [...]}."""
     t_start = time.monotonic()
-    load = [round(x, 2) for x in os.getloadavg()]
     results = {c.name: {"case": c.name, "what": c.what, "needs": c.needs, "mtu": c.mtu, "overhead": c.overhead,
                         "error": None, "samples": []} for c in cases}
     with Lab("g" if env == "uml" else "h") as lab:
@@ -299,21 +446,30 @@ def measure(env: str, cases: list[Case], seconds: int, repeat: int) -> dict:
                     continue
                 try:
                     lab.wait_reachable(case.target)
-                    u0, o0 = counters(lab.a, "u0", "tx"), counters(lab.b, case.dev, "rx")
-                    one = lab.iperf(case.target, seconds, 1)
-                    u1, o1 = counters(lab.a, "u0", "tx"), counters(lab.b, case.dev, "rx")
-                    two = lab.iperf(case.target, seconds, 2)
-                    sample = {"round": rnd, "bps_1": one["bps"], "bps_2": two["bps"],
-                              "retr_1": one["retransmits"], "retr_2": two["retransmits"],
-                              "cpu_sender_1": one["cpu_sender"], "cpu_receiver_1": one["cpu_receiver"],
-                              "cpu_sender_2": two["cpu_sender"], "cpu_receiver_2": two["cpu_receiver"],
-                              "underlay_tx_packets_1": u1[1] - u0[1],
-                              "underlay_avg_pkt_1": _avg(u0, u1), "overlay_rx_avg_pkt_1": _avg(o0, o1)}
+
+                    def single():
+                        u0, o0 = counters(lab.a, "u0", "tx"), counters(lab.b, case.dev, "rx")
+                        res = lab.iperf(case.target, seconds, 1)
+                        u1, o1 = counters(lab.a, "u0", "tx"), counters(lab.b, case.dev, "rx")
+                        res.update(underlay_tx_packets=u1[1] - u0[1], underlay_avg_pkt=_avg(u0, u1),
+                                   overlay_rx_avg_pkt=_avg(o0, o1))
+                        return res
+                    one = gate.run(f"{case.name} round {rnd} single stream", single)
+                    two = gate.run(f"{case.name} round {rnd} -P 2", lambda: lab.iperf(case.target, seconds, 2))
+                    sample = {"round": rnd}
+                    for k, res in (("1", one), ("2", two)):
+                        sample.update({f"{key}_{k}": res.get(key) for key in (
+                            "bps", "retransmits", "cpu_sender", "cpu_receiver", "t0", "t1",
+                            "foreign", "host_running", "attempts", "disturbed")})
+                    sample.update(underlay_tx_packets_1=one["underlay_tx_packets"],
+                                  underlay_avg_pkt_1=one["underlay_avg_pkt"],
+                                  overlay_rx_avg_pkt_1=one["overlay_rx_avg_pkt"])
                     r["samples"].append(sample)
                     _log(f"[{env}] round {rnd}/{repeat} {case.name:13s} {one['bps'] / 1e9:6.2f} Gbit/s "
                          f"(-P 2: {two['bps'] / 1e9:6.2f}) retr {one['retransmits']}/{two['retransmits']} "
-                         f"avg pkt {sample['underlay_avg_pkt_1']} B underlay tx, "
-                         f"{sample['overlay_rx_avg_pkt_1']} B overlay rx")
+                         f"avg pkt {one['underlay_avg_pkt']} B underlay tx, "
+                         f"{one['overlay_rx_avg_pkt']} B overlay rx; other programs' runnable tasks "
+                         f"{one['foreign']}/{two['foreign']}")
                 except BenchError as e:
                     r["error"] = str(e)
                     _log(f"[{env}] {case.name}: {e}")
@@ -325,7 +481,8 @@ def measure(env: str, cases: list[Case], seconds: int, repeat: int) -> dict:
         for k in ("1", "2"):
             ok = base and r.get(f"gbps_{k}") is not None and base[f"gbps_{k}"]
             r[f"ratio_{k}"] = round(r[f"gbps_{k}"] / base[f"gbps_{k}"], 3) if ok else None
-    return {"env": env, "kernel": platform.release(), "cpus": os.cpu_count(), "loadavg_before": load,
+    return {"env": env, "kernel": platform.release(), "cpus": os.cpu_count(),
+            "max_foreign": gate.max_foreign, "retries": gate.retries,
             "iperf3": _run(["iperf3", "--version"], check=False).stdout.splitlines()[0:1],
             "seconds": round(time.monotonic() - t_start, 1), "results": out}
 
@@ -337,7 +494,11 @@ def summarize(r: dict) -> dict:
         r[f"gbps_{k}"] = round(statistics.median(vals), 3) if vals else None
         r[f"gbps_{k}_min"] = round(min(vals), 3) if vals else None
         r[f"gbps_{k}_max"] = round(max(vals), 3) if vals else None
-        r[f"retr_{k}"] = _median([x[f"retr_{k}"] for x in s])
+        r[f"retr_{k}"] = _median([x[f"retransmits_{k}"] for x in s])
+        r[f"foreign_{k}"] = _median([x[f"foreign_{k}"] for x in s])
+        r[f"host_running_{k}"] = _median([x[f"host_running_{k}"] for x in s])
+        r[f"disturbed_{k}"] = sum(1 for x in s if x[f"disturbed_{k}"])
+        r[f"remeasured_{k}"] = sum(x[f"attempts_{k}"] - 1 for x in s)
         r[f"cpu_sender_{k}"] = _median([x[f"cpu_sender_{k}"] for x in s])
         r[f"cpu_receiver_{k}"] = _median([x[f"cpu_receiver_{k}"] for x in s])
     r["underlay_avg_pkt_1"] = _median([x["underlay_avg_pkt_1"] for x in s])
@@ -347,7 +508,8 @@ def summarize(r: dict) -> dict:
 
 # --------------------------------------------------------------------------- UML
 
-def measure_in_uml(cases: list[Case], seconds: int, repeat: int, workdir: str) -> dict:
+def measure_in_uml(cases: list[Case], seconds: int, repeat: int, workdir: str, gate: Gate,
+                   cpu: int | None) -> dict:
     sys.path.insert(0, ROOT)
     from tests.kernel.uml import run_in_uml, uml_available
 
@@ -356,16 +518,31 @@ def measure_in_uml(cases: list[Case], seconds: int, repeat: int, workdir: str) -
         raise BenchError(f"UML lane unavailable: {why}")
     out_file = os.path.join(workdir, "uml-result.json")
     argv = [sys.executable, os.path.abspath(__file__), "--inside", out_file,
-            "--time", str(seconds), "--repeat", str(repeat), "--cases", ",".join(c.name for c in cases)]
-    estimate = len(cases) * repeat * 2 * (seconds + 6) + 60
+            "--time", str(seconds), "--repeat", str(repeat), "--cases", ",".join(c.name for c in cases),
+            "--max-foreign", str(gate.max_foreign), "--retries", str(gate.retries)]
+    if gate.path:
+        argv += ["--load-file", gate.path]
+    estimate = len(cases) * repeat * 2 * (seconds + 6) * (1 + gate.retries) + 60
     timing: dict = {}
-    rc, output = run_in_uml(argv, workdir=workdir, cwd=ROOT, timeout=2 * estimate + 120, mem="2G",
-                            modules=GUEST_MODULES, share=[ROOT], stream=sys.stderr, timing=timing)
+    # UML's guest kernel and the host processes that run its user space hand the (single)
+    # virtual CPU to each other through the host scheduler; on one host CPU that is a local
+    # context switch, across CPUs a cross-CPU wake-up, which made throughput ~3x lower and
+    # far noisier here. The affinity of this (main) thread is inherited by the guest's
+    # processes; the load sampler thread keeps its own.
+    saved = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        rc, output = run_in_uml(argv, workdir=workdir, cwd=ROOT, timeout=2 * estimate + 120, mem="2G",
+                                modules=GUEST_MODULES, share=[ROOT], stream=sys.stderr, timing=timing)
+    finally:
+        os.sched_setaffinity(0, saved)
     if rc != 0 or not os.path.exists(out_file):
         raise BenchError(f"the guest run exited {rc}: {output[-3000:]}")
     with open(out_file) as f:
         doc = json.load(f)
     doc["uml_wall_s"] = round(timing.get("wall", 0.0), 1)
+    doc["host_cpu"] = cpu
     return doc
 
 
@@ -382,21 +559,32 @@ def _num(v) -> str:
 
 
 def table(doc: dict, repeat: int) -> str:
-    lines = [f"### {doc['env']}: kernel {doc['kernel']}, {doc['cpus']} CPU(s), "
+    pin = ""
+    if doc["env"] == "uml":
+        pin = f", pinned to host CPU {doc['host_cpu']}" if doc.get("host_cpu") is not None else ", not pinned"
+    lines = [f"### {doc['env']}: kernel {doc['kernel']}, {doc['cpus']} CPU(s){pin}, "
              f"median of {repeat} (min-max)", "",
              "| case | MTU | Gbit/s 1 stream | Gbit/s -P 2 | retransmits 1 / -P 2 | ratio to veth 1 / -P 2 "
-             "| avg pkt B: underlay tx / overlay rx |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| avg pkt B: underlay tx / overlay rx | other load 1 / -P 2 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in doc["results"]:
         if r["error"]:
             what = r["error"].split(" (")[0] if r.get("unsupported") else "error: " + r["error"][:200]
-            lines.append(f"| {r['case']} | {r['mtu']} | {what} | | | | |")
+            lines.append(f"| {r['case']} | {r['mtu']} | {what} | | | | | |")
             continue
         ratio = (f"{r['ratio_1']:.2f} / {r['ratio_2']:.2f}" if r.get("ratio_1") is not None else "-")
         lines.append(f"| {r['case']} | {r['mtu']} | {_fmt(r['gbps_1'], r['gbps_1_min'], r['gbps_1_max'])} | "
                      f"{_fmt(r['gbps_2'], r['gbps_2_min'], r['gbps_2_max'])} | "
                      f"{_num(r['retr_1'])} / {_num(r['retr_2'])} | {ratio} | "
-                     f"{_num(r['underlay_avg_pkt_1'])} / {_num(r['overlay_rx_avg_pkt_1'])} |")
+                     f"{_num(r['underlay_avg_pkt_1'])} / {_num(r['overlay_rx_avg_pkt_1'])} | "
+                     f"{_num(r.get('foreign_1'))} / {_num(r.get('foreign_2'))} |")
+    redo = sum(r.get(f"remeasured_{k}", 0) for r in doc["results"] for k in ("1", "2"))
+    kept = [f"{r['case']} {'single' if k == '1' else '-P 2'}" for r in doc["results"] for k in ("1", "2")
+            for _ in range(r.get(f"disturbed_{k}", 0))]
+    lines += ["", f"Other load: mean runnable tasks of other programs during the kept measurements "
+                  f"(whole run: mean {_num(doc.get('foreign_mean'))}, max {_num(doc.get('foreign_max'))}); "
+                  f"{redo} measurement(s) done again because it exceeded {_num(doc.get('max_foreign'))}; "
+                  f"kept although disturbed: {', '.join(kept) or 'none'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -422,10 +610,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-uml", action="store_true", help="do not run the cases in a UML guest")
     p.add_argument("--no-host", action="store_true", help="do not run the cases on this kernel")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--max-foreign", type=float, default=0.2,
+                   help="a measurement during which other programs had more than this many runnable "
+                        "tasks on average (sampled 4/s) is done again; negative: never (default 0.2)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="how often a disturbed measurement is done again before it is kept and "
+                        "marked disturbed (default 2)")
+    p.add_argument("--uml-cpu", type=int, default=None,
+                   help="host CPU the UML guest is pinned to (default: the highest one this process may "
+                        "use; -1: do not pin)")
     p.add_argument("--inside", metavar="OUT", help=argparse.SUPPRESS)   # guest side: write JSON to OUT
+    p.add_argument("--load-file", help=argparse.SUPPRESS)               # guest side: host load samples
     opts = p.parse_args(argv)
-    if opts.time < 1 or opts.repeat < 1:
-        p.error("--time and --repeat must be at least 1")
+    if opts.time < 1 or opts.repeat < 1 or opts.retries < 0:
+        p.error("--time and --repeat must be at least 1, --retries at least 0")
     if opts.no_uml and opts.no_host and not opts.inside:
         p.error("--no-uml and --no-host leave nothing to measure")
     names = ["veth"] + [n for n in opts.cases if n != "veth"]
@@ -444,30 +642,45 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _stop)
 
     if opts.inside:                                   # running in the UML guest
-        doc = measure("uml", cases, opts.time, opts.repeat)
+        gate = Gate(opts.load_file, opts.max_foreign, opts.retries, "uml")
+        doc = measure("uml", cases, opts.time, opts.repeat, gate)
         with open(opts.inside, "w") as f:
             json.dump(doc, f, indent=2)
         return 0
 
+    allowed = sorted(os.sched_getaffinity(0))
+    uml_cpu = max(allowed) if opts.uml_cpu is None else (None if opts.uml_cpu < 0 else opts.uml_cpu)
+    if uml_cpu is not None and uml_cpu not in allowed:
+        p.error(f"--uml-cpu {uml_cpu}: not one of the CPUs this process may use {allowed}")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.monotonic()
     envs: list[dict] = []
     errors: list[str] = []
     workdir = tempfile.mkdtemp(prefix="topo-tunnels-")
+    load_file = os.path.join(workdir, "host-load.log")
     try:
-        if not opts.no_host:
-            _log(f"host: {len(cases)} cases x {opts.repeat} rounds x 2 runs of {opts.time} s ...")
-            envs.append(measure("host", cases, opts.time, opts.repeat))
-        if not opts.no_uml:
-            _log(f"uml: booting one guest for {len(cases)} cases x {opts.repeat} rounds ...")
-            try:
-                envs.append(measure_in_uml(cases, opts.time, opts.repeat, workdir))
-            except (BenchError, OSError) as e:
-                errors.append(f"uml: {e}")
-                _log(f"uml: {e}")
-            except Exception as e:        # UMLError and friends
-                errors.append(f"uml: {type(e).__name__}: {e}")
-                _log(f"uml: {type(e).__name__}: {e}")
+        with LoadSampler(load_file) as sampler:
+            if not opts.no_host:
+                _log(f"host: {len(cases)} cases x {opts.repeat} rounds x 2 runs of {opts.time} s ...")
+                n0 = len(sampler.values)
+                doc = measure("host", cases, opts.time, opts.repeat,
+                              Gate(load_file, opts.max_foreign, opts.retries, "host"))
+                doc.update(_load_summary(sampler.values[n0:]))
+                envs.append(doc)
+            if not opts.no_uml:
+                _log(f"uml: booting one guest for {len(cases)} cases x {opts.repeat} rounds ...")
+                n0 = len(sampler.values)
+                try:
+                    doc = measure_in_uml(cases, opts.time, opts.repeat, workdir,
+                                         Gate(load_file, opts.max_foreign, opts.retries, "uml"), uml_cpu)
+                    doc.update(_load_summary(sampler.values[n0:]))
+                    envs.append(doc)
+                except (BenchError, OSError) as e:
+                    errors.append(f"uml: {e}")
+                    _log(f"uml: {e}")
+                except Exception as e:        # UMLError and friends
+                    errors.append(f"uml: {type(e).__name__}: {e}")
+                    _log(f"uml: {type(e).__name__}: {e}")
     except KeyboardInterrupt:
         _log("interrupted; cleaned up")
         errors.append("interrupted")
@@ -488,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
                "cpus": os.cpu_count(), "python": platform.python_version(),
                "ip_version": _run(["ip", "-V"], check=False).stdout.strip(),
                "options": {"time": opts.time, "repeat": opts.repeat, "cases": names,
+                           "max_foreign": opts.max_foreign, "retries": opts.retries, "uml_cpu": uml_cpu,
                            "uml": not opts.no_uml, "host": not opts.no_host},
                "underlay": {"a": UNDER_A, "b": UNDER_B, "mtu": UNDERLAY_MTU},
                "total_s": round(total, 1), "errors": errors, "environments": envs}
