@@ -145,6 +145,19 @@ def _require_root() -> None:
         raise EnvironmentProblem("the ip command (iproute2) is missing; apt-get install iproute2")
 
 
+#: Programs the checks run, by check type, with the Debian package that has them.
+CHECK_PROGRAMS = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump")}
+
+
+def _require_programs(expanded: dict) -> None:
+    """Exit 3 before anything is built when a program the lab's checks need is missing."""
+    for kind in sorted({c["type"] for c in expanded["checks"]}):
+        program, package = CHECK_PROGRAMS[kind]
+        if shutil.which(program) is None:
+            raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
+                                     f"apt-get install {package} (or apply with --no-verify)")
+
+
 def _compile(args):
     from topo.pipeline import compile_file
     return compile_file(args.file, sticky=True)
@@ -240,13 +253,16 @@ def _raise_build_failure(result) -> None:
 def cmd_apply(args) -> int:
     c = _compile(args)
     _require_root()
+    if not args.no_verify:
+        _require_programs(c.expanded)
     from topo.pipeline import write_inventory
     from topo.runner import run_playbook
 
     with labdir.locked(c.lab, wait=args.wait, notify=err.print):
         inv = write_inventory(c)
         labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
-            n["netns"] for n in c.expanded["nodes"].values()] + [b["netns"] for b in c.expanded["bridges"].values()])
+            n["netns"] for n in c.expanded["nodes"].values()] + [
+            b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")])
         build = run_playbook(c.lab, "apply", inventory=inv, quiet=args.json, title=f"applying {c.lab}")
         if not build.ok:
             _raise_build_failure(build)
@@ -322,6 +338,7 @@ def cmd_plan(args) -> int:
 def cmd_verify(args) -> int:
     c = _compile(args)
     _require_root()
+    _require_programs(c.expanded)
     from topo.pipeline import write_inventory
     from topo.runner import run_playbook
 

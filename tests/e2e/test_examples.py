@@ -201,3 +201,19 @@ def test_exec_runs_inside_the_node(topo_cli):
     r = topo_cli.json("exec", "examples/routed.yml", "h1", "--", "ping", "-c1", "-W2", "172.16.1.2")
     assert r["rc"] == 0 and "1 received" in r["stdout"]
     assert topo_cli("exec", "examples/routed.yml", "nobody", "--", "true", check=False).returncode == 2
+
+
+def test_a_missing_program_stops_before_building(tmp_path):
+    """The vxlan example's capture check needs tcpdump: without it, exit 3 naming the fix."""
+    import shutil
+    import sys
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("ip", "ping"):  # a PATH with what topo needs, but no tcpdump
+        (bin_dir / program).symlink_to(shutil.which(program))
+    env = dict(os.environ, PATH=str(bin_dir), TOPO_HOME=str(tmp_path / "home"))
+    r = subprocess.run([sys.executable, "-m", "topo", "apply", "examples/vxlan.yml"], capture_output=True,
+                       text=True, cwd=ROOT, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "need tcpdump, which is missing; apt-get install tcpdump" in " ".join(r.stderr.split())
+    assert not [n for n in netns_list() if n.startswith("topo-vxlan-")]
