@@ -38,6 +38,16 @@ def _check_interface(value: str) -> str:
     return value
 
 
+def _check_address(value: str | None, hint: str = "") -> str | None:
+    """'a.b.c.d' (IPv4, no prefix length), or None."""
+    if value is not None:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address{hint}") from None
+    return value
+
+
 def _check_network(value: str) -> str:
     try:
         net = ipaddress.IPv4Network(value, strict=False)
@@ -65,15 +75,7 @@ class StaticRoute(Strict):
     via: str
 
     _dst = field_validator("dst")(_check_network)
-
-    @field_validator("via")
-    @classmethod
-    def _via(cls, v: str) -> str:
-        try:
-            ipaddress.IPv4Address(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not an IPv4 address") from None
-        return v
+    _via = field_validator("via")(_check_address)
 
 
 class Node(Strict):
@@ -94,15 +96,7 @@ class Node(Strict):
             _check_interface(v)
         return v
 
-    @field_validator("gateway")
-    @classmethod
-    def _gateway(cls, v):
-        if v is not None:
-            try:
-                ipaddress.IPv4Address(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not an IPv4 address") from None
-        return v
+    _gateway = field_validator("gateway")(_check_address)
 
     @field_validator("sysctls")
     @classmethod
@@ -149,15 +143,7 @@ class TunnelEndpoint(Strict):
 
     _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
 
-    @field_validator("local")
-    @classmethod
-    def _local(cls, v):
-        if v is not None:
-            try:
-                ipaddress.IPv4Address(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not an IPv4 address (the underlay address, no /len)") from None
-        return v
+    _local = field_validator("local")(lambda v: _check_address(v, " (the underlay address, no /len)"))
 
 
 def _endpoint_shorthand(value):

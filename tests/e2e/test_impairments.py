@@ -54,15 +54,13 @@ def test_rate_is_real_and_edits_fix_in_place(topo_cli, tmp_path):
     assert impairs == ["topo-imprate-b/eth0", "topo-imprate-r/eth1"]
     assert topo_cli.json("apply", lab, "--no-verify")["changed"] == 0
     b_addr = topo_cli.json("show", lab)["nodes"][2]["interfaces"][0]["address"].split("/")[0]
-    got = iperf3_mbits("topo-imprate-b", "topo-imprate-a", b_addr)
-    assert 18.0 <= got <= 22.0, f"declared 20 Mbit/s, iperf3 got {got:.2f}"
-    # an edit of the rate is one fix per end, in place
-    lab = write(tmp_path, "imprate", "{rate: 50mbit}")
-    edit = topo_cli.json("apply", lab, "--no-verify")
-    assert sorted((c["action"], c["name"]) for c in edit["changes"]) == [
-        ("fix", "topo-imprate-b/eth0"), ("fix", "topo-imprate-r/eth1")]
-    got = iperf3_mbits("topo-imprate-b", "topo-imprate-a", b_addr)
-    assert 45.0 <= got <= 55.0, f"declared 50 Mbit/s, iperf3 got {got:.2f}"
+    for mbits in (20, 50):
+        if mbits != 20:  # an edit of the rate is one fix per end, in place
+            edit = topo_cli.json("apply", write(tmp_path, "imprate", f"{{rate: {mbits}mbit}}"), "--no-verify")
+            assert sorted((c["action"], c["name"]) for c in edit["changes"]) == [
+                ("fix", "topo-imprate-b/eth0"), ("fix", "topo-imprate-r/eth1")]
+        got = iperf3_mbits("topo-imprate-b", "topo-imprate-a", b_addr)
+        assert 0.9 * mbits <= got <= 1.1 * mbits, f"declared {mbits} Mbit/s, iperf3 got {got:.2f}"
     # dropping the impairment removes topo's qdisc, and only that
     lab = write(tmp_path, "imprate", "null")
     removed = topo_cli.json("apply", lab, "--no-verify")

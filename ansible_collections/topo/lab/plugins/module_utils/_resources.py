@@ -397,6 +397,22 @@ def _fix_end(tables, end, lab):
     return diff
 
 
+def _converge_end(changes, tables, end, have, lab, check):
+    """Compare an existing device ``have`` with ``end`` (MTU, MAC, master, up, alias): record
+    one ``fix`` with every difference, and set them unless ``check``."""
+    want = _wanted_end(tables, end, lab)
+    diff = dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
+    if not diff:
+        return
+    if "master" in diff:
+        diff["master"] = (_master_name(tables, end["netns"], diff["master"][0]), end.get("master"))
+    changes.add("fix", _label(end), _detail(diff), before=str(dict((k, x) for k, (x, y) in diff.items())),
+                after=str(dict((k, y) for k, (x, y) in diff.items())))
+    if not check:
+        _fix_end(tables, end, lab)
+        tables.refresh(end["netns"], end["ifname"])
+
+
 def converge_veths(socks, lab, veths, scope, check, prune=True, tables=None):
     """veth pairs, each checked end to end (peer and namespace), attributes compared; prune
     the lab's undeclared veths in ``scope`` first. ``tables`` as for converge_bridges."""
@@ -426,19 +442,7 @@ def converge_veths(socks, lab, veths, scope, check, prune=True, tables=None):
             ha, hb = tables.get(a["netns"], a["ifname"]), tables.get(b["netns"], b["ifname"])
             if _paired(peers, a, b, ha, hb):
                 for end, have in ((a, ha), (b, hb)):
-                    want = _wanted_end(tables, end, lab)
-                    diff = dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
-                    if not diff:
-                        continue
-                    shown = dict(diff)
-                    if "master" in shown:
-                        shown["master"] = (_master_name(tables, end["netns"], shown["master"][0]), end.get("master"))
-                    changes.add("fix", _label(end), _detail(shown),
-                                before=str(dict((k, x) for k, (x, y) in shown.items())),
-                                after=str(dict((k, y) for k, (x, y) in shown.items())))
-                    if not check:
-                        _fix_end(tables, end, lab)
-                        tables.refresh(end["netns"], end["ifname"])
+                    _converge_end(changes, tables, end, have, lab, check)
                 continue
             found = []
             for end, have in ((a, ha), (b, hb)):
@@ -544,18 +548,7 @@ def converge_tunnels(socks, lab, tunnels, scope, check, prune=True, tables=None)
             if have is not None:
                 diff = dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
                 if not diff:
-                    end = _wanted_end(tables, t, lab)
-                    fix = dict((k, (have.get(k), v)) for k, v in end.items() if have.get(k) != v)
-                    if fix:
-                        shown = dict(fix)
-                        if "master" in shown:
-                            shown["master"] = (_master_name(tables, t["netns"], shown["master"][0]), t.get("master"))
-                        changes.add("fix", label, _detail(shown),
-                                    before=str(dict((k, x) for k, (x, y) in shown.items())),
-                                    after=str(dict((k, y) for k, (x, y) in shown.items())))
-                        if not check:
-                            _fix_end(tables, t, lab)
-                            tables.refresh(t["netns"], t["ifname"])
+                    _converge_end(changes, tables, t, have, lab, check)
                     continue
                 changes.add("fix", label, "recreated: " + _detail(diff),
                             before=str(dict((k, a) for k, (a, b) in diff.items())),
