@@ -12,7 +12,7 @@ namespace A (client, sender) to namespace B (server), and removes the overlay ag
   gretap        L2 GRE, enslaved to a bridge in each namespace (address on the bridge),
                 MTU 1500 - 38
   vxlan-in-gre  VXLAN (VNI 42) whose outer packets go through a GRE tunnel: the nested
-                overlay, MTU 1500 - 24 - 50
+                overlay of examples/overlay.yml, MTU 1500 - 24 - 50
 
 Every case is measured single-stream and with ``-P 2``, ``--repeat`` times; repeats run
 round-robin over the cases (round 1: every case, round 2: every case, ...), so slow drift
@@ -48,6 +48,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IPERF_PORT = 5201
 UNDERLAY_MTU = 1500
 UNDER_A, UNDER_B = "198.18.0.1", "198.18.0.2"
+#: longest wait for other programs to go quiet before a measurement (seconds)
+QUIET_WAIT = 20.0
 #: modules the guest loads at boot (gretap is in ip_gre; the rest auto-load too)
 GUEST_MODULES = ["ipv6", "veth", "bridge", "vxlan", "ip_gre"]
 
@@ -289,7 +291,7 @@ class Gate:
     def __init__(self, path: str | None, max_foreign: float, retries: int, env: str):
         self.path, self.max_foreign, self.retries, self.env = path, max_foreign, retries, env
 
-    def wait_quiet(self, limit: float = 60.0) -> None:
+    def wait_quiet(self, limit: float = QUIET_WAIT) -> None:
         """Wait (at most ``limit`` s) for 2 s in which other programs stayed under the limit."""
         if not self.path or self.max_foreign < 0:
             return
@@ -483,7 +485,7 @@ def measure(env: str, cases: list[Case], seconds: int, repeat: int, gate: Gate) 
             r[f"ratio_{k}"] = round(r[f"gbps_{k}"] / base[f"gbps_{k}"], 3) if ok else None
     return {"env": env, "kernel": platform.release(), "cpus": os.cpu_count(),
             "max_foreign": gate.max_foreign, "retries": gate.retries,
-            "iperf3": _run(["iperf3", "--version"], check=False).stdout.splitlines()[0:1],
+            "iperf3": (_run(["iperf3", "--version"], check=False).stdout.splitlines() or [""])[0],
             "seconds": round(time.monotonic() - t_start, 1), "results": out}
 
 
@@ -522,7 +524,9 @@ def measure_in_uml(cases: list[Case], seconds: int, repeat: int, workdir: str, g
             "--max-foreign", str(gate.max_foreign), "--retries", str(gate.retries)]
     if gate.path:
         argv += ["--load-file", gate.path]
-    estimate = len(cases) * repeat * 2 * (seconds + 6) * (1 + gate.retries) + 60
+    # upper bound (every measurement waiting and repeated as often as allowed): only there to
+    # catch a hung guest
+    limit = len(cases) * repeat * 2 * (seconds + 6 + QUIET_WAIT) * (1 + gate.retries) + 360
     timing: dict = {}
     # UML's guest kernel and the host processes that run its user space hand the (single)
     # virtual CPU to each other through the host scheduler; on one host CPU that is a local
@@ -533,7 +537,7 @@ def measure_in_uml(cases: list[Case], seconds: int, repeat: int, workdir: str, g
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     try:
-        rc, output = run_in_uml(argv, workdir=workdir, cwd=ROOT, timeout=2 * estimate + 120, mem="2G",
+        rc, output = run_in_uml(argv, workdir=workdir, cwd=ROOT, timeout=limit, mem="2G",
                                 modules=GUEST_MODULES, share=[ROOT], stream=sys.stderr, timing=timing)
     finally:
         os.sched_setaffinity(0, saved)
@@ -663,10 +667,14 @@ def main(argv: list[str] | None = None) -> int:
             if not opts.no_host:
                 _log(f"host: {len(cases)} cases x {opts.repeat} rounds x 2 runs of {opts.time} s ...")
                 n0 = len(sampler.values)
-                doc = measure("host", cases, opts.time, opts.repeat,
-                              Gate(load_file, opts.max_foreign, opts.retries, "host"))
-                doc.update(_load_summary(sampler.values[n0:]))
-                envs.append(doc)
+                try:
+                    doc = measure("host", cases, opts.time, opts.repeat,
+                                  Gate(load_file, opts.max_foreign, opts.retries, "host"))
+                    doc.update(_load_summary(sampler.values[n0:]))
+                    envs.append(doc)
+                except (BenchError, OSError, subprocess.SubprocessError) as e:
+                    errors.append(f"host: {e}")
+                    _log(f"host: {e}")
             if not opts.no_uml:
                 _log(f"uml: booting one guest for {len(cases)} cases x {opts.repeat} rounds ...")
                 n0 = len(sampler.values)
