@@ -1,6 +1,8 @@
 """Every example: applied, verified, re-applied with 0 changed, destroyed with nothing left."""
 
 import os
+import re
+import signal
 import subprocess
 
 import pytest
@@ -119,7 +121,17 @@ def test_lab_edit_changes_only_the_difference(topo_cli, tmp_path):
     edited = tmp_path / "routed.yml"
     edited.write_text(src.replace("  h4: {}\n", "  h4: {}\n  h5: {}\n").replace("  - [h4, lan2]\n", "  - [h5, lan2]\n")
                       .replace("  - [h2, lan1]\n", ""))
-    r = topo_cli.json("apply", str(edited))
+    # a ping between two nodes the edit does not touch (h1 to h3, through both routers)
+    h3 = next(n for n in topo_cli.json("show", "examples/routed.yml")["nodes"] if n["node"] == "h3")
+    pinger = subprocess.Popen(["ip", "netns", "exec", "topo-routed-h1", "ping", "-n", "-i", "0.05", "-W", "1",
+                               h3["interfaces"][0]["address"].split("/")[0]], stdout=subprocess.PIPE, text=True)
+    try:
+        r = topo_cli.json("apply", str(edited))
+    finally:
+        pinger.send_signal(signal.SIGINT)
+        summary = pinger.communicate(timeout=10)[0]
+    sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", summary).groups())
+    assert sent > 20 and sent - received <= 1, f"the running ping lost {sent - received} of {sent}"
     names = {(c["action"], c["resource"], c["name"]) for c in r["changes"]}
     assert ("create", "netns", "topo-routed-h5") in names
     # a pair is pruned by whichever end is met first; its peer goes with it
