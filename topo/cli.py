@@ -29,17 +29,20 @@ err = Console(stderr=True, highlight=False)
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.
 
-A topology (YAML, or CSV with one row per link) declares nodes, bridges and links;
-topo expands it (names, addresses from pools, routes) into an Ansible inventory and
-runs the topo.lab playbooks: one network namespace per node, veth pairs, bridges,
-addresses, routes, then ping checks inside the nodes. Re-running changes only what
-differs; destroy removes exactly what topo made.
+A topology (YAML, or CSV with one row per link) declares nodes, bridges, links and
+tunnels; topo expands it (names, addresses from pools, routes, tunnel MTUs) into an
+Ansible inventory and runs the topo.lab playbooks: one network namespace per node, veth
+pairs, bridges, VXLAN/GRE/gretap tunnels, impairments (delay, jitter, loss, rate),
+addresses, routes, then the checks: pings inside the nodes, and captures that prove what
+crosses a wire. Re-running changes only what differs; destroy removes exactly what topo
+made.
 
 quick start (as root):
   topo apply examples/clusters.csv     build the lab and verify it
   topo show examples/clusters.csv      nodes, interfaces, addresses, state
   topo exec examples/clusters.csv a-master -- ping -c1 192.18.0.10
   topo destroy examples/clusters.csv   remove it
+  topo apply examples/vxlan.yml        a LAN stretched over VXLAN, with a capture check
 
 exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
 lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
@@ -63,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
              "Build the lab FILE describes, or converge an existing one to it: create what is\n"
              "missing, repair what drifted, remove what the lab owns but no longer declares.\n"
              "Then run its checks (ping every node to every address it should reach, or the\n"
-             "checks under verify:). Safe to re-run: a lab that matches reports 0 changed.",
+             "checks under verify:). Safe to re-run: a lab that matches reports 0 changed.\n"
+             "Before building, the kernel is asked for every link type and qdisc the lab uses\n"
+             "(vxlan, gre, gretap, netem, tbf); a missing one stops it with exit 3, nothing built.",
              "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n\n"
              "The same apply without this CLI:\n"
              "  ansible-playbook -i $TOPO_HOME/labs/<lab>/inventory topo.lab.site")
