@@ -41,5 +41,6 @@ step "pip install topo into $venv (Ansible is a large download the first time)"
 "$venv/bin/python" -m pip install -q "$here[test]"
 ln -sf "$venv/bin/topo" /usr/local/bin/topo
 
-step "done: $("$venv/bin/topo" --version), $("$venv/bin/ansible" --version | head -1)"
+ansible_version=$("$venv/bin/ansible" --version)  # whole, then the first line: a pipe to head breaks it
+step "done: $("$venv/bin/topo" --version), ${ansible_version%%$'\n'*}"
 echo "try:  topo apply examples/clusters.csv"

@@ -477,7 +477,8 @@ def link_summary(msg):
     Keys: index, ifname, kind (None for plain devices), alias, mtu, master (ifindex
     or None), up (administratively), peer (IFLA_LINK: the peer's ifindex for a
     veth), peer_netnsid (IFLA_LINK_NETNSID: the peer's namespace as this namespace
-    numbers it, None when the peer is in the same namespace), mac, and for bridges
+    numbers it, None when the peer is in the same namespace), mac, group, qdisc (the
+    kind of its root qdisc, e.g. noqueue, netem, tbf), and for bridges
     mcast_snooping/mcast_querier (0/1).
     """
     info = msg.get_attr("IFLA_LINKINFO")
@@ -495,6 +496,7 @@ def link_summary(msg):
         "peer_netnsid": msg.get_attr("IFLA_LINK_NETNSID"),
         "mac": msg.get_attr("IFLA_ADDRESS"),
         "group": msg.get_attr("IFLA_GROUP"),
+        "qdisc": msg.get_attr("IFLA_QDISC"),
     }
     if kind == "bridge" and data is not None:
         out["mcast_snooping"] = data.get_attr("IFLA_BR_MCAST_SNOOPING")

@@ -276,6 +276,8 @@ def converge_impairments(socks, lab, impairments, scope, check, tables=None, pru
     if prune:
         for ns in sorted(set(scope)):
             for ifname, link in sorted(tables.links(ns).items()):
+                if link.get("qdisc") not in ("netem", "tbf"):
+                    continue  # the link dump names each root qdisc: no qdisc dump where none is topo's
                 root, child = roots(ns).get(link["index"], (None, None))
                 have = decode(root, child)
                 if (ns, ifname) in declared or have is None or not ours(link, lab):
