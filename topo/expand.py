@@ -264,7 +264,7 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
             used_ifnames[ep.node].setdefault(ifname, ("tunnels", t, "endpoints", j))
             ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": None,
                          "path": ("tunnels", t, "endpoints", j), "bridge": ep.bridge, "local": ep.local,
-                         "kind": tunnel.type, "tunnel": t, "impair": tunnel.impair})
+                         "kind": tunnel.type, "impair": tunnel.impair})
         a, b = ends
         a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
         bridged = [e for e in ends if e["bridge"]]
@@ -579,13 +579,16 @@ def _routing(lab, segments, loopbacks, underlay):
     for src in sorted(nodes):
         searches = {}
 
-        def paths(net):
-            banned = frozenset(t for t, ips in underlay_ips.items() if any(ip in net for ip in ips))
+        def avoiding(banned):
             if banned not in searches:
                 searches[banned] = search(src, banned)
             return searches[banned]
 
-        reach[src] |= set(paths(netaddr.IPNetwork("0.0.0.0/32"))[0]) - {src}
+        def paths(net):
+            """Shortest paths towards ``net``: without the tunnels whose underlay is in it."""
+            return avoiding(frozenset(t for t, ips in underlay_ips.items() if any(ip in net for ip in ips)))
+
+        reach[src] |= set(avoiding(frozenset())[0]) - {src}
         table = {}
         for seg_name, subnet in seg_subnets.items():
             if seg_name in node_segments[src]:
@@ -671,7 +674,7 @@ def _tunnel_mtus(lab, tunnel_ends, ifaces, routes, loopbacks, segments, problems
             mtu = min(mtu, egress["mtu"])
             cur = owner[hop]
 
-    pending = [t for t, (tunnel, ends) in enumerate(zip(lab.tunnels, tunnel_ends)) if tunnel.mtu is None]
+    pending = [t for t, tunnel in enumerate(lab.tunnels) if tunnel.mtu is None]
     while pending:
         progress = []
         for t in pending:
@@ -694,15 +697,16 @@ def _tunnel_mtus(lab, tunnel_ends, ifaces, routes, loopbacks, segments, problems
             break
         pending = [t for t in pending if t not in progress]
     for t, ends in enumerate(tunnel_ends):
-        for end in ends:
-            if end["bridge"] and end["mtu"] is not None:
-                seg = segments[end["segment"]]
-                big = max((m["mtu"] for m in seg.members if m["mtu"]), default=0)
-                if big > end["mtu"]:
-                    problems.add(line(("tunnels", t)), f"tunnels[{t}]",
-                                 f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of "
-                                 f"up to {big} bytes, which the bridge would drop; lower the segment's link mtu to "
-                                 f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}")
+        end = next((e for e in ends if e["bridge"]), None)  # both ends share the MTU and segment
+        if end is None or end["mtu"] is None:
+            continue
+        seg = segments[end["segment"]]
+        big = max((m["mtu"] for m in seg.members if m["mtu"]), default=0)
+        if big > end["mtu"]:
+            problems.add(line(("tunnels", t)), f"tunnels[{t}]",
+                         f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of "
+                         f"up to {big} bytes, which the bridge would drop; lower the segment's link mtu to "
+                         f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}")
 
 
 def _checks(lab, out_nodes, reach, reach_segments, problems, line):

@@ -53,16 +53,6 @@ TOLERANCE = {"delay": 0.002, "jitter": 0.002, "loss": 1e-6, "rate": 8}
 UNITS = {"delay": "ms", "jitter": "ms", "loss": "%", "rate": "bit/s", "burst": "B"}
 #: The order of a shape's keys in details and diffs (qdisc, child: a kind topo does not build).
 ORDER = ("qdisc", "delay", "jitter", "loss", "rate", "burst", "child")
-SPEC = dict(type="list", elements="dict", default=[], options=dict(
-    netns=dict(type="str", required=True),
-    ifname=dict(type="str", required=True),
-    delay=dict(type="float"),
-    jitter=dict(type="float"),
-    loss=dict(type="float"),
-    rate=dict(type="int"),
-))
-
-
 class QdiscMissing(KernelFeatureMissing):
     """The running kernel has no such qdisc (rtnetlink answers ENOENT for an unknown kind);
     the message names the kernel option and module (see _netns.KERNEL_FEATURES)."""
@@ -219,7 +209,7 @@ def apply(ipr, index, have_kind, have, want):
 
 # --------------------------------------------------------------------------- converge
 
-def converge_impairments(socks, lab, impairments, scope, check, tables=None, prune=True):
+def converge_impairments(socks, lab, impairments, scope, check, prune=True, tables=None):
     """Egress impairments of the listed interfaces; remove topo's qdisc from the lab's other
     interfaces in the namespaces of ``scope`` (with ``prune``).
 

@@ -70,6 +70,14 @@ SPECS = {
         learning=dict(type="bool", default=True),
         key=dict(type="int"),
     )),
+    "impairments": dict(type="list", elements="dict", default=[], options=dict(
+        netns=dict(type="str", required=True),
+        ifname=dict(type="str", required=True),
+        delay=dict(type="float"),
+        jitter=dict(type="float"),
+        loss=dict(type="float"),
+        rate=dict(type="int"),
+    )),
     "features": dict(type="list", elements="str", default=[]),
     "interfaces": dict(type="list", elements="dict", default=[], options=dict(
         netns=dict(type="str", required=True),

@@ -74,7 +74,7 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._qdisc import SPEC, converge_impairments
+from ansible_collections.topo.lab.plugins.module_utils._qdisc import converge_impairments
 from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS
 
 
@@ -82,7 +82,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             lab=SPECS["lab"],
-            impairments=SPEC,
+            impairments=SPECS["impairments"],
             scope=SPECS["scope"],
             prune=SPECS["prune"],
         ),

@@ -77,7 +77,7 @@ owned:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
-from ansible_collections.topo.lab.plugins.module_utils._qdisc import SPEC as IMPAIRMENTS, converge_impairments
+from ansible_collections.topo.lab.plugins.module_utils._qdisc import converge_impairments
 from ansible_collections.topo.lab.plugins.module_utils._resources import (
     SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_tunnels,
     converge_veths,
@@ -93,7 +93,7 @@ def converge(socks, p, check):
     done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
     done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
     done.append(converge_tunnels(socks, lab, p["tunnels"], scope, check, prune, tables))
-    done.append(converge_impairments(socks, lab, p["impairments"], scope, check, tables, prune))
+    done.append(converge_impairments(socks, lab, p["impairments"], scope, check, prune, tables))
     done.append(converge_addresses(socks, lab, p["addresses"], check, tables))
     done.append(converge_routes(socks, lab, p["routes"], scope, check))
     return done
@@ -107,7 +107,7 @@ def main():
             bridges=SPECS["bridges"],
             veths=SPECS["veths"],
             tunnels=SPECS["tunnels"],
-            impairments=IMPAIRMENTS,
+            impairments=SPECS["impairments"],
             features=SPECS["features"],
             addresses=SPECS["interfaces"],
             routes=SPECS["routes"],
