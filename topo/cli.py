@@ -20,7 +20,7 @@ from rich.table import Table
 
 import topo
 from topo import labdir
-from topo.errors import (EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
+from topo.errors import (EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
                          RunFailed, TopoError, UsageError)
 
 out = Console(highlight=False, soft_wrap=True)
@@ -88,14 +88,16 @@ def _parser() -> argparse.ArgumentParser:
              "state: up, down, missing, or drift where the kernel differs from the file.",
              "example:\n  topo show examples/clusters.csv")
     sp = cmd("exec", "run a command inside a node",
-             "Run CMD inside NODE's network namespace, as argv (no shell). Use -- before CMD.",
+             "Run CMD inside NODE, as argv (no shell): in its network namespace, or for a docker\n"
+             "node inside its container (docker exec). Use -- before CMD.",
              "examples:\n  topo exec examples/clusters.csv a-master -- ip -br addr\n"
              "  topo exec lab.yml h1 -- ping -c3 172.16.0.2")
     sp.add_argument("node", metavar="NODE")
     sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
     sp = cmd("destroy", "remove everything a lab made",
-             "Remove every namespace (with its interfaces, bridges and routes) that carries the\n"
-             "lab's ownership marker, and the lab directory. Objects topo did not make are never\n"
+             "Remove every container labelled topo.lab=<lab> and every namespace (with its\n"
+             "interfaces, bridges and routes) that carries the lab's ownership marker, and the lab\n"
+             "directory. Objects topo did not make are never\n"
              "touched, even with a look-alike name. Works with the topology file gone: --lab NAME.",
              "examples:\n  topo destroy examples/clusters.csv\n  topo destroy --lab clusters\n"
              "  topo destroy --all", file=False)
@@ -103,6 +105,24 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--lab", metavar="NAME", help="destroy lab NAME without its topology file")
     sp.add_argument("--all", action="store_true", help="destroy every lab that has a lab directory")
     sp.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait for a lab held by another topo")
+    sp = cmd("doctor", "check this machine: root, programs, kernel features, Docker, traps",
+             "Report what this machine can build: root, the programs checks run (ping, tcpdump,\n"
+             "iperf3, docker), kernel link types and qdiscs (vxlan, gre, gretap, netem, tbf, each\n"
+             "tried for real in a scratch namespace), dockerd and the node image, and the\n"
+             "br_netfilter trap (Docker's FORWARD DROP policy and bridged traffic). Each problem\n"
+             "comes with its fix. With FILE, what that lab needs is required; exit 3 if it is missing.",
+             "examples:\n  topo doctor\n  topo doctor examples/clusters-docker.yml --json", file=False)
+    sp.add_argument("file", metavar="FILE", nargs="?", help="a topology whose needs are required")
+    sp = cmd("image", "build the default node image for docker nodes (topo-node)",
+             "Build topo-node, the image docker nodes run by default: Debian bookworm with iproute2,\n"
+             "iputils-ping, iperf3, python3 and tcpdump. From the Dockerfile shipped with topo\n"
+             "(needs a registry for debian:bookworm-slim), or with --offline from Debian packages\n"
+             "alone: debootstrap, then docker import (about a minute, about 160 MB).",
+             "examples:\n  topo image build --offline\n  topo image build --tag topo-node:test", file=False)
+    sp.add_argument("action", choices=["build"], help="what to do: build")
+    sp.add_argument("--offline", action="store_true", help="from Debian packages (debootstrap), no registry")
+    sp.add_argument("--tag", default=None, metavar="IMAGE", help="image name (default topo-node:latest)")
+    sp.add_argument("--mirror", default=None, metavar="URL", help="Debian mirror for --offline (default: apt's)")
     sp = cmd("validate", "check a topology file without building anything (no root needed)",
              "Load, validate and expand FILE and print the result: every problem with its file,\n"
              "line and field (exit 2), or a summary of the expanded lab.",
@@ -117,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_INPUT
     handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
-               "exec": cmd_exec, "destroy": cmd_destroy, "validate": cmd_validate}[args.command]
+               "exec": cmd_exec, "destroy": cmd_destroy, "validate": cmd_validate, "doctor": cmd_doctor,
+               "image": cmd_image}[args.command]
     try:
         return handler(args)
     except TopoError as exc:
@@ -161,6 +182,12 @@ def _require_programs(expanded: dict) -> None:
         if shutil.which(program) is None:
             raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
                                      f"apt-get install {package} (or apply with --no-verify)")
+
+
+def _require_docker(expanded: dict) -> None:
+    """Exit 3 before anything is built when the lab's docker nodes cannot run here."""
+    from topo.doctor import require_docker
+    require_docker(expanded)
 
 
 def _compile(args):
@@ -258,6 +285,7 @@ def _raise_build_failure(result) -> None:
 def cmd_apply(args) -> int:
     c = _compile(args)
     _require_root()
+    _require_docker(c.expanded)
     if not args.no_verify:
         _require_programs(c.expanded)
     from topo.pipeline import write_inventory
@@ -314,6 +342,7 @@ def _verify_errors(ver) -> None:
 def cmd_plan(args) -> int:
     c = _compile(args)
     _require_root()
+    _require_docker(c.expanded)
     from topo.pipeline import write_inventory
     from topo.runner import run_playbook
 
@@ -343,6 +372,7 @@ def cmd_plan(args) -> int:
 def cmd_verify(args) -> int:
     c = _compile(args)
     _require_root()
+    _require_docker(c.expanded)
     _require_programs(c.expanded)
     from topo.pipeline import write_inventory
     from topo.runner import run_playbook
@@ -398,13 +428,56 @@ def cmd_exec(args) -> int:
         raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
     if not os.path.exists(os.path.join("/run/netns", node["netns"])):
         raise EnvironmentProblem(f"node {args.node} does not exist; run topo apply {c.file} first")
-    full = ["ip", "netns", "exec", node["netns"], *argv]
+    if node["kind"] == "docker":  # inside the container: its programs, files and hostname
+        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() and not args.json else []
+        full = ["docker", "exec", "-i", *tty, node["netns"], *argv]
+    else:
+        full = ["ip", "netns", "exec", node["netns"], *argv]
     if args.json:
         proc = subprocess.run(full, capture_output=True, text=True)
         _emit(args, {"node": args.node, "argv": argv, "rc": proc.returncode,
                      "stdout": proc.stdout, "stderr": proc.stderr})
         return proc.returncode
     return subprocess.call(full)
+
+
+# --------------------------------------------------------------------------- doctor, image
+
+def cmd_doctor(args) -> int:
+    from topo.doctor import run_checks
+    images, needs = None, False
+    if args.file:
+        c = _compile(args)
+        images = sorted({n["container"]["image"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"})
+        needs = bool(images)
+    findings = run_checks(images or None, needs)
+    failed = [f for f in findings if f.status == "fail"]
+    if args.json:
+        _emit(args, {"findings": [f.as_dict() for f in findings], "ok": not failed})
+    else:
+        table = Table(title="topo doctor", title_justify="left")
+        for col in ("check", "status", "detail", "fix"):
+            table.add_column(col, overflow="fold")
+        colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for f in findings:
+            table.add_row(f.check, f"[{colours[f.status]}]{f.status}[/]", f.detail, f.fix)
+        out.print(table)
+        out.print(f"[red]{len(failed)} problem(s) stop topo here[/]" if failed else "[green]ready[/]")
+    return EXIT_ENV if failed else EXIT_OK
+
+
+def cmd_image(args) -> int:
+    _require_root()
+    from topo import image
+    tag = args.tag or image.DEFAULT_IMAGE
+    result = image.build(tag, offline=args.offline, mirror=args.mirror,
+                         say=lambda line: err.print(f"[dim]{line}[/]"))
+    if args.json:
+        _emit(args, result)
+    else:
+        out.print(f"built [bold]{result['image']}[/] ({result['method']}): {result['size_mb']} MB "
+                  f"in {result['seconds']} s")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- destroy
@@ -425,8 +498,8 @@ def cmd_destroy(args) -> int:
             raise UsageError(f"{args.lab!r} is not a lab name")
         labs = [args.lab]
     else:
-        from topo.show import labs_in_kernel
-        labs = sorted(set(labdir.known_labs()) | set(labs_in_kernel()))
+        from topo.show import labs_in_docker, labs_in_kernel
+        labs = sorted(set(labdir.known_labs()) | set(labs_in_kernel()) | set(labs_in_docker()))
     report = []
     for lab in labs:
         with labdir.locked(lab, wait=args.wait, notify=err.print):
@@ -434,13 +507,20 @@ def cmd_destroy(args) -> int:
                                   title=f"destroying {lab}")
             if not result.ok:
                 _raise_build_failure(result)
-            removed = [ch["name"] for ch in result.changes if ch["action"] == "remove"]
+            by_kind: dict[str, list[str]] = {}
+            for ch in result.changes:
+                if ch["action"] == "remove":
+                    by_kind.setdefault(ch["resource"], []).append(ch["name"])
             labdir.remove(lab)
-        report.append({"lab": lab, "removed": removed, "seconds": round(result.seconds, 2)})
+        removed = by_kind.get("netns", [])
+        report.append({"lab": lab, "removed": removed, "containers": by_kind.get("container", []),
+                       "seconds": round(result.seconds, 2)})
         if not args.json:
-            if removed:
-                out.print(f"lab [bold]{lab}[/]: removed {len(removed)} namespaces ({result.seconds:.1f} s): "
-                          + ", ".join(removed))
+            if by_kind:
+                words = {"netns": "namespaces", "container": "containers"}
+                out.print(f"lab [bold]{lab}[/]: removed ({result.seconds:.1f} s) " + "; ".join(
+                    f"{len(names)} {words.get(kind, kind)}: {', '.join(names)}"
+                    for kind, names in sorted(by_kind.items())))
             else:
                 out.print(f"lab [bold]{lab}[/]: nothing of it was left to remove")
     if args.json:

@@ -6,7 +6,8 @@ playbooks only read it. It is a plain dict, also what the snapshot tests compare
 
     lab, routing
     nodes:    {name: {kind, netns, groups, forwarding, sysctls, loopback,
-                      interfaces: [{ifname, address, mtu, segment, peer}], routes: [{dst, gateway}]}}
+                      interfaces: [{ifname, address, mtu, segment, peer}], routes: [{dst, gateway}],
+                      container: {image, cmd, env, binds}  (kind docker only)}}
     bridges:  {name: {netns, ifname, subnet, mtu, mcast_snooping, mcast_querier, ports}}
     segments: {name: {kind: lan|p2p, subnet, members: ["node:ifname", ...]}}
     veths:    [{a: {netns, ifname, mtu, master?}, b: {...}}]
@@ -31,10 +32,10 @@ import netaddr
 
 from topo.errors import Problems
 from topo.load import RawLab
-from topo.model import Lab
+from topo.model import DEFAULT_IMAGE, Lab
 
 NS_PREFIX = "topo"
-RESERVED = {"localhost", "all", "ungrouped", "topo_hosts", "topo_nodes", "netns"}
+RESERVED = {"localhost", "all", "ungrouped", "topo_hosts", "topo_nodes", "netns", "docker"}
 IFNAMSIZ = 15
 
 
@@ -457,6 +458,11 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                             "segment": i["segment"], "peer": i["peer"]} for i in ifaces[name]],
             "routes": [{"dst": d, "gateway": g} for d, g in sorted(routes[name].items(), key=_route_key)],
         }
+        if node.kind == "docker":
+            out_nodes[name]["container"] = {
+                "image": node.image or DEFAULT_IMAGE, "cmd": node.cmd,
+                "env": {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (node.env or {}).items()},
+                "binds": list(node.binds or [])}
     out_bridges = {}
     for name, br in bridges.items():
         seg = segments[seg_of_bridge[name]]

@@ -6,8 +6,9 @@ Two kinds of hosts (DESIGN.md 3):
   ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
   which the roles pass to the batched modules;
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
-  ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node. Every
-  node is also in its kind's group (``netns``) and in its declared groups.
+  ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
+  nodes with community.docker's ``docker`` connection, inside the container. Every node is
+  also in its kind's group (``netns`` or ``docker``) and in its declared groups.
 
 :func:`project` is pure (the inventory as data); :func:`write` puts it on disk. Both are
 deterministic: the same expanded lab gives byte-identical files. ``hosts.yml`` is YAML, for
@@ -25,6 +26,10 @@ import sys
 import yaml
 
 CONNECTION = "topo.lab.netns"
+#: How Ansible reaches a docker node: community.docker's docker connection (``docker exec``)
+#: into the container ``ansible_host``, with the image's own Python (topo-node has python3).
+DOCKER_HOST_VARS = {"ansible_connection": "community.docker.docker",
+                    "ansible_python_interpreter": "/usr/bin/python3", "ansible_user": "root"}
 
 
 def project(expanded: dict, python: str | None = None) -> dict:
@@ -50,14 +55,16 @@ def project(expanded: dict, python: str | None = None) -> dict:
                 "topo_nodes": {
                     "vars": {"ansible_connection": CONNECTION, "ansible_python_interpreter": python,
                              "ansible_pipelining": True},
-                    "hosts": {name: None for name in nodes},
+                    "hosts": {name: (DOCKER_HOST_VARS | {"ansible_host": node["netns"]})
+                              if node["kind"] == "docker" else None for name, node in nodes.items()},
                 },
                 **{g: {"hosts": {n: None for n in members}} for g, members in sorted(groups.items())},
             },
         }
     }
-    namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"]} for name, n in nodes.items()]
-    namespaces += [{"name": b["netns"], "node": name, "sysctls": {}}
+    namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"], "kind": n["kind"]}
+                  for name, n in nodes.items()]
+    namespaces += [{"name": b["netns"], "node": name, "sysctls": {}, "kind": "netns"}
                    for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
     for node in nodes.values():
@@ -68,6 +75,8 @@ def project(expanded: dict, python: str | None = None) -> dict:
                               "addresses": [iface["address"]] if iface["address"] else []})
     build = {
         "topo_lab": lab,
+        "topo_containers": [{"name": n["netns"], "node": name, **n["container"], "sysctls": n["sysctls"]}
+                            for name, n in nodes.items() if n["kind"] == "docker"],
         "topo_namespaces": namespaces,
         "topo_namespace_names": [ns["name"] for ns in namespaces],
         "topo_bridges": [{"netns": b["netns"], "name": b["ifname"], "mtu": b["mtu"],

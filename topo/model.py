@@ -78,10 +78,62 @@ class StaticRoute(Strict):
     _via = field_validator("via")(_check_address)
 
 
-class Node(Strict):
-    """A lab node. ``kind: netns`` (default) is a named network namespace."""
+#: A Docker image reference: ``[registry/]repo[:tag][@digest]``.
+Image = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", min_length=1, max_length=255)]
+#: The node image ``topo image build`` makes (topo.image.DEFAULT_IMAGE).
+DEFAULT_IMAGE = "topo-node:latest"
+#: Settings only a docker node has.
+DOCKER_SETTINGS = ("image", "cmd", "env", "binds")
 
-    kind: Literal["netns"] = "netns"
+
+def _check_binds(value: list[str]) -> list[str]:
+    for bind in value:
+        parts = bind.split(":")
+        if len(parts) not in (2, 3) or not all(p.startswith("/") for p in parts[:2]) \
+                or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise ValueError(f"bind {bind!r} is not HOST-PATH:CONTAINER-PATH[:ro|rw] with absolute paths")
+    return value
+
+
+class NodeDefaults(Strict):
+    """Lab-wide node settings (``defaults:``), used by every node that does not set its own:
+    ``defaults: {kind: docker}`` makes every node a container."""
+
+    kind: Literal["netns", "docker"] | None = None
+    image: Image | None = None
+    cmd: list[str] | None = None
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Union[str, int, float, bool]] | None = None
+    binds: list[str] | None = None
+
+    _binds = field_validator("binds")(lambda v: v if v is None else _check_binds(v))
+
+    @field_validator("cmd", mode="before")
+    @classmethod
+    def _cmd(cls, v):
+        """``cmd: sleep infinity`` is split like a shell would (shlex), never run by one."""
+        if isinstance(v, str):
+            import shlex
+            try:
+                return shlex.split(v)
+            except ValueError as exc:
+                raise ValueError(f"cmd {v!r}: {exc}") from None
+        return v
+
+
+def _valid_default(key: str, value) -> bool:
+    try:
+        NodeDefaults.model_validate({key: value})
+        return True
+    except ValidationError:
+        return False
+
+
+class Node(NodeDefaults):
+    """A lab node. ``kind: netns`` (default) is a named network namespace; ``kind: docker`` is a
+    container (``image``, default topo-node:latest; ``cmd``, ``env``, ``binds``) whose network
+    namespace topo wires exactly like a namespace node's."""
+
+    kind: Literal["netns", "docker"] = "netns"
     groups: list[Name] = []
     forwarding: bool = False
     loopback: Union[bool, str] = False
@@ -97,6 +149,15 @@ class Node(Strict):
         return v
 
     _gateway = field_validator("gateway")(_check_address)
+
+    @model_validator(mode="after")
+    def _docker_only(self):
+        if self.kind != "docker":
+            for key in DOCKER_SETTINGS:
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} applies to docker nodes only; set kind: docker on the node "
+                                     "(or in defaults:)")
+        return self
 
     @field_validator("sysctls")
     @classmethod
@@ -341,6 +402,7 @@ class Lab(Strict):
 
     name: LabName
     routing: Literal["auto", "none"] = "none"
+    defaults: NodeDefaults = NodeDefaults()
     addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
     nodes: dict[Name, Node]
     bridges: dict[Annotated[str, Field(pattern=NAME_RE, max_length=15)], Bridge] = {}
@@ -361,6 +423,17 @@ class Lab(Strict):
                 items = {i: None for i in items}
             if isinstance(items, dict):
                 value[key] = {k: ({} if v is None else v) for k, v in items.items()}
+        defaults = value.get("defaults")
+        if isinstance(defaults, dict) and isinstance(value.get("nodes"), dict):
+            given = {k: v for k, v in defaults.items() if k in NodeDefaults.model_fields and v is not None
+                     and _valid_default(k, v)}  # an invalid default is reported once, under defaults
+
+            def merged(node):
+                if not isinstance(node, dict):
+                    return node
+                docker = node.get("kind", given.get("kind")) == "docker"
+                return {**{k: v for k, v in given.items() if docker or k not in DOCKER_SETTINGS}, **node}
+            value["nodes"] = {k: merged(v) for k, v in value["nodes"].items()}
         return value
 
     def pool(self, name: str) -> Pool:
@@ -405,6 +478,11 @@ def _message(err: dict) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "string_pattern_mismatch":
         value = err.get("input")
+        where = [p for p in err.get("loc", ()) if isinstance(p, str)]
+        if where[-1:] == ["image"]:
+            return f"{value!r} is not a Docker image reference (lower case, e.g. topo-node:latest)"
+        if "[key]" in where[-1:] and "env" in where[-3:-2]:
+            return f"{value!r} is not an environment variable name (letters, digits and _, not first a digit)"
         return (f"{value!r} is not a safe name: use letters, digits, '-' and '_', "
                 "starting with a letter")
     if kind == "string_too_long":

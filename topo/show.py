@@ -64,3 +64,13 @@ def labs_in_kernel() -> list[str]:
             if alias.startswith(nl.MARKER) and alias.count(":") == 2:
                 labs.add(alias.split(":")[1])
     return sorted(labs)
+
+
+def labs_in_docker() -> list[str]:
+    """Names of labs that own at least one container (label ``topo.lab``), when a dockerd answers."""
+    from topo.doctor import docker_client_or_none
+    client = docker_client_or_none()
+    if client is None:
+        return []
+    from ansible_collections.topo.lab.plugins.module_utils._docker import LAB_LABEL
+    return sorted({c.labels[LAB_LABEL] for c in client.containers.list(all=True, filters={"label": LAB_LABEL})})

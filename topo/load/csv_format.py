@@ -14,6 +14,8 @@ subnet          the link's or the bridge's subnet, ``a.b.c.d/len``
 mtu             MTU of the link in bytes (default 1500)
 groups          groups of ``node``, separated by ``;`` or spaces (Ansible groups)
 forwarding      ``true`` makes ``node`` a router (IPv4 forwarding on)
+kind            what ``node`` is: ``netns`` (default, a network namespace) or ``docker`` (a container)
+image           the image of a docker ``node`` (default topo-node:latest)
 type            ``veth`` (default), or a tunnel to ``peer``: ``vxlan``, ``gre``, ``gretap``
 vni             the VXLAN network identifier (vxlan rows)
 dstport         the VXLAN UDP port (default 4789)
@@ -29,7 +31,8 @@ A row with neither ``peer`` nor ``bridge`` declares the node alone (with its gro
 On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end joins (an
 L2 tunnel); a bridge named there lives inside that node.
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
-header sets lab options: ``name`` and ``routing`` (``auto`` or ``none``).
+header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), and the node defaults
+``kind`` and ``image`` (``# topo: name=lab1 kind=docker`` makes every node a container).
 The result is the same raw document the YAML loader makes, so both load into one model.
 """
 
@@ -44,7 +47,7 @@ from topo.load import RawLab
 
 COLUMNS = ("node", "ifname", "address", "peer", "peer_ifname", "peer_address", "bridge",
            "subnet", "mtu", "groups", "forwarding", "type", "vni", "dstport", "key", "peer_bridge",
-           "delay", "jitter", "loss", "rate")
+           "delay", "jitter", "loss", "rate", "kind", "image")
 TUNNEL_TYPES = ("vxlan", "gre", "gretap")
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 #: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
@@ -70,8 +73,14 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         if m:
             for item in m.group(1).split():
                 key, sep, value = item.partition("=")
-                if not sep or key not in ("name", "routing"):
-                    problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, routing=auto|none")
+                if not sep or key not in ("name", "routing", "kind", "image"):
+                    problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, "
+                                                   "routing=auto|none, kind=netns|docker, image=IMAGE")
+                    continue
+                if key in ("kind", "image"):
+                    lab.data.setdefault("defaults", {})[key] = value
+                    lab.lines[("defaults", key)] = i + 1
+                    lab.lines.setdefault(("defaults",), i + 1)
                     continue
                 lab.data[key] = value
                 lab.lines[(key,)] = i + 1
@@ -146,6 +155,15 @@ def _row(lab, row, line, problems, nodes, bridges, links):
         else:
             problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
         lab.lines.setdefault(("nodes", name, "forwarding"), line)
+    for col in ("kind", "image"):
+        value = row.get(col, "")
+        if not value:
+            continue
+        if node.get(col, value) != value:
+            problems.add(line, f"column {col!r}", f"{value!r} differs from {node[col]!r}, given for "
+                                                  f"{name} on an earlier row")
+        node[col] = value
+        lab.lines.setdefault(("nodes", name, col), line)
 
     kind = row.get("type", "").lower() or "veth"
     if kind in TUNNEL_TYPES:

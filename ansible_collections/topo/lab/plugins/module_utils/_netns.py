@@ -293,9 +293,16 @@ def list_namespaces():
         return []
 
 
+#: Check mode only: namespaces a docker node will get anew (its container is made, started
+#: or recreated), which the later passes of the same run must see as empty - so
+#: ``topo plan`` lists the veths, addresses and routes apply will make in them.
+PLANNED_FRESH = set()
+
+
 def namespace_exists(name):
-    """True when /run/netns/NAME is a mounted network namespace."""
-    return os.path.ismount(_path(name))
+    """True when /run/netns/NAME is a mounted network namespace (and not in
+    :data:`PLANNED_FRESH`)."""
+    return name not in PLANNED_FRESH and os.path.ismount(_path(name))
 
 
 _RUN_DIR_READY = False
@@ -355,6 +362,48 @@ def create_namespace(name, marker):
             except FileNotFoundError:
                 pass
         raise
+
+
+def attach_namespace(name, source, marker):
+    """Name an existing network namespace: bind ``source`` (a container's
+    ``/proc/PID/ns/net``) at /run/netns/NAME, as ``ip netns attach`` does, after writing
+    ``marker`` on its ``lo`` (and setting lo up), so the name is never visible unmarked.
+
+    A stale name (a placeholder, or a mount of another namespace) is replaced. The mount
+    holds a reference: the namespace outlives the container's processes until
+    :func:`delete_namespace` (or the next attach) releases it.
+    """
+    _prepare_run_dir()
+    path = _path(name)
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    home = _home_fd()
+    try:
+        _syscall(_LIBC.setns(fd, CLONE_NEWNET), "setns(%s)" % source)
+        try:
+            with IPRoute() as ipr:
+                ipr.link("set", index=1, state="up", ifalias=marker)
+        finally:
+            _syscall(_LIBC.setns(home, CLONE_NEWNET), "setns(home)")
+    finally:
+        os.close(fd)
+    delete_namespace(name)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    os.close(fd)
+    try:
+        _syscall(_LIBC.mount(source.encode(), path.encode(), b"none", MS_BIND, None),
+                 "mount --bind %s %s" % (source, path))
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def same_namespace(name, source):
+    """True when /run/netns/NAME is the namespace at ``source`` (same nsfs inode)."""
+    try:
+        a, b = os.stat(_path(name)), os.stat(source)
+    except OSError:
+        return False
+    return namespace_exists(name) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def delete_namespace(name):

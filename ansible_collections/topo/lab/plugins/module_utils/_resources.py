@@ -43,6 +43,7 @@ SPECS = {
         name=dict(type="str", required=True),
         node=dict(type="str", required=True),
         sysctls=dict(type="dict", default={}),
+        kind=dict(type="str", default="netns", choices=["netns", "docker"]),
     )),
     "bridges": dict(type="list", elements="dict", default=[], options=dict(
         netns=dict(type="str", required=True),
@@ -164,6 +165,8 @@ def owned_namespaces(tables, lab):
 
 def converge_namespaces(socks, lab, namespaces, check, state="present", prune=True, tables=None):
     """Namespaces with lo up, the lab's marker and their sysctls; prune or remove the lab's others.
+    A ``kind: docker`` namespace is not made here but by the container pass, which names the
+    container's own namespace; here it gets its sysctls like any other.
     ``tables``: a :class:`Tables` shared with the other resources of one run."""
     changes = Changes("netns")
     tables = tables or Tables(socks)
@@ -176,6 +179,13 @@ def converge_namespaces(socks, lab, namespaces, check, state="present", prune=Tr
         declared.add(name)
         marker = ns_marker(lab, ns["node"])
         sysctls = dict((k, str(v)) for k, v in (ns.get("sysctls") or {}).items())
+        if not namespace_exists(name) and ns.get("kind") == "docker":
+            # The container pass names a docker node's namespace; in check mode it has
+            # already reported the container it would make.
+            if check:
+                continue
+            raise NetnsError("namespace %s of docker node %s is not named; the container pass "
+                             "(topo.lab.container) must run first" % (name, ns["node"]))
         if not namespace_exists(name):
             changes.add("create", name, "node=%s" % ns["node"], after="node=%s %s" % (ns["node"], sysctls))
             if not check:

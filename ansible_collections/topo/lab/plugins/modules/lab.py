@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: lab
 short_description: Converge a whole topo lab - namespaces, bridges, veths, tunnels, addresses, routes - in one call
 description:
-  - Runs, in one module process, exactly what M(topo.lab.netns), M(topo.lab.bridge),
+  - Runs, in one module process, exactly what M(topo.lab.container) (docker nodes), M(topo.lab.netns), M(topo.lab.bridge),
     M(topo.lab.veth), M(topo.lab.tunnel), M(topo.lab.impair), M(topo.lab.address) and
     M(topo.lab.route) do, in that order, with one shared set of netlink sockets.
   - Before it changes anything it checks that the running kernel has every feature in
@@ -24,6 +24,7 @@ author: topo developers
 extends_documentation_fragment: [topo.lab.netlink]
 options:
   lab: {description: Lab name (part of every marker)., type: str, required: true}
+  containers: {description: As M(topo.lab.container) O(containers)., type: list, elements: dict, default: []}
   namespaces:
     description: As M(topo.lab.netns) O(namespaces).
     type: list
@@ -67,7 +68,7 @@ summary:
   description: Number of changes per resource type.
   returned: always
   type: dict
-  sample: {netns: 17, bridge: 1, veth: 16, tunnel: 0, impair: 0, address: 16, route: 0}
+  sample: {container: 0, netns: 17, bridge: 1, veth: 16, tunnel: 0, impair: 0, address: 16, route: 0}
 owned:
   description: The lab's namespaces found before the change.
   returned: always
@@ -76,6 +77,7 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.topo.lab.plugins.module_utils._docker import SPEC as CONTAINERS, converge_containers
 from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
 from ansible_collections.topo.lab.plugins.module_utils._qdisc import converge_impairments
 from ansible_collections.topo.lab.plugins.module_utils._resources import (
@@ -88,8 +90,10 @@ def converge(socks, p, check):
     scope = [ns["name"] for ns in p["namespaces"]]
     lab, prune = p["lab"], p["prune"]
     require_features(p["features"])
+    # Containers first: their namespaces must be named before anything is wired into them.
+    done = [converge_containers(lab, p["containers"], check, "present", prune)]
     tables = Tables(socks)  # one link dump per namespace, shared by every pass of the run
-    done = [converge_namespaces(socks, lab, p["namespaces"], check, "present", prune, tables)]
+    done.append(converge_namespaces(socks, lab, p["namespaces"], check, "present", prune, tables))
     done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
     done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
     done.append(converge_tunnels(socks, lab, p["tunnels"], scope, check, prune, tables))
@@ -103,6 +107,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             lab=SPECS["lab"],
+            containers=CONTAINERS,
             namespaces=SPECS["namespaces"],
             bridges=SPECS["bridges"],
             veths=SPECS["veths"],

@@ -37,6 +37,14 @@ options:
         description: Sysctls to hold inside the namespace, dotted keys to values.
         type: dict
         default: {}
+      kind:
+        description:
+          - C(netns) namespaces are made here. A C(docker) node's namespace is the container's
+            own, named by M(topo.lab.container), which must run first; here it only gets its
+            sysctls and lo checked.
+        type: str
+        choices: [netns, docker]
+        default: netns
   state:
     description: C(present) converges to the list; C(absent) removes all of the lab's namespaces.
     type: str

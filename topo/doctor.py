@@ -1,0 +1,179 @@
+"""``topo doctor``: can this machine build labs, and what stands in the way?
+
+Each check returns a :class:`Finding` ``(check, status, detail, fix)`` with status ``ok``,
+``warn`` (a feature some labs need is missing, or a trap topo avoids) or ``fail`` (nothing
+can be built, or the lab given cannot). ``topo apply`` runs the same checks for what its lab
+needs (:func:`require_docker`), before anything is built, and stops with exit 3 and the fix.
+
+The br_netfilter trap: Docker's daemon sets the root namespace's iptables FORWARD policy to
+DROP, and with ``br_netfilter`` loaded and ``net.bridge.bridge-nf-call-iptables=1`` frames
+crossing a Linux bridge pass through that chain, so a bridge *in the root namespace* silently
+drops lab traffic. topo never puts a bridge in the root namespace: every bridge lives in its
+own namespace or inside a node, each with its own (empty, ACCEPT) netfilter tables and its own
+copy of the bridge-nf sysctls (per namespace since Linux 5.3), so no DOCKER-USER rule is
+needed and topo adds none. The check reports the trap so a user who bridges by hand knows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+from topo.errors import EnvironmentProblem
+from topo.image import DEFAULT_IMAGE
+
+#: Programs and the Debian package that has them; ``needed`` programs fail the doctor.
+PROGRAMS = [("ip", "iproute2", True), ("ping", "iputils-ping", False), ("tcpdump", "tcpdump", False),
+            ("iperf3", "iperf3", False), ("docker", "docker.io", False)]
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_checks(images: list[str] | None = None, needs_docker: bool = False) -> list[Finding]:
+    """Every check, in the order shown. ``images``: node images to look for (default
+    topo-node); ``needs_docker``: a lab with docker nodes is at stake, so a missing dockerd
+    or image is a failure rather than a warning."""
+    out = [_root()]
+    out += _programs()
+    out += _kernel()
+    out += _docker(images or [DEFAULT_IMAGE], needs_docker)
+    out.append(br_netfilter_trap())
+    return out
+
+
+def _root() -> Finding:
+    if os.geteuid() == 0:
+        return Finding("root", "ok", "running as root")
+    return Finding("root", "fail", "not running as root; namespaces and interfaces need it", "run topo with sudo")
+
+
+def _programs() -> list[Finding]:
+    out = []
+    for program, package, needed in PROGRAMS:
+        path = shutil.which(program)
+        if path:
+            out.append(Finding(f"program {program}", "ok", path))
+        else:
+            uses = {"ping": "ping checks", "tcpdump": "captures", "iperf3": "throughput checks",
+                    "docker": "Ansible's connection to docker nodes"}.get(program, "every lab")
+            out.append(Finding(f"program {program}", "fail" if needed else "warn", f"missing; {uses} need it",
+                               f"apt-get install {package}"))
+    return out
+
+
+def _kernel() -> list[Finding]:
+    from ansible_collections.topo.lab.plugins.module_utils import _netns as nl
+    if os.geteuid() != 0:
+        return [Finding("kernel features", "warn", "not probed (needs root)")]
+    kinds = ["vxlan", "gre", "gretap", "netem", "tbf"]
+    try:
+        missing = nl.missing_features(kinds)
+    except OSError as exc:
+        return [Finding("kernel features", "warn", f"could not probe: {exc}")]
+    out = [Finding("kernel veth, bridge, netns", "ok", os.uname().release)]
+    for kind in kinds:
+        if kind in missing:
+            module, option = nl.KERNEL_FEATURES[kind]
+            out.append(Finding(f"kernel {kind}", "warn", f"missing ({option}); labs using {kind} cannot run here",
+                               f"modprobe {module}, or {nl.ALTERNATIVES[kind]}"))
+        else:
+            out.append(Finding(f"kernel {kind}", "ok", "available"))
+    return out
+
+
+def docker_client_or_none():
+    """A Docker SDK client when a dockerd answers, else None (no error)."""
+    try:
+        from topo.image import docker_client
+        return docker_client(timeout=10)
+    except EnvironmentProblem:
+        return None
+
+
+def _docker(images: list[str], needs: bool) -> list[Finding]:
+    bad = "fail" if needs else "warn"
+    try:
+        from topo.image import docker_client, image_present
+        client = docker_client(timeout=10)
+    except EnvironmentProblem as exc:
+        return [Finding("dockerd", bad, str(exc).split(";")[0] + "; docker nodes cannot run",
+                        "apt-get install docker.io; then systemctl start docker (or start dockerd)")]
+    version = client.version().get("Version", "?")
+    out = [Finding("dockerd", "ok", f"Docker {version} answers")]
+    from topo.image import image_present
+    for image in images:
+        if image_present(client, image):
+            out.append(Finding(f"image {image}", "ok", "in the local image store"))
+        else:
+            fix = ("topo image build --offline   (or topo image build, where a registry is reachable)"
+                   if image == DEFAULT_IMAGE else f"docker pull {image}, or build it")
+            out.append(Finding(f"image {image}", bad, "not in the local image store", fix))
+    return out
+
+
+def br_netfilter_trap() -> Finding:
+    """The br_netfilter trap in this (the root) namespace; see the module docstring."""
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-iptables") as f:
+            call = f.read().strip() == "1"
+    except OSError:
+        return Finding("br_netfilter", "ok", "not loaded: bridged frames never reach iptables")
+    policy = forward_policy()
+    if call and policy == "DROP":
+        return Finding("br_netfilter", "warn",
+                       "bridge-nf-call-iptables=1 and the FORWARD policy is DROP (Docker sets it): a bridge "
+                       "in the root namespace drops traffic silently. topo's bridges live in the lab's own "
+                       "namespaces and are not affected; topo adds no rule",
+                       "for a bridge you make by hand in the root namespace: "
+                       "iptables -I DOCKER-USER -i BRIDGE -o BRIDGE -j ACCEPT")
+    return Finding("br_netfilter", "ok", f"bridge-nf-call-iptables={'1' if call else '0'}, FORWARD policy "
+                                         f"{policy or 'unknown'}: bridged traffic is not dropped")
+
+
+def forward_policy() -> str | None:
+    """The iptables FORWARD chain's policy in this namespace (``ACCEPT``/``DROP``), read with
+    ``iptables -S FORWARD``; None when iptables is missing or fails."""
+    exe = shutil.which("iptables")
+    if exe is None:
+        return None
+    proc = subprocess.run([exe, "-w", "5", "-S", "FORWARD"], capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["-P", "FORWARD"] and len(parts) > 2:
+            return parts[2]
+    return None
+
+
+def require_docker(expanded: dict) -> None:
+    """Exit 3 (EnvironmentProblem) before anything is built when the lab has docker nodes and
+    dockerd, the docker CLI (Ansible's docker connection) or a node image is missing."""
+    images = sorted({n["container"]["image"] for n in expanded["nodes"].values() if n["kind"] == "docker"})
+    if not images:
+        return
+    docker = [n for n, node in expanded["nodes"].items() if node["kind"] == "docker"]
+    from topo.image import docker_client, image_present
+    try:
+        client = docker_client(timeout=30)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(f"the lab has {len(docker)} docker nodes ({', '.join(docker[:3])}"
+                                 f"{', ...' if len(docker) > 3 else ''}), but {exc}") from None
+    missing = [i for i in images if not image_present(client, i)]
+    if missing:
+        hint = ("build it: topo image build --offline (from Debian packages; about a minute), or "
+                "topo image build where a registry is reachable") if DEFAULT_IMAGE in missing else \
+            "pull or build it first"
+        raise EnvironmentProblem(f"image {', '.join(missing)} is not in the local image store; {hint}")
+    if shutil.which("docker") is None:
+        raise EnvironmentProblem("the docker command is missing; Ansible reaches docker nodes with it "
+                                 "(community.docker's docker connection): apt-get install docker.io")
