@@ -54,3 +54,46 @@ def root_state():
     """The root namespace's links, addresses and routes (text), to prove labs leave no trace."""
     return {what: subprocess.run(["ip", "-o", *what.split()], capture_output=True, text=True).stdout
             for what in ("link show", "addr show", "route show table all")}
+
+
+# --------------------------------------------------------------------------- Docker
+
+#: The node image the Docker tests run (topo image build's default).
+NODE_IMAGE = "topo-node:latest"
+
+
+def docker_or_reason():
+    """(Docker SDK client, None) when a dockerd answers and the node image is present - built
+    for real with ``topo image build --offline`` when missing - else (None, why not)."""
+    try:
+        import docker
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # DockerException, requests' and socket errors
+        return None, f"no dockerd answers ({str(exc).splitlines()[0][:120] if str(exc) else exc!r}); " \
+                     "the Docker tests need one (.ci/run starts it)"
+    try:
+        client.images.get(NODE_IMAGE)
+    except docker.errors.ImageNotFound:
+        proc = subprocess.run([sys.executable, "-m", "topo", "image", "build", "--offline"],
+                              capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            return None, f"topo image build --offline failed: {proc.stderr[-500:]}"
+    return client, None
+
+
+_DOCKER = []
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A Docker SDK client with the node image present; skips (with the reason) only where
+    no dockerd can be reached. Tests that use it must remove their containers."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not _DOCKER:
+        _DOCKER.append(docker_or_reason())
+    client, reason = _DOCKER[0]
+    if client is None:
+        pytest.skip(reason)
+    return client

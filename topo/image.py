@@ -47,9 +47,10 @@ def docker_client(timeout: int = 120):
         client = docker.from_env(timeout=timeout)
         client.ping()
     except Exception as exc:  # the SDK raises DockerException, requests' and socket errors
+        from ansible_collections.topo.lab.plugins.module_utils._docker import unreachable
         raise EnvironmentProblem(
-            "no Docker daemon answers (%s); install docker.io (apt-get install docker.io) and start it "
-            "(systemctl start docker, or run dockerd)" % _short(exc)) from None
+            "no Docker daemon answers %s; install docker.io (apt-get install docker.io) and start it "
+            "(systemctl start docker, or run dockerd)" % unreachable(exc)) from None
     return client
 
 

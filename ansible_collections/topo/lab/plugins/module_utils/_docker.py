@@ -16,7 +16,7 @@ Convergence, per declared container:
   then holds in place, like a namespace node's: a sysctl edit never recreates a container);
 * image (the image ID the declared name now points to) or a declared setting differs:
   removed and made again ("recreated: image ... -> ...");
-* stopped (by hand, or a crash): started;
+* stopped (by hand, or a crash): started; paused: unpaused;
 * its namespace not named, or named but not the running container's (it was restarted):
   named again with :func:`~._netns.attach_namespace`. The old namespace - and the veths
   in it - goes, and the lab's other passes make them again in the new one.
@@ -88,8 +88,22 @@ def client(required=True):
     except Exception as exc:  # DockerException, requests' and socket errors
         if not required:
             return None
-        raise DockerError("no Docker daemon answers (%s); start it (systemctl start docker, or dockerd) "
-                          "- docker nodes need it" % _first_line(exc))
+        raise DockerError("no Docker daemon answers %s; start it (systemctl start docker, or dockerd) "
+                          "- docker nodes need it" % unreachable(exc))
+
+
+def unreachable(exc):
+    """Why no dockerd answered, in words: the address and the cause, e.g. "at
+    unix:///var/run/docker.sock (the socket does not exist)"."""
+    address = os.environ.get("DOCKER_HOST") or "unix://" + DOCKER_SOCKET
+    text = str(exc)
+    for needle, cause in (("FileNotFoundError", "the socket does not exist"),
+                          ("ConnectionRefusedError", "connection refused"),
+                          ("PermissionError", "permission denied"),
+                          ("Read timed out", "it did not answer in time")):
+        if needle in text:
+            return "at %s (%s)" % (address, cause)
+    return "at %s (%s)" % (address, _first_line(exc))
 
 
 def _first_line(exc):
@@ -136,7 +150,10 @@ def _create(cl, lab, c, image_id):
 
 def _start(container):
     try:
-        container.start()
+        if container.status == "paused":  # docker refuses to start a paused container
+            container.unpause()
+        else:
+            container.start()
     except docker.errors.APIError as exc:
         raise DockerError("container %s: docker refused to start it: %s" % (container.name, exc.explanation or exc))
     return container
@@ -213,7 +230,8 @@ def converge_containers(lab, containers, check, state="present", prune=True):
                         after=json.dumps(declared_settings(c), sort_keys=True))
             to_make.append((c, image_id, have))
         elif have.status != "running":
-            changes.add("fix", name, "started (was %s)" % have.status, before=have.status, after="running")
+            done = "unpaused" if have.status == "paused" else "started (was %s)" % have.status
+            changes.add("fix", name, done, before=have.status, after="running")
             to_start.append((c, have))
         else:
             pid = have.attrs["State"]["Pid"]

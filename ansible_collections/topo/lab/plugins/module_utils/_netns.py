@@ -386,6 +386,8 @@ def attach_namespace(name, source, marker):
             _syscall(_LIBC.setns(home, CLONE_NEWNET), "setns(home)")
     finally:
         os.close(fd)
+    if namespace_exists(name):
+        _empty_namespace(name)
     delete_namespace(name)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
@@ -395,6 +397,22 @@ def attach_namespace(name, source, marker):
     except BaseException:
         os.unlink(path)
         raise
+
+
+def _empty_namespace(name):
+    """Delete every interface but lo in namespace ``name`` now. The kernel frees a released
+    namespace later, from a work queue; until then its veths' peers in other namespaces
+    still exist, and the next pass would find, then lose, them (ENODEV). Deleting a veth
+    end deletes its peer at once."""
+    with entered(name):
+        with IPRoute() as ipr:
+            for link in ipr.get_links():
+                if link["index"] != 1:
+                    try:
+                        ipr.link("del", index=link["index"])
+                    except NetlinkError as exc:
+                        if exc.code != errno.ENODEV:
+                            raise
 
 
 def same_namespace(name, source):
