@@ -101,7 +101,7 @@ def test_lab_module_four_steps_and_same_changes_as_the_five(lab, ansible):
                                                  step("lab", whole), step("lab", whole, check=True))
     assert check1["changed"] is True and apply1["changed"] is True
     assert changes(check1) == changes(apply1)
-    assert check1["summary"] == {"netns": 4, "bridge": 1, "veth": 3, "tunnel": 0, "impair": 0, "address": 4, "route": 2}
+    assert check1["summary"] == {"container": 0, "netns": 4, "bridge": 1, "veth": 3, "tunnel": 0, "impair": 0, "address": 4, "route": 2}
     assert_noop(apply2)
     assert_noop(check2)
     assert veth_peer(h1, "eth0") == (lan, "h1-eth0")
