@@ -19,7 +19,7 @@ and Ansible start per command), so the ratio says what that costs.
 
 Run as root with a dockerd and the topo-node image (``topo image build --offline``):
 
-    python3 bench/docker.py [--sizes 16,50] [--json out.json]
+    python3 bench/containers.py [--sizes 16,50] [--json out.json]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     opts = p.parse_args(argv)
     if os.geteuid() != 0:
-        print("bench/docker.py: run as root", file=sys.stderr)
+        print("bench/containers.py: run as root", file=sys.stderr)
         return 3
     import docker
     client = docker.from_env(timeout=300, max_pool_size=2 * PARALLEL)
