@@ -94,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
              "  topo exec lab.yml h1 -- ping -c3 172.16.0.2")
     sp.add_argument("node", metavar="NODE")
     sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    sp = cmd("capture", "capture packets on a node's interface, keep the pcap, summarise it",
+             "Run tcpdump on NODE's interface IFACE (inside the node's namespace) until --count\n"
+             "packets were seen or --duration seconds passed, keep the pcap in the lab directory\n"
+             "(captures/), and print one row per packet read with scapy: time, source,\n"
+             "destination, protocol, length, kind (unicast/broadcast/multicast), and the VXLAN\n"
+             "VNI or GRE key of encapsulated packets. Run traffic meanwhile (topo exec, topo verify).",
+             "examples:\n  topo capture examples/vxlan.yml r1:eth0 --count 20\n"
+             "  topo capture examples/clusters.yml b-m4:eth0 --filter 'udp port 5007' --duration 30")
+    sp.add_argument("on", metavar="NODE:IFACE", help="node and interface, e.g. r1:eth0 (or NODE:any)")
+    sp.add_argument("--count", type=int, default=50, metavar="N", help="stop after N packets (default 50)")
+    sp.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+                    help="stop after this long at most (default 10)")
+    sp.add_argument("--filter", default=None, metavar="BPF", help="tcpdump filter, e.g. 'udp port 4789'")
     sp = cmd("destroy", "remove everything a lab made",
              "Remove every container labelled topo.lab=<lab> and every namespace (with its\n"
              "interfaces, bridges and routes) that carries the lab's ownership marker, and the lab\n"
@@ -137,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_INPUT
     handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
-               "exec": cmd_exec, "destroy": cmd_destroy, "validate": cmd_validate, "doctor": cmd_doctor,
+               "exec": cmd_exec, "destroy": cmd_destroy, "capture": cmd_capture, "validate": cmd_validate, "doctor": cmd_doctor,
                "image": cmd_image}[args.command]
     try:
         return handler(args)
@@ -172,12 +185,17 @@ def _require_root() -> None:
 
 
 #: Programs the checks run, by check type, with the Debian package that has them.
-CHECK_PROGRAMS = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump")}
+CHECK_PROGRAMS = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump"),
+                  "iperf3": ("iperf3", "iperf3"), **{t: ("python3", "python3") for t in
+                                                     ("unicast", "broadcast", "multicast", "anycast", "relay")}}
 
 
 def _require_programs(expanded: dict) -> None:
     """Exit 3 before anything is built when a program the lab's checks need is missing."""
-    for kind in sorted({c["type"] for c in expanded["checks"]}):
+    kinds = {c["type"] for c in expanded["checks"]}
+    if any(c.get("capture") for c in expanded["checks"]):
+        kinds.add("capture")
+    for kind in sorted(kinds):
         program, package = CHECK_PROGRAMS[kind]
         if shutil.which(program) is None:
             raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
@@ -239,11 +257,44 @@ def _count_types(checks: list[dict], exclude: str) -> list[tuple[str, int]]:
 
 def _print_checks(checks: list[dict]) -> None:
     captures = [c for c in checks if c["type"] == "capture"]
+    steps = [c for c in checks if c["type"] not in ("ping", "capture")]
     checks = [c for c in checks if c["type"] == "ping"]
     if checks:
         _print_pings(checks)
     if captures:
         _print_captures(captures)
+    if steps:
+        _print_steps(steps)
+
+
+def _print_steps(checks: list[dict]) -> None:
+    """Cast and iperf3 checks: one row each - what should happen, what did."""
+    table = Table(title="checks: casts and throughput", title_justify="left")
+    for col in ("check", "expected", "observed", "result"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        verdict = "[green]pass[/]" if c["ok"] else "[red]FAIL[/]"
+        table.add_row(f"{c['type']} {c['name']}\n[dim]{c['description']}[/]", c["expected"], c["observed"], verdict)
+    out.print(table)
+    for c in checks:
+        cap = c.get("capture")
+        if cap and cap.get("rows"):
+            _print_capture_rows(f"capture during {c['name']}: {cap.get('on', '')} ({cap.get('total', 0)} packets, "
+                                f"{cap.get('path', '')})", cap["rows"])
+
+
+def _print_capture_rows(title: str, rows: list[dict], limit: int = 12) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("time", "src", "dst", "protocol", "length", "kind", "vni/key"):
+        table.add_column(col, justify="right" if col in ("time", "length") else "left")
+    for r in rows[:limit]:
+        tunnel = r.get("vni") if r.get("vni") is not None else r.get("gre_key")
+        table.add_row(f"{r.get('time', 0):.3f}", str(r.get("src") or ""), str(r.get("dst") or ""),
+                      str(r.get("protocol") or ""), str(r.get("length") or ""), str(r.get("kind") or ""),
+                      "" if tunnel is None else str(tunnel))
+    if len(rows) > limit:
+        table.add_row("...", "", "", "", "", "", "")
+    out.print(table)
 
 
 def _print_captures(captures: list[dict]) -> None:
@@ -311,6 +362,7 @@ def cmd_apply(args) -> int:
     if checks is not None:
         data["checks"] = _check_summary(checks)
         data["check_results"] = checks
+        data["reports"] = _write_reports(c, checks, data["checks"])
     if args.json:
         _emit(args, data)
     else:
@@ -324,10 +376,17 @@ def cmd_apply(args) -> int:
             s = data["checks"]
             colour = "green" if not s["failed"] else "red"
             out.print(f"[{colour}]{s['passed']}/{s['total']} checks passed[/]")
+            out.print(f"[dim]report: {data['reports']['markdown']}[/]")
         out.print(f"[dim]inventory: {inv}\nlog: {build.log}[/]")
     if checks is not None and any(not ch["ok"] for ch in checks):
         return EXIT_VERIFY
     return EXIT_OK
+
+
+def _write_reports(c, checks: list[dict], summary: dict) -> dict:
+    """verify.json, junit.xml and report.md (with plots) in the lab directory."""
+    from topo import report
+    return report.write(c.lab, labdir.lab_dir(c.lab), c.file, checks, summary)
 
 
 def _verify_errors(ver) -> None:
@@ -381,12 +440,15 @@ def cmd_verify(args) -> int:
     ver = run_playbook(c.lab, "verify", inventory=inv, quiet=args.json, title=f"verifying {c.lab}")
     _verify_errors(ver)
     summary = _check_summary(ver.checks)
+    reports = _write_reports(c, ver.checks, summary)
     if args.json:
-        _emit(args, {"lab": c.lab, "checks": summary, "check_results": ver.checks, "log": ver.log})
+        _emit(args, {"lab": c.lab, "checks": summary, "check_results": ver.checks, "log": ver.log,
+                     "reports": reports})
     else:
         _print_checks(ver.checks)
         colour = "green" if not summary["failed"] else "red"
         out.print(f"[{colour}]{summary['passed']}/{summary['total']} checks passed[/]")
+        out.print(f"[dim]report: {reports['markdown']} (also verify.json, junit.xml)[/]")
     return EXIT_VERIFY if summary["failed"] else EXIT_OK
 
 
@@ -439,6 +501,52 @@ def cmd_exec(args) -> int:
                      "stdout": proc.stdout, "stderr": proc.stderr})
         return proc.returncode
     return subprocess.call(full)
+
+
+# --------------------------------------------------------------------------- capture
+
+def cmd_capture(args) -> int:
+    c = _compile(args)
+    _require_root()
+    node_name, sep, ifname = args.on.partition(":")
+    node = c.expanded["nodes"].get(node_name)
+    if not sep or node is None:
+        raise UsageError(f"{args.on!r} is not NODE:IFACE of {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
+    known = [i["ifname"] for i in node["interfaces"]] + ["lo", "any"]
+    if ifname not in known:
+        raise UsageError(f"node {node_name} has no interface {ifname!r}; it has: {', '.join(known)}")
+    if args.count < 1 or args.duration <= 0:
+        raise UsageError("--count must be at least 1 and --duration positive")
+    if shutil.which("tcpdump") is None:
+        raise EnvironmentProblem("topo capture needs tcpdump; apt-get install tcpdump")
+    if not os.path.exists(os.path.join("/run/netns", node["netns"])):
+        raise EnvironmentProblem(f"node {node_name} does not exist; run topo apply {c.file} first")
+    directory = os.path.join(labdir.lab_dir(c.lab), "captures")
+    os.makedirs(directory, exist_ok=True)
+    import time
+    path = os.path.join(directory, f"{node_name}-{ifname}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
+    argv = ["ip", "netns", "exec", node["netns"], "tcpdump", "-i", ifname, "-nn", "-U", "-w", path,
+            "-c", str(args.count)] + ([args.filter] if args.filter else [])
+    if not args.json:
+        err.print(f"[dim]capturing on {node_name}:{ifname} ({args.count} packets or {args.duration:g} s; "
+                  f"Ctrl-C stops) ...[/]")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(timeout=args.duration)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        import signal
+        proc.send_signal(signal.SIGINT)  # tcpdump flushes the pcap on SIGINT
+        proc.wait(timeout=10)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if not os.path.exists(path):
+        raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
+    from ansible_collections.topo.lab.plugins.module_utils._pcap import summarize
+    rows = summarize(path)
+    if args.json:
+        _emit(args, {"lab": c.lab, "on": args.on, "path": path, "packets": len(rows), "rows": rows})
+    else:
+        _print_capture_rows(f"{args.on}: {len(rows)} packets ({path})", rows, limit=args.count)
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- doctor, image

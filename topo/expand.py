@@ -32,6 +32,7 @@ import netaddr
 
 from topo.errors import Problems
 from topo.load import RawLab
+from topo.casts import expand_check
 from topo.model import DEFAULT_IMAGE, Lab
 
 NS_PREFIX = "topo"
@@ -458,6 +459,8 @@ def expand(lab: Lab, raw: RawLab, previous: dict | None = None) -> dict:
                             "segment": i["segment"], "peer": i["peer"]} for i in ifaces[name]],
             "routes": [{"dst": d, "gateway": g} for d, g in sorted(routes[name].items(), key=_route_key)],
         }
+        if node.anycast:
+            out_nodes[name]["anycast"] = [f"{a}/32" for a in node.anycast]
         if node.kind == "docker":
             out_nodes[name]["container"] = {
                 "image": node.image or DEFAULT_IMAGE, "cmd": node.cmd,
@@ -546,9 +549,15 @@ def _routing(lab, segments, loopbacks, underlay):
     ``reach[node]`` = the set of nodes ``node`` can reach (its own segments' members, plus
     every node reached through routers when routing is auto), and ``reach_segments[node]``
     = the segments (and ``lo:<node>`` loopbacks) whose addresses it can reach. A node that does not forward and
-    whose routes all share one gateway gets a single default route instead.
+    whose routes all share one gateway gets a single default route instead. An ``anycast``
+    address (held by several nodes) is routed to the nearest holder by hop count, ties to
+    the first by name.
     """
     nodes = lab.nodes
+    anycast: dict[str, list[str]] = {}
+    for name in sorted(nodes):
+        for address in nodes[name].anycast:
+            anycast.setdefault(address, []).append(name)
     adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
     node_segments: dict[str, set[str]] = {n: set() for n in nodes}
     for seg in segments.values():
@@ -615,6 +624,13 @@ def _routing(lab, segments, loopbacks, underlay):
             if v != src and v in dist:
                 table[str(netaddr.IPNetwork(lo).cidr)] = first_hop[v]
                 reach_segments[src].add(f"lo:{v}")
+        for address, holders in anycast.items():  # the nearest holder; ties: the first by name
+            if src in holders:
+                continue
+            dist, first_hop = paths(netaddr.IPNetwork(address))
+            near = sorted((dist[v], v) for v in holders if v in dist)
+            if near:
+                table[f"{address}/32"] = first_hop[near[0][1]]
         if not nodes[src].forwarding and table and len(set(table.values())) == 1:
             table = {"0.0.0.0/0": next(iter(table.values()))}
         routes[src] = table
@@ -730,9 +746,20 @@ def _checks(lab, out_nodes, reach, reach_segments, problems, line):
     wanted: dict[str, dict[str, str]] = {}
     declared = lab.verify if lab.verify is not None else [None]
     captures = []
+    check_names: dict[str, int] = {}
     for k, check in enumerate(declared):
         if check is not None and check.capture is not None:
             captures.append(_capture_check(lab, k, check.capture, out_nodes, addresses, problems, line))
+            continue
+        if check is not None and check.kind != "ping":
+            expanded = expand_check(lab, k, check, out_nodes, problems, line)
+            if expanded and expanded["name"] in check_names:
+                problems.add(line(("verify", k)), f"verify[{k}].{check.kind}.name",
+                             f"another check (verify[{check_names[expanded['name']]}]) is named {expanded['name']!r}; "
+                             "check names must be unique (they name capture files and report rows)")
+            elif expanded:
+                check_names[expanded["name"]] = k
+            captures.append(expanded)
             continue
         ping = check.ping if check is not None else None
         srcs = sorted(out_nodes) if ping is None or ping.from_ == "all" else ping.from_

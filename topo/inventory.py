@@ -25,6 +25,8 @@ import sys
 
 import yaml
 
+from topo.casts import CAST_TYPES
+
 CONNECTION = "topo.lab.netns"
 #: How Ansible reaches a docker node: community.docker's docker connection (``docker exec``)
 #: into the container ``ansible_host``, with the image's own Python (topo-node has python3).
@@ -68,8 +70,9 @@ def project(expanded: dict, python: str | None = None) -> dict:
                    for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
     for node in nodes.values():
-        if node["loopback"]:
-            addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": [node["loopback"]]})
+        lo = ([node["loopback"]] if node["loopback"] else []) + node.get("anycast", [])
+        if lo:
+            addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": lo})
         for iface in node["interfaces"]:
             addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
                               "addresses": [iface["address"]] if iface["address"] else []})
@@ -87,6 +90,8 @@ def project(expanded: dict, python: str | None = None) -> dict:
         "topo_impairments": expanded.get("impairments", []),
         "topo_features": expanded.get("features", []),
         "topo_captures": [c for c in expanded["checks"] if c["type"] == "capture"],
+        "topo_casts": [c for c in expanded["checks"] if c["type"] in CAST_TYPES],
+        "topo_iperfs": [c for c in expanded["checks"] if c["type"] == "iperf3"],
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }

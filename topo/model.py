@@ -12,6 +12,7 @@ valid as file, namespace and Ansible host names.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -140,6 +141,9 @@ class Node(NodeDefaults):
     sysctls: dict[str, Union[str, int]] = {}
     routes: list[StaticRoute] = []
     gateway: str | None = None
+    #: Service addresses this node shares with others (anycast): /32s on its lo, routed to
+    #: the nearest holder by ``routing: auto``.
+    anycast: list[str] = []
 
     @field_validator("loopback")
     @classmethod
@@ -149,6 +153,13 @@ class Node(NodeDefaults):
         return v
 
     _gateway = field_validator("gateway")(_check_address)
+
+    @field_validator("anycast")
+    @classmethod
+    def _anycast(cls, v):
+        for a in v:
+            _check_address(a)
+        return v
 
     @model_validator(mode="after")
     def _docker_only(self):
@@ -375,17 +386,219 @@ class CaptureCheck(Strict):
     filter: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9 .:/()&|!<>=\[\]-]*$")] | None = None
 
 
-class Check(Strict):
-    """One entry of ``verify:``: ``ping``, or ``capture``."""
+# ----------------------------------------------------------------- cast and iperf3 checks
 
-    ping: PingCheck | None = None
-    capture: CaptureCheck | None = None
+Port = Annotated[int, Field(ge=1, le=65535)]
+#: A node name, or a declared group name standing for its members.
+Member = Name
+#: ``node:interface`` to capture on during a check.
+CaptureOn = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]{0,14}$")]
+#: A tcpdump filter: no shell ever sees it (argv), but keep it to BPF's characters.
+Bpf = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9 .:/()&|!<>=\[\]-]*$")]
+
+
+class CaptureDuring(Strict):
+    """``capture: {on: node:interface, filter: BPF}`` on a cast or iperf3 check."""
+
+    on: CaptureOn
+    filter: Bpf | None = None
+
+
+class Payload(Strict):
+    """One message: ``text`` (UTF-8), ``json`` (any JSON value, sent compact with sorted
+    keys) or ``bytes`` (that many random bytes, drawn when the check runs)."""
+
+    text: Annotated[str, Field(max_length=8000)] | None = None
+    json_: Union[dict, list, str, int, float, bool, None] = Field(None, alias="json")
+    bytes: Annotated[int, Field(ge=1, le=8000)] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _one(self):
-        if (self.ping is None) == (self.capture is None):
-            raise ValueError("a check is one of: ping, capture")
+        given = [k for k in ("text", "json_", "bytes") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("a message is one of: text, json, bytes")
         return self
+
+    def expanded(self) -> dict:
+        key = {"json_": "json"}.get(*[(k, k) for k in ("text", "json_", "bytes") if k in self.model_fields_set][0])
+        return {key: getattr(self, "json_" if key == "json" else key)}
+
+
+class _Cast(Strict):
+    """Fields every cast check has: a name (default ``<type>-<n>``), how long receivers
+    listen (``timeout``, seconds), the messages, and an optional capture during the check."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    message: Annotated[str, Field(max_length=8000)] | None = None
+    messages: list[Payload] | None = None
+    capture: Union[CaptureOn, CaptureDuring] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def payloads(self) -> list[dict]:
+        if self.messages:
+            return [m.expanded() for m in self.messages]
+        return [{"text": self.message if self.message is not None else f"topo {type(self).__name__} check"}]
+
+
+class UnicastCheck(_Cast):
+    """A UDP or TCP message from one node to another, which must arrive intact (or, with
+    ``expect: fail``, not at all)."""
+
+    from_: Name = Field(alias="from")
+    to: Name
+    address: str | None = None
+    port: Port = 5000
+    proto: Literal["udp", "tcp"] = "udp"
+    expect: Literal["pass", "fail"] = "pass"
+
+    _address = field_validator("address")(_check_address)
+
+
+class BroadcastCheck(_Cast):
+    """A UDP broadcast: ``address: limited`` (255.255.255.255, the default) or ``directed``
+    (the sender's subnet broadcast address). Every node of ``to`` must receive it, every node
+    of ``silent`` (e.g. beyond a router) must not."""
+
+    from_: Name = Field(alias="from")
+    to: list[Member] = Field(min_length=1)
+    silent: list[Member] = []
+    address: Literal["limited", "directed"] = "limited"
+    port: Port = 5000
+
+
+class MulticastMember(Strict):
+    node: Name
+    interface: IfName | None = None
+
+
+class SilentListener(Strict):
+    """A non-member that listens on the check's port, optionally joined to *other* groups
+    (``join``): it must get nothing of the checked group."""
+
+    node: Name
+    join: list[str] = []
+
+    @field_validator("join")
+    @classmethod
+    def _groups(cls, v):
+        for g in v:
+            _check_address(g)
+            if not ipaddress.IPv4Address(g).is_multicast:
+                raise ValueError(f"{g} is not a multicast group address (224.0.0.0/4)")
+        return v
+
+
+class MulticastCheck(_Cast):
+    """UDP to a group: ``members`` join it (IP_ADD_MEMBERSHIP, on ``interface`` when given),
+    ``silent`` nodes listen on the port without joining and must get nothing, ``leave``
+    members drop the group after a first round and must get nothing of a second; ``ack``:
+    members answer every datagram and the senders count the answers. ``ttl`` is the
+    datagrams' IP TTL (1: they do not cross a router)."""
+
+    from_: Union[Name, list[Name]] = Field(alias="from")
+    from_interface: IfName | None = None
+    group: str
+    port: Port = 5007
+    ttl: Annotated[int, Field(ge=1, le=255)] = 1
+    members: list[Union[Member, MulticastMember]] = Field(min_length=1)
+    silent: list[Union[Member, SilentListener]] = []
+    leave: list[Name] = []
+    ack: bool = False
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v):
+        _check_address(v)
+        if not ipaddress.IPv4Address(v).is_multicast:
+            raise ValueError(f"{v} is not a multicast group address (224.0.0.0/4)")
+        return v
+
+
+class AnycastCheck(_Cast):
+    """One service ``address`` held by several ``servers`` (their ``anycast:`` addresses);
+    each client must be answered by the server named for it in ``clients`` (the nearest by
+    routing), over each protocol of ``proto``."""
+
+    address: str
+    port: Port = 8080
+    proto: list[Literal["tcp", "udp"]] = ["tcp"]
+    servers: list[Name] = Field(min_length=1)
+    clients: dict[Name, Name] = Field(min_length=1)
+
+    _address = field_validator("address")(_check_address)
+
+
+class RelayCheck(_Cast):
+    """``from`` unicasts to ``via`` on ``port``; ``via`` rebroadcasts what it got on
+    ``out_port`` (limited broadcast); every node of ``to`` must receive it."""
+
+    from_: Name = Field(alias="from")
+    via: Name
+    port: Port = 6000
+    out_port: Port = 6001
+    to: list[Member] = Field(min_length=1)
+    silent: list[Member] = []
+
+
+def _bits(value):
+    """Bits per second from a number or ``500kbit`` / ``20mbit`` / ``1gbit`` (see Impairment)."""
+    if isinstance(value, str):
+        m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(?:bit|bps)?\s*$", value.lower())
+        if not m:
+            raise ValueError(f"{value!r} is not a rate: bits per second, or e.g. 500kbit, 20mbit, 1gbit")
+        return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)]
+    return value
+
+
+class Iperf3Check(Strict):
+    """iperf3 from ``client`` to ``server`` (its first address): TCP or UDP, ``duration``
+    seconds, ``parallel`` streams, once per buffer length of ``lengths`` (iperf3 -l, bytes),
+    each at least ``min`` bits per second when given; UDP at ``bitrate``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)] | None = None
+    client: Name
+    server: Name
+    proto: Literal["tcp", "udp"] = "tcp"
+    duration: Annotated[int, Field(ge=1, le=600)] = 3
+    parallel: Annotated[int, Field(ge=1, le=128)] = 1
+    lengths: list[Annotated[int, Field(ge=16, le=1_048_576)]] = []
+    min: Annotated[float, Field(gt=0)] | None = None
+    bitrate: Annotated[float, Field(gt=0)] | None = None
+    port: Port = 5201
+    capture: Union[CaptureOn, CaptureDuring] | None = None
+
+    _rates = field_validator("min", "bitrate", mode="before")(_bits)
+
+
+CHECK_TYPES = ("ping", "capture", "unicast", "broadcast", "multicast", "anycast", "relay", "iperf3")
+
+
+class Check(Strict):
+    """One entry of ``verify:``: exactly one of ping, capture, unicast, broadcast,
+    multicast, anycast, relay, iperf3."""
+
+    ping: PingCheck | None = None
+    capture: CaptureCheck | None = None
+    unicast: UnicastCheck | None = None
+    broadcast: BroadcastCheck | None = None
+    multicast: MulticastCheck | None = None
+    anycast: AnycastCheck | None = None
+    relay: RelayCheck | None = None
+    iperf3: Iperf3Check | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if sum(getattr(self, t) is not None for t in CHECK_TYPES) != 1:
+            raise ValueError("a check is one of: " + ", ".join(CHECK_TYPES))
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(t for t in CHECK_TYPES if getattr(self, t) is not None)
 
 
 DEFAULT_POOLS = {

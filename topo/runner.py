@@ -137,6 +137,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
                 elif isinstance(check, dict) and isinstance(check.get("item"), dict) \
                         and check["item"].get("type") == "capture":
                     result.checks.append(_capture_result(host, check))
+                elif isinstance(check, dict) and isinstance(check.get("item"), dict) \
+                        and check["item"].get("type") in STEP_CHECKS:
+                    result.checks.append(_step_result(host, check))
             if kind == "runner_on_unreachable":
                 result.failures.append(TaskFailure(host, task, res.get("msg", "unreachable"), True))
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -217,6 +220,30 @@ def _capture_result(host: str, res: dict) -> dict:
             "matched": res.get("matched", 0), "total": res.get("total", 0), "seen": seen,
             "path": res.get("path"), "rows": rows[:20],
             **({"msg": res["msg"]} if res.get("failed") else {})}
+
+
+#: Checks run from the build host, one loop item each (verify_cast, verify_iperf roles).
+STEP_CHECKS = ("unicast", "broadcast", "multicast", "anycast", "relay", "iperf3")
+
+
+def _step_result(host: str, res: dict) -> dict:
+    """A cast or iperf3 check's result (one loop item of the topo.lab.cast / topo.lab.iperf
+    task) as a check row: {type, name, description, expected, observed, ok, figures,
+    details, capture?, msg?}. A module that could not run at all (no result keys) still
+    gives a failed row carrying its message."""
+    item = res["item"]
+    row = {"type": item["type"], "name": item["name"], "from": host, "description": item.get("description", ""),
+           "expected": res.get("expected") or "", "observed": res.get("observed") or "",
+           "ok": bool(res.get("ok")) and not res.get("failed"), "figures": res.get("figures") or {},
+           "details": res.get("details") or {}}
+    if res.get("capture"):
+        where = item.get("capture") or {}
+        row["capture"] = dict(res["capture"], on=f"{where.get('node')}:{where.get('interface')}")
+    if res.get("failed") or not row["ok"]:
+        row["msg"] = res.get("msg") or "failed"
+        if not row["observed"]:
+            row["observed"] = row["msg"]
+    return row
 
 
 def _tail(path: str, lines: int = 6) -> str:

@@ -35,7 +35,8 @@ def topo_cli(tmp_path):
     left = {n for n in netns_list() if n.startswith("topo-")}
     labs_dir = os.path.join(cli.home, "labs")
     for lab in ("clusters", "routed", "vxlan", "overlay", "impaired", "imprate", "impdelay", "e2elock",
-                "clusters-docker", "vxlan-docker", "overlay-docker", "dkimg"):
+                "clusters-docker", "vxlan-docker", "overlay-docker", "dkimg", "casts", "mcast-ack",
+                "mcast-groups", "throughput"):
         if not os.path.isdir(os.path.join(labs_dir, lab)) and not any(n.startswith(f"topo-{lab}-") for n in left):
             continue
         subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], capture_output=True,

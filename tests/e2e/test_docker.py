@@ -30,7 +30,7 @@ def clean(docker_client, topo_cli):
 
 
 @pytest.mark.parametrize("example,lab,containers,nodes,checks", [
-    ("examples/clusters-docker.yml", "clusters-docker", 16, 16, 240),
+    ("examples/clusters-docker.yml", "clusters-docker", 16, 16, 243),
     ("examples/vxlan-docker.yml", "vxlan-docker", 5, 7, 23),
 ])
 def test_docker_example_lifecycle(docker_client, topo_cli, clean, example, lab, containers, nodes, checks):

@@ -13,8 +13,12 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("example,lab,nodes,checks", [
-    ("examples/clusters.csv", "clusters", 16, 240),
-    ("examples/clusters.yml", "clusters", 16, 240),
+    ("examples/clusters.csv", "clusters", 16, 243),
+    ("examples/clusters.yml", "clusters", 16, 243),
+    ("examples/casts.yml", "casts", 18, 77),
+    ("examples/mcast-ack.yml", "mcast-ack", 6, 36),
+    ("examples/mcast-groups.yml", "mcast-groups", 4, 14),
+    ("examples/throughput.yml", "throughput", 2, 3),
     ("examples/routed.yml", "routed", 6, 40),
     ("examples/vxlan.yml", "vxlan", 7, 23),
     pytest.param("examples/overlay.yml", "overlay", 10, 83, marks=pytest.mark.kernel("gre")),
@@ -229,3 +233,10 @@ def test_a_missing_program_stops_before_building(tmp_path):
     assert r.returncode == 3, r.stdout + r.stderr
     assert "need tcpdump, which is missing; apt-get install tcpdump" in " ".join(r.stderr.split())
     assert not [n for n in netns_list() if n.startswith("topo-vxlan-")]
+    # the throughput example's iperf3 check needs iperf3 on the build host
+    (bin_dir / "tcpdump").symlink_to(shutil.which("tcpdump"))
+    r = subprocess.run([sys.executable, "-m", "topo", "apply", "examples/throughput.yml"], capture_output=True,
+                       text=True, cwd=ROOT, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "need iperf3, which is missing; apt-get install iperf3" in " ".join(r.stderr.split())
+    assert not [n for n in netns_list() if n.startswith("topo-throughput-")]

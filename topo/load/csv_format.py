@@ -31,8 +31,9 @@ A row with neither ``peer`` nor ``bridge`` declares the node alone (with its gro
 On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end joins (an
 L2 tunnel); a bridge named there lives inside that node.
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
-header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), and the node defaults
-``kind`` and ``image`` (``# topo: name=lab1 kind=docker`` makes every node a container).
+header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), the node defaults
+``kind`` and ``image`` (``# topo: name=lab1 kind=docker`` makes every node a container), and
+``verify=checks.yml``: the lab's checks, from the ``verify:`` list of a YAML file beside it.
 The result is the same raw document the YAML loader makes, so both load into one model.
 """
 
@@ -52,6 +53,8 @@ TUNNEL_TYPES = ("vxlan", "gre", "gretap")
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 #: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
 MAX_ROWS = 20_000
+#: Size limit of a ``verify=`` checks file.
+MAX_VERIFY_BYTES = 1_000_000
 DIRECTIVE = re.compile(r"^#\s*topo:\s*(.*)$")
 TRUE = {"true", "yes", "1", "on"}
 FALSE = {"false", "no", "0", "off", ""}
@@ -73,9 +76,13 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         if m:
             for item in m.group(1).split():
                 key, sep, value = item.partition("=")
-                if not sep or key not in ("name", "routing", "kind", "image"):
+                if not sep or key not in ("name", "routing", "kind", "image", "verify"):
                     problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, "
-                                                   "routing=auto|none, kind=netns|docker, image=IMAGE")
+                                                   "routing=auto|none, kind=netns|docker, image=IMAGE, "
+                                                   "verify=CHECKS.yml")
+                    continue
+                if key == "verify":
+                    _verify_file(lab, path, value, i + 1, problems)
                     continue
                 if key in ("kind", "image"):
                     lab.data.setdefault("defaults", {})[key] = value
@@ -134,6 +141,37 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
     if not lab.data["tunnels"]:
         del lab.data["tunnels"]
     return lab
+
+
+def _verify_file(lab, path, name, line, problems):
+    """``# topo: verify=checks.yml``: the lab's ``verify:`` checks from a YAML file next to
+    the CSV (its top-level ``verify:`` list), since a row cannot hold them. The file is read
+    by the YAML topology loader; its problems name it and its lines."""
+    import os
+
+    if os.path.isabs(name) or ".." in name.split("/") or not name.endswith((".yml", ".yaml")):
+        problems.add(line, "# topo: verify", f"{name!r}: give a .yml file beside the CSV (a relative name, no ..)")
+        return
+    full = os.path.join(os.path.dirname(path), name)
+    try:
+        with open(full) as f:
+            text = f.read(MAX_VERIFY_BYTES + 1)
+    except OSError as exc:
+        problems.add(line, "# topo: verify", f"cannot read {name}: {exc.strerror}")
+        return
+    if len(text) > MAX_VERIFY_BYTES:
+        problems.add(line, "# topo: verify", f"{name} is larger than {MAX_VERIFY_BYTES} bytes; refused")
+        return
+    from topo.load import yaml_format  # the YAML loader of topologies: same keys, same limits
+    sub = Problems(full)
+    data = yaml_format.load(full, text, sub).data
+    problems.items += sub.items
+    checks = data.get("verify") if isinstance(data, dict) else None
+    if not isinstance(checks, list):
+        problems.add(line, "# topo: verify", f"{name} has no verify: list of checks")
+        return
+    lab.data["verify"] = checks
+    lab.lines[("verify",)] = line
 
 
 def _row(lab, row, line, problems, nodes, bridges, links):

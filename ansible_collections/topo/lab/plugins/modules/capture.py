@@ -97,7 +97,6 @@ elapsed: {description: Seconds from starting tcpdump to its exit., returned: suc
 """
 
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -106,55 +105,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils import _pcap
+from ansible_collections.topo.lab.plugins.module_utils._pcap import stop, tail, wait_listening
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     NetnsError, entered, namespace_exists)
-
-STOP_TIMEOUT = 5.0
-TAIL_LINES = 20
-
-
-def tail(text, lines=TAIL_LINES):
-    """The last ``lines`` lines of ``text`` (str or bytes)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "\n".join((text or "").rstrip("\n").splitlines()[-lines:])
-
-
-class CaptureError(Exception):
-    """The capture could not run; the message says why."""
-
-
-def wait_listening(proc, timeout):
-    """Read tcpdump's stderr until it says "listening on"; CaptureError when it exits or
-    ``timeout`` seconds pass first. Returns what it printed."""
-    fd, seen = proc.stderr.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while b"listening on" not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise CaptureError("tcpdump did not start listening within %.1f s: %s"
-                               % (timeout, tail(seen) or "(no output)"))
-        if select.select([fd], [], [], left)[0]:
-            chunk = os.read(fd, 4096)
-            if not chunk:  # EOF: tcpdump exited
-                proc.wait()
-                raise CaptureError("tcpdump exited with %s before listening: %s"
-                                   % (proc.returncode, tail(seen) or "(no output)"))
-            seen += chunk
-    return seen
-
-
-def stop(proc):
-    """Stop ``proc`` by its PID: SIGINT (tcpdump flushes and exits), SIGKILL after
-    STOP_TIMEOUT. Returns the rest of its stderr."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        return proc.communicate(timeout=STOP_TIMEOUT)[1]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()[1]
-
 
 def run_traffic(ip, item, default_netns):
     """Run one traffic command inside its namespace; its result entry."""
@@ -172,10 +125,8 @@ def run_traffic(ip, item, default_netns):
 def capture(p, tcpdump, ip):
     """Run tcpdump as the params ``p`` say, around the traffic; returns
     (traffic results, tcpdump's pid/rc/stderr, elapsed seconds)."""
-    argv = [ip, "netns", "exec", p["netns"], tcpdump, "-i", p["interface"], "-w", p["path"],
-            "-U", "--immediate-mode", "-s", str(p["snaplen"]), "-c", str(p["count"])]
-    if p["filter"]:
-        argv += ["--", p["filter"]]
+    argv = [ip, "netns", "exec", p["netns"]] + _pcap.tcpdump_argv(
+        tcpdump, p["interface"], p["path"], p["filter"], p["snaplen"], p["count"])
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

@@ -1,0 +1,250 @@
+"""Phase 3, expand (continued): the cast checks (unicast, broadcast, multicast, anycast,
+relay) and iperf3 checks of ``verify:`` become the dicts the ``topo.lab.cast`` and
+``topo.lab.iperf`` modules run.
+
+Each check names its nodes by node name or by declared group (a group stands for its
+members, in name order). A node taking part becomes a *participant*::
+
+    {node, netns, container (docker nodes: the container's name; else None), address}
+
+where ``address`` is the node's first IPv4 address (its first interface's, else its
+loopback), the one it sends from and is reached at. Every check gets a unique ``name``
+(default ``<type>-<index in verify>``), used for its capture file, and a one-line
+``description``. Problems (unknown nodes, a node with no address, a directed broadcast
+from a node without a subnet, an anycast server that does not hold the address ...) are
+reported like every other, naming the check's line and field.
+"""
+
+from __future__ import annotations
+
+import netaddr
+
+CAST_TYPES = ("unicast", "broadcast", "multicast", "anycast", "relay")
+LIMITED_BROADCAST = "255.255.255.255"
+
+
+class _Ctx:
+    def __init__(self, lab, out_nodes, problems, line, k, kind):
+        self.lab, self.nodes, self.problems, self.line = lab, out_nodes, problems, line
+        self.where = ("verify", k, kind)
+        self.k, self.kind = k, kind
+        self.ok = True
+        self.groups: dict[str, list[str]] = {}
+        for name, node in lab.nodes.items():
+            for g in node.groups:
+                self.groups.setdefault(g, []).append(name)
+
+    def bad(self, field: str, message: str) -> None:
+        path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in self.where).replace(".[", "[")
+        self.problems.add(self.line(self.where), f"{path}.{field}" if field else path, message)
+        self.ok = False
+
+    def names(self, field: str, items) -> list[str]:
+        out: list[str] = []
+        for item in items:
+            found = [item] if item in self.nodes else sorted(self.groups.get(item, []))
+            if not found:
+                self.bad(field, f"unknown node or group {item!r}")
+            out += [n for n in found if n not in out]
+        return out
+
+    def node(self, field: str, name: str) -> bool:
+        if name not in self.nodes:
+            self.bad(field, f"unknown node {name!r}")
+            return False
+        return True
+
+    def address(self, name: str, field: str) -> str | None:
+        n = self.nodes[name]
+        for i in n["interfaces"]:
+            if i["address"]:
+                return i["address"].split("/")[0]
+        if n["loopback"]:
+            return n["loopback"].split("/")[0]
+        self.bad(field, f"node {name} has no IPv4 address to send from or be reached at")
+        return None
+
+    def part(self, name: str, field: str) -> dict:
+        n = self.nodes[name]
+        return {"node": name, "netns": n["netns"], "container": n["netns"] if n["kind"] == "docker" else None,
+                "address": self.address(name, field)}
+
+    def iface_address(self, name: str, ifname: str, field: str) -> str | None:
+        for i in self.nodes[name]["interfaces"]:
+            if i["ifname"] == ifname:
+                if not i["address"]:
+                    self.bad(field, f"{name}:{ifname} has no address")
+                return i["address"].split("/")[0] if i["address"] else None
+        self.bad(field, f"node {name} has no interface {ifname}")
+        return None
+
+    def capture(self, spec) -> dict | None:
+        if spec is None:
+            return None
+        on, bpf = (spec, None) if isinstance(spec, str) else (spec.on, spec.filter)
+        node, ifname = on.split(":", 1)
+        if not self.node("capture", node):
+            return None
+        known = [i["ifname"] for i in self.nodes[node]["interfaces"]] + ["lo", "any"]
+        if ifname not in known:
+            self.bad("capture", f"node {node} has no interface {ifname} ({', '.join(known)})")
+            return None
+        n = self.nodes[node]
+        return {"node": node, "interface": ifname, "netns": n["netns"],
+                "container": n["netns"] if n["kind"] == "docker" else None, "filter": bpf}
+
+
+def expand_check(lab, k: int, check, out_nodes: dict, problems, line) -> dict | None:
+    """The expanded form of cast or iperf3 check ``check`` (a model.Check), at index ``k``
+    of ``verify:``; None (with problems added) when it refers to what does not exist."""
+    kind = check.kind
+    spec = getattr(check, kind)
+    ctx = _Ctx(lab, out_nodes, problems, line, k, kind)
+    out = {"type": kind, "name": spec.name or f"{kind}-{k}"}
+    body = {"unicast": _unicast, "broadcast": _broadcast, "multicast": _multicast, "anycast": _anycast,
+            "relay": _relay, "iperf3": _iperf3}[kind](ctx, spec)
+    if body is None or not ctx.ok:
+        return None
+    out.update(body)
+    if kind != "iperf3":
+        out["timeout"] = spec.timeout
+        out["payloads"] = spec.payloads()
+    capture = ctx.capture(spec.capture)
+    if spec.capture is not None and capture is None:
+        return None
+    if capture:
+        out["capture"] = capture
+    return out if ctx.ok else None
+
+
+def _unicast(ctx, c):
+    if not (ctx.node("from", c.from_) & ctx.node("to", c.to)):
+        return None
+    sender, receiver = ctx.part(c.from_, "from"), ctx.part(c.to, "to")
+    address = c.address or receiver["address"]
+    return {"description": f"{c.proto.upper()} {c.from_} -> {c.to} {address}:{c.port}"
+                           + (" (must not arrive)" if c.expect == "fail" else ""),
+            "proto": c.proto, "sender": sender, "receiver": receiver, "address": address, "port": c.port,
+            "expect": c.expect}
+
+
+def _broadcast(ctx, c):
+    if not ctx.node("from", c.from_):
+        return None
+    to, silent = ctx.names("to", c.to), ctx.names("silent", c.silent)
+    to = [n for n in to if n != c.from_]
+    _disjoint(ctx, to, silent)
+    sender = ctx.part(c.from_, "from")
+    if c.address == "directed":
+        iface = next((i for i in ctx.nodes[c.from_]["interfaces"] if i["address"]), None)
+        if iface is None:
+            ctx.bad("address", f"a directed broadcast needs a subnet on {c.from_}")
+            return None
+        address = str(netaddr.IPNetwork(iface["address"]).broadcast)
+    else:
+        address = LIMITED_BROADCAST
+    return {"description": f"UDP broadcast {c.from_} -> {address}:{c.port} to {_few(to)}"
+                           + (f", not {_few(silent)}" if silent else ""),
+            "sender": sender, "address": address, "port": c.port,
+            "receivers": [ctx.part(n, "to") for n in to], "silent": [ctx.part(n, "silent") for n in silent]}
+
+
+def _multicast(ctx, c):
+    senders = ctx.names("from", [c.from_] if isinstance(c.from_, str) else c.from_)
+    members, member_if = [], {}
+    for m in c.members:
+        if isinstance(m, str):
+            for n in ctx.names("members", [m]):
+                if n not in members:
+                    members.append(n)
+        elif ctx.node("members", m.node):
+            members.append(m.node)
+            member_if[m.node] = m.interface
+    silent, joins = [], {}
+    for m in c.silent:
+        if isinstance(m, str):
+            silent += [n for n in ctx.names("silent", [m]) if n not in silent]
+        elif ctx.node("silent", m.node):
+            if c.group in m.join:
+                ctx.bad("silent", f"{m.node} joins {c.group}, the checked group, so it cannot be silent")
+            silent.append(m.node)
+            joins[m.node] = list(m.join)
+    _disjoint(ctx, members, silent)
+    for n in c.leave:
+        if n not in members:
+            ctx.bad("leave", f"{n} is not a member, so it cannot leave the group")
+    if not ctx.ok:
+        return None
+    out_senders = []
+    for s in senders:
+        p = ctx.part(s, "from")
+        p["interface"] = ctx.iface_address(s, c.from_interface, "from_interface") if c.from_interface else None
+        out_senders.append(p)
+    out_members = []
+    for n in members:
+        p = ctx.part(n, "members")
+        p["interface"] = ctx.iface_address(n, member_if[n], "members") if member_if.get(n) else None
+        out_members.append(p)
+    return {"description": f"UDP {_few(senders)} -> group {c.group}:{c.port} TTL {c.ttl}, members {_few(members)}"
+                           + (f", not {_few(silent)}" if silent else "") + (f"; {_few(c.leave)} leave" if c.leave else "")
+                           + ("; acks" if c.ack else ""),
+            "group": c.group, "port": c.port, "ttl": c.ttl, "senders": out_senders, "members": out_members,
+            "silent": [dict(ctx.part(n, "silent"), join=joins.get(n, [])) for n in silent],
+            "leave": list(c.leave), "ack": c.ack}
+
+
+def _anycast(ctx, c):
+    for n in c.servers:
+        if ctx.node("servers", n) and c.address not in (ctx.lab.nodes[n].anycast or []):
+            ctx.bad("servers", f"server {n} does not hold {c.address}; add it to the node's anycast: list")
+    for client, server in c.clients.items():
+        ctx.node("clients", client)
+        if server not in c.servers:
+            ctx.bad("clients", f"{client} is expected to reach {server}, which is not one of the servers")
+    if not ctx.ok:
+        return None
+    clients = []
+    for client, server in sorted(c.clients.items()):
+        p = ctx.part(client, "clients")
+        p["expect"] = server
+        clients.append(p)
+    return {"description": f"{'/'.join(p.upper() for p in c.proto)} anycast {c.address}:{c.port} on "
+                           f"{_few(c.servers)}: " + ", ".join(f"{a}->{b}" for a, b in sorted(c.clients.items())),
+            "address": c.address, "port": c.port, "protos": list(c.proto),
+            "servers": [ctx.part(n, "servers") for n in c.servers], "clients": clients}
+
+
+def _relay(ctx, c):
+    if not (ctx.node("from", c.from_) & ctx.node("via", c.via)):
+        return None
+    to, silent = ctx.names("to", c.to), ctx.names("silent", c.silent)
+    to = [n for n in to if n != c.via]
+    _disjoint(ctx, to, silent)
+    relay = ctx.part(c.via, "via")
+    return {"description": f"UDP {c.from_} -> {c.via}:{c.port}, rebroadcast on :{c.out_port} to {_few(to)}",
+            "sender": ctx.part(c.from_, "from"), "relay": relay, "address": relay["address"], "port": c.port,
+            "out_address": LIMITED_BROADCAST, "out_port": c.out_port,
+            "receivers": [ctx.part(n, "to") for n in to], "silent": [ctx.part(n, "silent") for n in silent]}
+
+
+def _iperf3(ctx, c):
+    if not (ctx.node("client", c.client) & ctx.node("server", c.server)):
+        return None
+    server = ctx.part(c.server, "server")
+    lengths = f", lengths {'/'.join(map(str, c.lengths))} B" if c.lengths else ""
+    return {"description": f"iperf3 {c.proto.upper()} {c.client} -> {c.server} {server['address']}, "
+                           f"{c.duration} s x {c.parallel}{lengths}",
+            "client": ctx.part(c.client, "client"), "server": server, "address": server["address"],
+            "proto": c.proto, "duration": c.duration, "parallel": c.parallel, "lengths": list(c.lengths),
+            "bitrate": int(c.bitrate) if c.bitrate else None, "min_bps": c.min, "port": c.port}
+
+
+def _disjoint(ctx, receivers, silent):
+    both = sorted(set(receivers) & set(silent))
+    if both:
+        ctx.bad("silent", f"{', '.join(both)} cannot both receive and stay silent")
+
+
+def _few(names, n: int = 3) -> str:
+    names = list(names)
+    return ", ".join(names[:n]) + (f" +{len(names) - n}" if len(names) > n else "")

@@ -1,0 +1,194 @@
+"""Verification reports in the lab directory, written after every ``topo verify`` and
+``topo apply`` that ran checks (DESIGN.md 6):
+
+* ``verify.json``: the lab, when, the summary and every check row as the CLI's ``--json``
+  has them;
+* ``junit.xml``: one ``<testcase>`` per check (classname ``topo.<lab>.<type>``), a
+  ``<failure>`` with expected/observed for each failed one, so CI systems show them;
+* ``report.md``: the tables (pings per source, each cast and iperf3 check with expected,
+  observed and figures), the capture summaries, a PNG plot of iperf3 throughput against
+  buffer length per check with a sweep (``throughput-<check>.png``, matplotlib), and the
+  lab diagram when the lab directory has one (``diagram.svg`` or ``diagram.png``).
+
+Check rows are those of :mod:`topo.runner`: ping rows ``{type: ping, from, node, address,
+expect, observed, ok, rtt_ms}``, capture rows, and step rows ``{type, name, description,
+expected, observed, ok, figures, details, capture?, msg?}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import xml.etree.ElementTree as ET
+
+
+def _name(c: dict) -> str:
+    if c["type"] == "ping":
+        return f"{c['from']} -> {c['node']} {c['address']}"
+    if c["type"] == "capture":
+        return f"{c['on']} ({c['description']})"
+    return c["name"]
+
+
+def _expected(c: dict) -> str:
+    if c["type"] == "ping":
+        return f"ping {c['expect']}"
+    if c["type"] == "capture":
+        exp = c["expect"]
+        return " / ".join(exp["layers"]) + "".join(f", {k} {exp[k]}" for k in ("vni", "gre_key") if k in exp)
+    return c.get("expected", "")
+
+
+def _observed(c: dict) -> str:
+    if c["type"] == "ping":
+        rtt = f", rtt {c['rtt_ms']:.3f} ms" if c.get("rtt_ms") is not None else ""
+        return f"ping {c['observed']}{rtt}"
+    if c["type"] == "capture":
+        return f"{c.get('matched', 0)}/{c.get('total', 0)} packets matched; {c.get('seen') or c.get('msg') or ''}"
+    return c.get("observed", "")
+
+
+def human_bps(bps: float | None) -> str:
+    """``bps`` bits per second as text: 940 Mbit/s, 18.9 Gbit/s."""
+    if bps is None:
+        return "-"
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= scale:
+            return f"{bps / scale:.3g} {unit}" if bps / scale < 100 else f"{bps / scale:.0f} {unit}"
+    return f"{bps:.0f} bit/s"
+
+
+def write(lab: str, directory: str, file: str, checks: list[dict], summary: dict) -> dict:
+    """Write the three reports (and plots) into ``directory``; returns their paths."""
+    os.makedirs(directory, exist_ok=True)
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    paths = {"json": os.path.join(directory, "verify.json"), "junit": os.path.join(directory, "junit.xml"),
+             "markdown": os.path.join(directory, "report.md")}
+    plots = _plots(directory, checks)
+    _atomic(paths["json"], json.dumps({"lab": lab, "file": file, "when": when, "summary": summary,
+                                       "checks": checks, "plots": plots}, indent=1, default=str) + "\n")
+    _atomic(paths["junit"], junit(lab, checks))
+    _atomic(paths["markdown"], markdown(lab, file, when, checks, summary, plots, directory))
+    paths["plots"] = plots
+    return paths
+
+
+def _atomic(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def junit(lab: str, checks: list[dict]) -> str:
+    """JUnit XML: one testsuite (the lab), one testcase per check."""
+    failures = sum(1 for c in checks if not c["ok"])
+    suite = ET.Element("testsuite", name=f"topo.{lab}", tests=str(len(checks)), failures=str(failures),
+                       errors="0", skipped="0")
+    for c in checks:
+        case = ET.SubElement(suite, "testcase", classname=f"topo.{lab}.{c['type']}", name=_name(c))
+        seconds = (c.get("figures") or {}).get("seconds")
+        if seconds is not None:
+            case.set("time", f"{seconds:.3f}")
+        if not c["ok"]:
+            fail = ET.SubElement(case, "failure", message=c.get("msg") or f"expected {_expected(c)}, observed {_observed(c)}")
+            fail.text = f"expected: {_expected(c)}\nobserved: {_observed(c)}\n"
+        out = ET.SubElement(case, "system-out")
+        out.text = f"{c.get('description', '')}\nexpected: {_expected(c)}\nobserved: {_observed(c)}\n"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, plots: dict, directory: str) -> str:
+    lines = [f"# Verification of lab `{lab}`", "",
+             f"From `{file}`, {when}: **{summary['passed']}/{summary['total']} checks passed**"
+             + (f", {summary['failed']} failed." if summary["failed"] else "."), ""]
+    for name in ("diagram.svg", "diagram.png"):
+        if os.path.exists(os.path.join(directory, name)):
+            lines += ["## Lab", "", f"![lab diagram]({name})", ""]
+            break
+    pings = [c for c in checks if c["type"] == "ping"]
+    if pings:
+        lines += ["## Ping", "", "| from | targets | passed | avg rtt ms | failed |", "|---|---:|---:|---:|---|"]
+        by_src: dict[str, list] = {}
+        for c in pings:
+            by_src.setdefault(c["from"], []).append(c)
+        for src in sorted(by_src):
+            items = by_src[src]
+            rtts = [c["rtt_ms"] for c in items if c.get("rtt_ms") is not None]
+            bad = ", ".join(f"{c['node']} {c['address']} (expected {c['expect']}, got {c['observed']})"
+                            for c in items if not c["ok"])
+            lines.append(f"| {src} | {len(items)} | {sum(1 for c in items if c['ok'])} | "
+                         f"{sum(rtts) / len(rtts):.3f} | {_cell(bad)} |" if rtts else
+                         f"| {src} | {len(items)} | {sum(1 for c in items if c['ok'])} | - | {_cell(bad)} |")
+        lines.append("")
+    others = [c for c in checks if c["type"] != "ping"]
+    if others:
+        lines += ["## Checks", "", "| check | type | expected | observed | result |", "|---|---|---|---|---|"]
+        for c in others:
+            lines.append(f"| {_cell(_name(c))} | {c['type']} | {_cell(_expected(c))} | {_cell(_observed(c))} | "
+                         f"{'pass' if c['ok'] else '**FAIL**'} |")
+        lines.append("")
+    for c in checks:
+        if c["type"] == "iperf3":
+            lines += _iperf_section(c, plots.get(c["name"]))
+    for c in checks:
+        rows, title = None, None
+        if c["type"] == "capture":
+            rows, title = c.get("rows"), f"capture on {c['on']} ({c['description']})"
+        elif c.get("capture"):
+            cap = c["capture"]
+            rows, title = cap.get("rows"), f"capture during `{c['name']}`"
+            if cap.get("path"):
+                title += f" ({cap.get('total', len(rows or []))} packets, `{os.path.basename(cap['path'])}`)"
+        if rows:
+            lines += _capture_section(title, rows)
+    return "\n".join(lines) + "\n"
+
+
+def _iperf_section(c: dict, plot: str | None) -> list[str]:
+    runs = (c.get("figures") or {}).get("runs") or []
+    lines = [f"## iperf3 `{c['name']}`", "", c.get("description", ""), ""]
+    if runs:
+        udp = any(r.get("jitter_ms") is not None for r in runs)
+        head = "| length (B) | throughput | " + ("jitter ms | loss % |" if udp else "retransmits |")
+        lines += [head, "|---:|---:|" + ("---:|---:|" if udp else "---:|")]
+        for r in runs:
+            length = r.get("length") or "default"
+            extra = (f"{r.get('jitter_ms', '-')} | {r.get('lost_percent', '-')} |" if udp
+                     else f"{r.get('retransmits', '-')} |")
+            lines.append(f"| {length} | {human_bps(r.get('bits_per_second'))} | {extra}")
+        lines.append("")
+    if plot:
+        lines += [f"![throughput against buffer length]({os.path.basename(plot)})", ""]
+    return lines
+
+
+def _capture_section(title: str, rows: list[dict], limit: int = 30) -> list[str]:
+    lines = [f"## {title}", "", "| time s | src | dst | protocol | length | kind | VNI / GRE key |",
+             "|---:|---|---|---|---:|---|---|"]
+    for r in rows[:limit]:
+        tunnel = r.get("vni") if r.get("vni") is not None else r.get("gre_key")
+        lines.append(f"| {r.get('time', 0):.3f} | {r.get('src') or ''} | {r.get('dst') or ''} | "
+                     f"{r.get('protocol') or ''} | {r.get('length') or ''} | {r.get('kind') or ''} | "
+                     f"{'' if tunnel is None else tunnel} |")
+    if len(rows) > limit:
+        lines.append(f"| ... | {len(rows) - limit} more | | | | | |")
+    return lines + [""]
+
+
+def _plots(directory: str, checks: list[dict]) -> dict:
+    """PNG plots of iperf3 sweeps (two or more lengths): {check name: path}."""
+    out = {}
+    for c in checks:
+        runs = [r for r in (c.get("figures") or {}).get("runs") or [] if r.get("length") and r.get("bits_per_second")]
+        if c["type"] != "iperf3" or len(runs) < 2:
+            continue
+        from topo.plot import throughput_plot
+        path = os.path.join(directory, f"throughput-{c['name']}.png")
+        out[c["name"]] = throughput_plot(runs, path, f"{c['name']}: {c.get('description', '').split(',')[0]}")
+    return out
