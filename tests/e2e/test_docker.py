@@ -172,3 +172,38 @@ def test_doctor_reports_docker_and_image(docker_client, topo_cli):
                        cwd=ROOT, capture_output=True, text=True, env=env)
     assert p.returncode == 3
     assert {f["check"]: f["status"] for f in json.loads(p.stdout)["findings"]}["dockerd"] == "fail"
+
+
+@pytest.mark.parametrize("then", ["apply", "destroy"])
+def test_interrupted_apply_with_containers(docker_client, topo_cli, clean, then):
+    """topo, ansible-playbook and the module all SIGKILLed while containers are being made
+    (some made, some started, some with their namespace not yet named): the next apply
+    converges (plan: nothing to do, every check passes), or destroy leaves no container and
+    no namespace of the lab."""
+    from tests.e2e.test_faults import descendants, wait_for_orphans, wait_until
+    import signal
+    lab, ex = "clusters-docker", "examples/clusters-docker.yml"
+    clean.append(lab)
+    proc = subprocess.Popen([sys.executable, "-m", "topo", "apply", ex, "--no-verify"], cwd=ROOT,
+                            env=dict(os.environ, TOPO_HOME=topo_cli.home),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(lab_containers(docker_client, lab)) >= 3, timeout=120)
+        for pid in descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=60)
+        wait_for_orphans(lab)
+        if then == "apply":
+            r = topo_cli.json("apply", ex)
+            assert r["checks"]["failed"] == 0, [c for c in r["check_results"] if not c["ok"]]
+            assert topo_cli.json("plan", ex)["changes"] == []
+            assert len(lab_containers(docker_client, lab)) == 16
+        topo_cli.json("destroy", "--lab", lab)
+        assert lab_containers(docker_client, lab) == []
+        assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
