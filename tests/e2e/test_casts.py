@@ -26,9 +26,9 @@ def test_throughput_report_has_table_plot_junit_and_json(topo_cli):
     ver = topo_cli.json("verify", "examples/throughput.yml")
     reports = ver["reports"]
     doc = json.load(open(reports["json"]))
-    assert doc["summary"] == ver["checks"] and len(doc["checks"]) == 3
+    assert doc["summary"] == ver["checks"] and len(doc["checks"]) == 4
     suite = ET.parse(reports["junit"]).getroot()
-    assert suite.tag == "testsuite" and suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert suite.tag == "testsuite" and suite.get("tests") == "4" and suite.get("failures") == "0"
     assert {c.get("classname") for c in suite.iter("testcase")} == {"topo.throughput.ping", "topo.throughput.iperf3"}
     md = open(reports["markdown"]).read()
     assert "## iperf3 `tcp-sweep`" in md and "| 6400 |" in md and "throughput-tcp-sweep.png" in md

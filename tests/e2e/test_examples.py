@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
     ("examples/casts.yml", "casts", 18, 77),
     ("examples/mcast-ack.yml", "mcast-ack", 6, 36),
     ("examples/mcast-groups.yml", "mcast-groups", 4, 14),
-    ("examples/throughput.yml", "throughput", 2, 3),
+    ("examples/throughput.yml", "throughput", 2, 4),
     ("examples/routed.yml", "routed", 6, 40),
     ("examples/vxlan.yml", "vxlan", 7, 23),
     pytest.param("examples/overlay.yml", "overlay", 10, 83, marks=pytest.mark.kernel("gre")),

@@ -732,12 +732,18 @@ def run_unicast(check, sess, payloads, timeout):
     return v, expected, observed, figures
 
 
-def run_broadcast(check, sess, payloads, timeout):
-    port, address = check["port"], check["address"]
+def _listeners(check, sess, port, timeout):
+    """Start a UDP receiver on ``port`` in every node of ``receivers`` and of ``silent``
+    (the same program: what differs is only how its report is judged)."""
     rargs = {"role": "recv", "proto": "udp", "port": port, "bind": "", "timeout": timeout,
              "life": life(timeout)}
-    recvs = [sess.start(p, "receiver", rargs) for p in check.get("receivers") or []]
-    silent = [sess.start(p, "silent", rargs) for p in check.get("silent") or []]
+    return ([sess.start(p, "receiver", rargs) for p in check.get("receivers") or []],
+            [sess.start(p, "silent", rargs) for p in check.get("silent") or []])
+
+
+def run_broadcast(check, sess, payloads, timeout):
+    port, address = check["port"], check["address"]
+    recvs, silent = _listeners(check, sess, port, timeout)
     send = sess.start(check["sender"], "sender", {
         "role": "send", "proto": "udp", "mode": "broadcast", "address": address, "port": port,
         "bind": _src(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
@@ -933,10 +939,7 @@ def run_anycast(check, sess, payloads, timeout):
 
 def run_relay(check, sess, payloads, timeout):
     port, out_port = check["port"], check["out_port"]
-    rargs = {"role": "recv", "proto": "udp", "port": out_port, "bind": "", "timeout": timeout,
-             "life": life(timeout)}
-    recvs = [sess.start(p, "receiver", rargs) for p in check.get("receivers") or []]
-    silent = [sess.start(p, "silent", rargs) for p in check.get("silent") or []]
+    recvs, silent = _listeners(check, sess, out_port, timeout)
     relay = sess.start(check["relay"], "relay", {
         "role": "relay", "address": check["address"], "port": port,
         "out_address": check["out_address"], "out_port": out_port, "timeout": timeout,
