@@ -240,3 +240,22 @@ def test_a_missing_program_stops_before_building(tmp_path):
     assert r.returncode == 3, r.stdout + r.stderr
     assert "need iperf3, which is missing; apt-get install iperf3" in " ".join(r.stderr.split())
     assert not [n for n in netns_list() if n.startswith("topo-throughput-")]
+
+
+def test_not_root_stops_before_building(tmp_path):
+    """A user who is not root gets exit 3 and the fix (sudo), and nothing is built."""
+    import shutil
+    import sys
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux) to drop root")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(home, 0o777)
+    r = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "topo",
+                        "apply", "examples/routed.yml"], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, TOPO_HOME=str(home)))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "topo needs root" in r.stderr and "sudo" in r.stderr
+    assert not [n for n in netns_list() if n.startswith("topo-routed-")]
