@@ -31,11 +31,12 @@ topo builds network labs from a topology file, with Ansible, and proves they wor
 
 A topology (YAML, or CSV with one row per link) declares nodes, bridges, links and
 tunnels; topo expands it (names, addresses from pools, routes, tunnel MTUs) into an
-Ansible inventory and runs the topo.lab playbooks: one network namespace per node, veth
-pairs, bridges, VXLAN/GRE/gretap tunnels, impairments (delay, jitter, loss, rate),
-addresses, routes, then the checks: pings inside the nodes, and captures that prove what
-crosses a wire. Re-running changes only what differs; destroy removes exactly what topo
-made.
+Ansible inventory and runs the topo.lab playbooks: one network namespace (or, with
+kind: docker, one container) per node, veth pairs, bridges, VXLAN/GRE/gretap tunnels,
+impairments (delay, jitter, loss, rate), addresses, routes, then the checks: pings,
+unicast/broadcast/multicast/anycast casts, iperf3 sweeps, and captures that prove what
+crosses a wire, with reports (verify.json, junit.xml, report.md) in the lab directory.
+Re-running changes only what differs; destroy removes exactly what topo made.
 
 quick start (as root):
   topo apply examples/clusters.csv     build the lab and verify it
@@ -43,6 +44,9 @@ quick start (as root):
   topo exec examples/clusters.csv a-master -- ping -c1 192.18.0.10
   topo destroy examples/clusters.csv   remove it
   topo apply examples/vxlan.yml        a LAN stretched over VXLAN, with a capture check
+  topo apply examples/casts.yml        anycast and multicast, proved by what arrives where
+  topo image build --offline           the node image, then: topo apply examples/clusters-docker.yml
+  topo doctor                          what this machine can build, and the fixes
 
 exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
 lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)

@@ -197,6 +197,9 @@ def converge_containers(lab, containers, check, state="present", prune=True):
     declared = containers if state == "present" else []
     cl = client(required=bool(declared))
     if cl is None:
+        if HAS_DOCKER and (os.path.exists(DOCKER_SOCKET) or os.environ.get("DOCKER_HOST")):
+            changes.extra["warnings"] = ["no Docker daemon answers, so containers of lab %s (if it has any) "
+                                         "were not looked for; start dockerd and run this again" % lab]
         return changes
     owned = lab_containers(cl, lab)
     images = {}
