@@ -626,7 +626,10 @@ def cmd_destroy(args) -> int:
             labdir.remove(lab)
         removed = by_kind.get("netns", [])
         report.append({"lab": lab, "removed": removed, "containers": by_kind.get("container", []),
-                       "seconds": round(result.seconds, 2)})
+                       "seconds": round(result.seconds, 2), "warnings": result.warnings})
+        if not args.json:
+            for warning in result.warnings:
+                err.print(f"[yellow]warning:[/] {warning}")
         if not args.json:
             if by_kind:
                 words = {"netns": "namespaces", "container": "containers"}

@@ -39,6 +39,8 @@ class RunResult:
     log: str
     changes: list[dict] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
+    #: warnings the modules returned (e.g. no dockerd to look for a lab's containers)
+    warnings: list[str] = field(default_factory=list)
     failures: list[TaskFailure] = field(default_factory=list)
     #: tasks reported changed per host by the play recap (cross-check of ``changes``)
     changed_tasks: dict[str, int] = field(default_factory=dict)
@@ -131,6 +133,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             host, task = data.get("host", "?"), data.get("task", "?")
             for change in res.get("changes") or []:
                 result.changes.append(dict(change, host=host))
+            for warning in res.get("warnings") or []:
+                if isinstance(warning, str) and warning not in result.warnings:
+                    result.warnings.append(warning)
             for check in res.get("results") or []:
                 if isinstance(check, dict) and "expect" in check:
                     result.checks.append(dict(check, type="ping", **{"from": host}))
