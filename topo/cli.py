@@ -350,7 +350,8 @@ def cmd_apply(args) -> int:
         inv = write_inventory(c)
         labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
             n["netns"] for n in c.expanded["nodes"].values()] + [
-            b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")])
+            b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
+            n["netns"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"])
         build = run_playbook(c.lab, "apply", inventory=inv, quiet=args.json, title=f"applying {c.lab}")
         if not build.ok:
             _raise_build_failure(build)

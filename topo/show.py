@@ -73,4 +73,4 @@ def labs_in_docker() -> list[str]:
     if client is None:
         return []
     from ansible_collections.topo.lab.plugins.module_utils._docker import LAB_LABEL
-    return sorted({c.labels[LAB_LABEL] for c in client.containers.list(all=True, filters={"label": LAB_LABEL})})
+    return sorted({c["Labels"][LAB_LABEL] for c in client.api.containers(all=True, filters={"label": LAB_LABEL})})

@@ -182,8 +182,18 @@ def _parallel(jobs):
 
 
 def lab_containers(cl, lab):
-    """{name: Container} of every container (running or not) labelled with ``lab``."""
-    return dict((c.name, c) for c in cl.containers.list(all=True, filters={"label": "%s=%s" % (LAB_LABEL, lab)}))
+    """{name: Container} of every container (running or not) labelled with ``lab``.
+
+    Listed, then inspected one by one: one removed in between (by hand, or by a run killed
+    half-way whose dockerd work goes on) is simply not there, instead of an error."""
+    out = {}
+    for summary in cl.api.containers(all=True, filters={"label": "%s=%s" % (LAB_LABEL, lab)}):
+        try:
+            c = cl.containers.get(summary["Id"])
+        except docker.errors.NotFound:
+            continue
+        out[c.name] = c
+    return out
 
 
 def converge_containers(lab, containers, check, state="present", prune=True):
