@@ -48,6 +48,7 @@ class _Ctx:
             out += [n for n in found if n not in out]
         return out
 
+    # node() is called as ``ctx.node(a) & ctx.node(b)``: both run, so both unknown nodes are told.
     def node(self, field: str, name: str) -> bool:
         if name not in self.nodes:
             self.bad(field, f"unknown node {name!r}")
@@ -114,7 +115,7 @@ def expand_check(lab, k: int, check, out_nodes: dict, problems, line) -> dict | 
         return None
     if capture:
         out["capture"] = capture
-    return out if ctx.ok else None
+    return out
 
 
 def _unicast(ctx, c):

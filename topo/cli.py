@@ -305,9 +305,9 @@ def _print_captures(captures: list[dict]) -> None:
     table = Table(title="checks: capture", title_justify="left")
     for col in ("on", "traffic", "expected", "matched", "seen"):
         table.add_column(col, justify="right" if col == "matched" else "left")
+    from topo.report import expected_text
     for c in captures:
-        exp = c["expect"]
-        want = " / ".join(exp["layers"]) + "".join(f", {k} {exp[k]}" for k in ("vni", "gre_key") if k in exp)
+        want = expected_text(c)
         seen = c.get("seen") or c.get("msg") or ""
         table.add_row(c["on"], c["description"], want,
                       f"[{'green' if c['ok'] else 'red'}]{c.get('matched', 0)}/{c.get('total', 0)}[/]", seen)
@@ -315,20 +315,14 @@ def _print_captures(captures: list[dict]) -> None:
 
 
 def _print_pings(checks: list[dict]) -> None:
-    by_src: dict[str, list] = {}
-    for c in checks:
-        by_src.setdefault(c["from"], []).append(c)
+    from topo.report import ping_rows
     table = Table(title="checks: ping", title_justify="left")
     for col in ("from", "targets", "passed", "avg rtt ms", "failed"):
         table.add_column(col, justify="right" if col in ("targets", "passed", "avg rtt ms") else "left")
-    for src in sorted(by_src):
-        items = by_src[src]
-        ok = [c for c in items if c["ok"]]
-        rtts = [c["rtt_ms"] for c in items if c.get("rtt_ms") is not None]
-        bad = ", ".join(f"{c['node']} {c['address']} (expected {c['expect']}, got {c['observed']})"
-                        for c in items if not c["ok"])
-        table.add_row(src, str(len(items)), str(len(ok)), f"{sum(rtts) / len(rtts):.3f}" if rtts else "-",
-                      f"[red]{bad}[/]" if bad else "")
+    for r in ping_rows(checks):
+        table.add_row(r["from"], str(r["targets"]), str(r["passed"]),
+                      "-" if r["avg_rtt_ms"] is None else f"{r['avg_rtt_ms']:.3f}",
+                      f"[red]{r['failed']}[/]" if r["failed"] else "")
     out.print(table)
 
 

@@ -103,15 +103,14 @@ def docker_client_or_none():
 
 def _docker(images: list[str], needs: bool) -> list[Finding]:
     bad = "fail" if needs else "warn"
+    from topo.image import docker_client, image_present
     try:
-        from topo.image import docker_client, image_present
         client = docker_client(timeout=10)
     except EnvironmentProblem as exc:
         return [Finding("dockerd", bad, str(exc).split(";")[0] + "; docker nodes cannot run",
                         "apt-get install docker.io; then systemctl start docker (or start dockerd)")]
     version = client.version().get("Version", "?")
     out = [Finding("dockerd", "ok", f"Docker {version} answers")]
-    from topo.image import image_present
     for image in images:
         if image_present(client, image):
             out.append(Finding(f"image {image}", "ok", "in the local image store"))

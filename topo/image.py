@@ -15,6 +15,7 @@ Errors are :class:`~topo.errors.EnvironmentProblem` (exit 3) naming the fix.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -38,25 +39,17 @@ IMAGE_LABEL = "topo.image"
 
 
 def docker_client(timeout: int = 120):
-    """A Docker SDK client for the local dockerd; EnvironmentProblem when none answers."""
+    """A Docker SDK client for the local dockerd (the modules' own connection,
+    ``_docker.client``); EnvironmentProblem naming the fix when none answers."""
+    from ansible_collections.topo.lab.plugins.module_utils._docker import DockerError, client
     try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - a dependency of topo
-        raise EnvironmentProblem(f"the Docker SDK is missing ({exc}); pip install docker") from None
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as exc:  # the SDK raises DockerException, requests' and socket errors
-        from ansible_collections.topo.lab.plugins.module_utils._docker import unreachable
-        raise EnvironmentProblem(
-            "no Docker daemon answers %s; install docker.io (apt-get install docker.io) and start it "
-            "(systemctl start docker, or run dockerd)" % unreachable(exc)) from None
-    return client
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+        return client(required=True, timeout=timeout)
+    except DockerError as exc:
+        why = str(exc)
+        if why.startswith("no Docker daemon answers"):  # the CLI's user may not have Docker yet
+            why = why.split("; start it")[0] + ("; install docker.io (apt-get install docker.io) and start it "
+                                                "(systemctl start docker, or run dockerd)")
+        raise EnvironmentProblem(why) from None
 
 
 def image_present(client, name: str) -> bool:
@@ -110,12 +103,14 @@ def build(tag: str = DEFAULT_IMAGE, offline: bool = False, mirror: str | None = 
 
 def _build_dockerfile(client, tag: str, say) -> None:
     import docker.errors
+
+    from ansible_collections.topo.lab.plugins.module_utils._docker import first_line
     say(f"building {tag} from {DOCKERFILE_DIR}/Dockerfile")
     try:
         client.images.build(path=DOCKERFILE_DIR, tag=tag, rm=True, pull=False)
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         raise EnvironmentProblem(
-            f"docker build of {tag} failed ({_short(exc)}); where no registry is reachable, "
+            f"docker build of {tag} failed ({first_line(exc)}); where no registry is reachable, "
             "build it from Debian packages: topo image build --offline") from None
 
 
@@ -142,12 +137,7 @@ def _build_offline(client, tag: str, mirror: str, say) -> None:
         say(f"docker import as {tag}")
         client.api.import_image_from_file(
             tarball, repository=repo, tag=version,
-            changes=[f'CMD {_json(DEFAULT_CMD)}', f'LABEL {IMAGE_LABEL}="node"'])
-
-
-def _json(argv: list[str]) -> str:
-    import json
-    return json.dumps(argv)
+            changes=[f"CMD {json.dumps(DEFAULT_CMD)}", f'LABEL {IMAGE_LABEL}="node"'])
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -422,8 +422,9 @@ class Payload(Strict):
         return self
 
     def expanded(self) -> dict:
-        key = {"json_": "json"}.get(*[(k, k) for k in ("text", "json_", "bytes") if k in self.model_fields_set][0])
-        return {key: getattr(self, "json_" if key == "json" else key)}
+        """The message as the cast checks take it: ``{text|json|bytes: value}``."""
+        field = next(k for k in ("text", "json_", "bytes") if k in self.model_fields_set)
+        return {field.rstrip("_"): getattr(self, field)}
 
 
 class _Cast(Strict):

@@ -31,7 +31,8 @@ def _name(c: dict) -> str:
     return c["name"]
 
 
-def _expected(c: dict) -> str:
+def expected_text(c: dict) -> str:
+    """What check row ``c`` expected, in one line."""
     if c["type"] == "ping":
         return f"ping {c['expect']}"
     if c["type"] == "capture":
@@ -47,6 +48,23 @@ def _observed(c: dict) -> str:
     if c["type"] == "capture":
         return f"{c.get('matched', 0)}/{c.get('total', 0)} packets matched; {c.get('seen') or c.get('msg') or ''}"
     return c.get("observed", "")
+
+
+def ping_rows(pings: list[dict]) -> list[dict]:
+    """Ping rows summed up per source, in name order: {from, targets, passed, avg_rtt_ms
+    (None without a reply), failed: "node address (expected X, got Y), ..."}."""
+    by_src: dict[str, list] = {}
+    for c in pings:
+        by_src.setdefault(c["from"], []).append(c)
+    rows = []
+    for src in sorted(by_src):
+        items = by_src[src]
+        rtts = [c["rtt_ms"] for c in items if c.get("rtt_ms") is not None]
+        rows.append({"from": src, "targets": len(items), "passed": sum(1 for c in items if c["ok"]),
+                     "avg_rtt_ms": sum(rtts) / len(rtts) if rtts else None,
+                     "failed": ", ".join(f"{c['node']} {c['address']} (expected {c['expect']}, got {c['observed']})"
+                                         for c in items if not c["ok"])})
+    return rows
 
 
 def human_bps(bps: float | None) -> str:
@@ -91,10 +109,10 @@ def junit(lab: str, checks: list[dict]) -> str:
         if seconds is not None:
             case.set("time", f"{seconds:.3f}")
         if not c["ok"]:
-            fail = ET.SubElement(case, "failure", message=c.get("msg") or f"expected {_expected(c)}, observed {_observed(c)}")
-            fail.text = f"expected: {_expected(c)}\nobserved: {_observed(c)}\n"
+            fail = ET.SubElement(case, "failure", message=c.get("msg") or f"expected {expected_text(c)}, observed {_observed(c)}")
+            fail.text = f"expected: {expected_text(c)}\nobserved: {_observed(c)}\n"
         out = ET.SubElement(case, "system-out")
-        out.text = f"{c.get('description', '')}\nexpected: {_expected(c)}\nobserved: {_observed(c)}\n"
+        out.text = f"{c.get('description', '')}\nexpected: {expected_text(c)}\nobserved: {_observed(c)}\n"
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
@@ -114,23 +132,15 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
     pings = [c for c in checks if c["type"] == "ping"]
     if pings:
         lines += ["## Ping", "", "| from | targets | passed | avg rtt ms | failed |", "|---|---:|---:|---:|---|"]
-        by_src: dict[str, list] = {}
-        for c in pings:
-            by_src.setdefault(c["from"], []).append(c)
-        for src in sorted(by_src):
-            items = by_src[src]
-            rtts = [c["rtt_ms"] for c in items if c.get("rtt_ms") is not None]
-            bad = ", ".join(f"{c['node']} {c['address']} (expected {c['expect']}, got {c['observed']})"
-                            for c in items if not c["ok"])
-            lines.append(f"| {src} | {len(items)} | {sum(1 for c in items if c['ok'])} | "
-                         f"{sum(rtts) / len(rtts):.3f} | {_cell(bad)} |" if rtts else
-                         f"| {src} | {len(items)} | {sum(1 for c in items if c['ok'])} | - | {_cell(bad)} |")
+        for r in ping_rows(pings):
+            rtt = "-" if r["avg_rtt_ms"] is None else f"{r['avg_rtt_ms']:.3f}"
+            lines.append(f"| {r['from']} | {r['targets']} | {r['passed']} | {rtt} | {_cell(r['failed'])} |")
         lines.append("")
     others = [c for c in checks if c["type"] != "ping"]
     if others:
         lines += ["## Checks", "", "| check | type | expected | observed | result |", "|---|---|---|---|---|"]
         for c in others:
-            lines.append(f"| {_cell(_name(c))} | {c['type']} | {_cell(_expected(c))} | {_cell(_observed(c))} | "
+            lines.append(f"| {_cell(_name(c))} | {c['type']} | {_cell(expected_text(c))} | {_cell(_observed(c))} | "
                          f"{'pass' if c['ok'] else '**FAIL**'} |")
         lines.append("")
     for c in checks:

@@ -650,6 +650,18 @@ def _listener_problems(agent, payloads, rnd=None, src=None, sender=""):
     return [text]
 
 
+def _judge_listeners(v, recvs, silent, payloads, src=None, sender=""):
+    """Judge round 1 of the receivers (every payload, from ``src`` when given) and the silent
+    listeners (nothing) into ``v``; returns (receivers that got it all, silent ones that got
+    something)."""
+    for a in recvs:
+        v.add(a, "every payload", _listener_problems(a, payloads, 1, src, sender))
+    for a in silent:
+        v.add(a, "nothing", _silent_problems(a))
+    return ([a for a in recvs if not missing(records_of(a), payloads, 1, src)],
+            [a for a in silent if records_of(a)])
+
+
 def _silent_problems(agent, rnd=None):
     got = [r for r in records_of(agent) if rnd is None or r.get("round") == rnd]
     if not got and not agent.got(rnd):
@@ -753,16 +765,11 @@ def run_broadcast(check, sess, payloads, timeout):
     sess.stop()
 
     v, src = Verdict(), _src(check["sender"])
-    for a in recvs:
-        v.add(a, "every payload", _listener_problems(a, payloads, 1, src, check["sender"]["node"]))
-    for a in silent:
-        v.add(a, "nothing", _silent_problems(a))
+    full, loud = _judge_listeners(v, recvs, silent, payloads, src, check["sender"]["node"])
     v.add(send, "broadcasts every payload", [])
     if v.problems:
         for note in _sender_notes(send):
             v.note(note)
-    full = [a for a in recvs if not missing(records_of(a), payloads, 1, src)]
-    loud = [a for a in silent if records_of(a)]
     expected = joined(who_get(recvs, "receiver", "%s broadcast by %s to %s:%d" % (
         plural(len(payloads), "payload"), check["sender"]["node"], address, port)),
         who_get(silent, "silent node", "nothing"))
@@ -963,16 +970,11 @@ def run_relay(check, sess, payloads, timeout):
             "; errors: " + "; ".join(errors_of(relay)) if errors_of(relay) else ""))
     v.add(relay, "every payload from %s, resent to %s:%d" % (
         check["sender"]["node"], check["out_address"], out_port), probs)
-    for a in recvs:
-        v.add(a, "every payload", _listener_problems(a, payloads, 1))
-    for a in silent:
-        v.add(a, "nothing", _silent_problems(a))
+    full, loud = _judge_listeners(v, recvs, silent, payloads)
     v.add(send, "sends every payload to the relay", [])
     if v.problems:
         for note in _sender_notes(send):
             v.note(note)
-    full = [a for a in recvs if not missing(records_of(a), payloads, 1)]
-    loud = [a for a in silent if records_of(a)]
     expected = joined("%s relays %s from %s (%s:%d) to %s:%d" % (
         check["relay"]["node"], plural(len(payloads), "payload"), check["sender"]["node"],
         check["address"], port, check["out_address"], out_port),

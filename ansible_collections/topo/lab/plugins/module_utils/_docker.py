@@ -71,9 +71,10 @@ class DockerError(NetnsError):
     """Docker refused or is unreachable; the message names the container and the fix."""
 
 
-def client(required=True):
-    """A Docker SDK client of the local dockerd, or None when ``required`` is false and none
-    answers. DockerError (with the fix) when required and unreachable."""
+def client(required=True, timeout=120):
+    """A Docker SDK client of the local dockerd (API calls time out after ``timeout``
+    seconds), or None when ``required`` is false and none answers. DockerError (with the
+    fix) when required and unreachable. topo's CLI connects through here too."""
     if not HAS_DOCKER:
         if not required:
             return None
@@ -82,7 +83,7 @@ def client(required=True):
     if not required and not os.path.exists(DOCKER_SOCKET) and not os.environ.get("DOCKER_HOST"):
         return None
     try:
-        c = docker.from_env(timeout=120, max_pool_size=PARALLEL * 2)
+        c = docker.from_env(timeout=timeout, max_pool_size=PARALLEL * 2)
         c.ping()
         return c
     except Exception as exc:  # DockerException, requests' and socket errors
@@ -103,10 +104,10 @@ def unreachable(exc):
                           ("Read timed out", "it did not answer in time")):
         if needle in text:
             return "at %s (%s)" % (address, cause)
-    return "at %s (%s)" % (address, _first_line(exc))
+    return "at %s (%s)" % (address, first_line(exc))
 
 
-def _first_line(exc):
+def first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
@@ -235,8 +236,9 @@ def converge_containers(lab, containers, check, state="present", prune=True):
         except ValueError:
             old = {}
         diff = _differences(old, declared_settings(c))
-        if have.image.id != image_id and not diff:
-            diff = ["image %s: %s -> %s" % (c["image"], have.image.id[7:19], image_id[7:19])]
+        have_image = have.attrs["Image"]  # the image ID it was made from (no extra API call)
+        if have_image != image_id and not diff:
+            diff = ["image %s: %s -> %s" % (c["image"], have_image[7:19], image_id[7:19])]
         if diff or have.labels.get(NODE_LABEL) != c["node"]:
             detail = "recreated: " + ("; ".join(diff) or "node %s -> %s" % (have.labels.get(NODE_LABEL), c["node"]))
             changes.add("fix", name, detail, before=json.dumps(old, sort_keys=True),
@@ -247,10 +249,9 @@ def converge_containers(lab, containers, check, state="present", prune=True):
             changes.add("fix", name, done, before=have.status, after="running")
             to_start.append((c, have))
         else:
-            pid = have.attrs["State"]["Pid"]
-            if not same_namespace(name, "/proc/%d/ns/net" % pid):
+            if not same_namespace(name, "/proc/%d/ns/net" % have.attrs["State"]["Pid"]):
                 changes.add("fix", name, "namespace named again: /run/netns/%s was not the container's" % name)
-            to_link.append((c, have))
+                to_link.append((c, have))
     if state == "absent" or prune:
         for name in sorted(set(owned) - set(c["name"] for c in declared)):
             changes.add("remove", name, "node=%s" % owned[name].labels.get(NODE_LABEL),
@@ -260,9 +261,7 @@ def converge_containers(lab, containers, check, state="present", prune=True):
     if check:
         # What apply will wire anew; the namespace passes of this run see these as empty.
         PLANNED_FRESH.update(c["name"] for c, _, _ in to_make if c is not None)
-        PLANNED_FRESH.update(c["name"] for c, _ in to_start)
-        PLANNED_FRESH.update(c["name"] for c, h in to_link
-                             if not same_namespace(c["name"], "/proc/%d/ns/net" % h.attrs["State"]["Pid"]))
+        PLANNED_FRESH.update(c["name"] for c, _ in to_start + to_link)
         return changes
 
     def make(c, image_id, old):
