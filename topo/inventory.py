@@ -2,8 +2,9 @@
 
 Two kinds of hosts (DESIGN.md 3):
 
-* ``topo_hosts`` - the machines that build the lab (``localhost``, connection local);
-  ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
+* ``topo_hosts`` - the machines that build the lab, taken from a build-host inventory
+  (default: the collection's ``inventories/localhost.yml``, this machine with connection
+  local; see :func:`build_hosts`); ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
   which the roles pass to the batched modules;
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
@@ -34,14 +35,44 @@ DOCKER_HOST_VARS = {"ansible_connection": "community.docker.docker",
                     "ansible_python_interpreter": "/usr/bin/python3", "ansible_user": "root"}
 
 
-def project(expanded: dict, python: str | None = None) -> dict:
+#: The build-host inventory used when none is given, relative to the collection's root.
+DEFAULT_HOSTS = os.path.join("inventories", "localhost.yml")
+
+
+def build_hosts(path: str | None = None) -> dict:
+    """The ``topo_hosts`` group of a build-host inventory (YAML), as ``{host: vars}``.
+
+    ``path`` defaults to the collection's ``inventories/localhost.yml`` (in a checkout, the
+    repository's; once installed, the installed collection's). Raises EnvironmentProblem
+    when the file cannot be read or has no ``all.children.topo_hosts.hosts``.
+    """
+    from topo.errors import EnvironmentProblem
+    from topo.labdir import collection_root
+
+    path = path or os.path.join(collection_root(), DEFAULT_HOSTS)
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        hosts = data["all"]["children"]["topo_hosts"]["hosts"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise EnvironmentProblem(f"{path}: not a build-host inventory with all.children.topo_hosts.hosts "
+                                 f"({type(exc).__name__}: {exc})") from None
+    return {name: dict(v or {}) for name, v in hosts.items()}
+
+
+def project(expanded: dict, python: str | None = None, hosts: dict | None = None) -> dict:
     """The inventory as ``{relative path: data}``: hosts.yml, group_vars/topo_hosts.json and
     host_vars/<node>.json.
 
     ``python`` is the interpreter Ansible runs modules with, on the build host and inside
     netns nodes (they share its filesystem); it must have pyroute2. Default: this one.
+    ``hosts`` are the build hosts, ``{host: vars}`` (default: :func:`build_hosts`); a host
+    with a local connection gets ``python`` as its interpreter unless it names one.
     """
     python = python or sys.executable
+    hosts_vars = {name: (v | {"ansible_python_interpreter": v.get("ansible_python_interpreter", python)}
+                         if v.get("ansible_connection") == "local" else v)
+                  for name, v in (build_hosts() if hosts is None else hosts).items()}
     lab = expanded["lab"]
     nodes = expanded["nodes"]
     groups: dict[str, list[str]] = {}
@@ -52,8 +83,7 @@ def project(expanded: dict, python: str | None = None) -> dict:
         "all": {
             "vars": {"topo_lab": lab},
             "children": {
-                "topo_hosts": {"hosts": {"localhost": {
-                    "ansible_connection": "local", "ansible_python_interpreter": python}}},
+                "topo_hosts": {"hosts": hosts_vars},
                 "topo_nodes": {
                     "vars": {"ansible_connection": CONNECTION, "ansible_python_interpreter": python,
                              "ansible_pipelining": True},

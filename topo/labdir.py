@@ -65,17 +65,23 @@ def lab_dir(lab: str) -> str:
     return os.path.join(home(), "labs", lab)
 
 
-def collections_dir() -> str:
-    """The directory holding ``ansible_collections/topo/lab`` for this installation."""
+def collection_root() -> str:
+    """The collection topo.lab's root (galaxy.yml, playbooks/, plugins/, roles/, inventories/):
+    in a checkout, the repository (reached through ``ansible_collections/topo/lab -> ../..``),
+    once installed, ``site-packages/ansible_collections/topo/lab``."""
     import ansible_collections.topo.lab as coll  # namespace package, found on sys.path
-    path = list(coll.__path__)[0]
-    return os.path.dirname(os.path.dirname(os.path.dirname(path)))
+    return list(coll.__path__)[0]
+
+
+def collections_dir() -> str:
+    """The directory holding ``ansible_collections/topo/lab`` for this installation
+    (Ansible's ``collections_path``)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(collection_root())))
 
 
 def playbook(name: str) -> str:
     """Absolute path of one of the collection's playbooks (site, apply, verify, destroy)."""
-    import ansible_collections.topo.lab as coll
-    return os.path.join(list(coll.__path__)[0], "playbooks", f"{name}.yml")
+    return os.path.join(collection_root(), "playbooks", f"{name}.yml")
 
 
 def prepare(lab: str) -> str:

@@ -74,5 +74,5 @@ def destroy_inventory(lab: str) -> str:
     d = labdir.prepare(lab)
     inv = os.path.join(d, "destroy-inventory")
     inventory.write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
-        "topo_hosts": {"hosts": {"localhost": {"ansible_connection": "local"}}}}}}})
+        "topo_hosts": {"hosts": inventory.build_hosts()}}}}})
     return inv

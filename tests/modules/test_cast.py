@@ -41,8 +41,7 @@ TEXT_SHA = hashlib.sha256(b"Hello, Cluster A!").hexdigest()
 JSON_SHA = hashlib.sha256(b'{"sensor":"temp","value":22.29}').hexdigest()
 TIMEOUT = 1.0
 AGENT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "ansible_collections", "topo", "lab", "plugins", "module_utils",
-                     "_castagent.py")
+                     "plugins", "module_utils", "_castagent.py")
 
 
 class Net:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-COLLECTION = os.path.join(ROOT, "ansible_collections", "topo", "lab")
+COLLECTION = ROOT  # the repository root is the collection topo.lab
 MODULES = sorted(f[:-3] for f in os.listdir(os.path.join(COLLECTION, "plugins", "modules")) if f.endswith(".py"))
 
 
