@@ -489,11 +489,9 @@ def cmd_exec(args) -> int:
         raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
     if not os.path.exists(os.path.join("/run/netns", node["netns"])):
         raise EnvironmentProblem(f"node {args.node} does not exist; run topo apply {c.file} first")
-    if node["kind"] == "docker":  # inside the container: its programs, files and hostname
-        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() and not args.json else []
-        full = ["docker", "exec", "-i", *tty, node["netns"], *argv]
-    else:
-        full = ["ip", "netns", "exec", node["netns"], *argv]
+    from ansible_collections.topo.lab.plugins.module_utils.api import node_argv
+    full = node_argv(node["netns"], node["kind"], argv, interactive=True,
+                     tty=sys.stdin.isatty() and sys.stdout.isatty() and not args.json)
     if args.json:
         proc = subprocess.run(full, capture_output=True, text=True)
         _emit(args, {"node": args.node, "argv": argv, "rc": proc.returncode,
@@ -524,23 +522,15 @@ def cmd_capture(args) -> int:
     os.makedirs(directory, exist_ok=True)
     import time
     path = os.path.join(directory, f"{node_name}-{ifname}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
-    argv = ["ip", "netns", "exec", node["netns"], "tcpdump", "-i", ifname, "-nn", "-U", "-w", path,
-            "-c", str(args.count)] + ([args.filter] if args.filter else [])
     if not args.json:
         err.print(f"[dim]capturing on {node_name}:{ifname} ({args.count} packets or {args.duration:g} s; "
                   f"Ctrl-C stops) ...[/]")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        proc.wait(timeout=args.duration)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        import signal
-        proc.send_signal(signal.SIGINT)  # tcpdump flushes the pcap on SIGINT
-        proc.wait(timeout=10)
-    stderr = proc.stderr.read() if proc.stderr else ""
+    from ansible_collections.topo.lab.plugins.module_utils.api import capture
+    stderr = capture(node["netns"], ifname, path, args.count, args.duration, args.filter)
     if not os.path.exists(path):
         raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
-    from ansible_collections.topo.lab.plugins.module_utils._pcap import summarize
-    rows = summarize(path)
+    from ansible_collections.topo.lab.plugins.module_utils.api import summarize_pcap
+    rows = summarize_pcap(path)
     if args.json:
         _emit(args, {"lab": c.lab, "on": args.on, "path": path, "packets": len(rows), "rows": rows})
     else:

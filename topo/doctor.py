@@ -73,7 +73,7 @@ def _programs() -> list[Finding]:
 
 
 def _kernel() -> list[Finding]:
-    from ansible_collections.topo.lab.plugins.module_utils import _netns as nl
+    from ansible_collections.topo.lab.plugins.module_utils import api as nl
     if os.geteuid() != 0:
         return [Finding("kernel features", "warn", "not probed (needs root)")]
     kinds = ["vxlan", "gre", "gretap", "netem", "tbf"]

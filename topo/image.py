@@ -41,7 +41,7 @@ IMAGE_LABEL = "topo.image"
 def docker_client(timeout: int = 120):
     """A Docker SDK client for the local dockerd (the modules' own connection,
     ``_docker.client``); EnvironmentProblem naming the fix when none answers."""
-    from ansible_collections.topo.lab.plugins.module_utils._docker import DockerError, client
+    from ansible_collections.topo.lab.plugins.module_utils.api import DockerError, docker_client as client
     try:
         return client(required=True, timeout=timeout)
     except DockerError as exc:
@@ -104,7 +104,7 @@ def build(tag: str = DEFAULT_IMAGE, offline: bool = False, mirror: str | None = 
 def _build_dockerfile(client, tag: str, say) -> None:
     import docker.errors
 
-    from ansible_collections.topo.lab.plugins.module_utils._docker import first_line
+    from ansible_collections.topo.lab.plugins.module_utils.api import first_line
     say(f"building {tag} from {DOCKERFILE_DIR}/Dockerfile")
     try:
         client.images.build(path=DOCKERFILE_DIR, tag=tag, rm=True, pull=False)

@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 
 import topo
-from ansible_collections.topo.lab.plugins.module_utils._netns import flock_wait
+from ansible_collections.topo.lab.plugins.module_utils.api import flock_wait
 from topo.errors import EnvironmentProblem
 
 ANSIBLE_CFG = """\

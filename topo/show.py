@@ -1,12 +1,12 @@
 """Read a lab's real state from the kernel (``topo show``), beside what the file declares.
 
-Uses the same netlink helpers as the modules (``topo.lab``'s ``module_utils._netns``), so
+Uses the same netlink helpers as the modules (``topo.lab``'s public ``module_utils.api``), so
 what ``show`` calls "up" is what ``apply`` compares.
 """
 
 from __future__ import annotations
 
-from ansible_collections.topo.lab.plugins.module_utils import _netns as nl
+from ansible_collections.topo.lab.plugins.module_utils import api as nl
 
 
 def observe(expanded: dict) -> list[dict]:
@@ -52,18 +52,7 @@ def observe(expanded: dict) -> list[dict]:
 
 def labs_in_kernel() -> list[str]:
     """Names of labs that own at least one namespace (by the marker on its lo)."""
-    labs = set()
-    with nl.Sockets() as socks:
-        for name in nl.list_namespaces():
-            if not nl.namespace_exists(name):
-                continue
-            try:
-                alias = socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS") or ""
-            except (nl.NetnsError, OSError):
-                continue
-            if alias.startswith(nl.MARKER) and alias.count(":") == 2:
-                labs.add(alias.split(":")[1])
-    return sorted(labs)
+    return nl.labs_in_kernel()
 
 
 def labs_in_docker() -> list[str]:
@@ -72,5 +61,4 @@ def labs_in_docker() -> list[str]:
     client = docker_client_or_none()
     if client is None:
         return []
-    from ansible_collections.topo.lab.plugins.module_utils._docker import LAB_LABEL
-    return sorted({c["Labels"][LAB_LABEL] for c in client.api.containers(all=True, filters={"label": LAB_LABEL})})
+    return sorted({c["Labels"][nl.LAB_LABEL] for c in client.api.containers(all=True, filters={"label": nl.LAB_LABEL})})
