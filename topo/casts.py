@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import netaddr
 
-CAST_TYPES = ("unicast", "broadcast", "multicast", "anycast", "relay")
+from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES  # noqa: F401 (one home)
 LIMITED_BROADCAST = "255.255.255.255"
 
 

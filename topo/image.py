@@ -25,8 +25,8 @@ import time
 from typing import Callable
 
 from topo.errors import EnvironmentProblem
+from topo.model import DEFAULT_IMAGE  # noqa: F401 (its one home is the model)
 
-DEFAULT_IMAGE = "topo-node:latest"
 #: What a node needs: iproute2 (ip), iputils-ping (ping checks), iperf3 (throughput checks),
 #: python3 (Ansible modules run inside docker nodes), tcpdump (captures).
 PACKAGES = ("iproute2", "iputils-ping", "iperf3", "python3", "tcpdump")

@@ -228,7 +228,7 @@ def _capture_result(host: str, res: dict) -> dict:
 
 
 #: Checks run from the build host, one loop item each (verify_cast, verify_iperf roles).
-STEP_CHECKS = ("unicast", "broadcast", "multicast", "anycast", "relay", "iperf3")
+from ansible_collections.topo.lab.plugins.module_utils.api import STEP_TYPES as STEP_CHECKS  # noqa: E402
 
 
 def _step_result(host: str, res: dict) -> dict:

@@ -58,8 +58,8 @@ import traceback
 
 from ansible_collections.topo.lab.plugins.module_utils import _castagent, _pcap
 
-#: Check types this module runs (iperf3 is another module's).
-CAST_TYPES = ("unicast", "broadcast", "multicast", "anycast", "relay")
+# the check types this module runs (iperf3 is another module's)
+from ansible_collections.topo.lab.plugins.module_utils._checktypes import CAST_TYPES  # noqa: E402
 #: Seconds every agent has to print READY (docker exec and a loaded host are slow).
 READY_TIMEOUT = 15.0
 #: Seconds receivers keep listening after everything expected of a round arrived.

@@ -7,69 +7,68 @@ so those can change shape without breaking the CLI. Everything here is also what
 modules themselves use: what ``topo show`` calls "up" is what ``apply`` compares, and the
 lock the CLI takes is the lock the modules take.
 
-Contents, by concern:
+Names are loaded on first use (PEP 562 ``__getattr__``): importing this module costs
+nothing, and ``from ...api import fmt_bps`` does not import pyroute2 or the Docker SDK
+(together about 0.3 s), which most commands never need.
 
-* locks: :func:`flock_wait`;
-* namespaces and links: :class:`Sockets`, :func:`namespace_exists`, :func:`list_namespaces`,
-  :func:`links_by_name`, :func:`ipv4_addresses`, :data:`MARKER`, :class:`NetnsError`;
-* which labs own what: :func:`labs_in_kernel`, :data:`LAB_LABEL`;
-* kernel features: :func:`missing_features`, :data:`KERNEL_FEATURES`, :data:`ALTERNATIVES`;
-* Docker: :func:`docker_client`, :class:`DockerError`, :func:`first_line`;
-* programs inside nodes: :func:`node_argv`, :func:`capture`;
-* captures: :func:`summarize_pcap`.
+Contents, by concern (each name, then the private module that implements it):
 """
 
 from __future__ import absolute_import, division, print_function
 
-import signal
-import subprocess
-
-from ansible_collections.topo.lab.plugins.module_utils._docker import (  # noqa: F401
-    LAB_LABEL, DockerError, client as docker_client, first_line)
-from ansible_collections.topo.lab.plugins.module_utils._netns import (  # noqa: F401
-    ALTERNATIVES, KERNEL_FEATURES, MARKER, NetnsError, Sockets, flock_wait, ipv4_addresses, links_by_name,
-    list_namespaces, missing_features, namespace_exists)
-from ansible_collections.topo.lab.plugins.module_utils._pcap import summarize as summarize_pcap  # noqa: F401
+import importlib
 
 __metaclass__ = type
 
+#: public name -> (private module, name there)
+_EXPORTS = {
+    # locks
+    "flock_wait": ("_netns", "flock_wait"),
+    # namespaces and links
+    "Sockets": ("_netns", "Sockets"),
+    "namespace_exists": ("_netns", "namespace_exists"),
+    "list_namespaces": ("_netns", "list_namespaces"),
+    "links_by_name": ("_netns", "links_by_name"),
+    "ipv4_addresses": ("_netns", "ipv4_addresses"),
+    "MARKER": ("_netns", "MARKER"),
+    "NetnsError": ("_netns", "NetnsError"),
+    # kernel features
+    "missing_features": ("_netns", "missing_features"),
+    "KERNEL_FEATURES": ("_netns", "KERNEL_FEATURES"),
+    "ALTERNATIVES": ("_netns", "ALTERNATIVES"),
+    # Docker
+    "docker_client": ("_docker", "client"),
+    "DockerError": ("_docker", "DockerError"),
+    "first_line": ("_docker", "first_line"),
+    "LAB_LABEL": ("_docker", "LAB_LABEL"),
+    # captures
+    "summarize_pcap": ("_pcap", "summarize"),
+    # units: one way to print a rate, in the modules and the front end
+    "fmt_bps": ("_units", "fmt_bps"),
+    "bps_unit": ("_units", "bps_unit"),
+    # check types
+    "CAST_TYPES": ("_checktypes", "CAST_TYPES"),
+    "STEP_TYPES": ("_checktypes", "STEP_TYPES"),
+    # programs inside nodes, and which labs own what
+    "node_argv": ("_frontend", "node_argv"),
+    "capture": ("_frontend", "capture"),
+    "labs_in_kernel": ("_frontend", "labs_in_kernel"),
+}
 
-def labs_in_kernel():
-    """Names of labs that own at least one namespace, by the marker on its ``lo``
-    (``topo:<lab>:<node>``), sorted."""
-    labs = set()
-    with Sockets() as socks:
-        for name in list_namespaces():
-            if not namespace_exists(name):
-                continue
-            try:
-                alias = socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS") or ""
-            except (NetnsError, OSError):
-                continue
-            if alias.startswith(MARKER) and alias.count(":") == 2:
-                labs.add(alias.split(":")[1])
-    return sorted(labs)
+__doc__ += "\n" + "\n".join("* ``%s`` (``%s``)" % (name, mod) for name, (mod, _) in sorted(_EXPORTS.items()))
+__all__ = sorted(_EXPORTS)
 
 
-def node_argv(netns, kind, argv, interactive=False, tty=False):
-    """The argv that runs ``argv`` inside a node: ``ip netns exec NETNS ...`` for a netns
-    node; ``docker exec [-i] [-t] NETNS ...`` for a docker node (its programs, files and
-    hostname; the container is named like the namespace). No shell is involved."""
-    if kind == "docker":
-        return ["docker", "exec"] + (["-i"] if interactive else []) + (["-t"] if tty else []) + [netns] + list(argv)
-    return ["ip", "netns", "exec", netns] + list(argv)
-
-
-def capture(netns, ifname, path, count, duration, bpf=None):
-    """Run tcpdump on ``ifname`` inside namespace ``netns`` into the pcap ``path`` until
-    ``count`` packets were seen or ``duration`` seconds passed (or Ctrl-C); returns
-    tcpdump's stderr. The pcap is flushed (SIGINT) before this returns."""
-    argv = node_argv(netns, "netns", ["tcpdump", "-i", ifname, "-nn", "-U", "-w", path, "-c", str(count)]
-                     + ([bpf] if bpf else []))
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+def __getattr__(name):
+    """Load a public name from its private module on first use (PEP 562)."""
     try:
-        proc.wait(timeout=duration)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.send_signal(signal.SIGINT)  # tcpdump flushes the pcap on SIGINT
-        proc.wait(timeout=10)
-    return proc.stderr.read() if proc.stderr else ""
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    value = getattr(importlib.import_module(__package__ + "." + module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
