@@ -258,6 +258,19 @@ def _guest_env(env: Optional[dict], workdir: str) -> dict:
     return g
 
 
+
+#: /dev/fd and /dev/std{in,out,err} for the guest, made per job (never tracked in git: links
+#: into /proc/self make tools that follow them, like ``git ls-files | xargs wc``, hang).
+DEVLINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+            "stderr": "/proc/self/fd/2"}
+
+
+def _devlinks(directory: str) -> None:
+    """Make :data:`DEVLINKS` in ``directory`` (uml_init.sh copies them into the guest's /dev)."""
+    os.makedirs(directory)
+    for name, target in DEVLINKS.items():
+        os.symlink(target, os.path.join(directory, name))
+
 def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
                mem: str = "1G", env: Optional[dict] = None,
                cwd: Optional[str] = None,
@@ -315,7 +328,7 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
     init_script = os.path.join(jobdir, "init.sh")
     shutil.copyfile(INIT_SCRIPT, init_script)
     os.chmod(init_script, 0o755)
-    shutil.copytree(os.path.join(HERE, "devlinks"), os.path.join(jobdir, "devlinks"), symlinks=True)
+    _devlinks(os.path.join(jobdir, "devlinks"))
     umldir = tempfile.mkdtemp(prefix="uml-")          # pid file + mconsole socket
     umid = "r" + uuid.uuid4().hex[:12]
     out_path = os.path.join(workdir, OUTPUT_NAME)
