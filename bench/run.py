@@ -578,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(0: do not wait; default 60)")
     p.add_argument("--timeout", type=float, default=1800.0, help="timeout of one topo command (default 1800 s)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (YAML, batch files, logs)")
+    p.add_argument("--vs", choices=("mininet",), default=None,
+                   help="instead of ip -batch, compare with Mininet side by side: build, ping every pair, "
+                        "teardown, interleaved (see bench/vs_mininet.py)")
+    p.add_argument("--mininet-timeout", type=float, default=600.0,
+                   help="with --vs mininet: cap on one Mininet run (default 600 s)")
     opts = p.parse_args(argv)
     for shape in opts.shapes:
         if shape not in ("chain", "star"):
@@ -598,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
+
+    if opts.vs == "mininet":
+        return _vs_mininet(opts)
 
     root_tmp = tempfile.mkdtemp(prefix="topo-bench-")
     results: list[dict] = []
@@ -633,6 +641,30 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(doc, f, indent=2)
         console.print(f"wrote {opts.json}")
     return 1 if any(r["error"] for r in results) or len(results) < len(opts.sizes) * len(opts.shapes) else 0
+
+
+def _vs_mininet(opts) -> int:
+    """``--vs mininet``: topo and Mininet side by side (bench/vs_mininet.py)."""
+    import vs_mininet
+
+    why = vs_mininet.mininet_missing()
+    if why:
+        console.print(f"[yellow]--vs mininet skipped: {why}[/]")
+        return 0
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        cases = vs_mininet.compare(opts.sizes, opts.shapes, opts.repeat, opts.timeout, opts.mininet_timeout, console)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]; cleaned up the run that was going")
+        return 1
+    out.print(vs_mininet.table(cases, f"topo vs Mininet 2.3 (Linux bridges, no controller), {os.cpu_count()} CPUs, "
+                                      f"medians of {opts.repeat}, interleaved; ratio < 1: topo faster"))
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"started": started, "host": platform.node(), "kernel": platform.release(),
+                       "cpus": os.cpu_count(), "git": _git_describe(), "vs": "mininet", "cases": cases}, f, indent=2)
+        console.print(f"wrote {opts.json}")
+    return 1 if any(s["error"] for c in cases for tool in ("topo", "mininet") for s in c[tool]) else 0
 
 
 if __name__ == "__main__":
