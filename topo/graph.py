@@ -110,9 +110,20 @@ class _Edge:
         """Whether the ends sit on two different build hosts."""
         return bool(self.a.host and self.b.host and self.a.host != self.b.host)
 
+    def label(self) -> list[str]:
+        """The edge's label, a line each: ``cross-host``, the tunnel's type and VNI/key, each
+        node end's ``node ifname address`` (a port: the node's end only), the impairments.
+        All in the middle of the edge: dot keeps middle labels clear of each other (it does
+        not do so for labels at the ends)."""
+        lines = (["cross-host"] if self.cross else []) + ([self.title] if self.title else [])
+        lines += [f"{x.node} {x.text()}".strip() for x in (self.a, self.b) if x.node]
+        return lines + ([self.impair] if self.impair else [])
+
 
 @dataclass
 class _Drawing:
+    """What every output format draws: the vertices by name, the edges, the group colours."""
+
     lab: str
     vertices: dict[str, _Vertex]
     edges: list[_Edge]
@@ -121,12 +132,13 @@ class _Drawing:
 
 
 def _num(value) -> str:
+    """A number without a needless fraction: 50.0 -> ``50``, 2.5 -> ``2.5``."""
     return f"{value:g}"
 
 
 def impairment_text(imp: dict) -> str:
     """One impairment (``{delay, jitter (ms), loss (%), rate (bit/s)}``, None for unset) as
-    text: ``delay 50 ms ±5 ms, loss 1%, rate 20.0 Mbit/s``; empty when nothing is set."""
+    text: ``delay 50 ms ±5 ms, loss 1%, rate 20 Mbit/s``; empty when nothing is set."""
     parts = []
     if imp.get("delay") is not None or imp.get("jitter") is not None:
         parts.append(f"delay {_num(imp.get('delay') or 0)} ms"
@@ -139,6 +151,7 @@ def impairment_text(imp: dict) -> str:
 
 
 def _split(ref: str | None) -> tuple[str | None, str | None]:
+    """``"node:ifname"`` -> ``(node, ifname)``; ``(None, None)`` for None or no colon."""
     if not ref or ":" not in ref:
         return None, None
     left, _, right = ref.partition(":")
@@ -166,7 +179,8 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
             lines.append(f"anycast {a}")
         kind = node.get("kind") or "netns"
         role = "router" if node.get("forwarding") else "host"
-        info = [f"{name}: {kind} {role}" + (f", groups {', '.join(node['groups'])}" if node.get("groups") else "")]
+        info = [f"{name}: {kind} {role}" + (f", groups {', '.join(node['groups'])}" if node.get("groups") else "")
+                + (f", image {node['container']['image']}" if (node.get("container") or {}).get("image") else "")]
         info += [f"  {row['ifname']} {row['address'] or '(no address)'}"
                  + (f" - {row['peer']}" if row["peer"] else "") for row in address_plan({"nodes": {name: node}})]
         vertices[name] = _Vertex(name, kind, bool(node.get("forwarding")), list(node.get("groups") or []),
@@ -225,42 +239,32 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
                 continue
             seen.add(key)
             tunnel = tunnels.get((node.get("netns"), ifname))
-            if tunnel is not None:
-                peer_node = nodes.get(other) or {}
-                peer_if = next((j for j in peer_node.get("interfaces") or [] if j["ifname"] == other_if), {})
-                far = tunnels.get((peer_node.get("netns"), other_if)) or {}
-                a = end(tunnel.get("master") or name, name, ifname, i.get("address"))
-                a.host = vertices[name].host
-                if other in nodes:
-                    b = end(far.get("master") or other, other, other_if, peer_if.get("address"))
-                    b.host = vertices[other].host
-                else:
-                    b = _End(f"remote {tunnel.get('remote')}")
-                kind = tunnel.get("kind", "tunnel")
+            peer_if = next((j for j in (nodes.get(other) or {}).get("interfaces") or []
+                            if j["ifname"] == other_if), {})
+            a = end(name, name, ifname, i.get("address"))
+            here = (f"{name}:{ifname}", (name, ifname))
+            if tunnel is not None and other in nodes:
+                # an L2 tunnel plugged into bridges joins them; its ends' hosts are its nodes'
+                far = tunnels.get((nodes[other].get("netns"), other_if)) or {}
+                a.vertex = tunnel.get("master") or name
+                b = end(far.get("master") or other, other, other_if, peer_if.get("address"))
+                b.host = vertices[other].host
+                kind = tunnel.get("kind") or "tunnel"
                 if kind == "vxlan":
-                    title = f"vxlan VNI {tunnel.get('vni')}"
-                    under = f"udp/{tunnel.get('dstport')}"
+                    title, under = f"vxlan VNI {tunnel.get('vni')}", f"udp/{tunnel.get('dstport')}"
                 else:
                     title = kind + (f" key {tunnel['key']}" if tunnel.get("key") is not None else "")
                     under = kind
-                tip = (f"{title}: {name}:{ifname} - {peer}, underlay {tunnel.get('local')} - "
-                       f"{tunnel.get('remote')} {under}")
-                edges.append(_Edge("tunnel", a, b, title,
-                                   impair_of([(f"{name}:{ifname}", (name, ifname)),
-                                                    (peer, (other, other_if))]), tip))
+                edges.append(_Edge("tunnel", a, b, title, impair_of([here, (peer, (other, other_if))]),
+                                   f"{title}: {name}:{ifname} - {peer}, underlay {tunnel.get('local')} - "
+                                   f"{tunnel.get('remote')} {under}"))
             elif other in bridges:
-                a = end(name, name, ifname, i.get("address"))
                 edges.append(_Edge("port", a, end(other, None, other_if, None), "",
-                                   impair_of([(f"{name}:{ifname}", (name, ifname)),
-                                                    (f"{other} port {other_if}", (other, other_if))]),
-                                   f"{name}:{ifname} {i.get('address') or ''} on bridge {other} (port {other_if})"))
+                                   impair_of([here, (f"{other} port {other_if}", (other, other_if))]),
+                                   f"{name}:{ifname} {a.address or ''} on bridge {other} (port {other_if})"))
             elif other in nodes:
-                peer_if = next((j for j in nodes[other].get("interfaces") or [] if j["ifname"] == other_if), {})
-                a = end(name, name, ifname, i.get("address"))
                 b = end(other, other, other_if, peer_if.get("address"))
-                edges.append(_Edge("link", a, b, "",
-                                   impair_of([(f"{name}:{ifname}", (name, ifname)),
-                                                    (peer, (other, other_if))]),
+                edges.append(_Edge("link", a, b, "", impair_of([here, (peer, (other, other_if))]),
                                    f"{name}:{ifname} {a.address or ''} - {peer} {b.address or ''}"))
     for name, br in bridges.items():
         if br.get("node") in nodes:
@@ -361,29 +365,20 @@ def dot_source(expanded: dict, hosts: dict | None = None) -> str:
     for v in d.vertices.values():
         if v.name not in placed:
             add(g, v)
-    for v in {e.b.vertex for e in d.edges} - set(d.vertices):  # a tunnel to an address outside the lab
-        g.node(v, label=v, shape="plaintext", style="")
 
     for e in d.edges:
         attrs: dict[str, str] = {"tooltip": e.tooltip}
-        middle = [e.title] if e.title else []
         if e.kind == "home":
-            attrs.update(style="dotted", weight="4", len="0.5")
-        elif e.kind == "port":
-            middle.insert(0, e.a.text())  # the node's interface and address
-        else:  # both ends in the middle label: dot keeps those clear of each other (head and tail labels it does not)
-            middle += [f"{x.node} {x.text()}".strip() for x in (e.a, e.b) if x.node]
+            attrs.update(style="dotted", weight="4")
         if e.kind == "tunnel":
             attrs.update(style="dashed", color=TUNNEL, fontcolor=TUNNEL, penwidth="1.4")
         if e.impair:
-            middle.append(e.impair)
             attrs.update(color=IMPAIRED, fontcolor=IMPAIRED, penwidth="2.2")
         if e.cross:
-            middle.insert(0, "cross-host")
             attrs.update(color=CROSS_HOST, fontcolor=CROSS_HOST, penwidth="2.5")
             attrs["style"] = ",".join(filter(None, (attrs.get("style"), "bold")))
-        if middle:
-            attrs["label"] = "\\n".join(middle)
+        if e.label():
+            attrs["label"] = "\\n".join(e.label())
         g.edge(e.a.vertex, e.b.vertex, **attrs)
     return g.source
 
@@ -400,9 +395,6 @@ def mermaid_source(expanded: dict, hosts: dict | None = None) -> str:
     as ``classDef`` fills; hosts as subgraphs). Deterministic; errors as for dot_source."""
     d = _drawing(expanded, hosts)
     ids = {name: f"n{i}" for i, name in enumerate(d.vertices)}
-    for e in d.edges:
-        if e.b.vertex not in ids:
-            ids[e.b.vertex] = f"x{len(ids)}"
     brackets = {"box": ('("', '")'), "box3d": ('[["', '"]]'), "octagon": ('{{"', '"}}'),
                 "doubleoctagon": ('{{"', '"}}'), "ellipse": ('(["', '"])')}
     out = [f"%% topo lab {d.lab}", "flowchart LR"]
@@ -423,23 +415,9 @@ def mermaid_source(expanded: dict, hosts: dict | None = None) -> str:
     for v in d.vertices.values():
         if v.name not in placed:
             vertex(v)
-    for name in ids:
-        if name not in d.vertices:
-            out.append(f'  {ids[name]}["{_mmd(name)}"]')
     styles = []
     for n, e in enumerate(d.edges):
-        parts = []
-        if e.cross:
-            parts.append("cross-host")
-        if e.title:
-            parts.append(e.title)
-        if e.kind == "port":
-            parts.append(f"{e.a.node} {e.a.text()}")
-        elif e.kind in ("link", "tunnel"):
-            parts += [f"{e.a.node} {e.a.text()}".strip(), f"{e.b.node} {e.b.text()}".strip()] \
-                if e.b.node else [f"{e.a.node} {e.a.text()}"]
-        if e.impair:
-            parts.append(e.impair)
+        parts = e.label()
         arrow = "-.-" if e.kind in ("tunnel", "home") else "---"
         label = f'|"{_mmd("<br/>".join(parts))}"|' if parts else ""
         out.append(f"  {ids[e.a.vertex]} {arrow}{label} {ids[e.b.vertex]}")
