@@ -345,7 +345,7 @@ def dot_source(expanded: dict, hosts: dict | None = None) -> str:
     g.attr("graph", rankdir="LR", fontname=FONT, fontsize="11", labelloc="t", label=_legend(d),
            nodesep="0.35", ranksep="1.1", pad="0.3", newrank="true")
     g.attr("node", fontname=FONT, fontsize="11", style="filled", margin="0.12,0.06")
-    g.attr("edge", fontname=FONT, fontsize="9", labelfontsize="9", labelfontcolor="#333333", color="#444444")
+    g.attr("edge", fontname=FONT, fontsize="9", color="#444444")
 
     def add(target, v: _Vertex):
         label = "\\n".join([v.name] + v.lines)
