@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install topo and everything it needs on Debian/Ubuntu, as root:
 #   - apt: iproute2 (ip netns, tc), iputils-ping (ping checks), iperf3 (throughput checks),
-#     tcpdump (captures), python3-venv
+#     tcpdump (captures), graphviz (topo graph's dot), python3-venv
 #   - a virtualenv at $TOPO_VENV (default /opt/topo) with topo, Ansible (ansible 12 on
 #     ansible-core 2.19), ansible-runner, pyroute2, netaddr, pydantic, rich, and the test
 #     tools (pytest, hypothesis)
@@ -24,6 +24,7 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v tcpdump >/dev/null || need_apt+=(tcpdump)
+command -v dot >/dev/null || need_apt+=(graphviz)  # topo graph: SVG, PNG and HTML drawings
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
