@@ -84,7 +84,7 @@ def life(timeout, rounds=1):
     return READY_TIMEOUT + rounds * (3 * timeout + 3) + STOP_TIMEOUT + 10
 
 
-def src(p, key="address"):
+def address_of(p, key="address"):
     """The address participant ``p`` sends from (``key``), None when it has none."""
     return p.get(key) or None
 

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 import time
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, life, src
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, b64_text
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, plural, records_of)
@@ -43,7 +43,7 @@ def run(check, sess, payloads, timeout):
             want = len(requests) if proto == "udp" else 1
             clients.append((p, proto, want, sess.start(p, "client/" + proto, {
                 "role": "send", "proto": proto, "mode": "unicast", "address": address,
-                "port": port, "bind": src(p), "timeout": timeout, "life": life(timeout),
+                "port": port, "bind": address_of(p), "timeout": timeout, "life": life(timeout),
                 "gap": GAP, "payloads": requests})))
     sess.all_ready()
     sess.command([c for _, _, _, c in clients], "SEND 1")

@@ -11,7 +11,7 @@ that has it. Figures: ``received`` {node: datagrams}, ``expected_per_receiver``,
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, life, src
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, joined, names, plural, records_of, sender_notes, who_get, judge_listeners)
@@ -27,13 +27,13 @@ def run(check, sess, payloads, timeout):
     recvs, silent = sess.listeners(check, port, timeout)
     send = sess.start(check["sender"], "sender", {
         "role": "send", "proto": "udp", "mode": "broadcast", "address": address, "port": port,
-        "bind": src(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
+        "bind": address_of(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
         "gap": GAP, "life": life(timeout)})
     sess.all_ready()
     sess.round(1, recvs + silent, [send], dict((a, len(payloads)) for a in recvs), {}, timeout)
     sess.stop()
 
-    v, src = Verdict(), src(check["sender"])
+    v, src = Verdict(), address_of(check["sender"])
     full, loud = judge_listeners(v, recvs, silent, payloads, src, check["sender"]["node"])
     v.add(send, "broadcasts every payload", [])
     if v.problems:

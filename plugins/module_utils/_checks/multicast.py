@@ -15,10 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 import time
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, JOIN_SETTLE, life, src
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import (
+    GAP, JOIN_SETTLE, address_of, life)
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
-    Verdict, errors_of, joined, listener_problems, missing, names, plural, records_of, silent_problems, who_get)
+    Verdict, errors_of, joined, listener_problems, missing, names, plural, records_of,
+    silent_problems, who_get)
 
 __metaclass__ = type
 
@@ -67,7 +69,7 @@ def run(check, sess, payloads, timeout):
     sess.stop()
 
     v = Verdict()
-    sender_src = [(s, src(p, "interface") or src(p)) for s, p in zip(senders, check["senders"])]
+    sender_src = [(s, address_of(p, "interface") or address_of(p)) for s, p in zip(senders, check["senders"])]
     for m in members:
         probs = []
         for rnd in range(1, rounds + 1):

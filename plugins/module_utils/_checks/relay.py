@@ -11,10 +11,11 @@ The check (see .specs): ``sender``, ``relay``, ``address`` (the relay's), ``port
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, life, src
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
-    Verdict, errors_of, joined, judge_listeners, listener_problems, missing, names, plural, records_of, sender_notes, who_get)
+    Verdict, errors_of, joined, judge_listeners, listener_problems, missing, names, plural,
+    records_of, sender_notes, who_get)
 
 __metaclass__ = type
 
@@ -31,7 +32,7 @@ def run(check, sess, payloads, timeout):
         "life": life(timeout)})
     send = sess.start(check["sender"], "sender", {
         "role": "send", "proto": "udp", "mode": "unicast", "address": check["address"],
-        "port": port, "bind": src(check["sender"]), "payloads": b64(payloads),
+        "port": port, "bind": address_of(check["sender"]), "payloads": b64(payloads),
         "timeout": timeout, "gap": GAP, "life": life(timeout)})
     sess.all_ready()
     want = dict((a, len(payloads)) for a in recvs)
@@ -40,7 +41,7 @@ def run(check, sess, payloads, timeout):
     sess.stop()
 
     v = Verdict()
-    probs = listener_problems(relay, payloads, 1, src(check["sender"]), check["sender"]["node"])
+    probs = listener_problems(relay, payloads, 1, address_of(check["sender"]), check["sender"]["node"])
     relayed = (relay.report or {}).get("relayed", 0)
     if relayed < len(payloads) and not probs:
         probs.append("resent %d of %d payloads to %s:%d%s" % (

@@ -10,7 +10,7 @@ one connection); fail: the receiver gets nothing. Figures: ``proto``, ``sent``,
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, life, src
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, missing, plural, records_of, sources, tcp_intact)
@@ -29,7 +29,7 @@ def run(check, sess, payloads, timeout):
         "segments": [p["length"] for p in payloads], "life": life(timeout)})
     send = sess.start(check["sender"], "sender", {
         "role": "send", "proto": proto, "mode": "unicast", "address": address, "port": port,
-        "bind": src(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
+        "bind": address_of(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
         "gap": GAP, "life": life(timeout)})
     sess.all_ready()
     n = (len(payloads) if proto == "udp" else 1) if want_pass else 0
@@ -37,7 +37,7 @@ def run(check, sess, payloads, timeout):
     sess.stop()
 
     v = Verdict()
-    src = src(check["sender"])
+    src = address_of(check["sender"])
     recs = records_of(recv)
     if proto == "tcp":
         intact, conn = tcp_intact(recs, payloads, src)
