@@ -219,6 +219,14 @@ class Session:
         return ([self.start(p, "receiver", rargs) for p in check.get("receivers") or []],
                 [self.start(p, "silent", rargs) for p in check.get("silent") or []])
 
+    def sender(self, participant, proto, mode, address, port, payloads, timeout):
+        """Start a sender on ``participant``: ``payloads`` (base64) over ``proto`` to
+        ``address:port`` (``mode`` unicast | broadcast), bound to its address; returns it."""
+        return self.start(participant, "sender", {
+            "role": "send", "proto": proto, "mode": mode, "address": address, "port": port,
+            "bind": address_of(participant), "payloads": payloads, "timeout": timeout,
+            "gap": GAP, "life": life(timeout)})
+
     def pump(self, timeout):
         """Read what the agents printed, waiting at most ``timeout`` seconds."""
         fds = dict((fd, a) for a in self.agents for fd in a.fds)

@@ -26,9 +26,12 @@ ANYCAST_REQUEST = "topo anycast request from %s"
 
 
 def run(check, sess, payloads, timeout):
-    """Run the anycast check ``check`` (validated) with agents of ``sess``; ``payloads``
-    encoded (.payloads), ``timeout`` seconds. Returns (Verdict, expected line, observed
-    line, figures)."""
+    """Run anycast check ``check`` (validated by .specs) with the agents of ``sess``.
+
+    Every client sends its requests over each protocol; each must be answered by the
+    server it expects; servers answer every request with their node name.
+    ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
+    expected line, observed line, figures)``."""
     port, address = check["port"], check["address"]
     protos = check.get("protos") or ["tcp", "udp"]
     servers = [sess.start(p, "server", {

@@ -11,7 +11,7 @@ that has it. Figures: ``received`` {node: datagrams}, ``expected_per_receiver``,
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import address_of
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, joined, names, plural, records_of, sender_notes, who_get, judge_listeners)
@@ -20,15 +20,15 @@ __metaclass__ = type
 
 
 def run(check, sess, payloads, timeout):
-    """Run the broadcast check ``check`` (validated) with agents of ``sess``; ``payloads``
-    encoded (.payloads), ``timeout`` seconds. Returns (Verdict, expected line, observed
-    line, figures)."""
+    """Run broadcast check ``check`` (validated by .specs) with the agents of ``sess``.
+
+    One round: the sender broadcasts every payload; each receiver must get them all,
+    each silent node nothing (it listens on the same port).
+    ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
+    expected line, observed line, figures)``."""
     port, address = check["port"], check["address"]
     recvs, silent = sess.listeners(check, port, timeout)
-    send = sess.start(check["sender"], "sender", {
-        "role": "send", "proto": "udp", "mode": "broadcast", "address": address, "port": port,
-        "bind": address_of(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
-        "gap": GAP, "life": life(timeout)})
+    send = sess.sender(check["sender"], "udp", "broadcast", address, port, b64(payloads), timeout)
     sess.all_ready()
     sess.round(1, recvs + silent, [send], dict((a, len(payloads)) for a in recvs), {}, timeout)
     sess.stop()

@@ -26,9 +26,12 @@ __metaclass__ = type
 
 
 def run(check, sess, payloads, timeout):
-    """Run the multicast check ``check`` (validated) with agents of ``sess``; ``payloads``
-    encoded (.payloads), ``timeout`` seconds. Returns (Verdict, expected line, observed
-    line, figures)."""
+    """Run multicast check ``check`` (validated by .specs) with the agents of ``sess``.
+
+    Members join, senders send to the group (round 1); with ``leave`` the leavers drop
+    it and round 2 follows; with ``ack`` members ack every datagram to its sender.
+    ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
+    expected line, observed line, figures)``."""
     port, group, ttl = check["port"], check["group"], check.get("ttl", 1)
     ack = bool(check.get("ack"))
     leave = set(check.get("leave") or [])

@@ -11,7 +11,7 @@ The check (see .specs): ``sender``, ``relay``, ``address`` (the relay's), ``port
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, joined, judge_listeners, listener_problems, missing, names, plural,
@@ -21,19 +21,20 @@ __metaclass__ = type
 
 
 def run(check, sess, payloads, timeout):
-    """Run the relay check ``check`` (validated) with agents of ``sess``; ``payloads``
-    encoded (.payloads), ``timeout`` seconds. Returns (Verdict, expected line, observed
-    line, figures)."""
+    """Run relay check ``check`` (validated by .specs) with the agents of ``sess``.
+
+    One round: the sender sends to the relay, which resends every datagram to
+    out_address:out_port; receivers there must get them all, silent nodes nothing.
+    ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
+    expected line, observed line, figures)``."""
     port, out_port = check["port"], check["out_port"]
     recvs, silent = sess.listeners(check, out_port, timeout)
     relay = sess.start(check["relay"], "relay", {
         "role": "relay", "address": check["address"], "port": port,
         "out_address": check["out_address"], "out_port": out_port, "timeout": timeout,
         "life": life(timeout)})
-    send = sess.start(check["sender"], "sender", {
-        "role": "send", "proto": "udp", "mode": "unicast", "address": check["address"],
-        "port": port, "bind": address_of(check["sender"]), "payloads": b64(payloads),
-        "timeout": timeout, "gap": GAP, "life": life(timeout)})
+    send = sess.sender(check["sender"], "udp", "unicast", check["address"], port, b64(payloads),
+                       timeout)
     sess.all_ready()
     want = dict((a, len(payloads)) for a in recvs)
     want[relay] = len(payloads)

@@ -10,7 +10,7 @@ one connection); fail: the receiver gets nothing. Figures: ``proto``, ``sent``,
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, missing, plural, records_of, sources, tcp_intact)
@@ -19,18 +19,18 @@ __metaclass__ = type
 
 
 def run(check, sess, payloads, timeout):
-    """Run the unicast check ``check`` (validated) with agents of ``sess``; ``payloads``
-    encoded (.payloads), ``timeout`` seconds. Returns (Verdict, expected line, observed
-    line, figures)."""
+    """Run unicast check ``check`` (validated by .specs) with the agents of ``sess``.
+
+    One round: the sender sends every payload to the receiver (one TCP connection,
+    or a datagram each), which must get them all intact - or nothing, with ``expect: fail``.
+    ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
+    expected line, observed line, figures)``."""
     proto, port, address = check.get("proto", "udp"), check["port"], check["address"]
     want_pass = check.get("expect", "pass") == "pass"
     recv = sess.start(check["receiver"], "receiver", {
         "role": "recv", "proto": proto, "port": port, "bind": "", "timeout": timeout,
         "segments": [p["length"] for p in payloads], "life": life(timeout)})
-    send = sess.start(check["sender"], "sender", {
-        "role": "send", "proto": proto, "mode": "unicast", "address": address, "port": port,
-        "bind": address_of(check["sender"]), "payloads": b64(payloads), "timeout": timeout,
-        "gap": GAP, "life": life(timeout)})
+    send = sess.sender(check["sender"], proto, "unicast", address, port, b64(payloads), timeout)
     sess.all_ready()
     n = (len(payloads) if proto == "udp" else 1) if want_pass else 0
     sess.round(1, [recv], [send], {recv: n}, {}, timeout)
