@@ -92,10 +92,13 @@ class Verdict:
         self.problems = []
 
     def add(self, agent, expect, problems):
+        """Record ``agent``'s outcome: its ``details`` entry (what was expected of it, its
+        ``problems`` [str]) and the problems, each prefixed with ``"<node> (<label>)"``."""
         self.details.setdefault(agent.node, {})[agent.label] = summary(agent, expect, problems)
         self.problems += ["%s %s" % (agent.who, p) for p in problems]
 
     def note(self, text):
+        """Add ``text`` to the failure message as it is."""
         self.problems.append(text)
 
 
