@@ -4,9 +4,7 @@ interface, find the labs that own namespaces. Reached through ``api`` only."""
 
 from __future__ import absolute_import, division, print_function
 
-import signal
-import subprocess
-
+from ansible_collections.topo.lab.plugins.module_utils import _process
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     MARKER, NetnsError, Sockets, list_namespaces, namespace_exists)
 
@@ -33,22 +31,25 @@ def labs_in_kernel():
 def node_argv(netns, kind, argv, interactive=False, tty=False):
     """The argv that runs ``argv`` inside a node: ``ip netns exec NETNS ...`` for a netns
     node; ``docker exec [-i] [-t] NETNS ...`` for a docker node (its programs, files and
-    hostname; the container is named like the namespace). No shell is involved."""
-    if kind == "docker":
-        return ["docker", "exec"] + (["-i"] if interactive else []) + (["-t"] if tty else []) + [netns] + list(argv)
-    return ["ip", "netns", "exec", netns] + list(argv)
+    hostname; the container is named like the namespace). No shell is involved.
+    (:func:`_process.exec_argv`, the one home for programs in nodes.)"""
+    return _process.exec_argv(_process.place_of(netns, kind), argv, interactive, tty)
 
 
 def capture(netns, ifname, path, count, duration, bpf=None):
     """Run tcpdump on ``ifname`` inside namespace ``netns`` into the pcap ``path`` until
     ``count`` packets were seen or ``duration`` seconds passed (or Ctrl-C); returns
-    tcpdump's stderr. The pcap is flushed (SIGINT) before this returns."""
-    argv = node_argv(netns, "netns", ["tcpdump", "-i", ifname, "-nn", "-U", "-w", path, "-c", str(count)]
-                     + ([bpf] if bpf else []))
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+    tcpdump's stderr (or why it could not capture). The pcap is flushed (SIGINT) before
+    this returns (:class:`_process.Tcpdump`)."""
+    dump = _process.Tcpdump(_process.place_of(netns), ifname, path, bpf, count=count,
+                            tcpdump=_process.which("tcpdump") or "tcpdump")
     try:
-        proc.wait(timeout=duration)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.send_signal(signal.SIGINT)  # tcpdump flushes the pcap on SIGINT
-        proc.wait(timeout=10)
-    return proc.stderr.read() if proc.stderr else ""
+        dump.start()
+        dump.wait(duration)
+    except _process.ProcessError as exc:
+        return str(exc)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dump.stop()
+    return dump.err.decode("utf-8", "replace")

@@ -1,87 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
-"""Private pcap helpers for topo.lab.capture and topo.lab.cast (the underscore: not public API).
+"""Private: reading pcaps for topo.lab.capture, topo.lab.cast, topo.lab.iperf and the
+front end (the underscore: not public API; the front end uses ``api.summarize_pcap``).
 
-Running tcpdump: :func:`tcpdump_argv` builds its argv, :func:`wait_listening` waits until
-it listens, :func:`stop` stops it by its PID (SIGINT, so the pcap is flushed).
-
-Reading the pcap: :func:`summarize` turns a capture into one flat dict per packet,
-tunnels opened up (GRE, gretap, VXLAN); :func:`matches` selects rows by layer stack and
-tunnel fields. Both are pure functions of their arguments (and the file). scapy is
-imported on first use, with its import-time warnings silenced.
+:func:`summarize` turns a capture into one flat dict per packet, tunnels opened up (GRE,
+gretap, VXLAN); :func:`matches` selects rows by layer stack and tunnel fields. Both are
+pure functions of their arguments (and the file). scapy is imported on first use, with
+its import-time warnings silenced. Running tcpdump is module_utils/_process.py's
+(:class:`_process.Tcpdump`), the one home for programs in nodes.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-import select
-import signal
-import subprocess
-import time
 import warnings
-
-#: Seconds :func:`stop` waits for tcpdump to exit after SIGINT before SIGKILL.
-STOP_TIMEOUT = 5.0
-#: Lines :func:`tail` keeps.
-TAIL_LINES = 20
-
-
-def tail(text, lines=TAIL_LINES):
-    """The last ``lines`` lines of ``text`` (str or bytes)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "\n".join((text or "").rstrip("\n").splitlines()[-lines:])
-
-
-class CaptureError(Exception):
-    """The capture could not run; the message says why."""
-
-
-def tcpdump_argv(tcpdump, interface, path, bpf=None, snaplen=262144, count=None):
-    """tcpdump's argv (no namespace prefix): capture on ``interface``, write ``path``
-    ("-" for stdout) packet by packet, stop after ``count`` packets (None: never), keep
-    ``snaplen`` bytes of each, ``bpf`` filter expression (None: everything)."""
-    argv = [tcpdump, "-i", interface, "-w", path, "-U", "--immediate-mode",
-            "-s", str(snaplen)]
-    if count is not None:
-        argv += ["-c", str(count)]
-    if bpf:
-        argv += ["--", bpf]
-    return argv
-
-
-def wait_listening(proc, timeout):
-    """Read tcpdump's stderr until it says "listening on"; CaptureError when it exits or
-    ``timeout`` seconds pass first. Returns what it printed."""
-    fd, seen = proc.stderr.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while b"listening on" not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise CaptureError("tcpdump did not start listening within %.1f s: %s"
-                               % (timeout, tail(seen) or "(no output)"))
-        if select.select([fd], [], [], left)[0]:
-            chunk = os.read(fd, 4096)
-            if not chunk:  # EOF: tcpdump exited
-                proc.wait()
-                raise CaptureError("tcpdump exited with %s before listening: %s"
-                                   % (proc.returncode, tail(seen) or "(no output)"))
-            seen += chunk
-    return seen
-
-
-def stop(proc):
-    """Stop ``proc`` by its PID: SIGINT (tcpdump flushes and exits), SIGKILL after
-    STOP_TIMEOUT. Returns the rest of its stderr."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        return proc.communicate(timeout=STOP_TIMEOUT)[1]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()[1]
 
 #: Layers that carry no protocol of their own: left out of ``layers``.
 _FILLER = ("Raw", "Padding")

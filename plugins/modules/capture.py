@@ -99,47 +99,41 @@ elapsed: {description: Seconds from starting tcpdump to its exit., returned: suc
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils import _pcap
-from ansible_collections.topo.lab.plugins.module_utils._pcap import stop, tail, wait_listening
+from ansible_collections.topo.lab.plugins.module_utils import _pcap, _process
+from ansible_collections.topo.lab.plugins.module_utils._checks import specs
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     NetnsError, entered, namespace_exists)
 
+
 def run_traffic(ip, item, default_netns):
-    """Run one traffic command inside its namespace; its result entry."""
+    """Run one traffic command inside its namespace (:func:`_process.run`); its result
+    entry ``{netns, argv, rc, timed_out, stdout, stderr}`` (output tails)."""
     netns = item["netns"] or default_netns
-    res = {"netns": netns, "argv": item["argv"], "rc": None, "timed_out": False}
-    try:
-        proc = subprocess.run([ip, "netns", "exec", netns] + item["argv"], capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL, timeout=item["timeout"])
-        res.update(rc=proc.returncode, stdout=tail(proc.stdout), stderr=tail(proc.stderr))
-    except subprocess.TimeoutExpired as exc:
-        res.update(timed_out=True, stdout=tail(exc.stdout), stderr=tail(exc.stderr))
+    res = {"netns": netns, "argv": item["argv"]}
+    res.update(_process.run({"netns": netns}, item["argv"], item["timeout"], ip=ip))
     return res
 
 
 def capture(p, tcpdump, ip):
-    """Run tcpdump as the params ``p`` say, around the traffic; returns
-    (traffic results, tcpdump's pid/rc/stderr, elapsed seconds)."""
-    argv = [ip, "netns", "exec", p["netns"]] + _pcap.tcpdump_argv(
-        tcpdump, p["interface"], p["path"], p["filter"], p["snaplen"], p["count"])
+    """Run tcpdump as the params ``p`` say (:class:`_process.Tcpdump`), around the
+    traffic; returns (traffic results, tcpdump's {pid, rc, stderr}, elapsed seconds).
+    CaptureError when tcpdump does not listen."""
+    dump = _process.Tcpdump({"netns": p["netns"]}, p["interface"], p["path"], p["filter"],
+                            p["snaplen"], p["count"], tcpdump=tcpdump, ip=ip)
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    traffic, err = [], b""
+    traffic = []
     try:
-        err = wait_listening(proc, p["listen_timeout"])
+        dump.start(p["listen_timeout"])
         for item in p["traffic"]:
             traffic.append(run_traffic(ip, item, p["netns"]))
         time.sleep(p["settle"] if p["traffic"] else p["duration"])
     finally:
-        err += stop(proc)
-    return traffic, {"pid": proc.pid, "rc": proc.returncode, "stderr": tail(err)}, \
-        round(time.monotonic() - started, 3)
+        dump.stop()
+    return traffic, dump.info(), round(time.monotonic() - started, 3)
 
 
 def describe(expect):
@@ -163,31 +157,7 @@ def seen(rows):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            netns=dict(type="str", required=True),
-            interface=dict(type="str", required=True),
-            filter=dict(type="str"),
-            count=dict(type="int", default=1000),
-            snaplen=dict(type="int", default=262144),
-            path=dict(type="path", required=True),
-            traffic=dict(type="list", elements="dict", default=[], options=dict(
-                argv=dict(type="list", elements="str", required=True),
-                netns=dict(type="str"),
-                timeout=dict(type="float", default=60),
-            )),
-            duration=dict(type="float", default=3),
-            settle=dict(type="float", default=0.5),
-            listen_timeout=dict(type="float", default=10),
-            max_rows=dict(type="int", default=200),
-            expect=dict(type="dict", options=dict(
-                layers=dict(type="list", elements="str"),
-                vni=dict(type="int"),
-                gre_key=dict(type="int"),
-                inner_src=dict(type="str"),
-                inner_dst=dict(type="str"),
-                min_packets=dict(type="int", default=1),
-            )),
-        ),
+        argument_spec=specs.SPECS["capture"],
         supports_check_mode=True,
     )
     p = module.params
@@ -196,11 +166,9 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, path=p["path"],
                          msg="check mode: nothing captured")
-    for key in ("count", "snaplen"):
-        if p[key] < 1:
-            module.fail_json(msg="%s must be at least 1, got %d" % (key, p[key]))
-    if any(not t["argv"] for t in p["traffic"]):
-        module.fail_json(msg="every traffic entry needs a non-empty argv")
+    wrong = specs.rules("capture", p)
+    if wrong:
+        module.fail_json(msg="; ".join(wrong))
     tcpdump = module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
     if tcpdump is None:
         module.fail_json(msg="tcpdump is not installed on the build host "

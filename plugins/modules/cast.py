@@ -26,6 +26,9 @@ description:
   - The task fails when the check does not pass; the result still carries every key, and
     RV(msg) says why, node by node. A check that cannot run (a node whose agent does not
     start, e.g. python3 missing in a container; a malformed check) fails the same way.
+  - "O(check) is validated against the spec of its C(type) (Ansible's argument spec
+    validator; the fields are in the notes), then value ranges and fields that must agree;
+    a malformed check fails with RV(msg) C(<type> check <name>: <what is wrong, naming the field>)."
   - This is an observation, not a change - it always reports C(changed=false), also in
     check mode, where it runs too (it changes nothing in the lab).
 author: topo developers
@@ -184,7 +187,7 @@ import signal
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils import _cast
+from ansible_collections.topo.lab.plugins.module_utils._checks import cast as runner
 
 
 def main():
@@ -202,7 +205,7 @@ def main():
     if any(p.get("container") for p in _participants(check)):
         docker = module.get_bin_path("docker", opt_dirs=["/usr/bin", "/usr/local/bin"])
         if docker is None:
-            result = _cast.base_result(check)
+            result = runner.base_result(check)
             result["msg"] = "the check has docker nodes and the docker CLI is not installed " \
                             "on the build host"
             module.fail_json(**result)
@@ -210,12 +213,12 @@ def main():
     if isinstance(check.get("capture"), dict):
         tcpdump = module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
         if tcpdump is None:
-            result = _cast.base_result(check)
+            result = runner.base_result(check)
             result["msg"] = "tcpdump is not installed on the build host " \
                             "(Debian/Ubuntu: apt-get install tcpdump)"
             module.fail_json(**result)
         bins["tcpdump"] = tcpdump
-    result = _cast.run_check(check, module.params["capture_dir"], **bins)
+    result = runner.run_check(check, module.params["capture_dir"], **bins)
     if result["ok"]:
         module.exit_json(**result)
     module.fail_json(**result)

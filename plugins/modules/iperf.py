@@ -8,8 +8,10 @@ DOCUMENTATION = r"""
 module: iperf
 short_description: Measure throughput between two lab nodes with iperf3, over a sweep of buffer lengths
 description:
-  - Runs on the build host (localhost, as root) and runs one expanded C(iperf3) check of
-    C(verify:) (the dict C(topo) writes into the inventory).
+  - "Runs on the build host (localhost, as root) and runs one expanded C(iperf3) check of
+    C(verify:) (the dict C(topo) writes into the inventory). Its fields are validated
+    against O(check)'s spec, then value ranges (a positive duration, a port 1-65535, ...);
+    a bad check fails with C(iperf3 check NAME: ...) naming the field."
   - For each length of O(check.lengths) (once, without C(-l), when it is empty) it starts a
     one-off server C(iperf3 -s -1 -J -p PORT) inside the server node, waits until it listens
     (C(ss -ltn) in the node's namespace), runs the client
@@ -28,7 +30,9 @@ description:
     most 1000 packets of at most 256 bytes.
   - This is a check, not a change - it always reports C(changed=false), and runs in check
     mode too.
-  - Units - bits per second for rates, bytes for lengths, seconds for durations.
+  - Units - bits per second for rates, bytes for lengths, seconds for durations. Rates
+    in RV(expected), RV(observed) and RV(msg) are printed with SI prefixes and three
+    significant digits (C(940 Mbit/s), C(18.9 Gbit/s)), as everywhere in topo.
 author: topo developers
 requirements:
   - iperf3 in both nodes (Debian/Ubuntu C(apt-get install iperf3); namespace nodes run the build host's)
@@ -133,12 +137,12 @@ expected:
   description: One line - what should happen.
   returned: always
   type: str
-  sample: ">= 100.0 Mbit/s at every length (200, 400, 800 B)"
+  sample: ">= 100 Mbit/s at every length (200, 400, 800 B)"
 observed:
   description: One line - what happened, per length (UDP adds loss and jitter).
   returned: always
   type: str
-  sample: "200 B: 1.2 Gbit/s, 400 B: 2.3 Gbit/s, 800 B: 4.4 Gbit/s"
+  sample: "200 B: 1.23 Gbit/s, 400 B: 2.34 Gbit/s, 800 B: 4.45 Gbit/s"
 figures:
   description:
     - The measurements, all from iperf3's JSON output (C(iperf3 -J), iperf 3.12 keys) of the client.
@@ -177,70 +181,17 @@ capture:
   returned: when the check has a capture
   type: dict
 msg: {description: Why the check failed., returned: failure, type: str,
-      sample: "iperf3 TCP h1 -> h2 198.18.0.2:5201: below the minimum 1.0 Gbit/s: 200 B: 812.3 Mbit/s"}
+      sample: "iperf3 TCP h1 -> h2 198.18.0.2:5201: below the minimum 1 Gbit/s: 200 B: 812 Mbit/s"}
 """
 
-import re
 import signal
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils import _iperf
+from ansible_collections.topo.lab.plugins.module_utils._checks import iperf3, specs
 
-PARTICIPANT = dict(
-    node=dict(type="str", required=True),
-    netns=dict(type="str"),
-    container=dict(type="str"),
-    address=dict(type="str"),
-)
-
-CHECK = dict(
-    type=dict(type="str", choices=["iperf3"], default="iperf3"),
-    name=dict(type="str", required=True),
-    description=dict(type="str", default=""),
-    client=dict(type="dict", required=True, options=PARTICIPANT),
-    server=dict(type="dict", required=True, options=PARTICIPANT),
-    address=dict(type="str", required=True),
-    proto=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-    duration=dict(type="int", default=3),
-    parallel=dict(type="int", default=1),
-    lengths=dict(type="list", elements="int", default=[]),
-    bitrate=dict(type="float"),
-    min_bps=dict(type="float"),
-    port=dict(type="int", default=5201),
-    timeout=dict(type="float"),
-    capture=dict(type="dict", options=dict(
-        node=dict(type="str", required=True),
-        interface=dict(type="str", required=True),
-        netns=dict(type="str"),
-        container=dict(type="str"),
-        filter=dict(type="str"),
-    )),
-)
-
-
-def problems(check):
-    """What is wrong with the check's values (beyond the argument spec's types)."""
-    out = []
-    if not re.match(r"^[A-Za-z0-9_.-]+$", check["name"]):
-        out.append("name %r: use letters, digits, '_', '.', '-' (it names the capture file)"
-                   % check["name"])
-    for role in ("client", "server"):
-        if not (check[role].get("netns") or check[role].get("container")):
-            out.append("%s %s has neither netns nor container" % (role, check[role]["node"]))
-    if check["duration"] < 1:
-        out.append("duration must be at least 1 s, got %d" % check["duration"])
-    if check["parallel"] < 1:
-        out.append("parallel must be at least 1, got %d" % check["parallel"])
-    if not 1 <= check["port"] <= 65535:
-        out.append("port %d is not 1-65535" % check["port"])
-    bad = [n for n in check["lengths"] if n < 1]
-    if bad:
-        out.append("lengths must be positive byte counts, got %s" % bad)
-    for key in ("bitrate", "min_bps", "timeout"):
-        if check.get(key) is not None and check[key] <= 0:
-            out.append("%s must be positive, got %s" % (key, check[key]))
-    return out
+#: The check's fields: the iperf3 spec of module_utils/_checks/specs.py.
+CHECK = specs.SPECS["iperf3"]
 
 
 def main():
@@ -252,14 +203,14 @@ def main():
         supports_check_mode=True,
     )
     check = module.params["check"]
-    wrong = problems(check)
+    wrong = specs.rules("iperf3", check)
     if wrong:
         module.fail_json(msg="iperf3 check %s: %s" % (check["name"], "; ".join(wrong)),
                          ok=False, type="iperf3", name=check["name"],
                          description=check["description"])
     # a terminated module still reaps its iperf3 servers and tcpdump (the finally blocks)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    result = _iperf.run_check(check, module.params["capture_dir"])
+    result = iperf3.run_check(check, module.params["capture_dir"])
     if result["failed"]:
         module.fail_json(changed=False, **result)
     module.exit_json(changed=False, **result)

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+"""Private: the build-host side of topo.lab.cast - runs one unicast, broadcast, multicast,
+anycast or relay check (the runner of each type is the module of that name beside this
+one, found in :data:`RUNNERS` by the check's ``type``).
+
+:func:`run_check` returns the module result::
+
+    {"changed": False, "failed": not ok, "ok": bool, "type", "name", "description",
+     "expected": "one line", "observed": "one line",
+     "figures": {...type-specific numbers...},
+     "details": {node: {role label: {...what that node's agent reported...,
+                                     "expect": "what was expected of it",
+                                     "ok": bool, "problems": [str]}}},
+     "capture": {"path", "node", "interface", "filter", "total", "rows"},  # with a capture
+     "msg": "why it failed"}                                              # when it failed
+
+How a check runs:
+
+1. The check is validated against its type's spec (.specs, Ansible's ArgumentSpecValidator);
+   a bad one fails with a message naming the check and the field.
+2. The payloads are made (.payloads): ``bytes`` are drawn from ``os.urandom`` now.
+3. The capture, when asked, starts: the build host's tcpdump in the capture node's network
+   namespace (module_utils/_process.py), listening before any agent starts.
+4. Every participant gets an agent (.agents); all must print READY within
+   ``agents.READY_TIMEOUT`` seconds, or the check fails naming the node.
+5. The type's runner plays the rounds and judges the reports (.verdicts).
+6. Every agent is told STOP and reports; one that does not is killed. tcpdump is stopped
+   (SIGINT: the pcap is flushed) and the pcap summarised.
+
+Never raises for a check that fails or cannot run: the result says why (``msg``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import tempfile
+import traceback
+
+from ansible_collections.topo.lab.plugins.module_utils import _pcap, _process
+from ansible_collections.topo.lab.plugins.module_utils._checks import (
+    anycast, broadcast, multicast, relay, specs, unicast)
+from ansible_collections.topo.lab.plugins.module_utils._checks.agents import (
+    READY_TIMEOUT, CastError, Session, agent_source)
+from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import PayloadError, encode
+from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import summary
+from ansible_collections.topo.lab.plugins.module_utils._checktypes import CAST_TYPES
+
+__metaclass__ = type
+
+#: check type -> its runner ``run(check, session, payloads, timeout)`` ->
+#: (Verdict, expected, observed, figures); one module per type.
+RUNNERS = {"unicast": unicast.run, "broadcast": broadcast.run, "multicast": multicast.run,
+           "anycast": anycast.run, "relay": relay.run}
+assert tuple(RUNNERS) == CAST_TYPES, "a cast type without its runner"
+#: Capture rows returned (the pcap keeps them all).
+CAPTURE_ROWS = 50
+
+
+class Capture:
+    """tcpdump on the capture node's interface for the duration of a check
+    (:class:`_process.Tcpdump`: the build host's tcpdump in the node's named namespace,
+    or in a container's by its PID). ``spec`` is the check's ``capture``
+    ``{node, interface, netns, container, filter}``. CastError when it does not listen."""
+
+    def __init__(self, spec, path, ip="ip", docker="docker", tcpdump="tcpdump"):
+        self.spec, self.path = spec, path
+        self.dump = _process.Tcpdump(spec, spec["interface"], path, spec.get("filter"),
+                                     tcpdump=tcpdump, ip=ip, docker=docker)
+        try:
+            self.dump.start(READY_TIMEOUT)
+        except _process.ProcessError as exc:
+            raise CastError("capture on %s:%s: %s" % (spec.get("node"), spec["interface"], exc))
+
+    def result(self):
+        """Stops tcpdump; ``{path, node, interface, filter, total, rows (the first
+        CAPTURE_ROWS)}``, with ``error`` when the pcap cannot be read."""
+        self.dump.stop()
+        res = {"path": self.path, "node": self.spec.get("node"),
+               "interface": self.spec["interface"], "filter": self.spec.get("filter"),
+               "total": 0, "rows": []}
+        try:
+            rows = _pcap.summarize(self.path)
+            res.update(total=len(rows), rows=rows[:CAPTURE_ROWS])
+        except Exception as exc:  # a missing scapy, an empty or unreadable pcap
+            res["error"] = "%s (tcpdump: %s)" % (exc, _process.tail(self.dump.err, 3))
+        return res
+
+
+def base_result(check):
+    """The result of a check that did not run (yet): every key, ``failed`` True."""
+    check = check if isinstance(check, dict) else {}
+    return {"changed": False, "failed": True, "ok": False, "type": check.get("type"),
+            "name": check.get("name"), "description": check.get("description") or "",
+            "expected": "", "observed": "", "figures": {}, "details": {}}
+
+
+def run_check(check, capture_dir=None, ip="ip", docker="docker", tcpdump="tcpdump",
+              urandom=os.urandom):
+    """Run one expanded cast check; the module result (see the module docstring).
+
+    ``capture_dir``: where a capture's pcap goes (``<name>.pcap``; None: a new temporary
+    directory). ``ip``, ``docker`` and ``tcpdump`` are the build host's binaries."""
+    result = base_result(check)
+    check, probs = specs.validate(check)
+    if probs:
+        result.update(observed="the check cannot run", msg="; ".join(probs))
+        return result
+    timeout = float(check["timeout"])
+    sess, cap = None, None
+    try:
+        try:
+            payloads = encode(check["payloads"], urandom)
+        except PayloadError as exc:
+            raise CastError(str(exc))
+        if check.get("capture"):
+            cdir = capture_dir or tempfile.mkdtemp(prefix="topo-cast-")
+            cap = Capture(check["capture"], os.path.join(os.path.abspath(cdir),
+                                                         check["name"] + ".pcap"),
+                          ip, docker, tcpdump)
+        sess = Session(agent_source(), ip, docker)
+        verdict, expected, observed, figures = RUNNERS[check["type"]](check, sess, payloads,
+                                                                     timeout)
+        result.update(expected=expected, observed=observed, figures=figures,
+                      details=verdict.details)
+        if verdict.problems:
+            result["msg"] = "; ".join(verdict.problems)
+        else:
+            result.update(ok=True, failed=False)
+    except Exception as exc:  # CastError: the message says it all; anything else is a bug
+        if not isinstance(exc, CastError):
+            exc = "internal error: %s: %s" % (type(exc).__name__, exc)
+            result["exception"] = traceback.format_exc()
+        result.update(observed="the check could not run: %s" % exc, msg=str(exc))
+        if sess is not None:
+            sess.stop()
+            for a in sess.agents:
+                result["details"].setdefault(a.node, {})[a.label] = summary(
+                    a, "ready", [] if a.ready else ["not ready"])
+    finally:
+        if sess is not None:
+            sess.kill_all()
+        if cap is not None:
+            result["capture"] = cap.result()
+    return result
