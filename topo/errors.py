@@ -7,12 +7,46 @@ A user's mistake never produces a traceback: the CLI catches :class:`TopoError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 
 EXIT_OK = 0
 EXIT_VERIFY = 1
 EXIT_INPUT = 2
 EXIT_ENV = 3
+
+
+def field_path(path) -> str:
+    """The one spelling of a path into a topology: ``('links', 2, 'endpoints', 0, 'node')``
+    -> ``'links[2].endpoints[0].node'``. Integers are list indexes, strings keys;
+    pydantic's validator markers (``function-after``, ``function-before``) are skipped."""
+    out = ""
+    for part in path:
+        if part in ("function-after", "function-before"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a topology came from: its ``file`` and the 1-based ``lines`` of its paths
+    (``{('links', 2, 'endpoints', 0): 7, ...}``; CSV: the row's line). The loader fills it;
+    the validated :class:`~topo.model.Lab` carries it (``lab.source``) so later phases can
+    name the line of anything they reject, without the raw document."""
+
+    file: str
+    lines: dict[tuple, int] = _field(default_factory=dict)
+
+    def where(self, path) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one; None if none has."""
+        path = tuple(path)
+        lines = self.lines
+        while path:
+            line = lines.get(path)
+            if line is not None:
+                return line
+            path = path[:-1]
+        return lines.get(())
 
 
 @dataclass(frozen=True, order=True)

@@ -26,7 +26,8 @@ import sys
 
 import yaml
 
-from topo.casts import CAST_TYPES
+from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES
+from topo.expand.shape import Expanded
 
 CONNECTION = "topo.lab.netns"
 #: How Ansible reaches a docker node: community.docker's docker connection (``docker exec``)
@@ -60,7 +61,7 @@ def build_hosts(path: str | None = None) -> dict:
     return {name: dict(v or {}) for name, v in hosts.items()}
 
 
-def project(expanded: dict, python: str | None = None, hosts: dict | None = None) -> dict:
+def project(expanded: Expanded, python: str | None = None, hosts: dict | None = None) -> dict:
     """The inventory as ``{relative path: data}``: hosts.yml, group_vars/topo_hosts.json and
     host_vars/<node>.json.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from topo.errors import Problems
+from topo.errors import Problems, field_path
 from topo.load import RawLab
 
 #: Most nodes a document may expand to, aliases included.
@@ -50,13 +50,13 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
             out = {}
             for knode, vnode in node.value:
                 if not isinstance(knode, yaml.ScalarNode):
-                    problems.add(knode.start_mark.line + 1, _dotted(path), "keys must be plain names")
+                    problems.add(knode.start_mark.line + 1, field_path(path), "keys must be plain names")
                     continue
                 key = constructor.construct_object(knode)
                 if isinstance(key, (int, float, bool)) or key is None:
                     key = knode.value
                 if key in out:
-                    problems.add(knode.start_mark.line + 1, _dotted(path + (key,)),
+                    problems.add(knode.start_mark.line + 1, field_path(path + (key,)),
                                  f"duplicate key {key!r} (first on line {lab.lines.get(path + (key,))})")
                     continue
                 out[key] = convert(vnode, path + (key,))
@@ -66,7 +66,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         try:
             return constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            problems.add(node.start_mark.line + 1, _dotted(path), f"bad value: {exc}")
+            problems.add(node.start_mark.line + 1, field_path(path), f"bad value: {exc}")
             return None
 
     try:
@@ -79,10 +79,3 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         lab.data = {}
     return lab
 
-
-def _dotted(path: tuple) -> str:
-    """('links', 2, 'endpoints', 0) -> 'links[2].endpoints[0]'."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
