@@ -22,12 +22,19 @@ class _TooBig(Exception):
 
 
 def load(path: str, text: str, problems: Problems) -> RawLab:
-    """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``."""
+    """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``. Lines are
+    1-based and inside the file (libyaml marks what ends at the end of the stream, an error
+    or an empty value, one line past the last one: such marks name the last line)."""
+    last = max(1, len(text.splitlines()))
+
+    def at(mark) -> int:
+        return min(mark.line + 1, last)
+
     try:
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
+        line = at(mark) if mark is not None else None
         problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc} "
                                "(check the indentation and quoting on this line and the one before)")
         return RawLab(path, {})
@@ -36,7 +43,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         problems.add(None, "", "the file is empty; a topology needs at least 'nodes'")
         return lab
     if not isinstance(root, yaml.MappingNode):
-        problems.add(root.start_mark.line + 1, "", "the top level must be a mapping (name:, nodes:, links: ...)")
+        problems.add(at(root.start_mark), "", "the top level must be a mapping (name:, nodes:, links: ...)")
         return lab
     constructor = yaml.SafeLoader("")
     budget = [MAX_NODES]
@@ -45,18 +52,18 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         budget[0] -= 1
         if budget[0] < 0:
             raise _TooBig()
-        lab.lines.setdefault(path, node.start_mark.line + 1)
+        lab.lines.setdefault(path, at(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             out = {}
             for knode, vnode in node.value:
                 if not isinstance(knode, yaml.ScalarNode):
-                    problems.add(knode.start_mark.line + 1, field_path(path), "keys must be plain names")
+                    problems.add(at(knode.start_mark), field_path(path), "keys must be plain names")
                     continue
                 key = constructor.construct_object(knode)
                 if isinstance(key, (int, float, bool)) or key is None:
                     key = knode.value
                 if key in out:
-                    problems.add(knode.start_mark.line + 1, field_path(path + (key,)),
+                    problems.add(at(knode.start_mark), field_path(path + (key,)),
                                  f"duplicate key {key!r} (first on line {lab.lines.get(path + (key,))})")
                     continue
                 out[key] = convert(vnode, path + (key,))
@@ -66,7 +73,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         try:
             return constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            problems.add(node.start_mark.line + 1, field_path(path), f"bad value: {exc}")
+            problems.add(at(node.start_mark), field_path(path), f"bad value: {exc}")
             return None
 
     try:
