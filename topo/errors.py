@@ -74,6 +74,7 @@ class TopoError(Exception):
     exit_code = EXIT_INPUT
 
     def to_json(self) -> dict:
+        """``{error: class name, message, exit_code}``, what ``--json`` prints."""
         return {"error": type(self).__name__, "message": str(self), "exit_code": self.exit_code}
 
 
@@ -89,6 +90,7 @@ class InputError(TopoError):
         super().__init__(f"{n} problem{'s' if n != 1 else ''} in the topology ({phase}); nothing was built")
 
     def to_json(self) -> dict:
+        """As :meth:`TopoError.to_json`, plus ``phase`` and ``problems``: ``[{file, line, field, message}]``."""
         out = super().to_json()
         out["phase"] = self.phase
         out["problems"] = [
@@ -131,6 +133,8 @@ class Problems:
         self.items: list[Problem] = []
 
     def add(self, line: int | None, field: str, message: str) -> None:
+        """Record a problem at ``line`` (1-based, or None: the whole file) of ``field``
+        (spelt by :func:`field_path`, or a CSV column, or "")."""
         self.items.append(Problem(self.file, line, field, message))
 
     def gate(self, phase: str) -> None:

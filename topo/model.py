@@ -66,6 +66,9 @@ def _optional_network(value: str | None) -> str | None:
 
 
 class Strict(BaseModel):
+    """Base of every model: unknown keys are errors (misspelt keys never pass silently) and
+    strings are stripped."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -440,6 +443,8 @@ class _Cast(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     def payloads(self) -> list[dict]:
+        """What the check sends, in order, as the cast module takes it: the ``messages``
+        expanded, else one ``{"text": message}`` (default ``topo <Check> check``)."""
         if self.messages:
             return [m.expanded() for m in self.messages]
         return [{"text": self.message if self.message is not None else f"topo {type(self).__name__} check"}]
@@ -472,6 +477,8 @@ class BroadcastCheck(_Cast):
 
 
 class MulticastMember(Strict):
+    """A group member named with the interface it joins on (default: the kernel's choice)."""
+
     node: Name
     interface: IfName | None = None
 
@@ -599,6 +606,7 @@ class Check(Strict):
 
     @property
     def kind(self) -> str:
+        """The check's type: the one key of :data:`CHECK_TYPES` that is set."""
         return next(t for t in CHECK_TYPES if getattr(self, t) is not None)
 
 

@@ -44,6 +44,8 @@ class _Ctx:
         self.ok = False
 
     def names(self, field: str, items) -> list[str]:
+        """Node names for ``items`` (node or group names; a group stands for its members, by
+        name); unknown ones are reported."""
         out: list[str] = []
         for item in items:
             found = [item] if item in self.nodes else sorted(self.groups.get(item, []))
@@ -54,12 +56,15 @@ class _Ctx:
 
     # node() is called as ``ctx.node(a) & ctx.node(b)``: both run, so both unknown nodes are told.
     def node(self, field: str, name: str) -> bool:
+        """Whether ``name`` is a node; reports it under ``field`` when not."""
         if name not in self.nodes:
             self.bad(field, f"unknown node {name!r}")
             return False
         return True
 
     def address(self, name: str, field: str) -> str | None:
+        """The node's first IPv4 address, no length (first interface's, else loopback's);
+        None, reported, when it has none."""
         n = self.nodes[name]
         for i in n["interfaces"]:
             if i["address"]:
@@ -70,11 +75,13 @@ class _Ctx:
         return None
 
     def part(self, name: str, field: str) -> dict:
+        """The node as a participant: ``{node, netns, container, address}``."""
         n = self.nodes[name]
         return {"node": name, "netns": n["netns"], "container": n["netns"] if n["kind"] == "docker" else None,
                 "address": self.address(name, field)}
 
     def iface_address(self, name: str, ifname: str, field: str) -> str | None:
+        """The address, no length, of ``name``'s interface ``ifname``; None, reported, when it has none."""
         for i in self.nodes[name]["interfaces"]:
             if i["ifname"] == ifname:
                 if not i["address"]:
@@ -84,6 +91,8 @@ class _Ctx:
         return None
 
     def capture(self, spec) -> dict | None:
+        """The expanded ``capture:`` of a check (``node:ifname`` or ``{on, filter}``):
+        ``{node, interface, netns, container, filter}``; None when not asked for or wrong (reported)."""
         if spec is None:
             return None
         on, bpf = (spec, None) if isinstance(spec, str) else (spec.on, spec.filter)
