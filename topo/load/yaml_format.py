@@ -35,7 +35,10 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = at(mark) if mark is not None else None
-        problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc} "
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not take: no mark, a position
+            line = min(text.count("\n", 0, exc.position) + 1, last)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.add(line, "", f"invalid YAML: {what} "
                                "(check the indentation and quoting on this line and the one before)")
         return RawLab(path, {})
     lab = RawLab(path, {})
@@ -59,7 +62,11 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
                 if not isinstance(knode, yaml.ScalarNode):
                     problems.add(at(knode.start_mark), field_path(path), "keys must be plain names")
                     continue
-                key = constructor.construct_object(knode)
+                try:
+                    key = constructor.construct_object(knode)
+                except yaml.YAMLError as exc:  # a tagged key (!!python/object:...)
+                    problems.add(at(knode.start_mark), field_path(path), f"bad key: {getattr(exc, 'problem', None) or exc}")
+                    continue
                 if isinstance(key, (int, float, bool)) or key is None:
                     key = knode.value
                 if key in out:
@@ -73,7 +80,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         try:
             return constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            problems.add(at(node.start_mark), field_path(path), f"bad value: {exc}")
+            problems.add(at(node.start_mark), field_path(path), f"bad value: {getattr(exc, 'problem', None) or exc}")
             return None
 
     try:
