@@ -8,8 +8,6 @@ appear in the order written here (the YAML keeps insertion order). Addresses are
 tunnel's underlay or a check's target. MTUs are bytes (None: the kernel's default, 1500).
 """
 
-from __future__ import annotations
-
 from typing import Literal, NotRequired, TypedDict, Union
 
 
@@ -192,13 +190,26 @@ class Participant(TypedDict):
     netns: str
     container: str | None
     address: str | None
+    interface: NotRequired[str | None]
+    join: NotRequired[list[str]]
+    expect: NotRequired[str]
+
+
+class CastCapture(TypedDict):
+    """Where a cast or iperf3 check captures: tcpdump on ``node``'s ``interface`` (in
+    ``netns``; docker nodes: also ``container``) with BPF ``filter`` or None."""
+
+    node: str
+    interface: str
+    netns: str
+    container: str | None
+    filter: str | None
 
 
 class CastCheck(TypedDict, total=False):
     """A cast check, run by the topo.lab.cast module. Always: type (``unicast``,
     ``broadcast``, ``multicast``, ``anycast`` or ``relay``), name, description, timeout
-    (seconds), payloads (what is sent, see the module), capture (``{node, interface,
-    netns, container, filter}``, when asked for). Per type: unicast: proto, sender,
+    (seconds), payloads (what is sent, see the module), capture (when asked for). Per type: unicast: proto, sender,
     receiver, address, port, expect; broadcast: sender, address (``255.255.255.255`` or
     the directed broadcast), port, receivers, silent; multicast: group, port, ttl,
     senders, members, silent, leave (node names), ack; anycast: address, port, protos,
@@ -210,7 +221,7 @@ class CastCheck(TypedDict, total=False):
     description: str
     timeout: float
     payloads: list[dict]
-    capture: dict
+    capture: CastCapture
     proto: str
     sender: Participant
     receiver: Participant
@@ -252,7 +263,7 @@ class IperfCheck(TypedDict):
     bitrate: int | None
     min_bps: float | None
     port: int
-    capture: NotRequired[dict]
+    capture: NotRequired[CastCapture]
 
 
 Check = Union[PingCheck, CaptureCheck, CastCheck, IperfCheck]
