@@ -7,12 +7,46 @@ A user's mistake never produces a traceback: the CLI catches :class:`TopoError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 
 EXIT_OK = 0
 EXIT_VERIFY = 1
 EXIT_INPUT = 2
 EXIT_ENV = 3
+
+
+def field_path(path) -> str:
+    """The one spelling of a path into a topology: ``('links', 2, 'endpoints', 0, 'node')``
+    -> ``'links[2].endpoints[0].node'``. Integers are list indexes, strings keys;
+    pydantic's validator markers (``function-after``, ``function-before``) are skipped."""
+    out = ""
+    for part in path:
+        if part in ("function-after", "function-before"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a topology came from: its ``file`` and the 1-based ``lines`` of its paths
+    (``{('links', 2, 'endpoints', 0): 7, ...}``; CSV: the row's line). The loader fills it;
+    the validated :class:`~topo.model.Lab` carries it (``lab.source``) so later phases can
+    name the line of anything they reject, without the raw document."""
+
+    file: str
+    lines: dict[tuple, int] = _field(default_factory=dict)
+
+    def where(self, path) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one; None if none has."""
+        path = tuple(path)
+        lines = self.lines
+        while path:
+            line = lines.get(path)
+            if line is not None:
+                return line
+            path = path[:-1]
+        return lines.get(())
 
 
 @dataclass(frozen=True, order=True)
@@ -40,6 +74,7 @@ class TopoError(Exception):
     exit_code = EXIT_INPUT
 
     def to_json(self) -> dict:
+        """``{error: class name, message, exit_code}``, what ``--json`` prints."""
         return {"error": type(self).__name__, "message": str(self), "exit_code": self.exit_code}
 
 
@@ -55,6 +90,7 @@ class InputError(TopoError):
         super().__init__(f"{n} problem{'s' if n != 1 else ''} in the topology ({phase}); nothing was built")
 
     def to_json(self) -> dict:
+        """As :meth:`TopoError.to_json`, plus ``phase`` and ``problems``: ``[{file, line, field, message}]``."""
         out = super().to_json()
         out["phase"] = self.phase
         out["problems"] = [
@@ -97,6 +133,8 @@ class Problems:
         self.items: list[Problem] = []
 
     def add(self, line: int | None, field: str, message: str) -> None:
+        """Record a problem at ``line`` (1-based, or None: the whole file) of ``field``
+        (spelt by :func:`field_path`, or a CSV column, or "")."""
         self.items.append(Problem(self.file, line, field, message))
 
     def gate(self, phase: str) -> None:

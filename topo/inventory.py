@@ -26,7 +26,8 @@ import sys
 
 import yaml
 
-from topo.casts import CAST_TYPES
+from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES
+from topo.expand.shape import Expanded
 
 CONNECTION = "topo.lab.netns"
 #: How Ansible reaches a docker node: community.docker's docker connection (``docker exec``)
@@ -60,7 +61,7 @@ def build_hosts(path: str | None = None) -> dict:
     return {name: dict(v or {}) for name, v in hosts.items()}
 
 
-def project(expanded: dict, python: str | None = None, hosts: dict | None = None) -> dict:
+def project(expanded: Expanded, python: str | None = None, hosts: dict | None = None) -> dict:
     """The inventory as ``{relative path: data}``: hosts.yml, group_vars/topo_hosts.json and
     host_vars/<node>.json.
 
@@ -145,8 +146,23 @@ def dump(data) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
+def render(files: dict) -> dict[str, str]:
+    """The text of each file of :func:`project`, ``{relative path: text}``: ``.json`` files
+    as indented JSON, the others (hosts.yml) as YAML under a do-not-edit header. What
+    :func:`write` puts on disk and the inventory snapshots compare."""
+    out = {}
+    for rel, data in files.items():
+        if rel.endswith(".json"):
+            out[rel] = json.dumps(data, indent=1) + "\n"
+        else:
+            out[rel] = "---\n# Written by topo from the topology; edits are overwritten.\n" + dump(data)
+    return out
+
+
 def write(directory: str, files: dict) -> None:
-    """Write ``files`` (from :func:`project`) under ``directory``, removing stale vars files."""
+    """Write ``files`` (from :func:`project`) under ``directory`` as :func:`render` spells
+    them, each atomically (temporary file, then rename), removing stale vars files.
+    Raises OSError when the directory cannot be written."""
     for sub in ("host_vars", "group_vars"):
         folder = os.path.join(directory, sub)
         if os.path.isdir(folder):
@@ -154,13 +170,9 @@ def write(directory: str, files: dict) -> None:
             for name in os.listdir(folder):
                 if name not in keep:
                     os.unlink(os.path.join(folder, name))
-    for rel, data in files.items():
+    for rel, text in render(files).items():
         path = os.path.join(directory, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if rel.endswith(".json"):
-            text = json.dumps(data, indent=1) + "\n"
-        else:
-            text = "---\n# Written by topo from the topology; edits are overwritten.\n" + dump(data)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

@@ -15,9 +15,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from topo.errors import Problems
+from topo.errors import Problems, Source, field_path
 from topo.load import RawLab
 
 #: A safe identifier. Node and bridge names become parts of namespace names and Ansible hosts.
@@ -66,6 +66,9 @@ def _optional_network(value: str | None) -> str | None:
 
 
 class Strict(BaseModel):
+    """Base of every model: unknown keys are errors (misspelt keys never pass silently) and
+    strings are stripped."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -440,6 +443,8 @@ class _Cast(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     def payloads(self) -> list[dict]:
+        """What the check sends, in order, as the cast module takes it: the ``messages``
+        expanded, else one ``{"text": message}`` (default ``topo <Check> check``)."""
         if self.messages:
             return [m.expanded() for m in self.messages]
         return [{"text": self.message if self.message is not None else f"topo {type(self).__name__} check"}]
@@ -472,6 +477,8 @@ class BroadcastCheck(_Cast):
 
 
 class MulticastMember(Strict):
+    """A group member named with the interface it joins on (default: the kernel's choice)."""
+
     node: Name
     interface: IfName | None = None
 
@@ -599,6 +606,7 @@ class Check(Strict):
 
     @property
     def kind(self) -> str:
+        """The check's type: the one key of :data:`CHECK_TYPES` that is set."""
         return next(t for t in CHECK_TYPES if getattr(self, t) is not None)
 
 
@@ -612,7 +620,13 @@ DEFAULT_POOLS = {
 
 
 class Lab(Strict):
-    """A whole topology, as written (before expansion)."""
+    """A whole topology, as written (before expansion).
+
+    ``source`` (set by :func:`resolve`) is where it came from: the file and the line of
+    each path, so the expansion names the line of anything it rejects.
+    """
+
+    _source: Source | None = PrivateAttr(default=None)
 
     name: LabName
     routing: Literal["auto", "none"] = "none"
@@ -651,11 +665,19 @@ class Lab(Strict):
         return value
 
     def pool(self, name: str) -> Pool:
+        """The ``lan``, ``p2p`` or ``loopback`` pool: the declared one, else netlab's default."""
         return self.addressing.get(name) or Pool(**DEFAULT_POOLS[name])
+
+    @property
+    def source(self) -> Source:
+        """The file and line map this lab was validated from (no lines when built in code)."""
+        return self._source or Source("<lab>")
 
 
 def resolve(raw: RawLab) -> Lab:
-    """Validate the raw document into a Lab; every field error is reported at once (exit 2)."""
+    """Validate the raw document into a :class:`Lab` that carries ``raw``'s source positions
+    (``lab.source``). Raises InputError (exit 2, phase ``validate``) with every field error
+    at once, each as ``file:line: field: message``."""
     problems = Problems(raw.file)
     data = dict(raw.data)
     data.setdefault("name", raw.default_name)
@@ -665,27 +687,21 @@ def resolve(raw: RawLab) -> Lab:
                                    "at most 24 characters); set name: in the file")
         problems.gate("validate")
     try:
-        return Lab.model_validate(data)
+        lab = Lab.model_validate(data)
     except ValidationError as exc:
+        source = raw.source
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            problems.add(raw.line_of(loc), _field(loc), _message(err))
+            problems.add(source.where(loc), field_path(loc), _message(err))
+    else:
+        lab._source = raw.source
+        return lab
     problems.gate("validate")
     raise AssertionError("unreachable")
 
 
 def _is_name(value: str, max_len: int) -> bool:
-    import re
     return bool(re.match(NAME_RE, value or "")) and len(value) <= max_len
-
-
-def _field(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if part in ("function-after", "function-before"):
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _message(err: dict) -> str:

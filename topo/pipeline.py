@@ -12,35 +12,39 @@ from dataclasses import dataclass
 
 from topo import inventory, labdir
 from topo.expand import expand, previous_allocation
-from topo.load import RawLab, load
+from topo.expand.shape import Expanded
+from topo.load import load
 from topo.model import Lab, resolve
 
 
 @dataclass
 class Compiled:
-    """A topology file, validated and expanded."""
+    """A topology file, validated and expanded: ``file`` (its path), ``model`` (the
+    validated Lab, which carries its source positions) and ``expanded`` (see
+    :class:`topo.expand.shape.Expanded`)."""
 
     file: str
-    raw: RawLab
     model: Lab
-    expanded: dict
+    expanded: Expanded
 
     @property
     def lab(self) -> str:
+        """The lab's name."""
         return self.model.name
 
 
 def compile_file(path: str, sticky: bool = False) -> Compiled:
-    """Load, validate and expand ``path``. Raises InputError with every problem of a phase.
+    """Load, validate and expand ``path``. Raises InputError (exit 2) with every problem of
+    the first phase that has any (load, validate, then the expansion's phases); the raw
+    document is dropped once validated.
 
     ``sticky``: keep the pool allocations of the lab's last apply (its lab directory's
     expanded.yml), so edits do not renumber unedited nodes. The CLI sets it; tests and the
     inventory plugin see the file alone.
     """
-    raw = load(path)
-    model = resolve(raw)
+    model = resolve(load(path))
     previous = _previous(model.name) if sticky else None
-    return Compiled(path, raw, model, expand(model, raw, previous))
+    return Compiled(path, model, expand(model, previous))
 
 
 ALLOCATION = "allocation.json"

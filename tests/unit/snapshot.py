@@ -4,7 +4,7 @@ import contextlib
 import os
 
 from topo.errors import InputError
-from topo.inventory import dump
+from topo.inventory import dump, project, render
 from topo.pipeline import compile_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,3 +39,15 @@ def error_lines(path):
         except InputError as exc:
             return ["phase: " + exc.phase] + [str(p) for p in exc.problems]
     return ["(no error)"]
+
+
+#: The interpreter the inventory snapshots name (project() defaults to the running one).
+PYTHON = "/usr/bin/python3"
+
+
+def inventory_texts(path):
+    """The inventory of ``path`` as ``{relative path: text}`` (what expected-inventory/<case>/ holds):
+    :func:`topo.inventory.project` of the expanded lab, with the repository's default build-host
+    inventory and :data:`PYTHON`, spelt by :func:`topo.inventory.render`."""
+    with _here():
+        return render(project(compile_file(_rel(path)).expanded, python=PYTHON))

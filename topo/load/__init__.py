@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from topo.errors import Problems
+from topo.errors import Problems, Source
 
 #: Files larger than this are refused before parsing (bounded memory for hostile input).
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -27,14 +27,14 @@ class RawLab:
     lines: dict[tuple, int] = field(default_factory=dict)
     default_name: str = ""
 
+    @property
+    def source(self) -> Source:
+        """The file and line map, which outlive the raw document (see :class:`~topo.errors.Source`)."""
+        return Source(self.file, self.lines)
+
     def line_of(self, path: tuple) -> int | None:
-        """The line of ``path`` or of its nearest ancestor that has one."""
-        path = tuple(path)
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get((), None)
+        """The line of ``path`` or of its nearest ancestor that has one (None: no line)."""
+        return self.source.where(path)
 
 
 def load(path: str) -> RawLab:

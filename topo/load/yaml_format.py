@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from topo.errors import Problems
+from topo.errors import Problems, field_path
 from topo.load import RawLab
 
 #: Most nodes a document may expand to, aliases included.
@@ -22,13 +22,23 @@ class _TooBig(Exception):
 
 
 def load(path: str, text: str, problems: Problems) -> RawLab:
-    """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``."""
+    """Parse ``text`` (from ``path``) into a RawLab; problems go to ``problems``. Lines are
+    1-based and inside the file (libyaml marks what ends at the end of the stream, an error
+    or an empty value, one line past the last one: such marks name the last line)."""
+    last = max(1, len(text.splitlines()))
+
+    def at(mark) -> int:
+        return min(mark.line + 1, last)
+
     try:
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problems.add(line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc} "
+        line = at(mark) if mark is not None else None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not take: no mark, a position
+            line = min(text.count("\n", 0, exc.position) + 1, last)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.add(line, "", f"invalid YAML: {what} "
                                "(check the indentation and quoting on this line and the one before)")
         return RawLab(path, {})
     lab = RawLab(path, {})
@@ -36,7 +46,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         problems.add(None, "", "the file is empty; a topology needs at least 'nodes'")
         return lab
     if not isinstance(root, yaml.MappingNode):
-        problems.add(root.start_mark.line + 1, "", "the top level must be a mapping (name:, nodes:, links: ...)")
+        problems.add(at(root.start_mark), "", "the top level must be a mapping (name:, nodes:, links: ...)")
         return lab
     constructor = yaml.SafeLoader("")
     budget = [MAX_NODES]
@@ -45,18 +55,22 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         budget[0] -= 1
         if budget[0] < 0:
             raise _TooBig()
-        lab.lines.setdefault(path, node.start_mark.line + 1)
+        lab.lines.setdefault(path, at(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             out = {}
             for knode, vnode in node.value:
                 if not isinstance(knode, yaml.ScalarNode):
-                    problems.add(knode.start_mark.line + 1, _dotted(path), "keys must be plain names")
+                    problems.add(at(knode.start_mark), field_path(path), "keys must be plain names")
                     continue
-                key = constructor.construct_object(knode)
+                try:
+                    key = constructor.construct_object(knode)
+                except yaml.YAMLError as exc:  # a tagged key (!!python/object:...)
+                    problems.add(at(knode.start_mark), field_path(path), f"bad key: {getattr(exc, 'problem', None) or exc}")
+                    continue
                 if isinstance(key, (int, float, bool)) or key is None:
                     key = knode.value
                 if key in out:
-                    problems.add(knode.start_mark.line + 1, _dotted(path + (key,)),
+                    problems.add(at(knode.start_mark), field_path(path + (key,)),
                                  f"duplicate key {key!r} (first on line {lab.lines.get(path + (key,))})")
                     continue
                 out[key] = convert(vnode, path + (key,))
@@ -66,7 +80,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         try:
             return constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            problems.add(node.start_mark.line + 1, _dotted(path), f"bad value: {exc}")
+            problems.add(at(node.start_mark), field_path(path), f"bad value: {getattr(exc, 'problem', None) or exc}")
             return None
 
     try:
@@ -79,10 +93,3 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         lab.data = {}
     return lab
 
-
-def _dotted(path: tuple) -> str:
-    """('links', 2, 'endpoints', 0) -> 'links[2].endpoints[0]'."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

@@ -1,4 +1,4 @@
-"""Phase 3, expand (continued): the cast checks (unicast, broadcast, multicast, anycast,
+"""Phase "checks" (continued): the cast checks (unicast, broadcast, multicast, anycast,
 relay) and iperf3 checks of ``verify:`` become the dicts the ``topo.lab.cast`` and
 ``topo.lab.iperf`` modules run.
 
@@ -20,26 +20,32 @@ from __future__ import annotations
 import netaddr
 
 from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES  # noqa: F401 (one home)
+from topo.expand.state import Expansion
+
 LIMITED_BROADCAST = "255.255.255.255"
 
 
 class _Ctx:
-    def __init__(self, lab, out_nodes, problems, line, k, kind):
-        self.lab, self.nodes, self.problems, self.line = lab, out_nodes, problems, line
+    """One check being expanded: ``verify[k].<kind>``; ``ok`` until a problem is reported."""
+
+    def __init__(self, x: Expansion, k: int, kind: str):
+        self.x, self.lab, self.nodes = x, x.lab, x.out_nodes
         self.where = ("verify", k, kind)
         self.k, self.kind = k, kind
         self.ok = True
         self.groups: dict[str, list[str]] = {}
-        for name, node in lab.nodes.items():
+        for name, node in self.lab.nodes.items():
             for g in node.groups:
                 self.groups.setdefault(g, []).append(name)
 
     def bad(self, field: str, message: str) -> None:
-        path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in self.where).replace(".[", "[")
-        self.problems.add(self.line(self.where), f"{path}.{field}" if field else path, message)
+        """Report ``message`` at the check's line, naming ``verify[k].<kind>.<field>``."""
+        self.x.add(self.where, message, field=self.where + ((field,) if field else ()))
         self.ok = False
 
     def names(self, field: str, items) -> list[str]:
+        """Node names for ``items`` (node or group names; a group stands for its members, by
+        name); unknown ones are reported."""
         out: list[str] = []
         for item in items:
             found = [item] if item in self.nodes else sorted(self.groups.get(item, []))
@@ -50,12 +56,15 @@ class _Ctx:
 
     # node() is called as ``ctx.node(a) & ctx.node(b)``: both run, so both unknown nodes are told.
     def node(self, field: str, name: str) -> bool:
+        """Whether ``name`` is a node; reports it under ``field`` when not."""
         if name not in self.nodes:
             self.bad(field, f"unknown node {name!r}")
             return False
         return True
 
     def address(self, name: str, field: str) -> str | None:
+        """The node's first IPv4 address, no length (first interface's, else loopback's);
+        None, reported, when it has none."""
         n = self.nodes[name]
         for i in n["interfaces"]:
             if i["address"]:
@@ -66,11 +75,13 @@ class _Ctx:
         return None
 
     def part(self, name: str, field: str) -> dict:
+        """The node as a participant: ``{node, netns, container, address}``."""
         n = self.nodes[name]
         return {"node": name, "netns": n["netns"], "container": n["netns"] if n["kind"] == "docker" else None,
                 "address": self.address(name, field)}
 
     def iface_address(self, name: str, ifname: str, field: str) -> str | None:
+        """The address, no length, of ``name``'s interface ``ifname``; None, reported, when it has none."""
         for i in self.nodes[name]["interfaces"]:
             if i["ifname"] == ifname:
                 if not i["address"]:
@@ -80,6 +91,8 @@ class _Ctx:
         return None
 
     def capture(self, spec) -> dict | None:
+        """The expanded ``capture:`` of a check (``node:ifname`` or ``{on, filter}``):
+        ``{node, interface, netns, container, filter}``; None when not asked for or wrong (reported)."""
         if spec is None:
             return None
         on, bpf = (spec, None) if isinstance(spec, str) else (spec.on, spec.filter)
@@ -95,12 +108,14 @@ class _Ctx:
                 "container": n["netns"] if n["kind"] == "docker" else None, "filter": bpf}
 
 
-def expand_check(lab, k: int, check, out_nodes: dict, problems, line) -> dict | None:
+def expand_check(x: Expansion, k: int, check) -> dict | None:
     """The expanded form of cast or iperf3 check ``check`` (a model.Check), at index ``k``
-    of ``verify:``; None (with problems added) when it refers to what does not exist."""
+    of ``verify:`` (see :class:`topo.expand.shape.CastCheck`, :class:`~topo.expand.shape.IperfCheck`);
+    None (with problems reported on ``x``) when it refers to what does not exist. Reads
+    ``x.out_nodes``."""
     kind = check.kind
     spec = getattr(check, kind)
-    ctx = _Ctx(lab, out_nodes, problems, line, k, kind)
+    ctx = _Ctx(x, k, kind)
     out = {"type": kind, "name": spec.name or f"{kind}-{k}"}
     body = {"unicast": _unicast, "broadcast": _broadcast, "multicast": _multicast, "anycast": _anycast,
             "relay": _relay, "iperf3": _iperf3}[kind](ctx, spec)

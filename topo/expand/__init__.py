@@ -1,0 +1,109 @@
+"""Phase 3, expand: a validated :class:`~topo.model.Lab` becomes the expanded lab.
+
+The expanded lab is the single source of truth (DESIGN.md 3): every name, address, route
+and check is decided here, deterministically (same file, byte-identical result), and the
+playbooks only read it. It is plain data, also what the snapshot tests compare; its every
+key, with units, is documented in :mod:`topo.expand.shape` (:class:`~topo.expand.shape.Expanded`)::
+
+    lab, routing, features
+    nodes:       {name: {kind, netns, groups, forwarding, sysctls, loopback,
+                         interfaces: [{ifname, kind, address, mtu, segment, peer}],
+                         routes: [{dst, gateway}], anycast?, container?: {image, cmd, env, binds}}}
+    bridges:     {name: {netns, node, ifname, subnet, segment, mtu, mcast_snooping, mcast_querier, ports}}
+    segments:    {name: {kind: lan|p2p, subnet, members: ["node:ifname", ...], bridges?, tunnels?}}
+    veths:       [{a: {netns, ifname, mtu, mac?}, b: {netns, ifname, mtu, mac?, master?}}]
+    tunnels:     [{kind, netns, ifname, local, remote, mtu, master, ttl, vni?, dstport?, srcport?, learning?, key?}]
+    impairments: [{netns, ifname, delay, jitter, loss, rate}]
+    checks:      [{type: ping, from, targets: [{node, address, expect}]}, capture, cast and iperf3 checks]
+
+The phases, one module each, in order, over one :class:`~topo.expand.state.Expansion`;
+the run stops between phases when one found problems (InputError, exit 2, naming the
+phase and every problem as ``file:line: field: message``):
+
+===========  =================================================  =====================
+phase        module                                             gate
+===========  =================================================  =====================
+references   :mod:`topo.expand.names`                           ``references``
+segments     :mod:`topo.expand.segments`, :mod:`~.tunnels`
+subnets      :mod:`topo.expand.addressing` (subnets, pools)     ``addressing``
+addresses    :mod:`topo.expand.addressing` (addresses)          ``addressing``
+underlay     :mod:`topo.expand.underlay`                        ``tunnels``
+routing      :mod:`topo.expand.routing`                         ``routing``
+MTU          :mod:`topo.expand.mtu`                             ``tunnels``
+checks       :mod:`topo.expand.checks`, :mod:`~.casts`          ``checks``
+output       :mod:`topo.expand.output`
+===========  =================================================  =====================
+
+Addressing follows netlab's model: an explicit address or subnet wins; otherwise a LAN
+(bridge) segment takes the next free subnet of the ``lan`` pool, a point-to-point link one
+of the ``p2p`` pool, and a node with ``loopback: true`` a /32 of the ``loopback`` pool.
+Pools are walked lazily and skip every subnet that overlaps one already taken.
+
+Names: a node or bridge lives in namespace ``topo-<lab>-<name>``; a bridge's device is
+named after the bridge; the bridge-side end of a node's veth is ``<node>-<ifname>``, or
+``p`` + 8 hex digits of its SHA-1 when that is longer than 15 characters (IFNAMSIZ).
+"""
+
+from __future__ import annotations
+
+from topo.errors import Problems
+from topo.expand import addressing, checks, mtu, names, output, routing, segments, tunnels, underlay
+from topo.expand.names import IFNAMSIZ, NS_PREFIX, RESERVED, netns_name, port_name
+from topo.expand.mtu import OVERHEAD
+from topo.expand.shape import Expanded
+from topo.expand.state import Expansion
+from topo.model import Lab
+
+__all__ = ["expand", "previous_allocation", "netns_name", "port_name", "Expanded", "Expansion",
+           "IFNAMSIZ", "NS_PREFIX", "OVERHEAD", "RESERVED"]
+
+
+def previous_allocation(expanded: dict | None) -> dict:
+    """What an expansion allocated, for a later :func:`expand` to keep:
+    ``{"segments": {name: subnet}, "addresses": {"node:ifname": cidr}, "loopbacks": {node: cidr}}``.
+    Given that dict itself, returns it."""
+    if not expanded:
+        return {"segments": {}, "addresses": {}, "loopbacks": {}}
+    if "addresses" in expanded:
+        return expanded
+    return {
+        "segments": {name: s.get("subnet") for name, s in (expanded.get("segments") or {}).items()},
+        "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in (expanded.get("nodes") or {}).items()
+                      for i in node.get("interfaces") or [] if i.get("address")},
+        "loopbacks": {n: node.get("loopback") for n, node in (expanded.get("nodes") or {}).items()},
+    }
+
+
+def expand(lab: Lab, previous: dict | None = None) -> Expanded:
+    """Expand ``lab`` (validated by :func:`topo.model.resolve`, which gives it its source
+    positions); raises InputError with every problem of the first phase that has any.
+
+    ``previous`` is an earlier expanded lab of the same name (the lab directory's
+    expanded.yml), or its :func:`previous_allocation`. Pool allocations in it are kept where
+    they still fit, so editing a lab (adding or removing a node) does not renumber the nodes
+    that were not edited. The result is a function of (file, previous) alone: deterministic
+    either way.
+    """
+    x = Expansion(lab, previous_allocation(previous), Problems(lab.source.file))
+    names.references(x)
+    x.gate("references")
+    segments.segments(x)
+    tunnels.tunnels(x)
+    segments.check_ports(x)
+    addressing.subnets(x)
+    x.gate("addressing")
+    addressing.pools(x)
+    x.gate("addressing")
+    addressing.addresses(x)
+    x.gate("addressing")
+    underlay.underlay(x)
+    x.gate("tunnels")
+    underlay.remotes(x)
+    routing.routing(x)
+    x.gate("routing")
+    mtu.tunnel_mtus(x)
+    x.gate("tunnels")
+    output.nodes(x)
+    found = checks.checks(x)
+    x.gate("checks")
+    return output.result(x, found)

@@ -1,0 +1,94 @@
+"""Phase "MTU": the MTU of every tunnel end that does not declare one.
+
+A tunnel's MTU is the smallest egress MTU on the routed underlay path between its two
+ends, both ways, minus the encapsulation's :data:`OVERHEAD` (bytes).
+"""
+
+from __future__ import annotations
+
+import netaddr
+
+from topo.expand.state import Expansion
+
+#: Bytes each tunnel type adds to a packet (outer IPv4 20 + ...): VXLAN UDP 8 + VXLAN 8 +
+#: inner Ethernet 14; GRE 4; gretap GRE 4 + inner Ethernet 14. A GRE key adds 4 (RFC 2890).
+OVERHEAD = {"vxlan": 50, "gre": 24, "gretap": 38}
+
+
+def tunnel_mtus(x: Expansion) -> None:
+    """Set each tunnel end's MTU (unless declared): the smallest egress MTU on the routed
+    path between the two underlay addresses, both ways, minus :data:`OVERHEAD`. A tunnel
+    whose path rides another tunnel waits for that one's MTU. A bridged end whose MTU is
+    below a frame size the segment's other members may send is an error (the bridge would
+    drop those frames silently)."""
+    lab, tunnel_ends, ifaces, routes, loopbacks, segments = (x.lab, x.tunnel_ends, x.ifaces, x.routes,
+                                                             x.loopbacks, x.segments)
+    owner = {}
+    for node, items in ifaces.items():
+        for i in items:
+            if i["address"]:
+                owner[netaddr.IPNetwork(i["address"]).ip] = node
+    own_loopback = {node: netaddr.IPNetwork(lo).ip for node, lo in loopbacks.items() if lo}
+
+    def lookup(node, dst):
+        best = None
+        for prefix, gw in routes[node].items():
+            net = netaddr.IPNetwork(prefix)
+            if dst in net and (best is None or net.prefixlen > best[0].prefixlen):
+                best = (net, netaddr.IPAddress(gw))
+        return best[1] if best else None
+
+    def path_mtu(src, dst):
+        """Smallest egress MTU from node ``src`` to address ``dst``; None while a hop's MTU
+        is unknown; a string when there is no path (the reason)."""
+        dst = netaddr.IPAddress(dst)
+        cur, mtu, seen = src, 65535, set()
+        while True:
+            mine = [i for i in ifaces[cur] if i["address"]]
+            if any(netaddr.IPNetwork(i["address"]).ip == dst for i in mine) or own_loopback.get(cur) == dst:
+                return mtu
+            if cur in seen:
+                return f"the routes from {src} towards {dst} loop at {cur}"
+            seen.add(cur)
+            hop = dst if any(dst in netaddr.IPNetwork(i["address"]) for i in mine) else lookup(cur, dst)
+            egress = next((i for i in mine if hop is not None and hop in netaddr.IPNetwork(i["address"])), None)
+            if egress is None or hop not in owner:
+                return f"{cur} has no route to {dst}"
+            if egress["mtu"] is None:
+                return None
+            mtu = min(mtu, egress["mtu"])
+            cur = owner[hop]
+
+    pending = [t for t, tunnel in enumerate(lab.tunnels) if tunnel.mtu is None]
+    while pending:
+        progress = []
+        for t in pending:
+            a, b = tunnel_ends[t]
+            found = [path_mtu(a["node"], a["remote"]), path_mtu(b["node"], b["remote"])]
+            if any(isinstance(f, str) for f in found):
+                why = next(f for f in found if isinstance(f, str))
+                x.add(("tunnels", t), f"the underlay cannot carry this tunnel: {why} "
+                                      "(routing: auto, or routes on the nodes)")
+                progress.append(t)
+            elif None not in found:
+                tunnel = lab.tunnels[t]
+                mtu = min(found) - OVERHEAD[tunnel.type] - (4 if tunnel.key is not None else 0)
+                a["mtu"] = b["mtu"] = mtu
+                progress.append(t)
+        if not progress:
+            for t in pending:
+                x.add(("tunnels", t), "its underlay path rides on a tunnel that rides on it; "
+                                      "set mtu: on one of them")
+            break
+        pending = [t for t in pending if t not in progress]
+    for t, ends in enumerate(tunnel_ends):
+        end = next((e for e in ends if e["bridge"]), None)  # both ends share the MTU and segment
+        if end is None or end["mtu"] is None:
+            continue
+        seg = segments[end["segment"]]
+        big = max((m["mtu"] for m in seg.members if m["mtu"]), default=0)
+        if big > end["mtu"]:
+            x.add(("tunnels", t),
+                  f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of "
+                  f"up to {big} bytes, which the bridge would drop; lower the segment's link mtu to "
+                  f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}")

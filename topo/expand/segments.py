@@ -1,0 +1,128 @@
+"""Phase "segments": interface names, L2 segments and the veth pairs that make them.
+
+Every link becomes interfaces (an undeclared name is the node's next free ``eth<n>``) and
+a segment: a bridge's LAN (bridges joined by an L2 tunnel, both ends plugged into
+bridges, are one segment, named after the first declared) or a point-to-point link named
+``<a>.<ifname>--<b>.<ifname>``. A node-to-bridge link is a veth whose bridge-side end is
+:func:`~topo.expand.names.port_name`; a node-to-node link a veth between the two nodes.
+:func:`check_ports` runs after the tunnels phase, which adds the tunnels' interfaces.
+"""
+
+from __future__ import annotations
+
+import netaddr
+
+from topo.expand.names import netns_name, port_name
+from topo.expand.state import Expansion, Segment
+
+
+def bridge_netns(x: Expansion, bname: str) -> str:
+    """Namespace a bridge lives in: its node's, else its own (``topo-<lab>-<bridge>``)."""
+    node = x.lab.bridges[bname].node
+    return netns_name(x.lab.name, node if node else bname)
+
+
+def segments(x: Expansion) -> None:
+    """Fill ``x.segments``, ``x.seg_of_bridge``, ``x.ifaces``, ``x.veths`` and
+    ``x.bridge_impairments`` from the bridges and links."""
+    lab = x.lab
+    nodes, bridges = lab.nodes, lab.bridges
+    used_ifnames = x.used_ifnames
+    counters = {n: 0 for n in nodes}
+
+    def next_ifname(node):
+        while f"eth{counters[node]}" in used_ifnames[node]:
+            counters[node] += 1
+        name = f"eth{counters[node]}"
+        used_ifnames[node][name] = ()
+        return name
+
+    joined = {b: b for b in bridges}
+    order = list(bridges)
+
+    def root(b):
+        while joined[b] != b:
+            b = joined[b]
+        return b
+
+    for tunnel in lab.tunnels:
+        a, b = (ep.bridge for ep in tunnel.endpoints)
+        if a and b and root(a) != root(b):
+            joined[max(root(a), root(b), key=order.index)] = min(root(a), root(b), key=order.index)
+    segs = x.segments
+    seg_of_bridge = x.seg_of_bridge
+    seg_of_bridge.update({b: root(b) for b in bridges})
+    for bname in bridges:
+        rep = seg_of_bridge[bname]
+        seg = segs.get(rep) or segs.setdefault(rep, Segment(rep, "lan", ("bridges", rep), bridge=rep))
+        seg.bridges.append(bname)
+        if bridges[bname].subnet:
+            if seg.subnet is not None and seg.subnet != netaddr.IPNetwork(bridges[bname].subnet):
+                x.add(("bridges", bname, "subnet"),
+                      f"{bridges[bname].subnet} differs from {seg.subnet}, the subnet of bridge {seg.bridges[0]} "
+                      "on the same L2 segment (joined by a tunnel)")
+            seg.subnet = netaddr.IPNetwork(bridges[bname].subnet)
+            seg.subnet_path = ("bridges", bname, "subnet")
+    ifaces = x.ifaces
+    ifaces.update({n: [] for n in nodes})
+    veths = x.veths
+
+    for i, (link, (node_ends, bridge)) in enumerate(zip(lab.links, x.resolved)):
+        ends = []
+        for j, ep in node_ends:
+            ifname = ep.ifname or next_ifname(ep.node)
+            ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": ep.mac,
+                         "path": ("links", i, "endpoints", j)})
+        if bridge is not None:
+            seg = segs[seg_of_bridge[bridge]]
+            if link.subnet and seg.subnet is None:
+                seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
+        else:
+            a, b = ends
+            name = f"{a['node']}.{a['ifname']}--{b['node']}.{b['ifname']}"
+            seg = segs[name] = Segment(name, "p2p", ("links", i))
+            if link.subnet:
+                seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
+        for end in ends:
+            seg.members.append(end)
+            end["segment"], end["mtu"], end["kind"] = seg.name, link.mtu, "veth"
+            end["impair"] = link.impair
+            ifaces[end["node"]].append(end)
+        if bridge is not None:
+            end = ends[0]
+            pname = port_name(end["node"], end["ifname"])
+            a = {"netns": netns_name(lab.name, end["node"]), "ifname": end["ifname"], "mtu": link.mtu}
+            if end["mac"]:
+                a["mac"] = end["mac"].lower()
+            veths.append({"a": a, "b": {"netns": bridge_netns(x, bridge), "ifname": pname,
+                                        "mtu": link.mtu, "master": bridge}})
+            end["peer"] = f"{bridge}:{pname}"
+            if link.impair:
+                x.bridge_impairments.append((bridge_netns(x, bridge), pname, link.impair))
+        else:
+            pair = {}
+            for key, end, other in (("a", ends[0], ends[1]), ("b", ends[1], ends[0])):
+                pair[key] = {"netns": netns_name(lab.name, end["node"]), "ifname": end["ifname"], "mtu": link.mtu}
+                if end["mac"]:
+                    pair[key]["mac"] = end["mac"].lower()
+                end["peer"] = f"{other['node']}:{other['ifname']}"
+            veths.append(pair)
+
+
+def bridge_ports(x: Expansion, bname: str) -> list[str]:
+    """The bridge-side veth ends plugged into bridge ``bname``, in member order."""
+    return [port_name(m["node"], m["ifname"]) for m in x.segments[x.seg_of_bridge[bname]].members
+            if m["peer"] == f"{bname}:{port_name(m['node'], m['ifname'])}"]
+
+
+def check_ports(x: Expansion) -> None:
+    """Two interfaces of one namespace may not share a name (bridge ports, the bridge
+    itself, and the interfaces of the node a bridge lives in)."""
+    for bname, br in x.lab.bridges.items():
+        ports = bridge_ports(x, bname)
+        clash = {p for p in ports if ports.count(p) > 1} | ({bname} & set(ports))
+        if br.node is not None:
+            clash |= set(ports) & set(x.used_ifnames[br.node])
+        for p in sorted(clash):
+            x.add(("bridges", bname), f"two interfaces of namespace {bridge_netns(x, bname)} would both be named "
+                                      f"{p}; rename an interface")
