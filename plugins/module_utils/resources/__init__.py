@@ -38,9 +38,9 @@ Objects under a declared name without this lab's marker are refused
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, namespace_exists, require_features, run as run_module,
+    Changes, namespace_exists, ours, require_features, run as run_module,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import Tables
+from ansible_collections.topo.lab.plugins.module_utils.resources.links import Tables, delete, in_scope
 
 #: Argument specs every resource module shares: the lab, the prune switch, and the prune
 #: scope (namespace names; ``namespaces`` in every module that prunes links, routes or qdiscs).
@@ -122,6 +122,29 @@ class Kind(object):
     def finish(self, changes):
         """Called once after converge and prune (the container pass does its Docker work
         here, in parallel); nothing by default."""
+
+
+class LinkKind(Kind):
+    """A kind whose objects are links of :attr:`link_kinds` (bridge, veth, tunnel): the lab's
+    own are those carrying its marker (:func:`~.._netns.ours`); removing one deletes it."""
+
+    #: The link kinds (IFLA_INFO_KIND) this kind makes and prunes.
+    link_kinds = ()
+    #: Removing a link may remove another in any namespace (a veth's peer, a bridge's
+    #: ports' state): forget every link table, not only the namespace's.
+    forget_all = True
+
+    def owned(self, scope):
+        lab, kinds = self.ctx.lab, self.link_kinds
+        return in_scope(self.ctx.tables, scope, lambda link: link["kind"] in kinds and ours(link, lab))
+
+    def remove(self, key, link):
+        ns, name = key
+        delete(self.ctx.tables, ns, link, "remove %s %s/%s" % (link["kind"], ns, name))
+        if self.forget_all:
+            self.ctx.tables.invalidate()
+        else:
+            self.ctx.tables.forget(ns)
 
 
 def prune(kind, changes, scope, declared):

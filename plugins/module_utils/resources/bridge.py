@@ -6,8 +6,8 @@ declared, IGMP snooping and querier, the lab's alias)."""
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import GROUP, NetlinkError, NotOwned, if_marker, ours, translate
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import delete, differences, in_scope, record_fix
+from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
+from ansible_collections.topo.lab.plugins.module_utils.resources.links import differences, record_fix
 
 #: The ``bridges`` option of topo.lab.bridge (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(
@@ -19,13 +19,14 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 ))
 
 
-class Bridges(Kind):
+class Bridges(LinkKind):
     """Bridges. Items: [{netns, name, mtu: bytes or None (the kernel's), mcast_snooping: bool,
     mcast_querier: bool}]. A device of the lab under a declared name that is not a bridge is
     replaced; one without the lab's marker is refused (NotOwned). The lab's undeclared
     bridges in the scope are pruned after the declared ones are converged."""
 
     resource = "bridge"
+    link_kinds = ("bridge",)
 
     def declare(self, items):
         return set((br["netns"], br["name"]) for br in items)
@@ -83,11 +84,3 @@ class Bridges(Kind):
                 tables.refresh(ns, name)
             except NetlinkError as exc:
                 raise translate(exc, "bridge %s" % label, kind="bridge")
-
-    def owned(self, scope):
-        lab = self.ctx.lab
-        return in_scope(self.ctx.tables, scope, lambda link: link["kind"] == "bridge" and ours(link, lab))
-
-    def remove(self, key, link):
-        delete(self.ctx.tables, key[0], link, "remove bridge %s/%s" % key)
-        self.ctx.tables.invalidate()

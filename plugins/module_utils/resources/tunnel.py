@@ -12,9 +12,9 @@ runs first).
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import GRE_KEY, GROUP, NetlinkError, NotOwned, ours, translate
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils.resources.links import (
-    converge_end, delete, differences, fix_end, in_scope, label, record_fix,
+    converge_end, differences, fix_end, label, record_fix,
 )
 
 #: Link kinds this pass makes (and prunes).
@@ -71,13 +71,15 @@ def _create_tunnel(tables, lab, t):
     fix_end(tables, t, lab)
 
 
-class Tunnels(Kind):
+class Tunnels(LinkKind):
     """Tunnel ends. Items: [{kind: vxlan|gre|gretap, netns, ifname, local, remote (underlay
     IPv4), mtu: bytes (1500 when None), master, ttl, vni, dstport, srcport: [low, high],
     learning, key}]. A device under a declared name without the lab's marker is refused
     (NotOwned). The lab's undeclared tunnel devices in the scope are pruned first."""
 
     resource = "tunnel"
+    link_kinds = TUNNEL_KINDS
+    forget_all = False
     prune_first = True
 
     def declare(self, items):
@@ -112,13 +114,5 @@ class Tunnels(Kind):
             except NetlinkError as exc:
                 raise translate(exc, "%s %s" % (t["kind"], name), kind=t["kind"])
 
-    def owned(self, scope):
-        lab = self.ctx.lab
-        return in_scope(self.ctx.tables, scope, lambda link: link["kind"] in TUNNEL_KINDS and ours(link, lab))
-
     def removal(self, link):
         return "%s no longer declared" % link["kind"], link["kind"]
-
-    def remove(self, key, link):
-        delete(self.ctx.tables, key[0], link, "remove %s %s/%s" % (link["kind"], key[0], key[1]))
-        self.ctx.tables.forget(key[0])

@@ -10,9 +10,9 @@ import os
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     GROUP, NetlinkError, NetnsError, NotOwned, if_marker, namespace_fd, ours, translate,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils.resources.links import (
-    converge_end, delete, fix_end, in_scope, label,
+    converge_end, fix_end, label,
 )
 
 _END = dict(
@@ -100,7 +100,7 @@ def _create_pair(tables, lab, pair):
         fix_end(tables, second, lab)
 
 
-class Veths(Kind):
+class Veths(LinkKind):
     """veth pairs. Items: [{a: end, b: end}], an end {netns, ifname, mtu: bytes, mac, master:
     bridge name}. A pair that is not whole (both ends, veths, each other's peer) is made
     again, after removing what exists of it (the lab's; anything else is refused,
@@ -108,6 +108,7 @@ class Veths(Kind):
     removes its peer), so a pair made anew may reuse their names."""
 
     resource = "veth"
+    link_kinds = ("veth",)
     prune_first = True
 
     def declare(self, items):
@@ -144,11 +145,3 @@ class Veths(Kind):
                     tables.refresh(b["netns"], b["ifname"])
             except NetlinkError as exc:
                 raise translate(exc, "veth %s" % name, kind="veth")
-
-    def owned(self, scope):
-        lab = self.ctx.lab
-        return in_scope(self.ctx.tables, scope, lambda link: link["kind"] == "veth" and ours(link, lab))
-
-    def remove(self, key, link):
-        delete(self.ctx.tables, key[0], link, "remove veth %s/%s" % key)
-        self.ctx.tables.invalidate()
