@@ -5,27 +5,18 @@ interface, find the labs that own namespaces. Reached through ``api`` only."""
 from __future__ import absolute_import, division, print_function
 
 from ansible_collections.topo.lab.plugins.module_utils import _process
-from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    MARKER, NetnsError, Sockets, list_namespaces, namespace_exists)
+from ansible_collections.topo.lab.plugins.module_utils._netns import Sockets
+from ansible_collections.topo.lab.plugins.module_utils.resources import netns as netns_kind
 
 __metaclass__ = type
 
 
 def labs_in_kernel():
     """Names of labs that own at least one namespace, by the marker on its ``lo``
-    (``topo:<lab>:<node>``), sorted."""
-    labs = set()
+    (``topo:<lab>:<node>``), sorted. The scan is the netns kind's
+    (:func:`~.resources.netns.marked_namespaces`)."""
     with Sockets() as socks:
-        for name in list_namespaces():
-            if not namespace_exists(name):
-                continue
-            try:
-                alias = socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS") or ""
-            except (NetnsError, OSError):
-                continue
-            if alias.startswith(MARKER) and alias.count(":") == 2:
-                labs.add(alias.split(":")[1])
-    return sorted(labs)
+        return netns_kind.labs_in_kernel(socks)
 
 
 def node_argv(netns, kind, argv, interactive=False, tty=False):

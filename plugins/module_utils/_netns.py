@@ -293,16 +293,11 @@ def list_namespaces():
         return []
 
 
-#: Check mode only: namespaces a docker node will get anew (its container is made, started
-#: or recreated), which the later passes of the same run must see as empty - so
-#: ``topo plan`` lists the veths, addresses and routes apply will make in them.
-PLANNED_FRESH = set()
-
-
 def namespace_exists(name):
-    """True when /run/netns/NAME is a mounted network namespace (and not in
-    :data:`PLANNED_FRESH`)."""
-    return name not in PLANNED_FRESH and os.path.ismount(_path(name))
+    """True when /run/netns/NAME is a mounted network namespace. (The passes of one module
+    run ask their :class:`~.resources.Context`, which also knows the namespaces a check
+    run's container pass would make anew.)"""
+    return os.path.ismount(_path(name))
 
 
 _RUN_DIR_READY = False

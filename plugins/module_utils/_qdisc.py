@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
 """Private: link impairments - delay, jitter, loss (netem) and rate (tbf) - on the egress of
-lab interfaces, converged under the ``converge_*`` contract of :mod:`._resources`.
+lab interfaces: the shapes topo builds, how the kernel holds them, and how they are read back and
+set. The ``impair`` kind (:mod:`.resources.impairment`) converges them.
 
 What topo builds as an interface's root qdisc; the root always has handle ``7470:`` ("tp"),
 which is how topo tells its own qdisc from anyone else's:
@@ -26,10 +27,7 @@ from __future__ import annotations
 
 import errno
 
-from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, KernelFeatureMissing, NetlinkError, NetnsError, NotOwned, ours, translate,
-)
-from ansible_collections.topo.lab.plugins.module_utils._resources import Tables
+from ansible_collections.topo.lab.plugins.module_utils._netns import KernelFeatureMissing, NetlinkError
 
 try:
     from pyroute2.netlink.rtnl.tcmsg.common import tick_in_usec as TICKS_PER_US
@@ -148,7 +146,7 @@ def describe(shape):
     return ", ".join("%s %s%s" % (k, _num(k, v), _unit(k)) for k, v in _ordered(shape)) or "none"
 
 
-def _detail(diff):
+def describe_diff(diff):
     """``delay 10.0 -> 50.0 ms, loss none -> 1.0 %``."""
     return ", ".join("%s %s -> %s%s" % (k, _num(k, a), _num(k, b), _unit(k)) for k, (a, b) in _ordered(diff))
 
@@ -205,83 +203,3 @@ def apply(ipr, index, have_kind, have, want):
             raise QdiscMissing("tbf") if exc.code in (errno.ENOENT, errno.EOPNOTSUPP) else exc
     elif have_kind == "netem" and ("rate" in have or "child" in have):
         ipr.tc("del", index=index, parent=CHILD_PARENT)
-
-
-# --------------------------------------------------------------------------- converge
-
-def converge_impairments(socks, lab, impairments, scope, check, prune=True, tables=None):
-    """Egress impairments of the listed interfaces; remove topo's qdisc from the lab's other
-    interfaces in the namespaces of ``scope`` (with ``prune``).
-
-    ``impairments``: [{netns, ifname, delay: ms, jitter: ms, loss: percent (0-100), rate:
-    bit/s}], each value None or 0 when unset; an item with nothing set removes topo's qdisc
-    from that interface. Interfaces must carry this lab's marker (NotOwned otherwise); a
-    root qdisc that is not topo's (handle other than 7470:) is replaced on a listed
-    interface and left alone on any other. Returns a Changes("impair"); ``tables``: a
-    :class:`~._resources.Tables` shared with the other resources of one run.
-    """
-    changes = Changes("impair")
-    tables = tables or Tables(socks)
-    qdiscs = {}
-
-    def roots(ns):
-        if ns not in qdiscs:
-            qdiscs[ns] = read_roots(socks.get(ns)) if tables.links(ns) else {}
-        return qdiscs[ns]
-
-    declared = set()
-    for item in impairments:
-        ns, ifname = item["netns"], item["ifname"]
-        label = "%s/%s" % (ns, ifname)
-        if (ns, ifname) in declared:
-            raise ValueError("impairment of %s is declared twice" % label)
-        declared.add((ns, ifname))
-        link = tables.get(ns, ifname)
-        want = wanted(item, link["mtu"] if link else 1500)
-        if link is None:
-            if not check:
-                raise NetnsError("interface %s does not exist" % label)
-            if want:
-                changes.add("create", label, describe(want), after=describe(want))
-            continue
-        if not ours(link, lab):
-            raise NotOwned("%s exists but was not made by topo for lab %s (alias %r); impairments "
-                           "go only on the lab's own interfaces" % (label, lab, link["alias"]))
-        root, child = roots(ns).get(link["index"], (None, None))
-        have = decode(root, child)
-        diff = differences(have or {}, want)
-        if not diff:
-            continue
-        if have is None:
-            foreign = root is not None and root["handle"] not in (0, HANDLE)
-            detail = describe(want) + ("; replaces %s %x:" % (root.get_attr("TCA_KIND"), root["handle"] >> 16)
-                                       if foreign else "")
-            changes.add("create", label, detail, after=describe(want))
-        elif want:
-            changes.add("fix", label, _detail(diff), before=describe(have), after=describe(want))
-        else:
-            changes.add("remove", label, describe(have), before=describe(have))
-        if not check:
-            _apply(socks, ns, link, root, have, want, label)
-    if prune:
-        for ns in sorted(set(scope)):
-            for ifname, link in sorted(tables.links(ns).items()):
-                if link.get("qdisc") not in ("netem", "tbf"):
-                    continue  # the link dump names each root qdisc: no qdisc dump where none is topo's
-                root, child = roots(ns).get(link["index"], (None, None))
-                have = decode(root, child)
-                if (ns, ifname) in declared or have is None or not ours(link, lab):
-                    continue
-                label = "%s/%s" % (ns, ifname)
-                changes.add("remove", label, "no longer declared: %s" % describe(have), before=describe(have))
-                if not check:
-                    _apply(socks, ns, link, root, have, {}, label)
-    return changes
-
-
-def _apply(socks, ns, link, root, have, want, label):
-    try:
-        apply(socks.get(ns), link["index"], root.get_attr("TCA_KIND") if have is not None else None,
-              have or {}, want)
-    except NetlinkError as exc:
-        raise translate(exc, "impairment of %s" % label)

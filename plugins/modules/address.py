@@ -53,20 +53,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_addresses
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.address import SPEC, Addresses
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            interfaces=SPECS["interfaces"],
-        ),
+        argument_spec=dict(lab=LAB, interfaces=SPEC),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_addresses(socks, p["lab"], p["interfaces"], module.check_mode))
+    run(module, [(Addresses, module.params["interfaces"], [])])
 
 
 if __name__ == "__main__":

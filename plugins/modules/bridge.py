@@ -58,23 +58,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_bridges
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.bridge import SPEC, Bridges
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            bridges=SPECS["bridges"],
-            namespaces=SPECS["scope"],
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, bridges=SPEC, namespaces=SCOPE, prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_bridges(socks, p["lab"], p["bridges"], p["namespaces"],
-                                              module.check_mode, p["prune"]))
+    run(module, [(Bridges, module.params["bridges"], module.params["namespaces"])])
 
 
 if __name__ == "__main__":

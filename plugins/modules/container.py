@@ -87,24 +87,16 @@ containers:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._docker import SPEC, converge_containers
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, STATE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.container import SPEC, Containers
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            containers=SPEC,
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, containers=SPEC, state=STATE, prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_containers(p["lab"], p["containers"], module.check_mode,
-                                                  p["state"], p["prune"]))
+    run(module, [(Containers, module.params["containers"], [])])
 
 
 if __name__ == "__main__":

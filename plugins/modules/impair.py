@@ -24,7 +24,7 @@ description:
   - An item with nothing set removes topo's qdisc from that interface. Another root qdisc (a
     handle other than C(7470:)) is replaced on a listed interface and never touched elsewhere.
   - Interfaces must carry this lab's alias C(topo:<lab>); any other interface is refused.
-  - With O(prune=true), topo's qdiscs on the lab's interfaces in O(scope) that are not listed
+  - With O(prune=true), topo's qdiscs on the lab's interfaces in O(namespaces) that are not listed
     are removed.
   - A kernel without netem (CONFIG_NET_SCH_NETEM) or tbf (CONFIG_NET_SCH_TBF) fails the task
     with a message naming the module to load.
@@ -44,12 +44,15 @@ options:
       jitter: {description: Random variation of the delay in milliseconds (netem; reorders packets)., type: float}
       loss: {description: Random loss in percent, 0 to 100 (netem)., type: float}
       rate: {description: Rate limit in bits per second, as tc counts them (Ethernet frames) (tbf)., type: int}
-  scope:
-    description: Namespaces in which topo's qdiscs on unlisted interfaces of this lab are pruned.
+  namespaces:
+    description:
+      - Namespaces in which topo's qdiscs on unlisted interfaces of this lab are pruned.
+      - C(scope) is the name this option had before every module called it O(namespaces).
     type: list
     elements: str
     default: []
-  prune: {description: Remove topo's qdiscs from unlisted interfaces in O(scope)., type: bool, default: true}
+    aliases: [scope]
+  prune: {description: Remove topo's qdiscs from unlisted interfaces in O(namespaces)., type: bool, default: true}
 """
 
 EXAMPLES = r"""
@@ -60,7 +63,7 @@ EXAMPLES = r"""
       - {netns: topo-demo-r1, ifname: eth1, delay: 20, jitter: 2, loss: 0.5, rate: 10000000}
       - {netns: topo-demo-r2, ifname: eth1, delay: 20, jitter: 2, loss: 0.5, rate: 10000000}
       - {netns: topo-demo-h1, ifname: eth0, rate: 1000000}
-    scope: [topo-demo-r1, topo-demo-r2, topo-demo-h1]
+    namespaces: [topo-demo-r1, topo-demo-r2, topo-demo-h1]
 """
 
 RETURN = r"""
@@ -73,24 +76,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._qdisc import converge_impairments
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.impairment import SPEC, Impairments
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            impairments=SPECS["impairments"],
-            scope=SPECS["scope"],
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, impairments=SPEC, namespaces=dict(SCOPE, aliases=["scope"]), prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_impairments(socks, p["lab"], p["impairments"], p["scope"],
-                                                   module.check_mode, prune=p["prune"]))
+    run(module, [(Impairments, module.params["impairments"], module.params["namespaces"])])
 
 
 if __name__ == "__main__":

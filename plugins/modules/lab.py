@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: lab
-short_description: Converge a whole topo lab - namespaces, bridges, veths, tunnels, addresses, routes - in one call
+short_description: Converge a whole topo lab - containers, namespaces, bridges, veths, tunnels, impairments, addresses, routes - in one call
 description:
   - Runs, in one module process, exactly what M(topo.lab.container) (docker nodes), M(topo.lab.netns), M(topo.lab.bridge),
     M(topo.lab.veth), M(topo.lab.tunnel), M(topo.lab.impair), M(topo.lab.address) and
@@ -17,9 +17,10 @@ description:
     role use.
   - Why one call - each module process costs about 0.5 s before it touches the kernel
     (AnsiballZ start, ansible's module_utils, and pyroute2's import, about 0.15-0.25 s on
-    the project's 2-core reference machine), which five separate tasks pay five times.
-  - Options are those of the five modules; O(namespaces) is the list of namespace dicts, and
-    its names are the scope in which undeclared bridges, veths and routes are pruned.
+    the project's 2-core reference machine), which eight separate tasks pay eight times.
+  - Options are those of the eight modules; O(namespaces) is the list of namespace dicts, and
+    its names are the scope in which undeclared bridges, veths, tunnels, impairments and routes
+    are pruned.
 author: topo developers
 extends_documentation_fragment: [topo.lab.netlink]
 options:
@@ -43,7 +44,12 @@ options:
     default: []
   addresses: {description: As M(topo.lab.address) O(interfaces)., type: list, elements: dict, default: []}
   routes: {description: As M(topo.lab.route) O(routes)., type: list, elements: dict, default: []}
-  prune: {description: Remove what the lab owns but no longer declares., type: bool, default: true}
+  prune:
+    description:
+      - Remove what the lab owns but no longer declares - containers, namespaces, bridges, veths,
+        tunnels, impairments and routes (each module's O(prune)).
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -77,50 +83,41 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._docker import SPEC as CONTAINERS, converge_containers
-from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
-from ansible_collections.topo.lab.plugins.module_utils._qdisc import converge_impairments
-from ansible_collections.topo.lab.plugins.module_utils._resources import (
-    SPECS, Tables, converge_addresses, converge_bridges, converge_namespaces, converge_routes, converge_tunnels,
-    converge_veths,
-)
-
-
-def converge(socks, p, check):
-    scope = [ns["name"] for ns in p["namespaces"]]
-    lab, prune = p["lab"], p["prune"]
-    require_features(p["features"])
-    # Containers first: their namespaces must be named before anything is wired into them.
-    done = [converge_containers(lab, p["containers"], check, "present", prune)]
-    tables = Tables(socks)  # one link dump per namespace, shared by every pass of the run
-    done.append(converge_namespaces(socks, lab, p["namespaces"], check, "present", prune, tables))
-    done.append(converge_bridges(socks, lab, p["bridges"], scope, check, prune, tables))
-    done.append(converge_veths(socks, lab, p["veths"], scope, check, prune, tables))
-    done.append(converge_tunnels(socks, lab, p["tunnels"], scope, check, prune, tables))
-    done.append(converge_impairments(socks, lab, p["impairments"], scope, check, prune, tables))
-    done.append(converge_addresses(socks, lab, p["addresses"], check, tables))
-    done.append(converge_routes(socks, lab, p["routes"], scope, check))
-    return done
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources import address, bridge, container, impairment, netns, route, tunnel, veth
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            lab=SPECS["lab"],
-            containers=CONTAINERS,
-            namespaces=SPECS["namespaces"],
-            bridges=SPECS["bridges"],
-            veths=SPECS["veths"],
-            tunnels=SPECS["tunnels"],
-            impairments=SPECS["impairments"],
-            features=SPECS["features"],
-            addresses=SPECS["interfaces"],
-            routes=SPECS["routes"],
-            prune=SPECS["prune"],
+            lab=LAB,
+            containers=container.SPEC,
+            namespaces=netns.SPEC,
+            bridges=bridge.SPEC,
+            veths=veth.SPEC,
+            tunnels=tunnel.SPEC,
+            impairments=impairment.SPEC,
+            features=tunnel.FEATURES,
+            addresses=address.SPEC,
+            routes=route.SPEC,
+            prune=PRUNE,
         ),
         supports_check_mode=True,
     )
-    run(module, lambda socks: converge(socks, module.params, module.check_mode))
+    p = module.params
+    scope = [ns["name"] for ns in p["namespaces"]]
+    # Containers first: their namespaces must be named before anything is wired into them.
+    # One Context for all passes: one link dump per namespace, shared by every pass.
+    run(module, [
+        (container.Containers, p["containers"], scope),
+        (netns.Namespaces, p["namespaces"], scope),
+        (bridge.Bridges, p["bridges"], scope),
+        (veth.Veths, p["veths"], scope),
+        (tunnel.Tunnels, p["tunnels"], scope),
+        (impairment.Impairments, p["impairments"], scope),
+        (address.Addresses, p["addresses"], scope),
+        (route.Routes, p["routes"], scope),
+    ], features=p["features"])
 
 
 if __name__ == "__main__":

@@ -85,23 +85,16 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_namespaces
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, STATE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.netns import SPEC, Namespaces
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            namespaces=SPECS["namespaces"],
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, namespaces=SPEC, state=STATE, prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_namespaces(socks, p["lab"], p["namespaces"], module.check_mode,
-                                                 p["state"], p["prune"]))
+    run(module, [(Namespaces, module.params["namespaces"], [])])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ description:
   - A route whose destination is right but whose gateway differs is replaced in place.
   - A declared destination that already has a route of another protocol (made by hand or
     by another tool) fails the task - topo never takes over a route it did not make.
+  - With O(prune=true), topo's routes (protocol 116) in the namespaces of O(routes) and
+    O(namespaces) that are not declared are removed, after the declared ones are converged;
+    with O(prune=false) they are left alone.
   - In check mode, a namespace that does not exist yet is reported as getting all its routes.
 author: topo developers
 extends_documentation_fragment: [topo.lab.netlink]
@@ -40,6 +43,7 @@ options:
     type: list
     elements: str
     default: []
+  prune: {description: Remove topo's undeclared routes in the namespaces of O(routes) and O(namespaces)., type: bool, default: true}
 """
 
 EXAMPLES = r"""
@@ -62,21 +66,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_routes
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.route import SPEC, Routes
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            routes=SPECS["routes"],
-            namespaces=SPECS["scope"],
-        ),
+        argument_spec=dict(lab=LAB, routes=SPEC, namespaces=SCOPE, prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_routes(socks, p["lab"], p["routes"], p["namespaces"], module.check_mode))
+    run(module, [(Routes, module.params["routes"], module.params["namespaces"])])
 
 
 if __name__ == "__main__":

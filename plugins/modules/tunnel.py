@@ -82,28 +82,18 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import require_features, run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_tunnels
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.tunnel import FEATURES, SPEC, Tunnels
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            tunnels=SPECS["tunnels"],
-            features=SPECS["features"],
-            namespaces=SPECS["scope"],
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, tunnels=SPEC, features=FEATURES, namespaces=SCOPE, prune=PRUNE),
         supports_check_mode=True,
     )
     p = module.params
-
-    def converge(socks):
-        require_features(sorted(set(p["features"]) | set(t["kind"] for t in p["tunnels"])))
-        return converge_tunnels(socks, p["lab"], p["tunnels"], p["namespaces"], module.check_mode, p["prune"])
-
-    run(module, converge)
+    run(module, [(Tunnels, p["tunnels"], p["namespaces"])],
+        features=sorted(set(p["features"]) | set(t["kind"] for t in p["tunnels"])))
 
 
 if __name__ == "__main__":

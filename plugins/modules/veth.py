@@ -76,23 +76,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._netns import run
-from ansible_collections.topo.lab.plugins.module_utils._resources import SPECS, converge_veths
+from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils.resources.veth import SPEC, Veths
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            lab=SPECS["lab"],
-            veths=SPECS["veths"],
-            namespaces=SPECS["scope"],
-            prune=SPECS["prune"],
-        ),
+        argument_spec=dict(lab=LAB, veths=SPEC, namespaces=SCOPE, prune=PRUNE),
         supports_check_mode=True,
     )
-    p = module.params
-    run(module, lambda socks: converge_veths(socks, p["lab"], p["veths"], p["namespaces"],
-                                            module.check_mode, p["prune"]))
+    run(module, [(Veths, module.params["veths"], module.params["namespaces"])])
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def build(lab):
 
 
 def params(lab, items, scope):
-    return {"lab": lab.name, "impairments": items, "scope": scope}
+    return {"lab": lab.name, "impairments": items, "namespaces": scope}
 
 
 def untouched(*ends):

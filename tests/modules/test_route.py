@@ -87,3 +87,35 @@ def test_route_drift_prune_and_foreign(lab, ansible):
     assert route_of(h1, "10.72.0.0/24")["protocol"] == "117"
     assert route_of(r1, "10.71.0.0/24")["gateway"] == "10.1.0.1"
     assert not [r for r in routes(h1) if r["dst"] == "10.50.0.0/16"]
+
+
+def test_route_prune_option(lab, ansible):
+    """prune=false leaves topo's undeclared routes in place; prune=true (the default) removes
+    them, in the four steps, with routes of other protocols untouched."""
+    h1, r1, full = build(lab)
+    ok(ansible.one("route", full))
+    sh("ip", "-n", r1, "route", "add", "10.71.0.0/24", "via", "10.1.0.1")  # not topo's
+    # h1 keeps its default route and gains 10.80.0.0/24; 10.50.0.0/16 and r1's two routes
+    # are no longer declared
+    edited = dict(full, routes=[{"netns": h1, "routes": full["routes"][0]["routes"][:1]
+                                 + [{"dst": "10.80.0.0/24", "gateway": "10.1.0.254"}]}])
+
+    four_steps(ansible, lab, "route", dict(edited, prune=False),
+               [("create", "route", "%s 10.80.0.0/24" % h1)])
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254", "10.50.0.0/16": "10.1.0.254",
+                               "10.80.0.0/24": "10.1.0.254"}
+    assert topo_routes(r1) == {"10.60.0.0/24": "10.1.0.1", "0.0.0.0/0": "10.1.0.1"}
+
+    def nothing_removed():
+        assert topo_routes(r1) == {"10.60.0.0/24": "10.1.0.1", "0.0.0.0/0": "10.1.0.1"}
+
+    pruned = four_steps(ansible, lab, "route", edited,
+                        sorted([("remove", "route", "%s 10.50.0.0/16" % h1),
+                                ("remove", "route", "%s 10.60.0.0/24" % r1),
+                                ("remove", "route", "%s 0.0.0.0/0" % r1)]),
+                        after_check=nothing_removed)
+    assert detail(pruned, "remove", "%s 10.60.0.0/24" % r1) == "via 10.1.0.1"
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254", "10.80.0.0/24": "10.1.0.254"}
+    assert topo_routes(r1) == {}
+    assert route_of(r1, "10.71.0.0/24")["protocol"] == "boot"
+    assert route_of(h1, "10.1.0.0/24")["protocol"] == "kernel"

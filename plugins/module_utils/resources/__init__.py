@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+"""Private: the resource kinds of a lab behind one protocol, and the one driver that runs them.
+
+One file per kind, each a :class:`Kind` subclass (the resource name its changes carry):
+
+========================  ==================  ======================================
+file                      class               ``Changes`` resource
+========================  ==================  ======================================
+``resources/container``   ``Containers``      ``container``
+``resources/netns``       ``Namespaces``      ``netns``
+``resources/bridge``      ``Bridges``         ``bridge``
+``resources/veth``        ``Veths``           ``veth``
+``resources/tunnel``      ``Tunnels``         ``tunnel``
+``resources/impairment``  ``Impairments``     ``impair``
+``resources/address``     ``Addresses``       ``address``
+``resources/route``       ``Routes``          ``route``
+========================  ==================  ======================================
+
+The protocol (see :class:`Kind`): ``declare`` names the desired objects by key, ``converge``
+reads the kernel for each declared object, diffs every attribute and creates or fixes only
+the difference, ``owned`` lists the lab's existing objects in a scope of namespaces, and
+``remove`` removes one. :func:`converge` is the one driver: it runs a kind's pass and its
+prune - the one prune loop of every kind (:func:`prune`) - and returns the
+:class:`~.._netns.Changes` of the pass. Check mode is always honoured (nothing is changed,
+everything is reported) and every change carries diff lines.
+
+The passes of one run share a :class:`Context`: the lab, the check flag, one netlink socket
+per namespace (:class:`~.._netns.Sockets`) and one link table per namespace
+(:class:`~.links.Tables`), so a 1000-node no-op re-apply dumps each namespace's links once
+for all kinds (bench/README.md). The context also carries what the container pass tells the
+later passes (:attr:`Context.fresh`), instead of a module-global.
+
+Objects under a declared name without this lab's marker are refused
+(:class:`~.._netns.NotOwned`), never adopted or removed.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    Changes, namespace_exists, ours, require_features, run as run_module,
+)
+from ansible_collections.topo.lab.plugins.module_utils.resources.links import Tables, delete, in_scope
+
+#: Argument specs every resource module shares: the lab, the prune switch, and the prune
+#: scope (namespace names; ``namespaces`` in every module that prunes links, routes or qdiscs).
+LAB = dict(type="str", required=True)
+PRUNE = dict(type="bool", default=True)
+SCOPE = dict(type="list", elements="str", default=[])
+STATE = dict(type="str", choices=["present", "absent"], default="present")
+
+
+class Context(object):
+    """What every pass of one run shares.
+
+    Attributes: ``socks`` (:class:`~.._netns.Sockets`), ``lab`` (str), ``check`` (bool, check
+    mode), ``tables`` (:class:`~.links.Tables`, one link dump per namespace, kept current as
+    passes change links) and ``fresh`` (set of namespace names): in check mode, the
+    namespaces of docker nodes whose container the container pass would make, start or
+    name anew; the later passes see them as not existing yet, so ``topo plan`` lists the
+    veths, addresses and routes apply will make in them. Empty outside check mode.
+    """
+
+    def __init__(self, socks, lab, check):
+        self.socks = socks
+        self.lab = lab
+        self.check = bool(check)
+        self.fresh = set()
+        self.tables = Tables(socks, self.exists)
+
+    def exists(self, ns):
+        """True when namespace ``ns`` is named under /run/netns and not in :attr:`fresh`."""
+        return ns not in self.fresh and namespace_exists(ns)
+
+
+class Kind(object):
+    """One resource kind: the protocol :func:`converge` drives. One instance per pass.
+
+    Subclasses set :attr:`resource` and implement :meth:`converge`; those that prune also
+    implement :meth:`declare`, :meth:`owned` and :meth:`remove` (and :meth:`removal` for
+    their wording). Kernel failures are raised as :class:`~.._netns.NetnsError` (netlink
+    errors translated, naming the object), ownership conflicts as
+    :class:`~.._netns.NotOwned`, values the kernel cannot hold as ValueError.
+    """
+
+    #: The ``resource`` of every change this kind reports (e.g. ``"veth"``).
+    resource = None
+    #: Prune before the declared objects are converged (kinds whose names a replacement
+    #: may reuse: veths, tunnels), instead of after.
+    prune_first = False
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def declare(self, items):
+        """The keys of the declared ``items`` (the module option's list of dicts), as a set
+        comparable with the keys :meth:`owned` yields. Raises ValueError for a list the kind
+        cannot hold (e.g. one object declared twice)."""
+        return set()
+
+    def converge(self, items, changes):
+        """Read the kernel for every declared item, diff every attribute, record each
+        ``create``/``fix`` in ``changes`` (a :class:`~.._netns.Changes`) and, unless
+        ``ctx.check``, make it so."""
+        raise NotImplementedError
+
+    def owned(self, scope):
+        """Yield ``(key, label, have)`` for every existing object of this kind that the lab
+        owns in ``scope`` (namespace names), where ``label`` is the change's name and
+        ``have`` what :meth:`removal` and :meth:`remove` need. Nothing by default (a kind
+        without prune)."""
+        return ()
+
+    def removal(self, have):
+        """``(detail, before)`` of the ``remove`` change of an undeclared object."""
+        return "no longer declared", self.resource
+
+    def remove(self, key, have):
+        """Remove one object :meth:`owned` yielded (never called in check mode)."""
+        raise NotImplementedError
+
+    def finish(self, changes):
+        """Called once after converge and prune (the container pass does its Docker work
+        here, in parallel); nothing by default."""
+
+
+class LinkKind(Kind):
+    """A kind whose objects are links of :attr:`link_kinds` (bridge, veth, tunnel): the lab's
+    own are those carrying its marker (:func:`~.._netns.ours`); removing one deletes it."""
+
+    #: The link kinds (IFLA_INFO_KIND) this kind makes and prunes.
+    link_kinds = ()
+    #: Removing a link may remove another in any namespace (a veth's peer, a bridge's
+    #: ports' state): forget every link table, not only the namespace's.
+    forget_all = True
+
+    def owned(self, scope):
+        lab, kinds = self.ctx.lab, self.link_kinds
+        return in_scope(self.ctx.tables, scope, lambda link: link["kind"] in kinds and ours(link, lab))
+
+    def remove(self, key, link):
+        ns, name = key
+        delete(self.ctx.tables, ns, link, "remove %s %s/%s" % (link["kind"], ns, name))
+        if self.forget_all:
+            self.ctx.tables.invalidate()
+        else:
+            self.ctx.tables.forget(ns)
+
+
+def prune(kind, changes, scope, declared):
+    """The one prune loop: record and (unless check mode) remove every object of ``kind``
+    (a :class:`Kind` instance) that the lab owns in ``scope`` and whose key is not in
+    ``declared``."""
+    for key, label, have in kind.owned(scope):
+        if key in declared:
+            continue
+        detail, before = kind.removal(have)
+        changes.add("remove", label, detail, before=before)
+        if not kind.ctx.check:
+            kind.remove(key, have)
+
+
+def converge(kind_class, ctx, items, scope=(), prune_=True):
+    """Run one pass of ``kind_class`` (a :class:`Kind` subclass) over the desired ``items``
+    in ``ctx`` (a :class:`Context`); with ``prune_``, remove the lab's undeclared objects of
+    that kind in ``scope`` (namespace names). Returns the pass's
+    :class:`~.._netns.Changes`."""
+    kind = kind_class(ctx)
+    changes = Changes(kind.resource)
+    declared = kind.declare(items)
+    if prune_ and kind.prune_first:
+        prune(kind, changes, scope, declared)
+    kind.converge(items, changes)
+    if prune_ and not kind.prune_first:
+        prune(kind, changes, scope, declared)
+    kind.finish(changes)
+    return changes
+
+
+def run(module, passes, features=()):
+    """Exit the Ansible ``module`` with the result of ``passes``, run in order in one
+    process with one :class:`Context` (under the lab's lock, see
+    :func:`~.._netns.run`).
+
+    ``passes``: [(Kind subclass, desired items, prune scope)]. ``module.params`` gives
+    ``lab``, ``prune`` (true when absent) and ``state`` (``absent`` converges every pass to
+    an empty list and prunes). ``features`` (kernel features, e.g. ``vxlan``, ``netem``) are
+    checked before anything is changed (:func:`~.._netns.require_features`).
+    """
+    params = module.params
+    absent = params.get("state") == "absent"
+    prune_ = absent or params.get("prune", True)
+
+    def body(socks):
+        ctx = Context(socks, params["lab"], module.check_mode)
+        require_features(list(features))
+        return [converge(kind, ctx, [] if absent else items, scope, prune_) for kind, items, scope in passes]
+
+    run_module(module, body)

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+"""Private: links as every link kind (bridge, veth, tunnel, impairment) reads and sets them.
+
+* :class:`Tables` - one link dump per namespace, shared by every pass of a run and kept
+  current as links are made or removed (a 1000-node no-op re-apply dumps each namespace once);
+* :func:`in_scope` - the lab's links of one kind in a prune scope, for :meth:`Kind.owned`;
+* the attributes every end topo makes carries (MTU, MAC, master, up, the lab's alias),
+  compared and set in place by :func:`converge_end` (veth ends and tunnel devices).
+
+A link is a :func:`~.._netns.link_summary` dict (index, ifname, kind, alias, mtu, master,
+up, peer, peer_netnsid, mac, group, qdisc, and per-kind keys).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    NetlinkError, NetnsError, if_marker, link_summary, links_by_name, namespace_exists, translate,
+)
+
+
+class Tables(object):
+    """Link tables per namespace, read once and kept current as ends are made or removed.
+
+    ``socks``: a :class:`~.._netns.Sockets`; ``exists(ns)``: whether a namespace exists
+    (a :class:`~.Context` passes its own, which hides the namespaces the container pass will
+    make anew). A missing namespace has an empty table.
+    """
+
+    def __init__(self, socks, exists=namespace_exists):
+        self.socks = socks
+        self.exists = exists
+        self._tables = {}
+
+    def links(self, ns):
+        """{ifname: link} of namespace ``ns`` (dumped on first use)."""
+        if ns not in self._tables:
+            self._tables[ns] = links_by_name(self.socks.get(ns)) if self.exists(ns) else {}
+        return self._tables[ns]
+
+    def get(self, ns, ifname):
+        """The link ``ifname`` of namespace ``ns``, or None."""
+        return self.links(ns).get(ifname)
+
+    def refresh(self, ns, ifname):
+        """Re-read one interface without re-dumping its namespace."""
+        table = self.links(ns)
+        try:
+            msg = self.socks.get(ns).link("get", ifname=ifname)[0]
+        except NetlinkError:
+            table.pop(ifname, None)
+            return None
+        table[ifname] = link_summary(msg)
+        return table[ifname]
+
+    def invalidate(self):
+        """Forget every table: a removed veth end takes its peer, in any namespace, with it."""
+        self._tables = {}
+
+    def forget(self, ns):
+        """Forget one namespace's table (the namespace is being removed)."""
+        self._tables.pop(ns, None)
+
+
+def label(item):
+    """``netns/ifname`` of a declared end, tunnel or impairment: the name its changes carry."""
+    return "%s/%s" % (item["netns"], item["ifname"])
+
+
+def detail(diff):
+    """``key have -> want, ...`` of a {key: (have, want)} difference, keys sorted."""
+    return ", ".join("%s %s -> %s" % (k, a, b) for k, (a, b) in sorted(diff.items()))
+
+
+def differences(have, want):
+    """{key: (have[key], want[key])} of every key of ``want`` whose value ``have`` lacks."""
+    return dict((k, (have.get(k), v)) for k, v in want.items() if have.get(k) != v)
+
+
+def in_scope(tables, scope, keep):
+    """Yield ``((ns, ifname), "ns/ifname", link)`` for every link of the namespaces in
+    ``scope`` (sorted, each table read when reached, so a removal that invalidated the
+    tables is seen by the next namespace) for which ``keep(link)`` is true."""
+    for ns in sorted(set(scope)):
+        for name, link in sorted(tables.links(ns).items()):
+            if keep(link):
+                yield (ns, name), "%s/%s" % (ns, name), link
+
+
+def delete(tables, ns, link, what):
+    """Delete ``link`` (a link summary) in namespace ``ns``; NetnsError naming ``what``."""
+    try:
+        tables.socks.get(ns).link("del", index=link["index"])
+    except NetlinkError as exc:
+        raise translate(exc, what)
+
+
+def record_fix(changes, name, diff, prefix=""):
+    """Record one ``fix`` of ``name`` for a {key: (have, want)} ``diff``: the detail lists
+    every difference (after ``prefix``), the diff lines the old and new values."""
+    changes.add("fix", name, prefix + detail(diff), before=str(dict((k, a) for k, (a, b) in diff.items())),
+                after=str(dict((k, b) for k, (a, b) in diff.items())))
+
+
+def wanted_end(tables, end, lab):
+    """{attribute: value} of one declared end (a veth end or a tunnel: netns, ifname, mtu,
+    optional mac and master): mtu, up, alias (the lab's marker), mac when declared, and
+    master as the bridge's ifindex (its name while the bridge does not exist yet, in check
+    mode, which never equals an ifindex; None for no bridge)."""
+    want = {"mtu": end["mtu"], "up": True, "alias": if_marker(lab), "master": None}
+    if end.get("mac"):
+        want["mac"] = end["mac"].lower()
+    if end.get("master"):
+        br = tables.get(end["netns"], end["master"])
+        want["master"] = br["index"] if br else end["master"]
+    return want
+
+
+def fix_end(tables, end, lab):
+    """Set what differs between the existing device of ``end`` and :func:`wanted_end`, in
+    at most two messages; returns the {key: (have, want)} difference. NetnsError when the
+    declared bridge does not exist; NetlinkError from the kernel."""
+    have = tables.get(end["netns"], end["ifname"])
+    want = wanted_end(tables, end, lab)
+    diff = differences(have, want)
+    if not diff:
+        return diff
+    kw = {}
+    for key, attr in (("mtu", "mtu"), ("mac", "address"), ("alias", "ifalias")):
+        if key in diff:
+            kw[attr] = want[key]
+    if "master" in diff:
+        if want["master"] is not None and not isinstance(want["master"], int):
+            raise NetnsError("bridge %s for %s does not exist" % (want["master"], label(end)))
+        kw["master"] = want["master"] or 0
+    ipr = tables.socks.get(end["netns"])
+    if kw:
+        ipr.link("set", index=have["index"], **kw)
+    if "up" in diff:
+        ipr.link("set", index=have["index"], state="up")
+    return diff
+
+
+def converge_end(changes, tables, end, have, lab, check):
+    """Compare an existing device ``have`` with ``end`` (MTU, MAC, master, up, alias): record
+    one ``fix`` with every difference (master by bridge name), and set them unless ``check``."""
+    diff = differences(have, wanted_end(tables, end, lab))
+    if not diff:
+        return
+    if "master" in diff:
+        diff["master"] = (_master_name(tables, end["netns"], diff["master"][0]), end.get("master"))
+    record_fix(changes, label(end), diff)
+    if not check:
+        fix_end(tables, end, lab)
+        tables.refresh(end["netns"], end["ifname"])
+
+
+def _master_name(tables, ns, index):
+    """The name of the link with ifindex ``index`` in ``ns`` (``index`` itself if none; None for None)."""
+    if index is None:
+        return None
+    for name, link in tables.links(ns).items():
+        if link["index"] == index:
+            return name
+    return index

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+"""Private: the ``netns`` kind - named network namespaces with lo up, the lab's marker on lo
+and their sysctls - and the one scan of lab markers (:func:`marked_namespaces`), which the
+front end's ``labs_in_kernel`` uses too.
+
+A namespace's marker is the alias of its ``lo``: ``topo:<lab>:<node>``
+(:func:`~.._netns.ns_marker`), written before the namespace is named, so a namespace
+without it was not made by topo and is never touched.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    MARKER, NetlinkError, NetnsError, NotOwned, create_namespace, delete_namespace, list_namespaces,
+    namespace_exists, ns_marker, sysctl_read, sysctl_write,
+)
+from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+
+#: The ``namespaces`` option of topo.lab.netns (and topo.lab.lab).
+SPEC = dict(type="list", elements="dict", default=[], options=dict(
+    name=dict(type="str", required=True),
+    node=dict(type="str", required=True),
+    sysctls=dict(type="dict", default={}),
+    kind=dict(type="str", default="netns", choices=["netns", "docker"]),
+))
+
+
+def parse_marker(alias):
+    """``(lab, node)`` of a namespace marker ``topo:<lab>:<node>``; None for any other alias
+    (None included)."""
+    if not alias or not alias.startswith(MARKER):
+        return None
+    parts = alias.split(":")
+    return (parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def read_marker(socks, name):
+    """The alias of lo in namespace ``name`` (str or None), or None when unreadable.
+    ``socks``: a :class:`~.._netns.Sockets`."""
+    try:
+        return socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS")
+    except (NetnsError, OSError, NetlinkError):
+        return None
+
+
+def marked_namespaces(lo_alias, exists=namespace_exists):
+    """The lab-marker scan: {namespace: (lab, node)} of every namespace named under
+    /run/netns (and ``exists``) whose lo carries a topo marker.
+
+    ``lo_alias(name)`` returns lo's alias (str or None); a namespace it cannot read
+    (NetnsError, OSError, NetlinkError: it went away meanwhile) is skipped.
+    """
+    out = {}
+    for name in list_namespaces():
+        if not exists(name):
+            continue
+        try:
+            marker = parse_marker(lo_alias(name))
+        except (NetnsError, OSError, NetlinkError):
+            continue
+        if marker is not None:
+            out[name] = marker
+    return out
+
+
+def labs_in_kernel(socks):
+    """Names of the labs that own at least one namespace, sorted (reads only each lo)."""
+    return sorted(set(lab for lab, _ in marked_namespaces(lambda n: read_marker(socks, n)).values()))
+
+
+def owned_namespaces(tables, lab):
+    """{namespace: node} of every namespace whose lo carries ``lab``'s marker.
+
+    Reads each namespace's whole link table into ``tables`` (a :class:`~.links.Tables`),
+    which the bridge, veth and address passes of the same run need anyway.
+    """
+    def lo_alias(name):
+        lo = tables.get(name, "lo")
+        return lo["alias"] if lo else None
+    return dict((name, node) for name, (owner, node) in marked_namespaces(lo_alias, tables.exists).items()
+                if owner == lab)
+
+
+class Namespaces(Kind):
+    """Namespaces with lo up, the lab's marker and their sysctls; the lab's undeclared ones
+    are pruned (whatever the scope: every namespace is scanned for the marker).
+
+    Items: [{name, node, sysctls: {dotted key: value}, kind: netns|docker}]. A ``docker``
+    namespace is not made here but by the container pass, which names the container's own
+    namespace (NetnsError when it has not); here it gets its sysctls like any other.
+    The result's extra key ``owned`` lists the lab's namespaces found before the change.
+    """
+
+    resource = "netns"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.nodes = owned_namespaces(ctx.tables, ctx.lab)
+
+    def declare(self, items):
+        return set(ns["name"] for ns in items)
+
+    def converge(self, items, changes):
+        ctx, lab, check = self.ctx, self.ctx.lab, self.ctx.check
+        changes.extra["owned"] = sorted(self.nodes)
+        lo_up = dict((name, ctx.tables.get(name, "lo")["up"]) for name in self.nodes)
+        for ns in items:
+            name = ns["name"]
+            marker = ns_marker(lab, ns["node"])
+            sysctls = dict((k, str(v)) for k, v in (ns.get("sysctls") or {}).items())
+            exists = ctx.exists(name)
+            if not exists and ns.get("kind") == "docker":
+                # The container pass names a docker node's namespace; in check mode it has
+                # already reported the container it would make.
+                if check:
+                    continue
+                raise NetnsError("namespace %s of docker node %s is not named; the container pass "
+                                 "(topo.lab.container) must run first" % (name, ns["node"]))
+            if not exists:
+                changes.add("create", name, "node=%s" % ns["node"], after="node=%s %s" % (ns["node"], sysctls))
+                if not check:
+                    create_namespace(name, marker)
+                    for key, value in sorted(sysctls.items()):
+                        sysctl_write(name, key, value)
+                continue
+            if name not in self.nodes:
+                raise NotOwned("namespace %s exists but was not made by topo for lab %s (lo alias %r); "
+                               "remove or rename it" % (name, lab, read_marker(ctx.socks, name)))
+            ipr = ctx.socks.get(name)
+            if self.nodes[name] != ns["node"]:
+                changes.add("fix", name, "marker node %s -> %s" % (self.nodes[name], ns["node"]))
+                if not check:
+                    ipr.link("set", index=1, ifalias=marker)
+            if not lo_up[name]:
+                changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
+                if not check:
+                    ipr.link("set", index=1, state="up")
+            for key, value in sorted(sysctls.items()):
+                current = sysctl_read(name, key)
+                if current != value:
+                    changes.add("fix", name, "%s %s -> %s" % (key, current, value),
+                                before="%s=%s" % (key, current), after="%s=%s" % (key, value))
+                    if not check:
+                        sysctl_write(name, key, value)
+
+    def owned(self, scope):
+        for name in sorted(self.nodes):
+            yield name, name, self.nodes[name]
+
+    def removal(self, node):
+        return "node=%s" % node, "node=%s" % node
+
+    def remove(self, name, node):
+        self.ctx.socks.forget(name)
+        self.ctx.tables.forget(name)
+        delete_namespace(name)
