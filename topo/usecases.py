@@ -39,10 +39,13 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from topo import labdir
 from topo.errors import EnvironmentProblem, RunFailed, UsageError
+
+if TYPE_CHECKING:  # the runner (and ansible-runner) load only when a playbook runs
+    from topo.runner import Progress
 
 #: A one-line notice for the user (the CLI prints it on stderr); None drops it.
 Notify = Optional[Callable[[str], None]]
@@ -294,7 +297,7 @@ class ImageResult:
 
 # --------------------------------------------------------------------------- shared steps
 
-def _build(c, inventory: str, *, check: bool, progress, title: str):
+def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
     """The apply playbook (in check mode for a plan); RunFailed when it failed."""
     from topo.runner import run_playbook
     result = run_playbook(c.lab, "apply", inventory=inventory, check=check, progress=progress, title=title)
@@ -308,7 +311,7 @@ def _raise_run_failure(result) -> None:
     raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
 
 
-def _verify(c, inventory: str, progress) -> tuple[list[dict], str]:
+def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], str]:
     """The verify playbook: ``(check rows, log)``. A failure that is not a check result
     (a host with no check rows failed) is RunFailed: verification could not run."""
     from topo.results import check_rows
@@ -339,7 +342,7 @@ def validate(file: str) -> ValidateResult:
     return ValidateResult(c.lab, c.file, c.expanded)
 
 
-def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress=None,
+def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,
           notify: Notify = None) -> ApplyResult:
     """Build or converge the lab ``file`` describes, then (``verify``) run its checks and
     write the reports. Holds the lab's lock throughout (waiting up to ``wait`` seconds for
@@ -367,7 +370,7 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress=None,
     return result
 
 
-def plan(file: str, *, progress=None) -> PlanResult:
+def plan(file: str, *, progress: Progress | None = None) -> PlanResult:
     """What :func:`apply` would change, from the apply playbook in check mode; nothing is
     changed (the inventory is rewritten, under the lab's lock)."""
     c = _compile(file)
@@ -381,7 +384,7 @@ def plan(file: str, *, progress=None) -> PlanResult:
     return PlanResult(c.lab, c.file, result.changes)
 
 
-def verify(file: str, *, progress=None) -> VerifyResult:
+def verify(file: str, *, progress: Progress | None = None) -> VerifyResult:
     """Run the checks of the applied lab ``file`` describes and write the reports (as
     today, without taking the lab's lock)."""
     c = _compile(file)
@@ -485,7 +488,7 @@ def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: b
     return sorted(set(labdir.known_labs()) | set(labs_in_kernel()) | set(labs_in_docker()))
 
 
-def destroy(lab: str, *, wait: float = 0.0, progress=None, notify: Notify = None) -> DestroyResult:
+def destroy(lab: str, *, wait: float = 0.0, progress: Progress | None = None, notify: Notify = None) -> DestroyResult:
     """Remove everything lab ``lab`` made (containers labelled with it, namespaces carrying
     its marker) and its lab directory, under its lock."""
     from topo.pipeline import destroy_inventory
