@@ -1,4 +1,5 @@
-"""The ``topo`` command line.
+"""The ``topo`` command line: it parses arguments, calls one use case of
+:mod:`topo.usecases` and renders its result (rich tables on stdout, progress on stderr).
 
 Every command takes ``--json`` (one JSON document on stdout, progress on stderr) and exits
 0 on success, 1 when a verification failed, 2 on bad input or usage, 3 when the machine
@@ -9,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
+import time
 from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
 
 import topo
-from topo import labdir
-from topo.errors import (EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, EnvironmentProblem, InputError,
-                         RunFailed, TopoError, UsageError)
+from topo import usecases
+from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -181,59 +179,73 @@ def _emit(args, data: dict) -> None:
         print(json.dumps(data, indent=2, default=str))
 
 
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise EnvironmentProblem("topo needs root to create namespaces and interfaces; run it with sudo")
-    if shutil.which("ip") is None:
-        raise EnvironmentProblem("the ip command (iproute2) is missing; apt-get install iproute2")
+class RichProgress:
+    """A playbook run's progress on stderr (:class:`topo.runner.Progress`): a live status
+    line with the task and how many hosts are done, on a terminal, and one line per
+    finished task with its time (a red cross when a host failed it)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.status = None
+        self.task = None
+        self.task_start = 0.0
+        self.done = 0
+        self.failed = False
+
+    def start(self, title: str) -> None:
+        if self.console.is_terminal:
+            self.status = self.console.status(title)
+            self.status.start()
+
+    def task_started(self, name: str) -> None:
+        self._finish_task()
+        self.task, self.task_start, self.done, self.failed = name, time.monotonic(), 0, False
+        self._show()
+
+    def host_done(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed |= failed
+        self._show()
+
+    def _show(self) -> None:
+        if self.status is not None and self.task:
+            self.status.update(f"{self.task}  [dim]({self.done} host{'s' if self.done != 1 else ''} done)[/]")
+
+    def _finish_task(self) -> None:
+        if self.task:
+            mark = "[red]✗[/]" if self.failed else "[green]✓[/]"
+            self.console.print(f"  {mark} {self.task} [dim]{time.monotonic() - self.task_start:.1f} s[/]",
+                               highlight=False)
+        self.task = None
+
+    def stop(self) -> None:
+        self._finish_task()
+        if self.status is not None:
+            self.status.stop()
 
 
-#: Programs the checks run, by check type, with the Debian package that has them.
-CHECK_PROGRAMS = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump"),
-                  "iperf3": ("iperf3", "iperf3"), **{t: ("python3", "python3") for t in
-                                                     ("unicast", "broadcast", "multicast", "anycast", "relay")}}
-
-
-def _require_programs(expanded: dict) -> None:
-    """Exit 3 before anything is built when a program the lab's checks need is missing."""
-    kinds = {c["type"] for c in expanded["checks"]}
-    if any(c.get("capture") for c in expanded["checks"]):
-        kinds.add("capture")
-    for kind in sorted(kinds):
-        program, package = CHECK_PROGRAMS[kind]
-        if shutil.which(program) is None:
-            raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
-                                     f"apt-get install {package} (or apply with --no-verify)")
-
-
-def _require_docker(expanded: dict) -> None:
-    """Exit 3 before anything is built when the lab's docker nodes cannot run here."""
-    from topo.doctor import require_docker
-    require_docker(expanded)
-
-
-def _compile(args):
-    from topo.pipeline import compile_file
-    return compile_file(args.file, sticky=True)
+def _progress(args) -> RichProgress | None:
+    """Progress on stderr, none with --json."""
+    return None if args.json else RichProgress(err)
 
 
 # --------------------------------------------------------------------------- validate
 
 def cmd_validate(args) -> int:
-    c = _compile(args)
+    r = usecases.validate(args.file)
     if args.json:
-        _emit(args, {"lab": c.lab, "file": c.file, "expanded": c.expanded})
+        _emit(args, r.to_json())
         return EXIT_OK
-    e = c.expanded
+    e = r.expanded
     n_if = sum(len(n["interfaces"]) for n in e["nodes"].values())
-    out.print(f"[green]✓[/] {c.file}: lab [bold]{c.lab}[/] is valid: {len(e['nodes'])} nodes, "
+    out.print(f"[green]✓[/] {r.file}: lab [bold]{r.lab}[/] is valid: {len(e['nodes'])} nodes, "
               f"{len(e['bridges'])} bridges, {len(e['veths'])} links, {n_if} interfaces, "
               f"{sum(len(ch['targets']) for ch in e['checks'] if ch['type'] == 'ping')} ping checks"
               + "".join(f", {n} {t} checks" for t, n in _count_types(e["checks"], exclude="ping")))
     return EXIT_OK
 
 
-# --------------------------------------------------------------------------- apply / plan
+# --------------------------------------------------------------------------- apply / plan / verify
 
 def _summary_table(changes: list[dict], title: str) -> Table:
     counts = Counter((c["resource"], c["action"]) for c in changes)
@@ -244,11 +256,6 @@ def _summary_table(changes: list[dict], title: str) -> Table:
     for resource in dict.fromkeys(c["resource"] for c in changes):
         table.add_row(resource, *(str(counts.get((resource, a), 0) or "") for a in ("create", "fix", "remove")))
     return table
-
-
-def _check_summary(checks: list[dict]) -> dict:
-    passed = sum(1 for c in checks if c.get("ok"))
-    return {"total": len(checks), "passed": passed, "failed": len(checks) - passed}
 
 
 def _count_types(checks: list[dict], exclude: str) -> list[tuple[str, int]]:
@@ -326,146 +333,71 @@ def _print_pings(checks: list[dict]) -> None:
     out.print(table)
 
 
-def _raise_build_failure(result) -> None:
-    text = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures)
-    raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
+def _print_verdict(summary) -> None:
+    colour = "green" if not summary.failed else "red"
+    out.print(f"[{colour}]{summary.passed}/{summary.total} checks passed[/]")
 
 
 def cmd_apply(args) -> int:
-    c = _compile(args)
-    _require_root()
-    _require_docker(c.expanded)
-    if not args.no_verify:
-        _require_programs(c.expanded)
-    from topo.pipeline import write_inventory
-    from topo.runner import run_playbook
-
-    with labdir.locked(c.lab, wait=args.wait, notify=err.print):
-        inv = write_inventory(c)
-        labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
-            n["netns"] for n in c.expanded["nodes"].values()] + [
-            b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
-            n["netns"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"])
-        build = run_playbook(c.lab, "apply", inventory=inv, quiet=args.json, title=f"applying {c.lab}")
-        if not build.ok:
-            _raise_build_failure(build)
-        checks = None
-        if not args.no_verify:
-            ver = run_playbook(c.lab, "verify", inventory=inv, quiet=args.json, title=f"verifying {c.lab}")
-            checks = ver.checks
-            _verify_errors(ver)
-    changed = len(build.changes)
-    data = {"lab": c.lab, "file": c.file, "changed": changed, "changes": build.changes,
-            "seconds": round(build.seconds, 2), "log": build.log, "lab_dir": labdir.lab_dir(c.lab),
-            "inventory": inv}
-    if checks is not None:
-        data["checks"] = _check_summary(checks)
-        data["check_results"] = checks
-        data["reports"] = _write_reports(c, checks, data["checks"])
+    r = usecases.apply(args.file, verify=not args.no_verify, wait=args.wait, progress=_progress(args),
+                       notify=err.print)
     if args.json:
-        _emit(args, data)
+        _emit(args, r.to_json())
     else:
-        if changed:
-            out.print(_summary_table(build.changes, f"lab {c.lab}: {changed} changed in {build.seconds:.1f} s"))
+        if r.changes:
+            out.print(_summary_table(r.changes, f"lab {r.lab}: {len(r.changes)} changed in {r.seconds:.1f} s"))
         else:
-            out.print(f"lab [bold]{c.lab}[/]: [green]0 changed[/] - the kernel already matches {c.file} "
-                      f"({build.seconds:.1f} s)")
-        if checks is not None:
-            _print_checks(checks)
-            s = data["checks"]
-            colour = "green" if not s["failed"] else "red"
-            out.print(f"[{colour}]{s['passed']}/{s['total']} checks passed[/]")
-            out.print(f"[dim]report: {data['reports']['markdown']}[/]")
-        out.print(f"[dim]inventory: {inv}\nlog: {build.log}[/]")
-    if checks is not None and any(not ch["ok"] for ch in checks):
-        return EXIT_VERIFY
-    return EXIT_OK
-
-
-def _write_reports(c, checks: list[dict], summary: dict) -> dict:
-    """verify.json, junit.xml and report.md (with plots) in the lab directory."""
-    from topo import report
-    return report.write(c.lab, labdir.lab_dir(c.lab), c.file, checks, summary)
-
-
-def _verify_errors(ver) -> None:
-    """A verify run whose failures are not check results is an environment problem."""
-    hosts_with_checks = {c["from"] for c in ver.checks}  # a capture check's "from" is the build host
-    other = [f for f in ver.failures if f.host not in hosts_with_checks]
-    if other:
-        raise RunFailed("verification could not run: " + "; ".join(
-            f"{f.host}: {f.message}" for f in other), ver.log)
+            out.print(f"lab [bold]{r.lab}[/]: [green]0 changed[/] - the kernel already matches {r.file} "
+                      f"({r.seconds:.1f} s)")
+        if r.checks is not None:
+            _print_checks(r.check_results)
+            _print_verdict(r.checks)
+            out.print(f"[dim]report: {r.reports['markdown']}[/]")
+        out.print(f"[dim]inventory: {r.inventory}\nlog: {r.log}[/]")
+    return EXIT_VERIFY if r.failed else EXIT_OK
 
 
 def cmd_plan(args) -> int:
-    c = _compile(args)
-    _require_root()
-    _require_docker(c.expanded)
-    from topo.pipeline import write_inventory
-    from topo.runner import run_playbook
-
-    with labdir.locked(c.lab):
-        inv = write_inventory(c)
-        result = run_playbook(c.lab, "apply", inventory=inv, check=True, quiet=True, title=f"planning {c.lab}")
-    if not result.ok:
-        _raise_build_failure(result)
+    r = usecases.plan(args.file)
     if args.json:
-        _emit(args, {"lab": c.lab, "file": c.file, "changes": result.changes, "count": len(result.changes)})
+        _emit(args, r.to_json())
         return EXIT_OK
-    if not result.changes:
-        out.print(f"lab [bold]{c.lab}[/]: nothing to do - the kernel matches {c.file}")
+    if not r.changes:
+        out.print(f"lab [bold]{r.lab}[/]: nothing to do - the kernel matches {r.file}")
         return EXIT_OK
     sign = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
-    for ch in result.changes:
+    for ch in r.changes:
         detail = f"  [dim]{ch['detail']}[/]" if ch.get("detail") else ""
         out.print(f"{sign[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
-    counts = Counter(ch["action"] for ch in result.changes)
+    counts = Counter(ch["action"] for ch in r.changes)
     out.print(f"\nplan: {counts.get('create', 0)} to create, {counts.get('fix', 0)} to fix, "
               f"{counts.get('remove', 0)} to remove")
     return EXIT_OK
 
 
-# --------------------------------------------------------------------------- verify
-
 def cmd_verify(args) -> int:
-    c = _compile(args)
-    _require_root()
-    _require_docker(c.expanded)
-    _require_programs(c.expanded)
-    from topo.pipeline import write_inventory
-    from topo.runner import run_playbook
-
-    inv = write_inventory(c)
-    ver = run_playbook(c.lab, "verify", inventory=inv, quiet=args.json, title=f"verifying {c.lab}")
-    _verify_errors(ver)
-    summary = _check_summary(ver.checks)
-    reports = _write_reports(c, ver.checks, summary)
+    r = usecases.verify(args.file, progress=_progress(args))
     if args.json:
-        _emit(args, {"lab": c.lab, "checks": summary, "check_results": ver.checks, "log": ver.log,
-                     "reports": reports})
+        _emit(args, r.to_json())
     else:
-        _print_checks(ver.checks)
-        colour = "green" if not summary["failed"] else "red"
-        out.print(f"[{colour}]{summary['passed']}/{summary['total']} checks passed[/]")
-        out.print(f"[dim]report: {reports['markdown']} (also verify.json, junit.xml)[/]")
-    return EXIT_VERIFY if summary["failed"] else EXIT_OK
+        _print_checks(r.check_results)
+        _print_verdict(r.checks)
+        out.print(f"[dim]report: {r.reports['markdown']} (also verify.json, junit.xml)[/]")
+    return EXIT_VERIFY if r.failed else EXIT_OK
 
 
 # --------------------------------------------------------------------------- show
 
 def cmd_show(args) -> int:
-    c = _compile(args)
-    _require_root()
-    from topo.show import observe
-    rows = observe(c.expanded)
+    r = usecases.show(args.file)
     if args.json:
-        _emit(args, {"lab": c.lab, "nodes": rows})
+        _emit(args, r.to_json())
         return EXIT_OK
-    table = Table(title=f"lab {c.lab}", title_justify="left")
+    table = Table(title=f"lab {r.lab}", title_justify="left")
     for col in ("node", "kind", "interface", "address", "peer", "state"):
         table.add_column(col)
     colours = {"up": "green", "missing": "red", "drift": "yellow", "down": "yellow"}
-    for node in rows:
+    for node in r.nodes:
         ifaces = node["interfaces"] or [{"ifname": "-", "address": "", "peer": "", "state": node["state"]}]
         for k, iface in enumerate(ifaces):
             state = iface["state"]
@@ -476,153 +408,74 @@ def cmd_show(args) -> int:
     return EXIT_OK
 
 
-# --------------------------------------------------------------------------- exec
+# --------------------------------------------------------------------------- exec, capture
 
 def cmd_exec(args) -> int:
-    c = _compile(args)
-    _require_root()
-    node = c.expanded["nodes"].get(args.node)
-    if node is None:
-        raise UsageError(f"no node {args.node!r} in {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    if not argv:
-        raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
-    if not os.path.exists(os.path.join("/run/netns", node["netns"])):
-        raise EnvironmentProblem(f"node {args.node} does not exist; run topo apply {c.file} first")
-    from ansible_collections.topo.lab.plugins.module_utils.api import node_argv
-    full = node_argv(node["netns"], node["kind"], argv, interactive=True,
-                     tty=sys.stdin.isatty() and sys.stdout.isatty() and not args.json)
+    r = usecases.exec_in(args.file, args.node, args.argv, capture_output=args.json,
+                         tty=sys.stdin.isatty() and sys.stdout.isatty() and not args.json)
     if args.json:
-        proc = subprocess.run(full, capture_output=True, text=True)
-        _emit(args, {"node": args.node, "argv": argv, "rc": proc.returncode,
-                     "stdout": proc.stdout, "stderr": proc.stderr})
-        return proc.returncode
-    return subprocess.call(full)
+        _emit(args, r.to_json())
+    return r.rc
 
-
-# --------------------------------------------------------------------------- capture
 
 def cmd_capture(args) -> int:
-    c = _compile(args)
-    _require_root()
-    node_name, sep, ifname = args.on.partition(":")
-    node = c.expanded["nodes"].get(node_name)
-    if not sep or node is None:
-        raise UsageError(f"{args.on!r} is not NODE:IFACE of {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
-    known = [i["ifname"] for i in node["interfaces"]] + ["lo", "any"]
-    if ifname not in known:
-        raise UsageError(f"node {node_name} has no interface {ifname!r}; it has: {', '.join(known)}")
-    if args.count < 1 or args.duration <= 0:
-        raise UsageError("--count must be at least 1 and --duration positive")
-    if shutil.which("tcpdump") is None:
-        raise EnvironmentProblem("topo capture needs tcpdump; apt-get install tcpdump")
-    if not os.path.exists(os.path.join("/run/netns", node["netns"])):
-        raise EnvironmentProblem(f"node {node_name} does not exist; run topo apply {c.file} first")
-    directory = os.path.join(labdir.lab_dir(c.lab), "captures")
-    os.makedirs(directory, exist_ok=True)
-    import time
-    path = os.path.join(directory, f"{node_name}-{ifname}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
-    if not args.json:
-        err.print(f"[dim]capturing on {node_name}:{ifname} ({args.count} packets or {args.duration:g} s; "
-                  f"Ctrl-C stops) ...[/]")
-    from ansible_collections.topo.lab.plugins.module_utils.api import capture
-    stderr = capture(node["netns"], ifname, path, args.count, args.duration, args.filter)
-    if not os.path.exists(path):
-        raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
-    from ansible_collections.topo.lab.plugins.module_utils.api import summarize_pcap
-    rows = summarize_pcap(path)
+    r = usecases.capture(args.file, args.on, count=args.count, duration=args.duration, bpf=args.filter,
+                         notify=None if args.json else lambda text: err.print(f"[dim]{text}[/]"))
     if args.json:
-        _emit(args, {"lab": c.lab, "on": args.on, "path": path, "packets": len(rows), "rows": rows})
+        _emit(args, r.to_json())
     else:
-        _print_capture_rows(f"{args.on}: {len(rows)} packets ({path})", rows, limit=args.count)
+        _print_capture_rows(f"{r.on}: {len(r.rows)} packets ({r.path})", r.rows, limit=args.count)
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- doctor, image
 
 def cmd_doctor(args) -> int:
-    from topo.doctor import run_checks
-    images, needs = None, False
-    if args.file:
-        c = _compile(args)
-        images = sorted({n["container"]["image"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"})
-        needs = bool(images)
-    findings = run_checks(images or None, needs)
-    failed = [f for f in findings if f.status == "fail"]
+    r = usecases.doctor(args.file)
     if args.json:
-        _emit(args, {"findings": [f.as_dict() for f in findings], "ok": not failed})
+        _emit(args, r.to_json())
     else:
         table = Table(title="topo doctor", title_justify="left")
         for col in ("check", "status", "detail", "fix"):
             table.add_column(col, overflow="fold")
         colours = {"ok": "green", "warn": "yellow", "fail": "red"}
-        for f in findings:
+        for f in r.findings:
             table.add_row(f.check, f"[{colours[f.status]}]{f.status}[/]", f.detail, f.fix)
         out.print(table)
-        out.print(f"[red]{len(failed)} problem(s) stop topo here[/]" if failed else "[green]ready[/]")
-    return EXIT_ENV if failed else EXIT_OK
+        out.print(f"[red]{len(r.failed)} problem(s) stop topo here[/]" if r.failed else "[green]ready[/]")
+    return EXIT_ENV if r.failed else EXIT_OK
 
 
 def cmd_image(args) -> int:
-    _require_root()
-    from topo import image
-    tag = args.tag or image.DEFAULT_IMAGE
-    result = image.build(tag, offline=args.offline, mirror=args.mirror,
-                         say=lambda line: err.print(f"[dim]{line}[/]"))
+    r = usecases.build_image(args.tag, offline=args.offline, mirror=args.mirror,
+                             notify=lambda line: err.print(f"[dim]{line}[/]"))
     if args.json:
-        _emit(args, result)
+        _emit(args, r.to_json())
     else:
-        out.print(f"built [bold]{result['image']}[/] ({result['method']}): {result['size_mb']} MB "
-                  f"in {result['seconds']} s")
+        out.print(f"built [bold]{r.image}[/] ({r.method}): {r.size_mb} MB in {r.seconds} s")
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- destroy
 
 def cmd_destroy(args) -> int:
-    _require_root()
-    from topo.pipeline import compile_file, destroy_inventory
-    from topo.runner import run_playbook
-
-    if sum(bool(x) for x in (args.file, args.lab, args.all)) != 1:
-        raise UsageError("name what to destroy: a topology FILE, --lab NAME, or --all")
-    if args.file:
-        labs = [compile_file(args.file).lab]
-    elif args.lab:
-        from topo.model import NAME_RE
-        import re
-        if not re.match(NAME_RE, args.lab):
-            raise UsageError(f"{args.lab!r} is not a lab name")
-        labs = [args.lab]
-    else:
-        from topo.show import labs_in_docker, labs_in_kernel
-        labs = sorted(set(labdir.known_labs()) | set(labs_in_kernel()) | set(labs_in_docker()))
+    usecases.require_root()
+    labs = usecases.labs_to_destroy(args.file, args.lab, args.all)
     report = []
     for lab in labs:
-        with labdir.locked(lab, wait=args.wait, notify=err.print):
-            result = run_playbook(lab, "destroy", inventory=destroy_inventory(lab), quiet=args.json,
-                                  title=f"destroying {lab}")
-            if not result.ok:
-                _raise_build_failure(result)
-            by_kind: dict[str, list[str]] = {}
-            for ch in result.changes:
-                if ch["action"] == "remove":
-                    by_kind.setdefault(ch["resource"], []).append(ch["name"])
-            labdir.remove(lab)
-        removed = by_kind.get("netns", [])
-        report.append({"lab": lab, "removed": removed, "containers": by_kind.get("container", []),
-                       "seconds": round(result.seconds, 2), "warnings": result.warnings})
-        if not args.json:
-            for warning in result.warnings:
-                err.print(f"[yellow]warning:[/] {warning}")
-        if not args.json:
-            if by_kind:
-                words = {"netns": "namespaces", "container": "containers"}
-                out.print(f"lab [bold]{lab}[/]: removed ({result.seconds:.1f} s) " + "; ".join(
-                    f"{len(names)} {words.get(kind, kind)}: {', '.join(names)}"
-                    for kind, names in sorted(by_kind.items())))
-            else:
-                out.print(f"lab [bold]{lab}[/]: nothing of it was left to remove")
+        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=err.print)
+        report.append(r.to_json())
+        if args.json:
+            continue
+        for warning in r.warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
+        if r.removed:
+            words = {"netns": "namespaces", "container": "containers"}
+            out.print(f"lab [bold]{lab}[/]: removed ({r.seconds:.1f} s) " + "; ".join(
+                f"{len(names)} {words.get(kind, kind)}: {', '.join(names)}"
+                for kind, names in sorted(r.removed.items())))
+        else:
+            out.print(f"lab [bold]{lab}[/]: nothing of it was left to remove")
     if args.json:
         _emit(args, {"labs": report})
     elif not labs:

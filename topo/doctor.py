@@ -2,8 +2,8 @@
 
 Each check returns a :class:`Finding` ``(check, status, detail, fix)`` with status ``ok``,
 ``warn`` (a feature some labs need is missing, or a trap topo avoids) or ``fail`` (nothing
-can be built, or the lab given cannot). ``topo apply`` runs the same checks for what its lab
-needs (:func:`require_docker`), before anything is built, and stops with exit 3 and the fix.
+can be built, or the lab given cannot). ``topo apply`` checks what its lab needs
+(:func:`topo.usecases.require_docker`) before anything is built, and stops with exit 3 and the fix.
 
 The br_netfilter trap: Docker's daemon sets the root namespace's iptables FORWARD policy to
 DROP, and with ``br_netfilter`` loaded and ``net.bridge.bridge-nf-call-iptables=1`` frames
@@ -31,6 +31,8 @@ PROGRAMS = [("ip", "iproute2", True), ("ping", "iputils-ping", False), ("tcpdump
 
 @dataclass
 class Finding:
+    """One check's outcome: ``status`` ok, warn or fail; ``fix`` says what to do (or "")."""
+
     check: str
     status: str  # ok | warn | fail
     detail: str
@@ -152,27 +154,3 @@ def forward_policy() -> str | None:
         if parts[:2] == ["-P", "FORWARD"] and len(parts) > 2:
             return parts[2]
     return None
-
-
-def require_docker(expanded: dict) -> None:
-    """Exit 3 (EnvironmentProblem) before anything is built when the lab has docker nodes and
-    dockerd, the docker CLI (Ansible's docker connection) or a node image is missing."""
-    images = sorted({n["container"]["image"] for n in expanded["nodes"].values() if n["kind"] == "docker"})
-    if not images:
-        return
-    docker = [n for n, node in expanded["nodes"].items() if node["kind"] == "docker"]
-    from topo.image import docker_client, image_present
-    try:
-        client = docker_client(timeout=30)
-    except EnvironmentProblem as exc:
-        raise EnvironmentProblem(f"the lab has {len(docker)} docker nodes ({', '.join(docker[:3])}"
-                                 f"{', ...' if len(docker) > 3 else ''}), but {exc}") from None
-    missing = [i for i in images if not image_present(client, i)]
-    if missing:
-        hint = ("build it: topo image build --offline (from Debian packages; about a minute), or "
-                "topo image build where a registry is reachable") if DEFAULT_IMAGE in missing else \
-            "pull or build it first"
-        raise EnvironmentProblem(f"image {', '.join(missing)} is not in the local image store; {hint}")
-    if shutil.which("docker") is None:
-        raise EnvironmentProblem("the docker command is missing; Ansible reaches docker nodes with it "
-                                 "(community.docker's docker connection): apt-get install docker.io")

@@ -24,7 +24,6 @@ import time
 from contextlib import contextmanager
 
 import topo
-from ansible_collections.topo.lab.plugins.module_utils.api import flock_wait
 from topo.errors import EnvironmentProblem
 
 ANSIBLE_CFG = """\
@@ -62,6 +61,7 @@ def home() -> str:
 
 
 def lab_dir(lab: str) -> str:
+    """The directory of lab ``lab``: ``$TOPO_HOME/labs/<lab>`` (it may not exist)."""
     return os.path.join(home(), "labs", lab)
 
 
@@ -116,6 +116,7 @@ def write_state(lab: str, **fields) -> None:
 
 
 def read_state(lab: str) -> dict:
+    """state.json of the lab as a dict; ``{}`` when it is missing or unreadable."""
     try:
         with open(os.path.join(lab_dir(lab), "state.json")) as f:
             return json.load(f)
@@ -143,6 +144,8 @@ def locked(lab: str, wait: float = 0.0, notify=None):
     Another topo holding it makes this wait up to ``wait`` seconds (calling ``notify``
     once with a message), then raise EnvironmentProblem naming the holder's PID.
     """
+    from ansible_collections.topo.lab.plugins.module_utils.api import flock_wait
+
     d = os.path.join(home(), "locks")
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, f"{lab}.lock")

@@ -10,9 +10,8 @@
   buffer length per check with a sweep (``throughput-<check>.png``, matplotlib), and the
   lab diagram when the lab directory has one (``diagram.svg`` or ``diagram.png``).
 
-Check rows are those of :mod:`topo.runner`: ping rows ``{type: ping, from, node, address,
-expect, observed, ok, rtt_ms}``, capture rows, and step rows ``{type, name, description,
-expected, observed, ok, figures, details, capture?, msg?}``.
+Check rows are those of :mod:`topo.results` (ping, capture and step rows; shapes there).
+Rates print as everywhere else, through ``api.fmt_bps``.
 """
 
 from __future__ import annotations
@@ -67,18 +66,11 @@ def ping_rows(pings: list[dict]) -> list[dict]:
     return rows
 
 
-def human_bps(bps: float | None) -> str:
-    """``bps`` bits per second as text: 940 Mbit/s, 18.9 Gbit/s."""
-    if bps is None:
-        return "-"
-    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if bps >= scale:
-            return f"{bps / scale:.3g} {unit}" if bps / scale < 100 else f"{bps / scale:.0f} {unit}"
-    return f"{bps:.0f} bit/s"
-
-
 def write(lab: str, directory: str, file: str, checks: list[dict], summary: dict) -> dict:
-    """Write the three reports (and plots) into ``directory``; returns their paths."""
+    """Write verify.json, junit.xml, report.md (and the iperf3 plots) into ``directory``
+    (created if missing; each file replaced atomically). ``checks`` are check rows,
+    ``summary`` is ``{total, passed, failed}``. Returns ``{json, junit, markdown: path,
+    plots: {check name: png path}}``."""
     os.makedirs(directory, exist_ok=True)
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     paths = {"json": os.path.join(directory, "verify.json"), "junit": os.path.join(directory, "junit.xml"),
@@ -122,6 +114,9 @@ def _cell(text) -> str:
 
 
 def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, plots: dict, directory: str) -> str:
+    """report.md: the summary, the lab diagram if ``directory`` has one, the ping table per
+    source, one row per other check, an iperf3 section per sweep (with its plot from
+    ``plots``) and the packets of each capture."""
     lines = [f"# Verification of lab `{lab}`", "",
              f"From `{file}`, {when}: **{summary['passed']}/{summary['total']} checks passed**"
              + (f", {summary['failed']} failed." if summary["failed"] else "."), ""]
@@ -161,6 +156,7 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
 
 
 def _iperf_section(c: dict, plot: str | None) -> list[str]:
+    from ansible_collections.topo.lab.plugins.module_utils.api import fmt_bps
     runs = (c.get("figures") or {}).get("runs") or []
     lines = [f"## iperf3 `{c['name']}`", "", c.get("description", ""), ""]
     if runs:
@@ -171,7 +167,7 @@ def _iperf_section(c: dict, plot: str | None) -> list[str]:
             length = r.get("length") or "default"
             extra = (f"{r.get('jitter_ms', '-')} | {r.get('lost_percent', '-')} |" if udp
                      else f"{r.get('retransmits', '-')} |")
-            lines.append(f"| {length} | {human_bps(r.get('bits_per_second'))} | {extra}")
+            lines.append(f"| {length} | {fmt_bps(r.get('bits_per_second'))} | {extra}")
         lines.append("")
     if plot:
         lines += [f"![throughput against buffer length]({os.path.basename(plot)})", ""]

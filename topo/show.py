@@ -50,11 +50,6 @@ def observe(expanded: dict) -> list[dict]:
     return rows
 
 
-def labs_in_kernel() -> list[str]:
-    """Names of labs that own at least one namespace (by the marker on its lo)."""
-    return nl.labs_in_kernel()
-
-
 def labs_in_docker() -> list[str]:
     """Names of labs that own at least one container (label ``topo.lab``), when a dockerd answers."""
     from topo.doctor import docker_client_or_none

@@ -6,11 +6,14 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+#: the checkout's topo (and collection) first, not an installed copy
+ENV = dict(os.environ, TOPO_HOME=os.path.join(HERE, ".no-home"),
+           PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
 def topo(*args, cwd=HERE):
-    return subprocess.run([sys.executable, "-m", "topo", *args], capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ, TOPO_HOME=os.path.join(HERE, ".no-home")))
+    return subprocess.run([sys.executable, "-m", "topo", *args], capture_output=True, text=True, cwd=cwd, env=ENV)
 
 
 def test_bad_input_exit_2_without_traceback():
@@ -49,3 +52,26 @@ def test_help_teaches():
     assert r.returncode == 0
     assert "examples:" in r.stdout and "ansible-playbook" in r.stdout
     assert topo("--help").stdout.count("topo apply") >= 1
+
+
+def test_help_and_validate_do_not_load_netlink_docker_or_ansible_runner():
+    """``topo --help`` and ``topo validate`` stay quick: pyroute2, the Docker SDK and
+    ansible-runner load only for the commands that use them (api names load lazily)."""
+    for args in (["--help"], ["validate", "../../examples/routed.yml"]):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "topo", *args], capture_output=True,
+                           text=True, cwd=HERE, env=ENV)
+        assert r.returncode == 0, r.stderr
+        loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+        assert "topo.cli" in loaded and "topo.usecases" in loaded  # the checkout's
+        assert not {"pyroute2", "docker", "ansible_runner"} & loaded, args
+
+
+def test_destroy_names_one_target():
+    r = topo("destroy", "--json")
+    if os.geteuid() != 0:
+        assert r.returncode == 3 and json.loads(r.stdout)["exit_code"] == 3
+        return
+    assert r.returncode == 2
+    assert "name what to destroy: a topology FILE, --lab NAME, or --all" in json.loads(r.stdout)["message"]
+    r = topo("destroy", "--lab", "../etc")
+    assert r.returncode == 2 and "'../etc' is not a lab name" in r.stderr

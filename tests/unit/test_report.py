@@ -1,0 +1,115 @@
+"""topo.report: verify.json, junit.xml and report.md written from a fixed list of check rows."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from topo import report
+from topo.results import summary
+
+PINGS = [
+    {"type": "ping", "from": "h1", "node": "h2", "address": "10.0.0.2", "expect": "pass", "observed": "pass",
+     "ok": True, "rtt_ms": 0.1, "sent": 3, "received": 3},
+    {"type": "ping", "from": "h1", "node": "h3", "address": "10.0.0.3", "expect": "pass", "observed": "pass",
+     "ok": True, "rtt_ms": 0.3, "sent": 3, "received": 3},
+    {"type": "ping", "from": "h2", "node": "h3", "address": "10.0.1.3", "expect": "fail", "observed": "pass",
+     "ok": False, "rtt_ms": 0.2, "sent": 3, "received": 3},
+]
+CAPTURE = {"type": "capture", "from": "localhost", "on": "r1:eth0", "description": "h1 pings h2 over vxlan",
+           "expect": {"layers": ["Ether", "IP", "UDP", "VXLAN"], "vni": 42}, "ok": True, "matched": 3, "total": 4,
+           "seen": "3 x Ether/IP/UDP/VXLAN (vni 42)", "path": "/l/captures/r1.pcap",
+           "rows": [{"time": 0.0015, "src": "192.168.0.1", "dst": "192.168.0.2", "protocol": "UDP", "length": 148,
+                     "kind": "unicast", "vni": 42}]}
+CAST = {"type": "multicast", "name": "mc-1", "from": "localhost", "description": "h1 -> 239.1.1.1",
+        "expected": "h2 receives | h3 does not", "observed": "h2 received 3, h3 received 3", "ok": False,
+        "figures": {"seconds": 1.25}, "details": {}, "msg": "h3 received 3 datagrams"}
+IPERF = {"type": "iperf3", "name": "tcp", "from": "localhost", "description": "h1 -> h2, TCP", "ok": True,
+         "expected": "at least 1 Gbit/s", "observed": "median 4.4 Gbit/s", "details": {},
+         "figures": {"runs": [{"length": 400, "bits_per_second": 2.3e9, "retransmits": 0},
+                              {"length": 800, "bits_per_second": 4.4e9, "retransmits": 2}]}}
+CHECKS = PINGS + [CAPTURE, CAST, IPERF]
+
+
+@pytest.fixture
+def written(tmp_path):
+    directory = tmp_path / "labs" / "demo"  # created
+    paths = report.write("demo", str(directory), "examples/demo.yml", CHECKS, summary(CHECKS))
+    return directory, paths
+
+
+def test_paths(written):
+    directory, paths = written
+    assert paths["json"] == str(directory / "verify.json")
+    assert paths["junit"] == str(directory / "junit.xml")
+    assert paths["markdown"] == str(directory / "report.md")
+    pytest.importorskip("matplotlib")
+    assert paths["plots"] == {"tcp": str(directory / "throughput-tcp.png")}
+    assert (directory / "throughput-tcp.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_verify_json(written):
+    directory, paths = written
+    doc = json.loads((directory / "verify.json").read_text())
+    assert doc["lab"] == "demo" and doc["file"] == "examples/demo.yml" and doc["when"]
+    assert doc["summary"] == {"total": 6, "passed": 4, "failed": 2}
+    assert doc["checks"] == CHECKS
+    assert doc["plots"] == paths["plots"]
+
+
+def test_junit(written):
+    directory, _ = written
+    suite = ET.parse(directory / "junit.xml").getroot()
+    assert suite.tag == "testsuite"
+    assert suite.attrib == {"name": "topo.demo", "tests": "6", "failures": "2", "errors": "0", "skipped": "0"}
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("topo.demo.ping", "h1 -> h2 10.0.0.2"), ("topo.demo.ping", "h1 -> h3 10.0.0.3"),
+        ("topo.demo.ping", "h2 -> h3 10.0.1.3"), ("topo.demo.capture", "r1:eth0 (h1 pings h2 over vxlan)"),
+        ("topo.demo.multicast", "mc-1"), ("topo.demo.iperf3", "tcp")]
+    assert [c.find("failure") is not None for c in cases] == [False, False, True, False, True, False]
+    ping_fail = cases[2].find("failure")
+    assert ping_fail.get("message") == "expected ping fail, observed ping pass, rtt 0.200 ms"
+    assert ping_fail.text == "expected: ping fail\nobserved: ping pass, rtt 0.200 ms\n"
+    cast_fail = cases[4].find("failure")
+    assert cast_fail.get("message") == "h3 received 3 datagrams"
+    assert cases[4].get("time") == "1.250"
+    assert cases[3].find("system-out").text == ("h1 pings h2 over vxlan\nexpected: Ether / IP / UDP / VXLAN, vni 42\n"
+                                                "observed: 3/4 packets matched; 3 x Ether/IP/UDP/VXLAN (vni 42)\n")
+
+
+def test_markdown(written):
+    directory, paths = written
+    text = (directory / "report.md").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# Verification of lab `demo`"
+    assert lines[2].startswith("From `examples/demo.yml`, ") and lines[2].endswith(
+        ": **4/6 checks passed**, 2 failed.")
+    assert "## Lab" not in text  # no diagram in the directory
+    ping = lines.index("## Ping")
+    assert lines[ping + 2:ping + 6] == [
+        "| from | targets | passed | avg rtt ms | failed |", "|---|---:|---:|---:|---|",
+        "| h1 | 2 | 2 | 0.200 |  |",
+        "| h2 | 1 | 0 | 0.200 | h3 10.0.1.3 (expected fail, got pass) |"]
+    checks = lines.index("## Checks")
+    assert lines[checks + 4:checks + 7] == [
+        "| r1:eth0 (h1 pings h2 over vxlan) | capture | Ether / IP / UDP / VXLAN, vni 42 | "
+        "3/4 packets matched; 3 x Ether/IP/UDP/VXLAN (vni 42) | pass |",
+        "| mc-1 | multicast | h2 receives \\| h3 does not | h2 received 3, h3 received 3 | **FAIL** |",
+        "| tcp | iperf3 | at least 1 Gbit/s | median 4.4 Gbit/s | pass |"]
+    iperf = lines.index("## iperf3 `tcp`")
+    assert lines[iperf + 2] == "h1 -> h2, TCP"
+    # rates as topo prints them everywhere (api.fmt_bps)
+    assert lines[iperf + 4:iperf + 8] == ["| length (B) | throughput | retransmits |", "|---:|---:|---:|",
+                                          "| 400 | 2.3 Gbit/s | 0 |", "| 800 | 4.4 Gbit/s | 2 |"]
+    if paths["plots"]:
+        assert "![throughput against buffer length](throughput-tcp.png)" in lines
+    cap = lines.index("## capture on r1:eth0 (h1 pings h2 over vxlan)")
+    assert lines[cap + 4] == "| 0.002 | 192.168.0.1 | 192.168.0.2 | UDP | 148 | unicast | 42 |"
+
+
+def test_a_diagram_in_the_lab_directory_is_shown(tmp_path):
+    (tmp_path / "diagram.svg").write_text("<svg/>")
+    text = report.markdown("demo", "f.yml", "now", PINGS[:1], summary(PINGS[:1]), {}, str(tmp_path))
+    assert "## Lab\n\n![lab diagram](diagram.svg)\n" in text
+    assert "**1/1 checks passed**." in text

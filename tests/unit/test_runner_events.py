@@ -1,0 +1,188 @@
+"""topo.runner's event decoding and topo.results' check rows, from ansible-runner events: no
+playbook runs, no root.
+
+``events/verify-localhost.json`` was recorded from a real run of ``events/verify-localhost.yml``
+(topo.lab.ping, topo.lab.iperf and topo.lab.capture as the verify roles call them); the other
+events are written in the same shape.
+"""
+
+import json
+import os
+
+from topo.results import ModuleResult, check_rows, summary
+from topo.runner import EventDecoder, Progress, RunResult
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def recorded():
+    with open(os.path.join(HERE, "events", "verify-localhost.json")) as f:
+        return json.load(f)
+
+
+class Recorder(Progress):
+    def __init__(self):
+        self.calls = []
+
+    def task_started(self, name):
+        self.calls.append(("task", name))
+
+    def host_done(self, failed=False):
+        self.calls.append(("host", failed))
+
+
+def decode(events, playbook="verify", rc=0, progress=None):
+    decoder = EventDecoder(RunResult(playbook=playbook, rc=-1, seconds=0.0, log=""), progress)
+    for event in events:
+        assert decoder.feed(event) is True
+    decoder.result.rc, decoder.result.log = rc, "/nonexistent/run.log"
+    return decoder.finish()
+
+
+def host_event(kind, res, host="localhost", task="t", action="topo.lab.netns", **data):
+    return {"event": kind, "event_data": dict(host=host, task=task, resolved_action=action, task_action=action,
+                                              res=res, **data)}
+
+
+def test_recorded_verify_run_gives_one_row_per_check_of_each_type():
+    result = decode(recorded(), rc=2)
+    # failures were ignored (ignore_errors: true), so none is recorded; the run's rc still fails it
+    assert [m.module for m in result.check_results] == ["topo.lab.ping", "topo.lab.iperf", "topo.lab.capture"]
+    rows = check_rows(result.check_results)
+    assert [r["type"] for r in rows] == ["ping", "ping", "iperf3", "capture"]
+    self_ping, other_ping, iperf, cap = rows
+    assert self_ping == {"type": "ping", "from": "localhost", "address": "127.0.0.1", "node": "self",
+                         "expect": "pass", "observed": "pass", "ok": True, "rtt_ms": self_ping["rtt_ms"],
+                         "sent": 1, "received": 1}
+    assert isinstance(self_ping["rtt_ms"], float)
+    assert (other_ping["node"], other_ping["expect"], other_ping["observed"], other_ping["ok"]) == \
+        ("other", "fail", "pass", False)
+    assert iperf["name"] == "tcp-bad" and iperf["ok"] is False and iperf["from"] == "localhost"
+    assert iperf["expected"] == "runs at every length (1000 B)"
+    assert iperf["observed"] == "did not run (node h2 (netns nope-h2): the namespace does not exist)"
+    assert iperf["msg"].endswith("the namespace does not exist") and iperf["figures"]["runs"] == []
+    assert cap == {"type": "capture", "from": "localhost", "on": "r1:eth0", "description": "vxlan",
+                   "expect": {"layers": ["Ether", "IP", "UDP", "VXLAN"], "vni": 42}, "ok": False,
+                   "matched": 0, "total": 0, "seen": "", "path": None, "rows": [],
+                   "msg": "namespace nope-h1, nope-r1 does not exist"}
+    assert summary(rows) == {"total": 4, "passed": 1, "failed": 3}
+    # rc 2 without a failed task: the run's own failure, with the log's tail
+    assert len(result.failures) == 1 and result.failures[0].message.startswith("ansible-playbook exited 2: ")
+    assert not result.ok
+
+
+def test_a_failed_ping_task_that_is_not_ignored_is_a_failure_of_its_host():
+    events = recorded()
+    for e in events:
+        if e["event_data"].get("resolved_action") == "topo.lab.ping" and e["event"] == "runner_on_failed":
+            e["event_data"]["ignore_errors"] = None
+    result = decode(events, rc=2)
+    assert [(f.host, f.task, f.unreachable) for f in result.failures] == [("localhost", "Ping checks", False)]
+    assert result.failures[0].message == "1 of 2 ping checks failed: other (127.0.0.2) expected fail, observed pass"
+    assert len(check_rows(result.check_results)) == 4
+
+
+def test_progress_sees_tasks_and_hosts():
+    progress = Recorder()
+    decode(recorded(), progress=progress)
+    assert progress.calls == [("task", "Ping checks"), ("host", False), ("task", "iperf3 checks"), ("host", False),
+                              ("task", "Capture checks"), ("host", False)]
+    progress = Recorder()
+    decode([{"event": "playbook_on_task_start", "event_data": {"task": "Namespaces", "role": "lab"}},
+            host_event("runner_on_failed", {"msg": "boom"})], progress=progress, rc=2)
+    assert progress.calls == [("task", "lab: Namespaces"), ("host", True)]
+
+
+def test_changes_warnings_and_the_recap():
+    events = [
+        host_event("runner_on_ok", {"changed": True, "changes": [
+            {"resource": "netns", "action": "create", "name": "lab-h1"},
+            {"resource": "netns", "action": "fix", "name": "lab-h2", "detail": "marker"}],
+            "warnings": ["no dockerd answers", "no dockerd answers"]}),
+        host_event("runner_on_ok", {"changed": False, "changes": [], "warnings": ["no dockerd answers", 7]},
+                   action="topo.lab.veth"),
+        host_event("runner_on_skipped", {"skipped": True}),
+        {"event": "playbook_on_stats", "event_data": {"changed": {"localhost": 1}}},
+    ]
+    result = decode(events, playbook="apply")
+    assert result.changes == [{"resource": "netns", "action": "create", "name": "lab-h1", "host": "localhost"},
+                              {"resource": "netns", "action": "fix", "name": "lab-h2", "detail": "marker",
+                               "host": "localhost"}]
+    assert result.warnings == ["no dockerd answers"]
+    assert result.changed_tasks == {"localhost": 1}
+    assert result.check_results == [] and result.ok
+
+
+def test_changed_tasks_without_a_change_list_fail_the_run():
+    result = decode([host_event("runner_on_ok", {"changed": True}, host="h1"),
+                     {"event": "playbook_on_stats", "event_data": {"changed": {"h1": 2, "h2": 0}}}], playbook="apply")
+    assert [(f.host, f.task) for f in result.failures] == [("h1", "apply")]
+    assert "carried no change list; see /nonexistent/run.log" in result.failures[0].message
+
+
+def test_unreachable_and_failed_hosts():
+    result = decode([
+        host_event("runner_on_unreachable", {"unreachable": True, "msg": "Failed to connect to the host via ssh"},
+                   host="far", task="Namespaces"),
+        host_event("runner_on_failed", {"failed": True, "msg": "RTNETLINK answers: File exists"}, task="Links"),
+        host_event("runner_on_failed", {"failed": True, "msg": "ignored"}, task="Optional", ignore_errors=True),
+    ], rc=4)
+    assert [(f.host, f.task, f.message, f.unreachable) for f in result.failures] == [
+        ("far", "Namespaces", "Failed to connect to the host via ssh", True),
+        ("localhost", "Links", "RTNETLINK answers: File exists", False)]
+
+
+CAST_ITEM = {"type": "multicast", "name": "mc-1", "description": "h1 -> group 239.1.1.1",
+             "capture": {"node": "r1", "interface": "eth0"}}
+
+
+def test_cast_and_iperf_items_become_step_rows_by_their_type():
+    cast_ok = {"item": CAST_ITEM, "ok": True, "expected": "h2, h3 receive", "observed": "h2, h3 received",
+               "figures": {"sent": 3}, "details": {"h2": {"received": 3}},
+               "capture": {"path": "/x/mc-1.pcap", "total": 6, "rows": [{"src": "10.0.0.1"}]}}
+    cast_bad = {"item": dict(CAST_ITEM, name="mc-2", capture=None), "ok": False, "failed": True,
+                "expected": "h2 receives", "observed": "", "msg": "h2 received nothing"}
+    crashed = {"item": {"type": "anycast", "name": "any-1"}, "failed": True, "msg": "MODULE FAILURE"}
+    iperf = {"item": {"type": "iperf3", "name": "tcp", "description": "h1 -> h2"}, "ok": True,
+             "expected": "runs", "observed": "9.4 Gbit/s", "figures": {"runs": [{"length": 1000,
+                                                                             "bits_per_second": 9.4e9}]}}
+    result = decode([
+        host_event("runner_on_failed", {"results": [cast_ok, cast_bad, crashed]}, action="topo.lab.cast",
+                   ignore_errors=True),
+        host_event("runner_on_ok", {"results": [iperf]}, action="topo.lab.iperf"),
+    ])
+    rows = check_rows(result.check_results)
+    assert [(r["type"], r["name"], r["ok"]) for r in rows] == [
+        ("multicast", "mc-1", True), ("multicast", "mc-2", False), ("anycast", "any-1", False), ("iperf3", "tcp", True)]
+    assert rows[0] == {"type": "multicast", "name": "mc-1", "from": "localhost",
+                       "description": "h1 -> group 239.1.1.1", "expected": "h2, h3 receive",
+                       "observed": "h2, h3 received", "ok": True, "figures": {"sent": 3},
+                       "details": {"h2": {"received": 3}},
+                       "capture": {"path": "/x/mc-1.pcap", "total": 6, "rows": [{"src": "10.0.0.1"}],
+                                   "on": "r1:eth0"}}
+    assert rows[1]["msg"] == rows[1]["observed"] == "h2 received nothing"
+    assert rows[2]["observed"] == "MODULE FAILURE" and rows[2]["description"] == ""
+    assert rows[3]["figures"]["runs"][0]["bits_per_second"] == 9.4e9
+
+
+def test_capture_rows_summarise_the_layer_stacks_seen():
+    packets = [{"layers": ["Ether", "IP", "UDP", "VXLAN"], "vni": 42}] * 3 + [{"layers": ["Ether", "ARP"]}]
+    item = {"type": "capture", "node": "r1", "interface": "eth0", "description": "vxlan",
+            "expect": {"layers": ["Ether", "IP", "UDP", "VXLAN"], "vni": 42}}
+    rows = check_rows([ModuleResult("localhost", "topo.lab.capture", {"results": [
+        {"item": item, "matched": 3, "total": 4, "rows": packets * 10, "path": "/c/r1.pcap"}]})])
+    assert rows == [{"type": "capture", "from": "localhost", "on": "r1:eth0", "description": "vxlan",
+                     "expect": item["expect"], "ok": True, "matched": 3, "total": 4,
+                     "seen": "30 x Ether/IP/UDP/VXLAN (vni 42), 10 x Ether/ARP", "path": "/c/r1.pcap",
+                     "rows": (packets * 10)[:20]}]
+
+
+def test_the_type_decides_not_the_keys():
+    """A result of another module that happens to carry ``results`` with ``expect`` is no
+    check; a loop item of an unknown type is skipped; a ping entry is a ping row by its module."""
+    other = ModuleResult("localhost", "ansible.builtin.command", {"results": [{"expect": "pass", "item": {}}]})
+    unknown = ModuleResult("localhost", "topo.lab.cast", {"results": [{"item": {"type": "telepathy", "name": "x"}},
+                                                                     {"item": "not a dict"}, "junk"]})
+    ping = ModuleResult("n1", "topo.lab.ping", {"results": [{"address": "10.0.0.2", "node": "n2", "ok": True}]})
+    assert check_rows([other, unknown, ping]) == [
+        {"address": "10.0.0.2", "node": "n2", "ok": True, "type": "ping", "from": "n1"}]

@@ -1,0 +1,79 @@
+"""topo.usecases without root: result objects' JSON (the keys ``--json`` users parse), the
+requirement checks, and validate."""
+
+import os
+
+import pytest
+
+from ansible_collections.topo.lab.plugins.module_utils.api import STEP_TYPES
+from topo import usecases
+from topo.errors import EnvironmentProblem, InputError, UsageError
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+
+
+def test_apply_json_keys_with_and_without_checks():
+    r = usecases.ApplyResult("demo", "demo.yml", [{"resource": "netns", "action": "create", "name": "demo-h1"}],
+                             1.23456, "/l/log", "/l", "/l/inventory")
+    assert r.to_json() == {"lab": "demo", "file": "demo.yml", "changed": 1, "changes": r.changes, "seconds": 1.23,
+                           "log": "/l/log", "lab_dir": "/l", "inventory": "/l/inventory"}
+    assert not r.failed
+    r.checks, r.check_results, r.reports = usecases.CheckSummary(2, 1, 1), [{"ok": True}, {"ok": False}], {"json": "x"}
+    doc = r.to_json()
+    assert list(doc) == ["lab", "file", "changed", "changes", "seconds", "log", "lab_dir", "inventory", "checks",
+                         "check_results", "reports"]
+    assert doc["checks"] == {"total": 2, "passed": 1, "failed": 1} and r.failed
+
+
+def test_other_results_json_keys():
+    assert list(usecases.PlanResult("l", "f", []).to_json()) == ["lab", "file", "changes", "count"]
+    v = usecases.VerifyResult("l", "f", usecases.CheckSummary(0, 0, 0), [], "log", {})
+    assert list(v.to_json()) == ["lab", "checks", "check_results", "log", "reports"] and not v.failed
+    assert list(usecases.ShowResult("l", []).to_json()) == ["lab", "nodes"]
+    assert usecases.ExecResult("h1", ["true"], 0, "", "").to_json() == {
+        "node": "h1", "argv": ["true"], "rc": 0, "stdout": "", "stderr": ""}
+    assert usecases.CaptureResult("l", "r1:eth0", "/p", [{}, {}]).to_json() == {
+        "lab": "l", "on": "r1:eth0", "path": "/p", "packets": 2, "rows": [{}, {}]}
+    d = usecases.DestroyResult("l", {"netns": ["l-h1"], "container": ["l-d1"], "bridge": ["br0"]}, 2.345, ["w"])
+    assert d.to_json() == {"lab": "l", "removed": ["l-h1"], "containers": ["l-d1"], "seconds": 2.35,
+                           "warnings": ["w"]}
+    assert usecases.DestroyResult("l").to_json() == {"lab": "l", "removed": [], "containers": [], "seconds": 0.0,
+                                                     "warnings": []}
+
+
+def test_every_check_type_has_its_program():
+    programs = usecases.check_programs()
+    assert set(programs) == {"ping", "capture", *STEP_TYPES}
+    assert programs["iperf3"] == ("iperf3", "iperf3") and programs["unicast"] == ("python3", "python3")
+
+
+def test_missing_program_is_an_environment_problem(monkeypatch):
+    expanded = {"checks": [{"type": "ping"}, {"type": "iperf3", "capture": {"node": "r1"}}]}
+    monkeypatch.setattr(usecases.shutil, "which", lambda p: None if p == "tcpdump" else f"/usr/bin/{p}")
+    with pytest.raises(EnvironmentProblem, match="the lab's capture checks need tcpdump, which is missing; "
+                                                 r"apt-get install tcpdump \(or apply with --no-verify\)"):
+        usecases.require_programs(expanded)
+    monkeypatch.setattr(usecases.shutil, "which", lambda p: f"/usr/bin/{p}")
+    usecases.require_programs(expanded)
+
+
+def test_a_lab_without_docker_nodes_needs_no_docker():
+    usecases.require_docker({"nodes": {"h1": {"kind": "netns"}}})
+
+
+def test_validate():
+    r = usecases.validate(os.path.join(EXAMPLES, "routed.yml"))
+    assert r.lab == "routed" and set(r.expanded["nodes"]) and r.to_json()["expanded"] is r.expanded
+    with pytest.raises(InputError):
+        usecases.validate(os.path.join(os.path.dirname(EXAMPLES), "tests", "unit", "errors", "overlap.yml"))
+
+
+def test_destroy_targets():
+    with pytest.raises(UsageError, match="name what to destroy"):
+        usecases.labs_to_destroy()
+    with pytest.raises(UsageError, match="name what to destroy"):
+        usecases.labs_to_destroy(lab="a", all_labs=True)
+    with pytest.raises(UsageError, match="'a b' is not a lab name"):
+        usecases.labs_to_destroy(lab="a b")
+    assert usecases.labs_to_destroy(lab="demo") == ["demo"]
+    assert usecases.labs_to_destroy(file=os.path.join(EXAMPLES, "routed.yml")) == ["routed"]

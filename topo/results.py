@@ -1,0 +1,116 @@
+"""Check results: the raw results of the collection's check modules turned into check rows.
+
+:mod:`topo.runner` hands over each check task's raw result as a :class:`ModuleResult`
+(host, module, the module's ``res``); :func:`check_rows` turns them into the check rows the
+CLI prints, ``--json`` carries and :mod:`topo.report` writes. The kind of a row is decided
+by an explicit check type, never by which keys a result happens to have:
+
+* ``topo.lab.ping`` (role verify_ping): every entry of ``results`` is one ``ping`` row;
+* ``topo.lab.capture``, ``topo.lab.cast``, ``topo.lab.iperf`` (roles verify_capture,
+  verify_cast, verify_iperf) loop over checks: each loop item's ``item.type`` (``capture``,
+  one of ``api.CAST_TYPES``, ``iperf3``) picks its decoder.
+
+Row shapes:
+
+* ping: ``{type: ping, from, node, address, expect, observed, ok, rtt_ms, sent, received}``
+  (``rtt_ms`` milliseconds or None);
+* capture: ``{type: capture, from, on: "node:iface", description, expect, ok, matched,
+  total, seen, path, rows (at most 20 packet rows), msg?}``;
+* step (casts and iperf3): ``{type, name, from, description, expected, observed, ok,
+  figures, details, capture?, msg?}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+#: The collection's check modules and the role that runs each.
+PING_MODULE = "topo.lab.ping"
+LOOP_MODULES = ("topo.lab.capture", "topo.lab.cast", "topo.lab.iperf")
+CHECK_MODULES = (PING_MODULE,) + LOOP_MODULES
+
+
+@dataclass
+class ModuleResult:
+    """One task result of a check module, as the runner saw it: ``host`` the task ran on,
+    ``module`` its fully qualified name (``topo.lab.ping``), ``res`` the module's (or the
+    loop's) result dict, untouched."""
+
+    host: str
+    module: str
+    res: dict
+
+
+def ping_row(host: str, entry: dict) -> dict:
+    """One target of a ``topo.lab.ping`` result as a ping row (see the module docstring)."""
+    return dict(entry, type="ping", **{"from": host})
+
+
+def capture_row(host: str, res: dict) -> dict:
+    """A capture check's result (one loop item of the verify_capture role) as a check row:
+    what was expected, how many packets matched of how many, the layer stacks seen
+    (the three most frequent, ``"2 x Ether/IP/UDP (vni 42)"``)."""
+    item = res["item"]
+    rows = res.get("rows") or []
+    stacks: dict[str, int] = {}
+    for row in rows:
+        key = "/".join(row.get("layers") or []) + (f" (vni {row['vni']})" if row.get("vni") is not None else "")
+        stacks[key] = stacks.get(key, 0) + 1
+    seen = ", ".join(f"{n} x {k}" for k, n in sorted(stacks.items(), key=lambda kv: -kv[1])[:3])
+    return {"type": "capture", "from": host, "on": f"{item['node']}:{item['interface']}",
+            "description": item["description"], "expect": item["expect"], "ok": not res.get("failed"),
+            "matched": res.get("matched", 0), "total": res.get("total", 0), "seen": seen,
+            "path": res.get("path"), "rows": rows[:20],
+            **({"msg": res["msg"]} if res.get("failed") else {})}
+
+
+def step_row(host: str, res: dict) -> dict:
+    """A cast or iperf3 check's result (one loop item of the topo.lab.cast / topo.lab.iperf
+    task) as a check row: {type, name, description, expected, observed, ok, figures,
+    details, capture?, msg?}. A module that could not run at all (no result keys) still
+    gives a failed row carrying its message."""
+    item = res["item"]
+    row = {"type": item["type"], "name": item["name"], "from": host, "description": item.get("description", ""),
+           "expected": res.get("expected") or "", "observed": res.get("observed") or "",
+           "ok": bool(res.get("ok")) and not res.get("failed"), "figures": res.get("figures") or {},
+           "details": res.get("details") or {}}
+    if res.get("capture"):
+        where = item.get("capture") or {}
+        row["capture"] = dict(res["capture"], on=f"{where.get('node')}:{where.get('interface')}")
+    if res.get("failed") or not row["ok"]:
+        row["msg"] = res.get("msg") or "failed"
+        if not row["observed"]:
+            row["observed"] = row["msg"]
+    return row
+
+
+def _decoders() -> dict[str, Callable[[str, dict], dict]]:
+    """Decoder of one loop item, by check type: capture, each cast type, iperf3."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import STEP_TYPES
+    return {"capture": capture_row, **{t: step_row for t in STEP_TYPES}}
+
+
+def check_rows(results: Iterable[ModuleResult]) -> list[dict]:
+    """Check rows of a verify run, in the order the results came: ping rows from
+    ``topo.lab.ping``, one row per loop item of the looping check modules. Results of other
+    modules, loop items without a dict ``item`` and unknown check types give no rows."""
+    decoders = None
+    rows: list[dict] = []
+    for r in results:
+        if r.module == PING_MODULE:
+            rows += [ping_row(r.host, e) for e in r.res.get("results") or [] if isinstance(e, dict)]
+        elif r.module in LOOP_MODULES:
+            decoders = decoders or _decoders()
+            for entry in r.res.get("results") or []:
+                item = entry.get("item") if isinstance(entry, dict) else None
+                decode = decoders.get(item.get("type")) if isinstance(item, dict) else None
+                if decode is not None:
+                    rows.append(decode(r.host, entry))
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """``{total, passed, failed}`` of check rows."""
+    passed = sum(1 for c in rows if c.get("ok"))
+    return {"total": len(rows), "passed": passed, "failed": len(rows) - passed}

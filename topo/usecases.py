@@ -1,0 +1,529 @@
+"""The use cases of topo: what each command does, without how it is shown (DESIGN.md 3).
+
+One function per use case, with typed arguments, returning a result object; the CLI
+(:mod:`topo.cli`) only parses arguments and renders these results (tables, or ``--json``
+through each result's ``to_json()``). Nothing here prints: progress goes to a
+:class:`topo.runner.Progress` and one-line notices (a lab locked by another topo, a capture
+starting) to a ``notify(text)`` callback, both passed in.
+
+=============  ==============================================  ======================
+use case       what it does                                    returns
+=============  ==============================================  ======================
+``validate``   load, validate and expand a topology file       :class:`ValidateResult`
+``apply``      build or converge a lab, then verify it         :class:`ApplyResult`
+``plan``       what apply would change (check mode)            :class:`PlanResult`
+``verify``     run an applied lab's checks, write the reports  :class:`VerifyResult`
+``show``       nodes, interfaces, addresses and their state    :class:`ShowResult`
+``exec_in``    run an argv inside a node                       :class:`ExecResult`
+``capture``    tcpdump on a node's interface, summarised       :class:`CaptureResult`
+``destroy``    remove what a lab made (one lab)                :class:`DestroyResult`
+``doctor``     what this machine can build                     :class:`DoctorResult`
+``build_image`` the node image for docker nodes                 :class:`ImageResult`
+=============  ==============================================  ======================
+
+The steps apply, plan and verify share run once each here: the lab's lock, the inventory
+(:func:`topo.pipeline.write_inventory`), state.json, the apply run, the verify run (check
+rows decoded by :mod:`topo.results`) and the reports (:mod:`topo.report`). The
+requirements (root, the checks' programs, Docker) are checked before anything is built.
+
+Errors: :class:`topo.errors.InputError` (bad file, exit 2), :class:`UsageError` (exit 2),
+:class:`EnvironmentProblem` (exit 3, naming the fix), :class:`RunFailed` (a playbook run
+failed, exit 3, with its log).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+from topo import labdir
+from topo.errors import EnvironmentProblem, RunFailed, UsageError
+
+if TYPE_CHECKING:  # the runner (and ansible-runner) load only when a playbook runs
+    from topo.runner import Progress
+
+#: A one-line notice for the user (the CLI prints it on stderr); None drops it.
+Notify = Optional[Callable[[str], None]]
+
+
+def _say(notify: Notify, text: str) -> None:
+    if notify is not None:
+        notify(text)
+
+
+# --------------------------------------------------------------------------- requirements
+
+def require_root() -> None:
+    """EnvironmentProblem unless running as root with iproute2's ``ip`` installed."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("topo needs root to create namespaces and interfaces; run it with sudo")
+    if shutil.which("ip") is None:
+        raise EnvironmentProblem("the ip command (iproute2) is missing; apt-get install iproute2")
+
+
+def check_programs() -> dict[str, tuple[str, str]]:
+    """Programs the checks run, by check type: ``{type: (program, Debian package)}``, for
+    ``ping``, ``capture`` and every type of ``api.STEP_TYPES`` (iperf3 checks run iperf3,
+    the casts python3 agents)."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import STEP_TYPES
+    programs = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump")}
+    for t in STEP_TYPES:
+        programs[t] = ("iperf3", "iperf3") if t == "iperf3" else ("python3", "python3")
+    return programs
+
+
+def require_programs(expanded: dict) -> None:
+    """EnvironmentProblem, before anything is built, when a program the lab's checks need
+    is missing on the build host (a check with a ``capture`` also needs tcpdump)."""
+    kinds = {c["type"] for c in expanded["checks"]}
+    if any(c.get("capture") for c in expanded["checks"]):
+        kinds.add("capture")
+    programs = check_programs()
+    for kind in sorted(kinds):
+        program, package = programs[kind]
+        if shutil.which(program) is None:
+            raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
+                                     f"apt-get install {package} (or apply with --no-verify)")
+
+
+def require_docker(expanded: dict) -> None:
+    """EnvironmentProblem, before anything is built, when the lab has docker nodes and
+    dockerd, the docker CLI (Ansible's docker connection) or a node image is missing."""
+    images = sorted({n["container"]["image"] for n in expanded["nodes"].values() if n["kind"] == "docker"})
+    if not images:
+        return
+    from topo.image import DEFAULT_IMAGE, docker_client, image_present
+    docker = [n for n, node in expanded["nodes"].items() if node["kind"] == "docker"]
+    try:
+        client = docker_client(timeout=30)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(f"the lab has {len(docker)} docker nodes ({', '.join(docker[:3])}"
+                                 f"{', ...' if len(docker) > 3 else ''}), but {exc}") from None
+    missing = [i for i in images if not image_present(client, i)]
+    if missing:
+        hint = ("build it: topo image build --offline (from Debian packages; about a minute), or "
+                "topo image build where a registry is reachable") if DEFAULT_IMAGE in missing else \
+            "pull or build it first"
+        raise EnvironmentProblem(f"image {', '.join(missing)} is not in the local image store; {hint}")
+    if shutil.which("docker") is None:
+        raise EnvironmentProblem("the docker command is missing; Ansible reaches docker nodes with it "
+                                 "(community.docker's docker connection): apt-get install docker.io")
+
+
+def _compile(file: str):
+    from topo.pipeline import compile_file
+    return compile_file(file, sticky=True)
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class CheckSummary:
+    """How many checks ran, passed and failed."""
+
+    total: int
+    passed: int
+    failed: int
+
+    def to_json(self) -> dict:
+        return {"total": self.total, "passed": self.passed, "failed": self.failed}
+
+
+@dataclass
+class ValidateResult:
+    """A valid topology: ``expanded`` is the expanded lab (see :mod:`topo.expand`)."""
+
+    lab: str
+    file: str
+    expanded: dict
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "file": self.file, "expanded": self.expanded}
+
+
+@dataclass
+class ApplyResult:
+    """An apply: ``changes`` (each ``{resource, action: create|fix|remove, name, detail?,
+    host}``), the run's ``seconds``, its ``log``, the lab directory and inventory paths; with
+    verification, ``checks`` (the summary), ``check_results`` (check rows, see
+    :mod:`topo.results`) and ``reports`` (see :func:`topo.report.write`), else None."""
+
+    lab: str
+    file: str
+    changes: list[dict]
+    seconds: float
+    log: str
+    lab_dir: str
+    inventory: str
+    checks: CheckSummary | None = None
+    check_results: list[dict] | None = None
+    reports: dict | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when a check failed."""
+        return bool(self.checks and self.checks.failed)
+
+    def to_json(self) -> dict:
+        data = {"lab": self.lab, "file": self.file, "changed": len(self.changes), "changes": self.changes,
+                "seconds": round(self.seconds, 2), "log": self.log, "lab_dir": self.lab_dir,
+                "inventory": self.inventory}
+        if self.checks is not None:
+            data.update(checks=self.checks.to_json(), check_results=self.check_results, reports=self.reports)
+        return data
+
+
+@dataclass
+class PlanResult:
+    """What apply would change, as ``changes`` (shape of :class:`ApplyResult`'s)."""
+
+    lab: str
+    file: str
+    changes: list[dict]
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "file": self.file, "changes": self.changes, "count": len(self.changes)}
+
+
+@dataclass
+class VerifyResult:
+    """A verify run: the summary, the check rows, the run's log and the reports' paths."""
+
+    lab: str
+    file: str
+    checks: CheckSummary
+    check_results: list[dict]
+    log: str
+    reports: dict
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.checks.failed)
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "checks": self.checks.to_json(), "check_results": self.check_results,
+                "log": self.log, "reports": self.reports}
+
+
+@dataclass
+class ShowResult:
+    """The kernel's view of each node (see :func:`topo.show.observe`)."""
+
+    lab: str
+    nodes: list[dict]
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "nodes": self.nodes}
+
+
+@dataclass
+class ExecResult:
+    """A command run in a node: its exit code, and its output when it was captured (None
+    when it went to the terminal)."""
+
+    node: str
+    argv: list[str]
+    rc: int
+    stdout: str | None = None
+    stderr: str | None = None
+
+    def to_json(self) -> dict:
+        return {"node": self.node, "argv": self.argv, "rc": self.rc, "stdout": self.stdout, "stderr": self.stderr}
+
+
+@dataclass
+class CaptureResult:
+    """A capture: the pcap's ``path`` and one row per packet (see ``api.summarize_pcap``)."""
+
+    lab: str
+    on: str
+    path: str
+    rows: list[dict]
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "on": self.on, "path": self.path, "packets": len(self.rows), "rows": self.rows}
+
+
+@dataclass
+class DestroyResult:
+    """One destroyed lab: what was removed, by resource kind (``netns``, ``container``, ...:
+    names), the run's seconds and the modules' warnings."""
+
+    lab: str
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "removed": self.removed.get("netns", []),
+                "containers": self.removed.get("container", []), "seconds": round(self.seconds, 2),
+                "warnings": self.warnings}
+
+
+@dataclass
+class DoctorResult:
+    """The doctor's findings (see :class:`topo.doctor.Finding`); ``ok`` when none failed."""
+
+    findings: list
+
+    @property
+    def failed(self) -> list:
+        return [f for f in self.findings if f.status == "fail"]
+
+    def to_json(self) -> dict:
+        return {"findings": [f.as_dict() for f in self.findings], "ok": not self.failed}
+
+
+@dataclass
+class ImageResult:
+    """A built node image: name, ID, size in MB, build seconds, method (Dockerfile or
+    debootstrap)."""
+
+    image: str
+    id: str
+    size_mb: float
+    seconds: float
+    method: str
+
+    def to_json(self) -> dict:
+        return {"image": self.image, "id": self.id, "size_mb": self.size_mb, "seconds": self.seconds,
+                "method": self.method}
+
+
+# --------------------------------------------------------------------------- shared steps
+
+def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
+    """The apply playbook (in check mode for a plan); RunFailed when it failed."""
+    from topo.runner import run_playbook
+    result = run_playbook(c.lab, "apply", inventory=inventory, check=check, progress=progress, title=title)
+    if not result.ok:
+        _raise_run_failure(result)
+    return result
+
+
+def _raise_run_failure(result) -> None:
+    text = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures)
+    raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
+
+
+def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], str]:
+    """The verify playbook: ``(check rows, log)``. A failure that is not a check result
+    (a host with no check rows failed) is RunFailed: verification could not run."""
+    from topo.results import check_rows
+    from topo.runner import run_playbook
+    ver = run_playbook(c.lab, "verify", inventory=inventory, progress=progress, title=f"verifying {c.lab}")
+    rows = check_rows(ver.check_results)
+    hosts_with_checks = {r["from"] for r in rows}  # a capture check's "from" is the build host
+    other = [f for f in ver.failures if f.host not in hosts_with_checks]
+    if other:
+        raise RunFailed("verification could not run: " + "; ".join(f"{f.host}: {f.message}" for f in other),
+                        ver.log)
+    return rows, ver.log
+
+
+def _reports(c, rows: list[dict]) -> tuple[CheckSummary, dict]:
+    """The summary of ``rows`` and the reports written into the lab directory."""
+    from topo import report
+    from topo.results import summary
+    s = summary(rows)
+    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s)
+
+
+# --------------------------------------------------------------------------- use cases
+
+def validate(file: str) -> ValidateResult:
+    """Load, validate and expand ``file`` (no root needed); InputError naming every problem."""
+    c = _compile(file)
+    return ValidateResult(c.lab, c.file, c.expanded)
+
+
+def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,
+          notify: Notify = None) -> ApplyResult:
+    """Build or converge the lab ``file`` describes, then (``verify``) run its checks and
+    write the reports. Holds the lab's lock throughout (waiting up to ``wait`` seconds for
+    another topo), writes the inventory and state.json (source, namespaces, containers)."""
+    c = _compile(file)
+    require_root()
+    require_docker(c.expanded)
+    if verify:
+        require_programs(c.expanded)
+    from topo.pipeline import write_inventory
+
+    nodes = c.expanded["nodes"].values()
+    with labdir.locked(c.lab, wait=wait, notify=notify):
+        inv = write_inventory(c)
+        labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
+            n["netns"] for n in nodes] + [
+            b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
+            n["netns"] for n in nodes if n["kind"] == "docker"])
+        build = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}")
+        rows = _verify(c, inv, progress)[0] if verify else None
+    result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv)
+    if rows is not None:
+        result.checks, result.reports = _reports(c, rows)
+        result.check_results = rows
+    return result
+
+
+def plan(file: str, *, progress: Progress | None = None) -> PlanResult:
+    """What :func:`apply` would change, from the apply playbook in check mode; nothing is
+    changed (the inventory is rewritten, under the lab's lock)."""
+    c = _compile(file)
+    require_root()
+    require_docker(c.expanded)
+    from topo.pipeline import write_inventory
+
+    with labdir.locked(c.lab):
+        inv = write_inventory(c)
+        result = _build(c, inv, check=True, progress=progress, title=f"planning {c.lab}")
+    return PlanResult(c.lab, c.file, result.changes)
+
+
+def verify(file: str, *, progress: Progress | None = None) -> VerifyResult:
+    """Run the checks of the applied lab ``file`` describes and write the reports (as
+    today, without taking the lab's lock)."""
+    c = _compile(file)
+    require_root()
+    require_docker(c.expanded)
+    require_programs(c.expanded)
+    from topo.pipeline import write_inventory
+
+    inv = write_inventory(c)
+    rows, log = _verify(c, inv, progress)
+    summary, reports = _reports(c, rows)
+    return VerifyResult(c.lab, c.file, summary, rows, log, reports)
+
+
+def show(file: str) -> ShowResult:
+    """The kernel's view of every node of ``file`` (needs root)."""
+    c = _compile(file)
+    require_root()
+    from topo.show import observe
+    return ShowResult(c.lab, observe(c.expanded))
+
+
+def _node(c, name: str) -> dict:
+    node = c.expanded["nodes"].get(name)
+    if node is None:
+        raise UsageError(f"no node {name!r} in {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
+    return node
+
+
+def _require_node_exists(c, name: str, node: dict) -> None:
+    if not os.path.exists(os.path.join("/run/netns", node["netns"])):
+        raise EnvironmentProblem(f"node {name} does not exist; run topo apply {c.file} first")
+
+
+def exec_in(file: str, node: str, argv: list[str], *, capture_output: bool = False,
+            tty: bool = False) -> ExecResult:
+    """Run ``argv`` (no shell; a leading ``--`` is dropped) inside ``node`` of ``file``: in
+    its namespace, or ``docker exec`` for a docker node. With ``capture_output`` its output
+    is returned, else it shares this terminal (``tty`` asks docker for one)."""
+    c = _compile(file)
+    require_root()
+    spec = _node(c, node)
+    argv = argv[1:] if argv[:1] == ["--"] else list(argv)
+    if not argv:
+        raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
+    _require_node_exists(c, node, spec)
+    from ansible_collections.topo.lab.plugins.module_utils.api import node_argv
+    full = node_argv(spec["netns"], spec["kind"], argv, interactive=True, tty=tty)
+    if capture_output:
+        proc = subprocess.run(full, capture_output=True, text=True)
+        return ExecResult(node, argv, proc.returncode, proc.stdout, proc.stderr)
+    return ExecResult(node, argv, subprocess.call(full))
+
+
+def capture(file: str, on: str, *, count: int = 50, duration: float = 10.0, bpf: str | None = None,
+            notify: Notify = None) -> CaptureResult:
+    """tcpdump on ``on`` (``NODE:IFACE``, IFACE may be ``lo`` or ``any``) inside the node's
+    namespace until ``count`` packets or ``duration`` seconds (or Ctrl-C); the pcap is kept
+    in the lab directory's ``captures/`` and summarised one row per packet."""
+    c = _compile(file)
+    require_root()
+    node_name, sep, ifname = on.partition(":")
+    node = c.expanded["nodes"].get(node_name)
+    if not sep or node is None:
+        raise UsageError(f"{on!r} is not NODE:IFACE of {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
+    known = [i["ifname"] for i in node["interfaces"]] + ["lo", "any"]
+    if ifname not in known:
+        raise UsageError(f"node {node_name} has no interface {ifname!r}; it has: {', '.join(known)}")
+    if count < 1 or duration <= 0:
+        raise UsageError("--count must be at least 1 and --duration positive")
+    if shutil.which("tcpdump") is None:
+        raise EnvironmentProblem("topo capture needs tcpdump; apt-get install tcpdump")
+    _require_node_exists(c, node_name, node)
+    directory = os.path.join(labdir.lab_dir(c.lab), "captures")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{node_name}-{ifname}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
+    _say(notify, f"capturing on {node_name}:{ifname} ({count} packets or {duration:g} s; Ctrl-C stops) ...")
+    from ansible_collections.topo.lab.plugins.module_utils import api
+    stderr = api.capture(node["netns"], ifname, path, count, duration, bpf)
+    if not os.path.exists(path):
+        raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
+    return CaptureResult(c.lab, on, path, api.summarize_pcap(path))
+
+
+def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: bool = False) -> list[str]:
+    """The labs ``topo destroy`` names: the lab of ``file``, the lab called ``lab``, or
+    (``all_labs``) every lab with a lab directory, a marked namespace or a labelled
+    container. Exactly one of the three; UsageError otherwise or for a bad lab name."""
+    if sum(bool(x) for x in (file, lab, all_labs)) != 1:
+        raise UsageError("name what to destroy: a topology FILE, --lab NAME, or --all")
+    if file:
+        from topo.pipeline import compile_file
+        return [compile_file(file).lab]
+    if lab:
+        from topo.model import NAME_RE
+        if not re.match(NAME_RE, lab):
+            raise UsageError(f"{lab!r} is not a lab name")
+        return [lab]
+    from ansible_collections.topo.lab.plugins.module_utils.api import labs_in_kernel
+    from topo.show import labs_in_docker
+    return sorted(set(labdir.known_labs()) | set(labs_in_kernel()) | set(labs_in_docker()))
+
+
+def destroy(lab: str, *, wait: float = 0.0, progress: Progress | None = None, notify: Notify = None) -> DestroyResult:
+    """Remove everything lab ``lab`` made (containers labelled with it, namespaces carrying
+    its marker) and its lab directory, under its lock."""
+    from topo.pipeline import destroy_inventory
+    from topo.runner import run_playbook
+
+    with labdir.locked(lab, wait=wait, notify=notify):
+        result = run_playbook(lab, "destroy", inventory=destroy_inventory(lab), progress=progress,
+                              title=f"destroying {lab}")
+        if not result.ok:
+            _raise_run_failure(result)
+        removed: dict[str, list[str]] = {}
+        for ch in result.changes:
+            if ch["action"] == "remove":
+                removed.setdefault(ch["resource"], []).append(ch["name"])
+        labdir.remove(lab)
+    return DestroyResult(lab, removed, result.seconds, result.warnings)
+
+
+def doctor(file: str | None = None) -> DoctorResult:
+    """Every doctor check; with ``file``, what its docker nodes need is required (a missing
+    dockerd or image fails rather than warns)."""
+    from topo.doctor import run_checks
+    images = None
+    if file:
+        c = _compile(file)
+        images = sorted({n["container"]["image"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"})
+    return DoctorResult(run_checks(images or None, bool(images)))
+
+
+def build_image(tag: str | None = None, *, offline: bool = False, mirror: str | None = None,
+                notify: Notify = None) -> ImageResult:
+    """Build the node image ``tag`` (default ``topo.model.DEFAULT_IMAGE``), from the shipped
+    Dockerfile or (``offline``) from Debian packages; ``notify`` gets one line per step."""
+    require_root()
+    from topo import image
+    result = image.build(tag or image.DEFAULT_IMAGE, offline=offline, mirror=mirror,
+                         say=lambda line: _say(notify, line))
+    return ImageResult(**result)
