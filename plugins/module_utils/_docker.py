@@ -2,7 +2,7 @@
 # Copyright: topo developers. MIT license.
 """Private: Docker for ``kind: docker`` nodes - the connection (:func:`client`, which topo's
 CLI uses too), the labels topo puts on containers, and the calls the container kind
-(:mod:`.resources.container`, which converges them) makes: create, start, remove, list by
+(:mod:`._resources.container`, which converges them) makes: create, start, remove, list by
 label, run in parallel.
 
 Creating and starting run :data:`PARALLEL` at a time: Docker serialises part of the work, and

@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 from ansible_collections.topo.lab.plugins.module_utils import _process
 from ansible_collections.topo.lab.plugins.module_utils._netns import Sockets
-from ansible_collections.topo.lab.plugins.module_utils.resources import netns as netns_kind
+from ansible_collections.topo.lab.plugins.module_utils._resources import netns as netns_kind
 
 __metaclass__ = type
 
@@ -14,7 +14,7 @@ __metaclass__ = type
 def labs_in_kernel():
     """Names of labs that own at least one namespace, by the marker on its ``lo``
     (``topo:<lab>:<node>``), sorted. The scan is the netns kind's
-    (:func:`~.resources.netns.marked_namespaces`)."""
+    (:func:`~._resources.netns.marked_namespaces`)."""
     with Sockets() as socks:
         return netns_kind.labs_in_kernel(socks)
 

@@ -295,7 +295,7 @@ def list_namespaces():
 
 def namespace_exists(name):
     """True when /run/netns/NAME is a mounted network namespace. (The passes of one module
-    run ask their :class:`~.resources.Context`, which also knows the namespaces a check
+    run ask their :class:`~._resources.Context`, which also knows the namespaces a check
     run's container pass would make anew.)"""
     return os.path.ismount(_path(name))
 

@@ -2,7 +2,7 @@
 # Copyright: topo developers. MIT license.
 """Private: link impairments - delay, jitter, loss (netem) and rate (tbf) - on the egress of
 lab interfaces: the shapes topo builds, how the kernel holds them, and how they are read back and
-set. The ``impair`` kind (:mod:`.resources.impairment`) converges them.
+set. The ``impair`` kind (:mod:`._resources.impairment`) converges them.
 
 What topo builds as an interface's root qdisc; the root always has handle ``7470:`` ("tp"),
 which is how topo tells its own qdisc from anyone else's:

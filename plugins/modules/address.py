@@ -53,8 +53,8 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.address import SPEC, Addresses
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.address import SPEC, Addresses
 
 
 def main():

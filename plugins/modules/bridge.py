@@ -58,8 +58,8 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.bridge import SPEC, Bridges
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.bridge import SPEC, Bridges
 
 
 def main():

@@ -87,8 +87,8 @@ containers:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, STATE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.container import SPEC, Containers
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, STATE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.container import SPEC, Containers
 
 
 def main():

@@ -83,8 +83,8 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources import address, bridge, container, impairment, netns, route, tunnel, veth
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources import address, bridge, container, impairment, netns, route, tunnel, veth
 
 
 def main():

@@ -85,8 +85,8 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, STATE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.netns import SPEC, Namespaces
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, STATE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.netns import SPEC, Namespaces
 
 
 def main():

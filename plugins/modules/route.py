@@ -66,8 +66,8 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.route import SPEC, Routes
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.route import SPEC, Routes
 
 
 def main():

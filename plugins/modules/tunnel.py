@@ -82,8 +82,8 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.tunnel import FEATURES, SPEC, Tunnels
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.tunnel import FEATURES, SPEC, Tunnels
 
 
 def main():

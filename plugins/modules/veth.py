@@ -76,8 +76,8 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils.resources import LAB, PRUNE, SCOPE, run
-from ansible_collections.topo.lab.plugins.module_utils.resources.veth import SPEC, Veths
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, SCOPE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources.veth import SPEC, Veths
 
 
 def main():

@@ -1,10 +1,10 @@
-"""The resource protocol's driver (plugins/module_utils/resources) with a fake kind: the one
+"""The resource protocol's driver (plugins/module_utils/_resources) with a fake kind: the one
 prune loop, its place before or after converge, check mode, and the Context's view of
 namespaces a check run's container pass would make anew. No kernel, no root."""
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import Changes
-from ansible_collections.topo.lab.plugins.module_utils.resources import Context, Kind, converge
-from ansible_collections.topo.lab.plugins.module_utils.resources.netns import parse_marker
+from ansible_collections.topo.lab.plugins.module_utils._resources import Context, Kind, converge
+from ansible_collections.topo.lab.plugins.module_utils._resources.netns import parse_marker
 
 
 class Fake(Kind):
@@ -77,7 +77,7 @@ def test_no_prune():
 
 
 def test_context_hides_fresh_namespaces(monkeypatch):
-    from ansible_collections.topo.lab.plugins.module_utils import resources
+    from ansible_collections.topo.lab.plugins.module_utils import _resources as resources
     monkeypatch.setattr(resources, "namespace_exists", lambda ns: True)
     ctx = context(check=True)
     ctx.fresh.add("topo-demo-h1")

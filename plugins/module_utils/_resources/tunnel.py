@@ -12,8 +12,8 @@ runs first).
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import GRE_KEY, GROUP, NetlinkError, NotOwned, ours, translate
-from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import (
+from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
     converge_end, differences, fix_end, label, record_fix,
 )
 

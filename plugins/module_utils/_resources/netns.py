@@ -15,7 +15,7 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
     MARKER, NetlinkError, NetnsError, NotOwned, create_namespace, delete_namespace, list_namespaces,
     namespace_exists, ns_marker, sysctl_read, sysctl_write,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 #: The ``namespaces`` option of topo.lab.netns (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(

@@ -44,7 +44,7 @@ from ansible_collections.topo.lab.plugins.module_utils._docker import (
     differences, docker_errors, image_id, lab_containers, parallel, remove, start,
 )
 from ansible_collections.topo.lab.plugins.module_utils._netns import NotOwned, attach_namespace, ns_marker, same_namespace
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 #: The ``containers`` option of topo.lab.container (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(

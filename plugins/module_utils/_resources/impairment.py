@@ -10,8 +10,8 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import NetlinkErro
 from ansible_collections.topo.lab.plugins.module_utils._qdisc import (
     HANDLE, apply, decode, describe, describe_diff, differences, read_roots, wanted,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import in_scope, label
+from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import in_scope, label
 
 #: The ``impairments`` option of topo.lab.impair (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(

@@ -7,14 +7,14 @@ One file per kind, each a :class:`Kind` subclass (the resource name its changes 
 ========================  ==================  ======================================
 file                      class               ``Changes`` resource
 ========================  ==================  ======================================
-``resources/container``   ``Containers``      ``container``
-``resources/netns``       ``Namespaces``      ``netns``
-``resources/bridge``      ``Bridges``         ``bridge``
-``resources/veth``        ``Veths``           ``veth``
-``resources/tunnel``      ``Tunnels``         ``tunnel``
-``resources/impairment``  ``Impairments``     ``impair``
-``resources/address``     ``Addresses``       ``address``
-``resources/route``       ``Routes``          ``route``
+``_resources/container``   ``Containers``      ``container``
+``_resources/netns``       ``Namespaces``      ``netns``
+``_resources/bridge``      ``Bridges``         ``bridge``
+``_resources/veth``        ``Veths``           ``veth``
+``_resources/tunnel``      ``Tunnels``         ``tunnel``
+``_resources/impairment``  ``Impairments``     ``impair``
+``_resources/address``     ``Addresses``       ``address``
+``_resources/route``       ``Routes``          ``route``
 ========================  ==================  ======================================
 
 The protocol (see :class:`Kind`): ``declare`` names the desired objects by key, ``converge``
@@ -40,7 +40,7 @@ from __future__ import annotations
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     Changes, namespace_exists, ours, require_features, run as run_module,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import Tables, delete, in_scope
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import Tables, delete, in_scope
 
 #: Argument specs every resource module shares: the lab, the prune switch, and the prune
 #: scope (namespace names; ``namespaces`` in every module that prunes links, routes or qdiscs).

@@ -6,8 +6,8 @@ declared, IGMP snooping and querier, the lab's alias)."""
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import GROUP, NetlinkError, NotOwned, if_marker, ours, translate
-from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import differences, record_fix
+from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import differences, record_fix
 
 #: The ``bridges`` option of topo.lab.bridge (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(

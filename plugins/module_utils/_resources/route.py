@@ -11,7 +11,7 @@ import socket
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, translate,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 MAIN_TABLE = 254
 

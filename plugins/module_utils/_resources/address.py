@@ -10,7 +10,7 @@ import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import NetlinkError, NetnsError, conf_write, translate
-from ansible_collections.topo.lab.plugins.module_utils.resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 IFA_F_SECONDARY = 0x01
 #: Addresses topo never removes: (ifname, cidr).

@@ -10,8 +10,8 @@ import os
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     GROUP, NetlinkError, NetnsError, NotOwned, if_marker, namespace_fd, ours, translate,
 )
-from ansible_collections.topo.lab.plugins.module_utils.resources import LinkKind
-from ansible_collections.topo.lab.plugins.module_utils.resources.links import (
+from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
     converge_end, fix_end, label,
 )
 
