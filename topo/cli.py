@@ -45,6 +45,7 @@ quick start (as root):
   topo apply examples/casts.yml        anycast and multicast, proved by what arrives where
   topo image build --offline           the node image, then: topo apply examples/clusters-docker.yml
   topo doctor                          what this machine can build, and the fixes
+  topo graph examples/vxlan.yml -o vxlan.svg   a picture of the lab (also .png .mmd .html)
 
 exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
 lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
@@ -138,6 +139,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--offline", action="store_true", help="from Debian packages (debootstrap), no registry")
     sp.add_argument("--tag", default=None, metavar="IMAGE", help="image name (default topo-node:latest)")
     sp.add_argument("--mirror", default=None, metavar="URL", help="Debian mirror for --offline (default: apt's)")
+    sp = cmd("graph", "draw the lab: SVG, PNG, DOT, Mermaid or one HTML page (no root needed)",
+             "Draw the lab FILE describes, as expanded (names and addresses included): nodes shaped\n"
+             "by kind (rounded box: namespace, 3-D box: docker, octagon: router), bridges as grey\n"
+             "ellipses with their subnet, each link labelled with both ends' interfaces and\n"
+             "addresses, tunnels dashed with type and VNI/key, impaired links orange with their\n"
+             "delay/loss/rate, groups as colours. The format follows -o's suffix: .svg .png (need\n"
+             "Graphviz's dot: apt-get install graphviz), .dot, .mmd (Mermaid, for Markdown), .html\n"
+             "(one self-contained page: the picture, each node's interfaces on hover, the address\n"
+             "plan). Without -o, the DOT source goes to stdout. report.md carries the same picture.",
+             "examples:\n  topo graph examples/vxlan.yml -o vxlan.svg\n"
+             "  topo graph examples/clusters.csv -o clusters.html\n"
+             "  topo graph lab.yml -o lab.mmd          # paste into Markdown\n"
+             "  topo graph lab.yml | dot -Tpdf > lab.pdf")
+    sp.add_argument("-o", "--output", metavar="OUT", default=None,
+                    help="where to write: lab.svg, lab.png, lab.dot, lab.mmd or lab.html (default: DOT on stdout)")
     sp = cmd("validate", "check a topology file without building anything (no root needed)",
              "Load, validate and expand FILE and print the result: every problem with its file,\n"
              "line and field (exit 2), or a summary of the expanded lab.",
@@ -153,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
                "exec": cmd_exec, "destroy": cmd_destroy, "capture": cmd_capture, "validate": cmd_validate, "doctor": cmd_doctor,
-               "image": cmd_image}[args.command]
+               "image": cmd_image, "graph": cmd_graph}[args.command]
     try:
         return handler(args)
     except TopoError as exc:
@@ -242,6 +258,17 @@ def cmd_validate(args) -> int:
               f"{len(e['bridges'])} bridges, {len(e['veths'])} links, {n_if} interfaces, "
               f"{sum(len(ch['targets']) for ch in e['checks'] if ch['type'] == 'ping')} ping checks"
               + "".join(f", {n} {t} checks" for t, n in _count_types(e["checks"], exclude="ping")))
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    r = usecases.graph(args.file, args.output)
+    if args.json:
+        _emit(args, r.to_json())
+    elif r.path:
+        out.print(f"lab [bold]{r.lab}[/]: drawn in {r.path}")
+    else:
+        print(r.dot, end="")
     return EXIT_OK
 
 

@@ -5,10 +5,12 @@
   has them;
 * ``junit.xml``: one ``<testcase>`` per check (classname ``topo.<lab>.<type>``), a
   ``<failure>`` with expected/observed for each failed one, so CI systems show them;
-* ``report.md``: the tables (pings per source, each cast and iperf3 check with expected,
-  observed and figures), the capture summaries, a PNG plot of iperf3 throughput against
-  buffer length per check with a sweep (``throughput-<check>.png``, matplotlib), and the
-  lab diagram when the lab directory has one (``diagram.svg`` or ``diagram.png``).
+* ``report.md``: first the lab as a student should see it before the results, its picture
+  (``lab.png`` beside the report, drawn by :mod:`topo.graph`; a note instead where
+  Graphviz's ``dot`` is missing) and its address plan (node, interface, address, segment,
+  peer); then the tables (pings per source, each cast and iperf3 check with expected,
+  observed and figures), the capture summaries, and a PNG plot of iperf3 throughput against
+  buffer length per check with a sweep (``throughput-<check>.png``, matplotlib).
 
 Check rows are those of :mod:`topo.results` (ping, capture and step rows; shapes there).
 Rates print as everywhere else, through ``api.fmt_bps``.
@@ -66,22 +68,44 @@ def ping_rows(pings: list[dict]) -> list[dict]:
     return rows
 
 
-def write(lab: str, directory: str, file: str, checks: list[dict], summary: dict) -> dict:
+def write(lab: str, directory: str, file: str, checks: list[dict], summary: dict,
+          expanded: dict | None = None) -> dict:
     """Write verify.json, junit.xml, report.md (and the iperf3 plots) into ``directory``
     (created if missing; each file replaced atomically). ``checks`` are check rows,
-    ``summary`` is ``{total, passed, failed}``. Returns ``{json, junit, markdown: path,
-    plots: {check name: png path}}``."""
+    ``summary`` is ``{total, passed, failed}``; ``expanded``, the expanded lab, gives
+    report.md its picture (``lab.png``) and address plan. Returns ``{json, junit, markdown:
+    path, plots: {check name: png path}, picture: png path or None}``."""
     os.makedirs(directory, exist_ok=True)
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    picture = _picture(expanded, directory) if expanded else None
     paths = {"json": os.path.join(directory, "verify.json"), "junit": os.path.join(directory, "junit.xml"),
              "markdown": os.path.join(directory, "report.md")}
     plots = _plots(directory, checks)
     _atomic(paths["json"], json.dumps({"lab": lab, "file": file, "when": when, "summary": summary,
                                        "checks": checks, "plots": plots}, indent=1, default=str) + "\n")
     _atomic(paths["junit"], junit(lab, checks))
-    _atomic(paths["markdown"], markdown(lab, file, when, checks, summary, plots, directory))
+    _atomic(paths["markdown"], markdown(lab, file, when, checks, summary, plots, directory, expanded, picture))
     paths["plots"] = plots
+    paths["picture"] = picture
     return paths
+
+
+#: The lab's picture beside report.md.
+PICTURE = "lab.png"
+
+
+def _picture(expanded: dict, directory: str) -> str | None:
+    """Draw the lab into ``directory/lab.png`` (topo.graph); None where Graphviz's ``dot``
+    is missing (report.md then says how to get it)."""
+    from topo.errors import EnvironmentProblem
+    from topo.graph import render
+    try:
+        return render(expanded, os.path.join(directory, PICTURE))
+    except EnvironmentProblem:
+        path = os.path.join(directory, PICTURE)
+        if os.path.exists(path):
+            os.remove(path)  # never show the picture of an earlier lab
+        return None
 
 
 def _atomic(path: str, text: str) -> None:
@@ -113,17 +137,17 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, plots: dict, directory: str) -> str:
-    """report.md: the summary, the lab diagram if ``directory`` has one, the ping table per
-    source, one row per other check, an iperf3 section per sweep (with its plot from
-    ``plots``) and the packets of each capture."""
+def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, plots: dict, directory: str,
+             expanded: dict | None = None, picture: str | None = None) -> str:
+    """report.md: the summary; with ``expanded``, the lab's picture (``picture``, a PNG in
+    ``directory``) and its address plan; the ping table per source, one row per other check,
+    an iperf3 section per sweep (with its plot from ``plots``) and the packets of each
+    capture."""
     lines = [f"# Verification of lab `{lab}`", "",
              f"From `{file}`, {when}: **{summary['passed']}/{summary['total']} checks passed**"
              + (f", {summary['failed']} failed." if summary["failed"] else "."), ""]
-    for name in ("diagram.svg", "diagram.png"):
-        if os.path.exists(os.path.join(directory, name)):
-            lines += ["## Lab", "", f"![lab diagram]({name})", ""]
-            break
+    if expanded:
+        lines += _lab_section(expanded, picture)
     pings = [c for c in checks if c["type"] == "ping"]
     if pings:
         lines += ["## Ping", "", "| from | targets | passed | avg rtt ms | failed |", "|---|---:|---:|---:|---|"]
@@ -153,6 +177,20 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
         if rows:
             lines += _capture_section(title, rows)
     return "\n".join(lines) + "\n"
+
+
+def _lab_section(expanded: dict, picture: str | None) -> list[str]:
+    """The lab before its results: its picture and its address plan (topo.graph.address_plan)."""
+    from topo.graph import address_plan
+    lines = ["## The lab", ""]
+    lines += ([f"![lab {expanded['lab']}]({os.path.basename(picture)})", ""] if picture else
+              ["(No picture: Graphviz's `dot` is missing; `apt-get install graphviz`, or draw it with "
+               "`topo graph FILE -o lab.mmd` for Mermaid.)", ""])
+    lines += ["### Address plan", "", "| node | interface | address | segment | peer |", "|---|---|---|---|---|"]
+    for row in address_plan(expanded):
+        lines.append("| " + " | ".join(_cell(row[k] or "") for k in ("node", "ifname", "address", "segment", "peer"))
+                     + " |")
+    return lines + [""]
 
 
 def _iperf_section(c: dict, plot: str | None) -> list[str]:

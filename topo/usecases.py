@@ -19,6 +19,7 @@ use case       what it does                                    returns
 ``destroy``    remove what a lab made (one lab)                :class:`DestroyResult`
 ``doctor``     what this machine can build                     :class:`DoctorResult`
 ``build_image`` the node image for docker nodes                 :class:`ImageResult`
+``graph``      the drawing of a lab (no root needed)           :class:`GraphResult`
 =============  ==============================================  ======================
 
 The steps apply, plan and verify share run once each here: the lab's lock, the inventory
@@ -295,6 +296,20 @@ class ImageResult:
                 "method": self.method}
 
 
+@dataclass
+class GraphResult:
+    """A drawing of a lab: written to ``path`` (format by its suffix), or, without a path,
+    its Graphviz DOT source in ``dot``."""
+
+    lab: str
+    file: str
+    path: str | None = None
+    dot: str | None = None
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "file": self.file, **({"path": self.path} if self.path else {"dot": self.dot})}
+
+
 # --------------------------------------------------------------------------- shared steps
 
 def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
@@ -331,7 +346,7 @@ def _reports(c, rows: list[dict]) -> tuple[CheckSummary, dict]:
     from topo import report
     from topo.results import summary
     s = summary(rows)
-    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s)
+    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s, c.expanded)
 
 
 # --------------------------------------------------------------------------- use cases
@@ -340,6 +355,18 @@ def validate(file: str) -> ValidateResult:
     """Load, validate and expand ``file`` (no root needed); InputError naming every problem."""
     c = _compile(file)
     return ValidateResult(c.lab, c.file, c.expanded)
+
+
+def graph(file: str, output: str | None = None) -> GraphResult:
+    """Draw the lab of ``file`` (see :mod:`topo.graph`) into ``output`` (.svg, .png, .dot,
+    .mmd or .html), or return its DOT source when ``output`` is None. UsageError (exit 2) for
+    another suffix; EnvironmentProblem (exit 3) when an image is asked and Graphviz's
+    ``dot`` is missing."""
+    from topo import graph as drawing
+    c = _compile(file)
+    if output is None:
+        return GraphResult(c.lab, c.file, dot=drawing.dot_source(c.expanded))
+    return GraphResult(c.lab, c.file, path=drawing.render(c.expanded, output))
 
 
 def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,

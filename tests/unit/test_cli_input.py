@@ -75,3 +75,23 @@ def test_destroy_names_one_target():
     assert "name what to destroy: a topology FILE, --lab NAME, or --all" in json.loads(r.stdout)["message"]
     r = topo("destroy", "--lab", "../etc")
     assert r.returncode == 2 and "'../etc' is not a lab name" in r.stderr
+
+
+def test_graph_draws_a_lab_and_refuses_an_unknown_format(tmp_path):
+    """topo graph: DOT on stdout without -o; each format by -o's suffix; exit 2 naming the
+    supported ones for another; nothing needs root."""
+    import shutil
+    r = topo("graph", os.path.join(ROOT, "examples", "vxlan.yml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("// topo lab vxlan\ngraph vxlan {") and "VNI 100" in r.stdout
+    formats = [".dot", ".mmd"] + ([".svg", ".png", ".html"] if shutil.which("dot") else [])
+    for suffix in formats:
+        out = tmp_path / f"lab{suffix}"
+        r = topo("graph", os.path.join(ROOT, "examples", "vxlan.yml"), "-o", str(out), "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"lab": "vxlan", "file": os.path.join(ROOT, "examples", "vxlan.yml"),
+                                        "path": str(out)}
+        assert out.stat().st_size > 200, suffix
+    r = topo("graph", os.path.join(ROOT, "examples", "vxlan.yml"), "-o", str(tmp_path / "lab.pdf"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ".pdf" in r.stderr and ".mmd" in r.stderr and not (tmp_path / "lab.pdf").exists()

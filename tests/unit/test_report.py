@@ -108,8 +108,33 @@ def test_markdown(written):
     assert lines[cap + 4] == "| 0.002 | 192.168.0.1 | 192.168.0.2 | UDP | 148 | unicast | 42 |"
 
 
-def test_a_diagram_in_the_lab_directory_is_shown(tmp_path):
-    (tmp_path / "diagram.svg").write_text("<svg/>")
+def test_without_the_expanded_lab_there_is_no_lab_section(tmp_path):
     text = report.markdown("demo", "f.yml", "now", PINGS[:1], summary(PINGS[:1]), {}, str(tmp_path))
-    assert "## Lab\n\n![lab diagram](diagram.svg)\n" in text
+    assert "## The lab" not in text and "Address plan" not in text
     assert "**1/1 checks passed**." in text
+
+
+def test_report_starts_with_the_labs_picture_and_address_plan(tmp_path):
+    """report.md shows the lab before the results: lab.png beside it (a real PNG of the
+    lab's size) and one address-plan row per interface, then the checks."""
+    import shutil
+
+    from tests.conftest import ROOT
+    from topo.pipeline import compile_file
+    expanded = compile_file(f"{ROOT}/examples/routed.yml").expanded
+    paths = report.write("routed", str(tmp_path), "examples/routed.yml", PINGS, summary(PINGS), expanded)
+    text = (tmp_path / "report.md").read_text()
+    if shutil.which("dot"):
+        assert paths["picture"] == str(tmp_path / "lab.png")
+        png = (tmp_path / "lab.png").read_bytes()
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and width > 200 and height > 100
+        assert "![lab routed](lab.png)" in text
+    else:
+        assert paths["picture"] is None and "apt-get install graphviz" in text
+    plan = text[text.index("### Address plan"):text.index("## Ping")]
+    rows = [line for line in plan.splitlines() if line.startswith("| ") and not line.startswith("| node")]
+    ifaces = [(n, i["ifname"]) for n, node in expanded["nodes"].items() for i in node["interfaces"]]
+    assert len(rows) == len(ifaces)
+    assert "| h1 | eth0 | 172.16.0.1/24 | lan1 |" in plan
+    assert text.index("## The lab") < text.index("### Address plan") < text.index("## Ping")
