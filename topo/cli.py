@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ quick start (as root):
   topo image build --offline           the node image, then: topo apply examples/clusters-docker.yml
   topo doctor                          what this machine can build, and the fixes
   topo graph examples/vxlan.yml -o vxlan.svg   a picture of the lab (also .png .mmd .html)
+  topo list                            every lab on this machine and its state
 
 exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
 lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
@@ -154,6 +156,14 @@ def _parser() -> argparse.ArgumentParser:
              "  topo graph lab.yml | dot -Tpdf > lab.pdf")
     sp.add_argument("-o", "--output", metavar="OUT", default=None,
                     help="where to write: lab.svg, lab.png, lab.dot, lab.mmd or lab.html (default: DOT on stdout)")
+    sp = cmd("list", "every lab on this machine and its state",
+             "List every lab on this machine, whether or not its topology file still exists, found\n"
+             "from the namespaces marked as a lab's, the containers labelled topo.lab and the lab\n"
+             "directories: lab, state, namespaces and containers that exist, the topology file and\n"
+             "time of its last apply. States: up (all that the last apply made exists), partial\n"
+             "(some of it is missing), down (nothing of it exists), orphan (objects but no lab\n"
+             "directory: a crashed or half-destroyed lab). topo destroy --lab NAME cleans any of them.",
+             "examples:\n  topo list\n  topo list --json", file=False)
     sp = cmd("validate", "check a topology file without building anything (no root needed)",
              "Load, validate and expand FILE and print the result: every problem with its file,\n"
              "line and field (exit 2), or a summary of the expanded lab.",
@@ -169,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
                "exec": cmd_exec, "destroy": cmd_destroy, "capture": cmd_capture, "validate": cmd_validate, "doctor": cmd_doctor,
-               "image": cmd_image, "graph": cmd_graph}[args.command]
+               "image": cmd_image, "graph": cmd_graph, "list": cmd_list}[args.command]
     try:
         return handler(args)
     except TopoError as exc:
@@ -177,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]; run the same command again to finish, or topo destroy to remove the lab")
         return 130
+    except BrokenPipeError:
+        # stdout closed early (topo list --json | head): quiet, as the Python docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _fail(args, exc: TopoError) -> int:
@@ -269,6 +283,26 @@ def cmd_graph(args) -> int:
         out.print(f"lab [bold]{r.lab}[/]: drawn in {r.path}")
     else:
         print(r.dot, end="")
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    r = usecases.list_labs()
+    if args.json:
+        _emit(args, r.to_json())
+        return EXIT_OK
+    if not r.labs:
+        out.print("no labs on this machine")
+        return EXIT_OK
+    table = Table(title="labs on this machine", title_justify="left")
+    for col in ("lab", "state", "namespaces", "containers", "file", "last apply"):
+        table.add_column(col, justify="right" if col in ("namespaces", "containers") else "left")
+    colours = {"up": "green", "partial": "yellow", "down": "dim", "orphan": "red"}
+    for e in r.labs:
+        state = f"[{colours[e.state]}]{e.state}[/]" + (f" [dim](missing {len(e.missing)})[/]" if e.missing else "")
+        table.add_row(e.lab, state, str(e.namespaces), "-" if e.containers is None else str(e.containers),
+                      e.file or "-", e.applied or "-")
+    out.print(table)
     return EXIT_OK
 
 

@@ -52,8 +52,15 @@ def observe(expanded: dict) -> list[dict]:
 
 def labs_in_docker() -> list[str]:
     """Names of labs that own at least one container (label ``topo.lab``), when a dockerd answers."""
+    return sorted(set((lab_containers() or {}).values()))
+
+
+def lab_containers() -> dict[str, str] | None:
+    """``{container name: lab}`` of every container labelled ``topo.lab``; None when no
+    dockerd answers (nothing can be said about containers then)."""
     from topo.doctor import docker_client_or_none
     client = docker_client_or_none()
     if client is None:
-        return []
-    return sorted({c["Labels"][nl.LAB_LABEL] for c in client.api.containers(all=True, filters={"label": nl.LAB_LABEL})})
+        return None
+    return {c["Names"][0].lstrip("/"): c["Labels"][nl.LAB_LABEL]
+            for c in client.api.containers(all=True, filters={"label": nl.LAB_LABEL})}

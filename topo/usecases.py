@@ -20,6 +20,7 @@ use case       what it does                                    returns
 ``doctor``     what this machine can build                     :class:`DoctorResult`
 ``build_image`` the node image for docker nodes                 :class:`ImageResult`
 ``graph``      the drawing of a lab (no root needed)           :class:`GraphResult`
+``list_labs``  every lab on this machine and its state         :class:`ListResult`
 =============  ==============================================  ======================
 
 The steps apply, plan and verify share run once each here: the lab's lock, the inventory
@@ -310,6 +311,41 @@ class GraphResult:
         return {"lab": self.lab, "file": self.file, **({"path": self.path} if self.path else {"dot": self.dot})}
 
 
+@dataclass
+class LabEntry:
+    """One lab found on this machine (``topo list``).
+
+    ``state``: ``up`` (everything its last apply recorded exists), ``partial`` (some of it
+    is missing: ``missing`` names what), ``down`` (a lab directory, nothing of it exists),
+    ``orphan`` (namespaces or containers marked as the lab's, no lab directory: a crashed
+    or half-destroyed lab; ``topo destroy --lab NAME`` cleans it). ``namespaces`` and
+    ``containers`` count what exists now (``containers`` None when no dockerd answers);
+    ``file`` is the topology of the last apply, ``applied`` its time (ISO 8601), both None
+    when unknown."""
+
+    lab: str
+    state: str
+    namespaces: int
+    containers: int | None
+    file: str | None
+    applied: str | None
+    missing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "state": self.state, "namespaces": self.namespaces, "containers": self.containers,
+                "file": self.file, "applied": self.applied, "missing": self.missing}
+
+
+@dataclass
+class ListResult:
+    """Every lab on this machine, by name."""
+
+    labs: list[LabEntry]
+
+    def to_json(self) -> dict:
+        return {"labs": [entry.to_json() for entry in self.labs]}
+
+
 # --------------------------------------------------------------------------- shared steps
 
 def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
@@ -367,6 +403,36 @@ def graph(file: str, output: str | None = None) -> GraphResult:
     if output is None:
         return GraphResult(c.lab, c.file, dot=drawing.dot_source(c.expanded))
     return GraphResult(c.lab, c.file, path=drawing.render(c.expanded, output))
+
+
+def list_labs() -> ListResult:
+    """Every lab on this machine, found from three sources, whether or not its topology file
+    still exists: the namespaces whose ``lo`` carries a lab's marker, the containers
+    labelled ``topo.lab``, and the lab directories (with the state.json of the last apply).
+    Needs root (it enters every namespace)."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import lab_namespaces
+    from topo.show import lab_containers
+    require_root()
+    namespaces, containers = lab_namespaces(), lab_containers()
+    present = set(namespaces) | set(containers or {})
+    labs = sorted(set(labdir.known_labs()) | set(namespaces.values()) | set((containers or {}).values()))
+    entries = []
+    for lab in labs:
+        state = labdir.read_state(lab)
+        mine = sorted(n for n, owner in namespaces.items() if owner == lab)
+        boxes = None if containers is None else sorted(n for n, owner in containers.items() if owner == lab)
+        recorded = list(state.get("namespaces") or []) + list(state.get("containers") or [] if containers is not None
+                                                              else [])
+        missing = sorted(set(recorded) - present)
+        if not os.path.isdir(labdir.lab_dir(lab)):
+            status = "orphan"
+        elif not mine and not boxes:
+            status = "down"
+        else:
+            status = "partial" if missing else "up"
+        entries.append(LabEntry(lab, status, len(mine), None if boxes is None else len(boxes), state.get("source"),
+                                state.get("updated"), missing))
+    return ListResult(entries)
 
 
 def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,

@@ -19,6 +19,14 @@ def labs_in_kernel():
         return netns_kind.labs_in_kernel(socks)
 
 
+def lab_namespaces():
+    """``{namespace: lab}`` of every namespace whose ``lo`` carries a lab marker (the netns
+    kind's scan)."""
+    with Sockets() as socks:
+        return {name: lab for name, (lab, _) in
+                netns_kind.marked_namespaces(lambda n: netns_kind.read_marker(socks, n)).items()}
+
+
 def node_argv(netns, kind, argv, interactive=False, tty=False):
     """The argv that runs ``argv`` inside a node: ``ip netns exec NETNS ...`` for a netns
     node; ``docker exec [-i] [-t] NETNS ...`` for a docker node (its programs, files and

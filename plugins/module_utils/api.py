@@ -53,6 +53,7 @@ _EXPORTS = {
     "node_argv": ("_frontend", "node_argv"),
     "capture": ("_frontend", "capture"),
     "labs_in_kernel": ("_frontend", "labs_in_kernel"),
+    "lab_namespaces": ("_frontend", "lab_namespaces"),
 }
 
 __doc__ += "\n" + "\n".join("* ``%s`` (``%s``)" % (name, mod) for name, (mod, _) in sorted(_EXPORTS.items()))
