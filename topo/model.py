@@ -21,7 +21,8 @@ from topo.errors import Problems, Source, field_path
 from topo.load import RawLab
 
 #: A safe identifier. Node and bridge names become parts of namespace names and Ansible hosts.
-NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]*$"
+#: One pattern for the front end and the modules (they refuse other lab names).
+from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN as NAME_RE  # noqa: E402
 Name = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=40)]
 #: Lab names are part of every namespace name (topo-<lab>-<node>).
 LabName = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=24)]

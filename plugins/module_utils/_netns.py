@@ -216,7 +216,8 @@ def lab_lock(lab, timeout=600.0):
         yield
         return
     import re
-    if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", lab):
+    from ansible_collections.topo.lab.plugins.module_utils._checktypes import NAME_PATTERN
+    if not re.match(NAME_PATTERN, lab):
         raise NetnsError("invalid lab name %r: letters, digits, - and _, starting with a letter" % lab)
     os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)
     fd = os.open(os.path.join(LOCK_DIR, "%s.lock" % lab), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

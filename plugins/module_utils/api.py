@@ -49,6 +49,8 @@ _EXPORTS = {
     # check types
     "CAST_TYPES": ("_checktypes", "CAST_TYPES"),
     "STEP_TYPES": ("_checktypes", "STEP_TYPES"),
+    # names of labs, nodes and bridges
+    "NAME_PATTERN": ("_checktypes", "NAME_PATTERN"),
     # programs inside nodes, and which labs own what
     "node_argv": ("_frontend", "node_argv"),
     "capture": ("_frontend", "capture"),
