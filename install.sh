@@ -2,9 +2,10 @@
 # Install topo and everything it needs on Debian/Ubuntu, as root:
 #   - apt: iproute2 (ip netns, tc), iputils-ping (ping checks), iperf3 (throughput checks),
 #     tcpdump (captures), graphviz (topo graph's dot), python3-venv
-#   - a virtualenv at $TOPO_VENV (default /opt/topo) with topo, Ansible (ansible 12 on
-#     ansible-core 2.19), ansible-runner, pyroute2, netaddr, pydantic, rich, and the test
-#     tools (pytest, hypothesis)
+#   - a virtualenv at $TOPO_VENV (default /opt/topo) with topo and the collection topo.lab,
+#     Ansible (the newest release for this Python: ansible 12 on ansible-core 2.19 with
+#     Python 3.11; 13 and 14 need Python >= 3.12), ansible-runner, pyroute2, netaddr,
+#     pydantic, rich, graphviz, and the test tools (pytest, hypothesis)
 #   - /usr/local/bin/topo -> $TOPO_VENV/bin/topo
 # A virtualenv because Debian 12's system Python refuses pip installs (PEP 668).
 # Safe to re-run. Usage: sudo ./install.sh
