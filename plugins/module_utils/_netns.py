@@ -216,7 +216,7 @@ def lab_lock(lab, timeout=600.0):
         yield
         return
     import re
-    from ansible_collections.topo.lab.plugins.module_utils._checktypes import NAME_PATTERN
+    from ansible_collections.topo.lab.plugins.module_utils._vocabulary import NAME_PATTERN
     if not re.match(NAME_PATTERN, lab):
         raise NetnsError("invalid lab name %r: letters, digits, - and _, starting with a letter" % lab)
     os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)

@@ -47,10 +47,10 @@ _EXPORTS = {
     "fmt_bps": ("_units", "fmt_bps"),
     "bps_unit": ("_units", "bps_unit"),
     # check types
-    "CAST_TYPES": ("_checktypes", "CAST_TYPES"),
-    "STEP_TYPES": ("_checktypes", "STEP_TYPES"),
+    "CAST_TYPES": ("_vocabulary", "CAST_TYPES"),
+    "STEP_TYPES": ("_vocabulary", "STEP_TYPES"),
     # names of labs, nodes and bridges
-    "NAME_PATTERN": ("_checktypes", "NAME_PATTERN"),
+    "NAME_PATTERN": ("_vocabulary", "NAME_PATTERN"),
     # programs inside nodes, and which labs own what
     "node_argv": ("_frontend", "node_argv"),
     "capture": ("_frontend", "capture"),

@@ -4,6 +4,7 @@ it where Ansible finds it, and every role is used. No root needed."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -60,7 +61,14 @@ def test_galaxy_build_packs_the_collection_alone_and_it_installs(tmp_path):
 def test_a_wheel_carries_the_collection_where_ansible_finds_it(tmp_path):
     """What ``pip install .`` (install.sh) installs: the front end and, beside it,
     ansible_collections/topo/lab with the same files as the checkout."""
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), ROOT])
+    # build from a copy of the working tree: pip builds in the source folder, and a build/
+    # left in the checkout would carry stale files into the next install
+    src = tmp_path / "src"
+    for path in _run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT).stdout.splitlines():
+        if os.path.lexists(os.path.join(ROOT, path)):
+            os.makedirs(src / os.path.dirname(path), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, path), src / path, follow_symlinks=False)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)])
     wheel = next(tmp_path.glob("topo-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in CONTENT:

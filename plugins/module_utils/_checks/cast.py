@@ -44,7 +44,7 @@ from ansible_collections.topo.lab.plugins.module_utils._checks.agents import (
     READY_TIMEOUT, CastError, Session, agent_source)
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import PayloadError, encode
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import summary
-from ansible_collections.topo.lab.plugins.module_utils._checktypes import CAST_TYPES
+from ansible_collections.topo.lab.plugins.module_utils._vocabulary import CAST_TYPES
 
 __metaclass__ = type
 

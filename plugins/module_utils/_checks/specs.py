@@ -25,7 +25,7 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.topo.lab.plugins.module_utils._checktypes import CAST_TYPES
+from ansible_collections.topo.lab.plugins.module_utils._vocabulary import CAST_TYPES
 
 __metaclass__ = type
 
