@@ -201,23 +201,20 @@ def main():
     # a terminated module still stops its agents and tcpdump (run_check's finally)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     check = module.params["check"]
+    def need(program, opt_dirs, missing):
+        """The path of ``program`` on the build host, or the check fails saying ``missing``."""
+        path = module.get_bin_path(program, opt_dirs=opt_dirs)
+        if path is None:
+            module.fail_json(**dict(runner.base_result(check), msg=missing))
+        return path
+
     bins = {"ip": module.get_bin_path("ip", opt_dirs=["/usr/sbin", "/sbin", "/usr/bin"]) or "ip"}
     if any(p.get("container") for p in _participants(check)):
-        docker = module.get_bin_path("docker", opt_dirs=["/usr/bin", "/usr/local/bin"])
-        if docker is None:
-            result = runner.base_result(check)
-            result["msg"] = "the check has docker nodes and the docker CLI is not installed " \
-                            "on the build host"
-            module.fail_json(**result)
-        bins["docker"] = docker
+        bins["docker"] = need("docker", ["/usr/bin", "/usr/local/bin"],
+                              "the check has docker nodes and the docker CLI is not installed on the build host")
     if isinstance(check.get("capture"), dict):
-        tcpdump = module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
-        if tcpdump is None:
-            result = runner.base_result(check)
-            result["msg"] = "tcpdump is not installed on the build host " \
-                            "(Debian/Ubuntu: apt-get install tcpdump)"
-            module.fail_json(**result)
-        bins["tcpdump"] = tcpdump
+        bins["tcpdump"] = need("tcpdump", ["/usr/sbin", "/usr/bin"], "tcpdump is not installed on the build host "
+                               "(Debian/Ubuntu: apt-get install tcpdump)")
     result = runner.run_check(check, module.params["capture_dir"], **bins)
     if result["ok"]:
         module.exit_json(**result)
