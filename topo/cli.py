@@ -23,7 +23,8 @@ from topo import usecases
 from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+#: Problems go to a pipe or file one per line (grep, CI logs); only a terminal gets them wrapped.
+err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.

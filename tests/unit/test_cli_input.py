@@ -23,6 +23,15 @@ def test_bad_input_exit_2_without_traceback():
     assert "errors/unknown-node.yml:5: links[1].endpoints[1].node: unknown node 'h9'" in r.stderr
 
 
+def test_problems_are_one_line_each_when_stderr_is_not_a_terminal():
+    """Piped stderr is never wrapped, however narrow COLUMNS is: one problem, one line."""
+    r = subprocess.run([sys.executable, "-m", "topo", "validate", "errors/unknown-node.yml"], capture_output=True,
+                       text=True, cwd=HERE, env=ENV | {"COLUMNS": "30"})
+    assert r.returncode == 2
+    assert ("  errors/unknown-node.yml:5: links[1].endpoints[1].node: unknown node 'h9' (nodes: h1, h2)"
+            in r.stderr.splitlines())
+
+
 def test_apply_rejects_bad_input_before_anything_else():
     """Bad input is exit 2 even for apply, and nothing is built (no lab directory)."""
     r = topo("apply", "errors/overlap.yml")
