@@ -167,15 +167,17 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
             lines += _iperf_section(c, plots.get(c["name"]))
     for c in checks:
         rows, title = None, None
+        intro = []
         if c["type"] == "capture":
             rows, title = c.get("rows"), f"capture on {c['on']} ({c['description']})"
+            intro = [matched_explained(c), ""]
         elif c.get("capture"):
             cap = c["capture"]
             rows, title = cap.get("rows"), f"capture during `{c['name']}`"
             if cap.get("path"):
                 title += f" ({cap.get('total', len(rows or []))} packets, `{os.path.basename(cap['path'])}`)"
         if rows:
-            lines += _capture_section(title, rows)
+            lines += _capture_section(title, rows, intro)
     return "\n".join(lines) + "\n"
 
 
@@ -212,16 +214,42 @@ def _iperf_section(c: dict, plot: str | None) -> list[str]:
     return lines
 
 
-def _capture_section(title: str, rows: list[dict], limit: int = 30) -> list[str]:
-    lines = [f"## {title}", "", "| time s | src | dst | protocol | length | kind | VNI / GRE key |",
-             "|---:|---|---|---|---:|---|---|"]
+def matched_explained(c: dict) -> str:
+    """One sentence saying what "matched/total" of capture row ``c`` counts: the packets seen
+    on the wire whose layer stack holds the expected layers in order (and the VNI or GRE
+    key, and for tunnelled traffic the traffic's own inner source and destination), against
+    every packet captured; and how many the check needs (``min_packets``)."""
+    exp = c["expect"]
+    what = [f"its layers include {' / '.join(exp['layers'])} in that order"]
+    what += [f"its {k.replace('_', ' ').upper() if k == 'vni' else 'GRE key'} is {exp[k]}"
+             for k in ("vni", "gre_key") if exp.get(k) is not None]
+    if exp.get("inner_src") or exp.get("inner_dst"):
+        what.append(f"its innermost source and destination are {exp.get('inner_src') or 'any'} and "
+                    f"{exp.get('inner_dst') or 'any'}, the traffic's own (so the replies and other traffic "
+                    f"on the same wire do not count)")
+    need = exp.get("min_packets", 1)
+    return (f"**{c.get('matched', 0)} of the {c.get('total', 0)} packets captured on {c['on']} matched.** "
+            f"A packet matches when {'; '.join(what)}. The check needs at least {need} "
+            f"matching packet{'s' if need != 1 else ''}.")
+
+
+def _capture_section(title: str, rows: list[dict], intro: list[str] = (), limit: int = 30) -> list[str]:
+    """A capture's packets as a table; tunnelled packets (two or more IP headers) also show
+    their innermost source and destination beside the outer ones."""
+    inner = any(r.get("inner_src") or r.get("inner_dst") for r in rows)
+    head = ["time s", "src", "dst", *(["inner src", "inner dst"] if inner else []), "protocol", "length", "kind",
+            "VNI / GRE key"]
+    lines = [f"## {title}", "", *intro, "| " + " | ".join(head) + " |",
+             "|" + "|".join("---:" if h in ("time s", "length") else "---" for h in head) + "|"]
     for r in rows[:limit]:
         tunnel = r.get("vni") if r.get("vni") is not None else r.get("gre_key")
-        lines.append(f"| {r.get('time', 0):.3f} | {r.get('src') or ''} | {r.get('dst') or ''} | "
-                     f"{r.get('protocol') or ''} | {r.get('length') or ''} | {r.get('kind') or ''} | "
-                     f"{'' if tunnel is None else tunnel} |")
+        cells = [f"{r.get('time', 0):.3f}", r.get("src") or "", r.get("dst") or "",
+                 *([r.get("inner_src") or "", r.get("inner_dst") or ""] if inner else []),
+                 r.get("protocol") or "", r.get("length") or "", r.get("kind") or "",
+                 "" if tunnel is None else tunnel]
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     if len(rows) > limit:
-        lines.append(f"| ... | {len(rows) - limit} more | | | | | |")
+        lines.append("| ... | " + " | ".join([f"{len(rows) - limit} more"] + [""] * (len(head) - 2)) + " |")
     return lines + [""]
 
 

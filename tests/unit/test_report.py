@@ -105,7 +105,33 @@ def test_markdown(written):
     if paths["plots"]:
         assert "![throughput against buffer length](throughput-tcp.png)" in lines
     cap = lines.index("## capture on r1:eth0 (h1 pings h2 over vxlan)")
-    assert lines[cap + 4] == "| 0.002 | 192.168.0.1 | 192.168.0.2 | UDP | 148 | unicast | 42 |"
+    # what "3/4" counts, said in the report itself
+    assert lines[cap + 2] == ("**3 of the 4 packets captured on r1:eth0 matched.** A packet matches when its layers "
+                              "include Ether / IP / UDP / VXLAN in that order; its VNI is 42. The check needs at "
+                              "least 1 matching packet.")
+    assert lines[cap + 6] == "| 0.002 | 192.168.0.1 | 192.168.0.2 | UDP | 148 | unicast | 42 |"
+
+
+def test_tunnelled_packets_show_inner_addresses_and_why_replies_do_not_count(tmp_path):
+    """A capture of tunnelled traffic: inner source and destination beside the outer ones, and
+    the sentence naming the traffic's own inner addresses as the criterion."""
+    row = CAPTURE["rows"][0] | {"layers": ["Ether", "IP", "UDP", "VXLAN", "Ether", "IP", "ICMP"],
+                                "protocol": "ICMP", "inner_src": "10.0.0.1", "inner_dst": "10.0.0.2"}
+    reply = row | {"time": 0.0021, "src": "192.168.0.2", "dst": "192.168.0.1",
+                   "inner_src": "10.0.0.2", "inner_dst": "10.0.0.1"}
+    cap = CAPTURE | {"expect": {"layers": ["VXLAN", "ICMP"], "vni": 42, "inner_src": "10.0.0.1",
+                                "inner_dst": "10.0.0.2", "min_packets": 3},
+                     "matched": 3, "total": 6, "rows": [row, reply]}
+    lines = report.markdown("demo", "f.yml", "now", [cap], summary([cap]), {}, str(tmp_path)).splitlines()
+    at = lines.index("## capture on r1:eth0 (h1 pings h2 over vxlan)")
+    assert lines[at + 2] == ("**3 of the 6 packets captured on r1:eth0 matched.** A packet matches when its layers "
+                             "include VXLAN / ICMP in that order; its VNI is 42; its innermost source and destination "
+                             "are 10.0.0.1 and 10.0.0.2, the traffic's own (so the replies and other traffic on the "
+                             "same wire do not count). The check needs at least 3 matching packets.")
+    assert lines[at + 4] == "| time s | src | dst | inner src | inner dst | protocol | length | kind | VNI / GRE key |"
+    assert lines[at + 6:at + 8] == [
+        "| 0.002 | 192.168.0.1 | 192.168.0.2 | 10.0.0.1 | 10.0.0.2 | ICMP | 148 | unicast | 42 |",
+        "| 0.002 | 192.168.0.2 | 192.168.0.1 | 10.0.0.2 | 10.0.0.1 | ICMP | 148 | unicast | 42 |"]
 
 
 def test_without_the_expanded_lab_there_is_no_lab_section(tmp_path):
