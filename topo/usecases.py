@@ -569,8 +569,8 @@ def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: b
     if sum(bool(x) for x in (file, lab, all_labs)) != 1:
         raise UsageError("name what to destroy: a topology FILE, --lab NAME, or --all")
     if file:
-        from topo.pipeline import compile_file
-        return [compile_file(file).lab]
+        from topo.pipeline import lab_name
+        return [lab_name(file)]
     if lab:
         from topo.model import NAME_RE
         if not re.match(NAME_RE, lab):

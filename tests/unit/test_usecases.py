@@ -77,3 +77,23 @@ def test_destroy_targets():
         usecases.labs_to_destroy(lab="a b")
     assert usecases.labs_to_destroy(lab="demo") == ["demo"]
     assert usecases.labs_to_destroy(file=os.path.join(EXAMPLES, "routed.yml")) == ["routed"]
+    assert usecases.labs_to_destroy(file=os.path.join(EXAMPLES, "clusters.csv")) == ["clusters"]
+
+
+def test_destroy_reads_only_the_labs_name(tmp_path):
+    """A topology that no longer validates (or would take long to expand) still names its lab
+    for destroy; a bad name is refused with its line."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text("name: gone\nnodes: [h1]\nlinks:\n  - endpoints: [h1, h9]\n")
+    with pytest.raises(InputError):
+        usecases.validate(str(broken))
+    assert usecases.labs_to_destroy(file=str(broken)) == ["gone"]
+    (tmp_path / "unnamed.yml").write_text("nodes: [h1]\n")
+    assert usecases.labs_to_destroy(file=str(tmp_path / "unnamed.yml")) == ["unnamed"]
+    bad = tmp_path / "bad.yml"
+    bad.write_text("nodes: [h1]\nname: 'a b'\n")
+    with pytest.raises(InputError) as exc:
+        usecases.labs_to_destroy(file=str(bad))
+    assert [str(p) for p in exc.value.problems] == [
+        f"{bad}:2: name: 'a b' is not a lab name (letters, digits, - and _, starting with a letter, at most 24 "
+        "characters)"]
