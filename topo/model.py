@@ -687,6 +687,7 @@ def resolve(raw: RawLab) -> Lab:
                                    "a safe name (letters, digits, - and _, starting with a letter, "
                                    "at most 24 characters); set name: in the file")
         problems.gate("validate")
+    _refuse_listed_twice(data, raw.source, problems)
     try:
         lab = Lab.model_validate(data)
     except ValidationError as exc:
@@ -699,6 +700,22 @@ def resolve(raw: RawLab) -> Lab:
         return lab
     problems.gate("validate")
     raise AssertionError("unreachable")
+
+
+def _refuse_listed_twice(data: dict, source: Source, problems: Problems) -> None:
+    """``nodes: [h1, h2, h1]``: the list form names each node (bridge) once, as the mapping
+    form's keys must be unique; a name given twice is reported at its second place."""
+    for key in ("nodes", "bridges"):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for i, name in enumerate(items):
+            if isinstance(name, str) and name in first:
+                problems.add(source.where((key, i)), f"{key}[{i}]",
+                             f"{name!r} is listed twice (first as {key}[{first[name]}])")
+            first.setdefault(name, i)
+    problems.gate("validate")
 
 
 def _is_name(value: str, max_len: int) -> bool:

@@ -174,6 +174,20 @@ def _verify_file(lab, path, name, line, problems):
     lab.lines[("verify",)] = line
 
 
+def _node_attribute(lab, problems, line, name, col, value, cell):
+    """Set node ``name``'s attribute ``col`` to ``value`` (from ``cell`` on ``line``). A node
+    appears on many rows; an attribute given on two of them must agree, and a conflict is
+    reported naming both rows (never last-row-wins)."""
+    node = lab.data["nodes"][name]
+    if col in node and node[col] != value:
+        given = str(node[col]).lower() if isinstance(node[col], bool) else node[col]
+        problems.add(line, f"column {col!r}", f"{cell!r} conflicts with {given!r}, given for {name} on line "
+                                              f"{lab.lines[('nodes', name, col)]}")
+        return
+    node[col] = value
+    lab.lines.setdefault(("nodes", name, col), line)
+
+
 def _row(lab, row, line, problems, nodes, bridges, links):
     name = row.get("node", "")
     if not name:
@@ -187,21 +201,13 @@ def _row(lab, row, line, problems, nodes, bridges, links):
         node["groups"] += [g for g in groups if g not in node["groups"]]
         lab.lines.setdefault(("nodes", name, "groups"), line)
     fwd = row.get("forwarding", "").lower()
-    if fwd:
-        if fwd in TRUE | FALSE:
-            node["forwarding"] = fwd in TRUE
-        else:
-            problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
-        lab.lines.setdefault(("nodes", name, "forwarding"), line)
+    if fwd and fwd not in TRUE | FALSE:
+        problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
+    elif fwd:
+        _node_attribute(lab, problems, line, name, "forwarding", fwd in TRUE, row["forwarding"])
     for col in ("kind", "image"):
-        value = row.get(col, "")
-        if not value:
-            continue
-        if node.get(col, value) != value:
-            problems.add(line, f"column {col!r}", f"{value!r} differs from {node[col]!r}, given for "
-                                                  f"{name} on an earlier row")
-        node[col] = value
-        lab.lines.setdefault(("nodes", name, col), line)
+        if row.get(col, ""):
+            _node_attribute(lab, problems, line, name, col, row[col], row[col])
 
     kind = row.get("type", "").lower() or "veth"
     if kind in TUNNEL_TYPES:
