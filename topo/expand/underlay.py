@@ -3,8 +3,9 @@
 
 A declared ``local:`` must be one of the node's addresses; otherwise the end leaves from
 the node's loopback, else from its first addressed veth. Both ends use one family: the
-family of a declared ``local`` (either end), else IPv4 unless an end has no IPv4 address
-to leave from and both have an IPv6 one. A node with none is an error. Over IPv6, a
+family of a declared ``local`` (either end), else IPv4 when both ends have an IPv4 address
+to leave from, else the family more ends have one of (IPv4 on a tie). An end without one of
+that family is an error. Over IPv6, a
 ``gre`` / ``gretap`` tunnel's devices are the kernel's ``ip6gre`` / ``ip6gretap``
 (:data:`IP6_KINDS`; the ends' ``kind`` says which).
 """
@@ -44,9 +45,9 @@ def underlay(x: Expansion) -> None:
         declared = [e["local"] for e in ends if e["local"]]
         if declared:
             v6 = family(declared[0]) == "IPv6"
-        else:
-            v6 = (not all(_candidate(x, e["node"], False) for e in ends)
-                  and all(_candidate(x, e["node"], True) for e in ends))
+        else:  # IPv4 when both ends can; else the family more ends can leave from
+            can4, can6 = (sum(bool(_candidate(x, e["node"], v6)) for e in ends) for v6 in (False, True))
+            v6 = can4 < 2 and can6 > can4
         for end in ends:
             if v6:
                 end["kind"] = IP6_KINDS[end["kind"]]
