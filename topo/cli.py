@@ -22,8 +22,8 @@ import topo
 from topo import usecases
 from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
+err = Console(stderr=True, highlight=False, emoji=False)
 
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.

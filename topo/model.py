@@ -38,7 +38,7 @@ def _check_interface(value: str) -> str:
         try:
             ipaddress.IPv6Interface(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not an IPv6 address (x:x::x or x:x::x/len)") from None
+            raise ValueError(f"{value!r} is not an IPv6 address (e.g. 2001:db8::1 or 2001:db8::1/64)") from None
         return value
     try:
         ipaddress.IPv4Interface(value)
@@ -70,7 +70,7 @@ def _check_any_address(value: str | None, hint: str = "") -> str | None:
 def _check_network(value: str) -> str:
     """'a.b.c.d/len' or 'x:x::/len', without host bits."""
     v6 = ":" in value
-    example = "x:x::/len" if v6 else "a.b.c.d/len"
+    example = "e.g. 2001:db8::/64" if v6 else "a.b.c.d/len"
     try:
         net = (ipaddress.IPv6Network if v6 else ipaddress.IPv4Network)(value, strict=False)
     except ValueError:
@@ -98,7 +98,10 @@ def _dual(check, what: str):
     def validate(value):
         if value is None or isinstance(value, bool):
             return value
-        items = value if isinstance(value, list) else str(value).split()
+        if not isinstance(value, (str, list)):
+            raise ValueError(f"give one {what} or one of each family (IPv4 and IPv6), as a list or "
+                             "separated by spaces")
+        items = value if isinstance(value, list) else value.split()
         if not items or not all(isinstance(i, str) for i in items):
             raise ValueError(f"give one {what} or one of each family (IPv4 and IPv6), as a list or "
                              "separated by spaces")
@@ -768,7 +771,7 @@ class Lab(Strict):
         if isinstance(v, str):
             v = v.replace(",", " ").split()
         if isinstance(v, list) and len(set(map(str, v))) != len(v):
-            raise ValueError(f"{v}: name each address family once")
+            raise ValueError(f"{' '.join(map(str, v))}: name each address family once")
         return v
 
     def pool(self, name: str) -> Pool:

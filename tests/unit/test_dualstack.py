@@ -138,3 +138,25 @@ def test_address_plan_and_drawing_show_ipv6():
     v4 = _expand(path)
     assert all("address6" not in row for row in address_plan(v4))
     assert "IPv6 address" not in html_page(v4, "<svg></svg>")
+
+
+def test_cli_ipv6_bad_input_exit_2_addresses_printed_as_written():
+    """Bad IPv6 input: exit 2, the problem named by file, line and field, no traceback; and
+    the addresses are printed as written (no emoji made of ``:a:`` or ``:cd:`` groups)."""
+    import subprocess
+    import sys
+
+    here = os.path.join(ROOT, "tests", "unit")
+    env = dict(os.environ, TOPO_HOME=os.path.join(here, ".no-home"), COLUMNS="300",
+               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    r = subprocess.run([sys.executable, "-m", "topo", "validate", "errors/v6-outside.yml"],
+                       capture_output=True, text=True, cwd=here, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ("errors/v6-outside.yml:7: links[0].endpoints[0].address: 2001:db8:7::1/64 is outside the "
+            "segment's subnet 2001:db8:1::/64 (segment lan1)") in r.stderr
+    r = subprocess.run([sys.executable, "-m", "topo", "validate", "input/v6-only.yml"],
+                       capture_output=True, text=True, cwd=here, env=env)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "topo", "validate", "errors/v6-routes.yml"],
+                       capture_output=True, text=True, cwd=here, env=env)
+    assert r.returncode == 2 and "next hop 2001:cd::1 for ::/0 is on none of a's subnets" in r.stderr
