@@ -110,7 +110,7 @@ def _pools(x: Expansion, fam: Family) -> None:
                 used.add(net)
                 return net
         if pool_name not in walks:
-            walks[pool_name] = netaddr.IPNetwork(base).subnet(length)
+            walks[pool_name] = _free_subnets(netaddr.IPNetwork(base), length, used)
         spare = 2 if fam is IPV4 else 1  # network and broadcast; IPv6: the Subnet-Router anycast
         capacity = 2 ** (fam.bits - length) - (spare if length < fam.bits - 1 else 0)
         if hosts_needed > capacity:
@@ -122,9 +122,8 @@ def _pools(x: Expansion, fam: Family) -> None:
         for net in walks[pool_name]:
             if length == fam.bits and net.ip == first:
                 continue  # a host-length pool's network address is not handed out as a loopback
-            if not (used & netaddr.IPSet([net])):
-                used.add(net)
-                return net
+            used.add(net)
+            return net
         x.add(path, f"ran out of subnets in pool {pool_name!r} ({base}, /{length}) for {what}")
         return None
 
@@ -141,6 +140,22 @@ def _pools(x: Expansion, fam: Family) -> None:
                            prior.get(fam.prior_loopbacks, {}).get(name))
             if net is not None:
                 loopbacks[name] = f"{net.ip}/{fam.bits}"
+
+
+def _free_subnets(pool: netaddr.IPNetwork, length: int, used: netaddr.IPSet):
+    """The /``length`` subnets of ``pool`` that overlap nothing in ``used`` (read as the
+    walk goes, so allocations made meanwhile count), in order. A taken range is jumped over
+    at once, not walked subnet by subnet (an IPv6 /64 taken inside a /128 pool holds 2**64)."""
+    step = 2 ** ((128 if pool.version == 6 else 32) - length)
+    cur = pool.first
+    while cur + step - 1 <= pool.last:
+        net = netaddr.IPNetwork(f"{netaddr.IPAddress(cur, pool.version)}/{length}")
+        if not (used & netaddr.IPSet([net])):
+            yield net
+            cur += step
+            continue
+        end = max(c.last for c in used.iter_cidrs() if c.first <= net.last and c.last >= net.first)
+        cur = (end + 1 + step - 1) // step * step  # the next subnet boundary after the taken range
 
 
 def addresses(x: Expansion) -> None:
