@@ -63,7 +63,7 @@ def _check_any_address(value: str | None, hint: str = "") -> str | None:
         try:
             ipaddress.IPv6Address(value) if ":" in value else ipaddress.IPv4Address(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not an {family(value)} address{hint}") from None
+            raise ValueError(f"{value!r} is not an {family_of(value)} address{hint}") from None
     return value
 
 
@@ -74,7 +74,7 @@ def _check_network(value: str) -> str:
     try:
         net = (ipaddress.IPv6Network if v6 else ipaddress.IPv4Network)(value, strict=False)
     except ValueError:
-        raise ValueError(f"{value!r} is not an {family(value)} subnet ({example})") from None
+        raise ValueError(f"{value!r} is not an {family_of(value)} subnet ({example})") from None
     if str(net) != value and "/" in value:
         raise ValueError(f"{value!r} has host bits set; the subnet is {net}")
     if "/" not in value:
@@ -86,7 +86,7 @@ def _optional_network(value: str | None) -> str | None:
     return None if value is None else _check_network(value)
 
 
-def family(value: str) -> str:
+def family_of(value: str) -> str:
     """``"IPv6"`` for a value with a ``:`` (an IPv6 address or prefix), else ``"IPv4"``."""
     return "IPv6" if ":" in value else "IPv4"
 
@@ -108,7 +108,7 @@ def _dual(check, what: str):
         seen: dict[str, str] = {}
         for item in items:
             check(item.strip())
-            fam = family(item)
+            fam = family_of(item)
             if fam in seen:
                 raise ValueError(f"two {fam} values ({seen[fam]} and {item.strip()}); give at most one "
                                  f"{what} of each family")
@@ -157,9 +157,9 @@ class StaticRoute(Strict):
 
     @model_validator(mode="after")
     def _same_family(self):
-        if family(self.dst) != family(self.via):
-            raise ValueError(f"via {self.via} is an {family(self.via)} address but dst {self.dst} is an "
-                             f"{family(self.dst)} prefix; a route's next hop is of its destination's family")
+        if family_of(self.dst) != family_of(self.via):
+            raise ValueError(f"via {self.via} is an {family_of(self.via)} address but dst {self.dst} is an "
+                             f"{family_of(self.dst)} prefix; a route's next hop is of its destination's family")
         return self
 
 
@@ -402,7 +402,7 @@ class Tunnel(Strict):
         if self.srcport and self.srcport[0] > self.srcport[1]:
             raise ValueError(f"srcport {self.srcport}: the first port must not exceed the second")
         locals_ = [e.local for e in self.endpoints if e.local]
-        if len({family(a) for a in locals_}) > 1:
+        if len({family_of(a) for a in locals_}) > 1:
             raise ValueError(f"local {locals_[0]} and local {locals_[1]}: both ends of a tunnel leave from "
                              "addresses of one family")
         return self
@@ -424,9 +424,9 @@ class Pool(Strict):
         if v is None:
             return v
         wanted = "IPv4" if info.field_name == "ipv4" else "IPv6"
-        if family(v) != wanted:
+        if family_of(v) != wanted:
             other = "ipv6" if wanted == "IPv4" else "ipv4"
-            raise ValueError(f"{v!r} is an {family(v)} prefix; an {wanted} pool is given as {info.field_name}: "
+            raise ValueError(f"{v!r} is an {family_of(v)} prefix; an {wanted} pool is given as {info.field_name}: "
                              f"(this one belongs under {other}:)")
         return _check_network(v)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import netaddr
 
 from topo.expand.state import Expansion
-from topo.model import family
+from topo.model import family_of
 
 #: The kernel's device kind for a tunnel type over an IPv6 underlay (VXLAN takes either family).
 IP6_KINDS = {"gre": "ip6gre", "gretap": "ip6gretap", "vxlan": "vxlan"}
@@ -44,7 +44,7 @@ def underlay(x: Expansion) -> None:
     for ends in x.tunnel_ends:
         declared = [e["local"] for e in ends if e["local"]]
         if declared:
-            v6 = family(declared[0]) == "IPv6"
+            v6 = family_of(declared[0]) == "IPv6"
         else:  # IPv4 when both ends can; else the family more ends can leave from
             can4, can6 = (sum(bool(_candidate(x, e["node"], v6)) for e in ends) for v6 in (False, True))
             v6 = can4 < 2 and can6 > can4
