@@ -165,6 +165,12 @@ def addresses(x: Expansion) -> None:
         for seg in x.segments.values():
             if getattr(seg, fam.subnet) is not None:
                 _addresses(x, fam, seg)
+                continue
+            for m in seg.members:  # a length-less address on a segment no pool of its family serves
+                if m[fam.key]:
+                    x.add(m["path"] + ("address",),
+                          f"{m[fam.key]} has no prefix length and segment {seg.name} has no {fam.name} subnet "
+                          f"(af: {', '.join(x.lab.af)}); write it with its length or give the segment a subnet")
 
 
 def _addresses(x: Expansion, fam: Family, seg) -> None:
