@@ -22,9 +22,9 @@ import topo
 from topo import usecases
 from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
 #: Problems go to a pipe or file one per line (grep, CI logs); only a terminal gets them wrapped.
-err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
 
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.

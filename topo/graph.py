@@ -7,11 +7,11 @@ Input is the expanded lab (:func:`topo.expand.expand`'s plain dict; only the key
   3-D box, a router (``forwarding: true``) an octagon (a Docker router a double octagon);
   its fill is the colour of its first user group (several groups: a gradient of the first
   two), explained in the legend at the top;
-- a bridge is a LAN segment, a grey ellipse with its subnet; a bridge inside a node's
+- a bridge is a LAN segment, a grey ellipse with its subnet (and IPv6 subnet); a bridge inside a node's
   namespace (``bridges.X.node``) is tied to that node by a dotted line;
 - a point-to-point veth is an edge labelled at each end with that end's interface and
-  address; a node's port on a bridge is an edge labelled with the node's interface and
-  address;
+  address (IPv4, then IPv6 when it has one); a node's port on a bridge is an edge labelled
+  with the node's interface and addresses;
 - a tunnel is a dashed edge labelled with its type and VNI (vxlan) or key (gre, gretap),
   its end interface names (and overlay addresses) at its ends; an L2 tunnel plugged into
   bridges joins those bridges, an L3 one its two nodes;
@@ -87,10 +87,16 @@ class _End:
     ifname: str | None = None
     address: str | None = None
     host: str | None = None
+    address6: str | None = None
 
     def text(self) -> str:
         """``eth0 10.1.0.1/30`` (what labels the end), empty for a bridge's side."""
         return " ".join(x for x in (self.ifname, self.address) if x)
+
+    def texts(self) -> list[str]:
+        """The end's label lines: ``node eth0 10.1.0.1/30``, then its IPv6 address alone
+        when it has one."""
+        return [f"{self.node} {self.text()}".strip()] + ([self.address6] if self.address6 else [])
 
 
 @dataclass
@@ -116,7 +122,7 @@ class _Edge:
         All in the middle of the edge: dot keeps middle labels clear of each other (it does
         not do so for labels at the ends)."""
         lines = (["cross-host"] if self.cross else []) + ([self.title] if self.title else [])
-        lines += [f"{x.node} {x.text()}".strip() for x in (self.a, self.b) if x.node]
+        lines += [line for x in (self.a, self.b) if x.node for line in x.texts()]
         return lines + ([self.impair] if self.impair else [])
 
 
@@ -173,15 +179,16 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
         for g in node.get("groups") or []:
             colours.setdefault(g, PALETTE[len(colours) % len(PALETTE)])
         lines = []
-        if node.get("loopback"):
-            lines.append(f"lo {node['loopback']}")
+        for lo in (node.get("loopback"), node.get("loopback6")):
+            if lo:
+                lines.append(f"lo {lo}")
         for a in node.get("anycast") or []:
             lines.append(f"anycast {a}")
         kind = node.get("kind") or "netns"
         role = "router" if node.get("forwarding") else "host"
         info = [f"{name}: {kind} {role}" + (f", groups {', '.join(node['groups'])}" if node.get("groups") else "")
                 + (f", image {node['container']['image']}" if (node.get("container") or {}).get("image") else "")]
-        info += [f"  {row['ifname']} {row['address'] or '(no address)'}"
+        info += [f"  {row['ifname']} {_both(row) or '(no address)'}"
                  + (f" - {row['peer']}" if row["peer"] else "") for row in address_plan({"nodes": {name: node}})]
         vertices[name] = _Vertex(name, kind, bool(node.get("forwarding")), list(node.get("groups") or []),
                                  lines, info, hosts.get(name))
@@ -195,9 +202,9 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
         if host is None and hosts:
             on = port_hosts(name)
             host = on.pop() if len(on) == 1 else None
-        lines = [br["subnet"]] if br.get("subnet") else []
+        lines = [s for s in (br.get("subnet"), br.get("subnet6")) if s]
         info = [f"{name}: bridge {br.get('ifname') or name}" + (f" in {br['node']}" if br.get("node") else "")
-                + (f", {br['subnet']}" if br.get("subnet") else ""),
+                + "".join(f", {s}" for s in lines),
                 f"  ports {', '.join(br.get('ports') or []) or '-'}"]
         vertices[name] = _Vertex(name, "bridge", lines=lines, info=info, host=host)
 
@@ -215,8 +222,8 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
             if ns == imp.get("netns") and imp["ifname"] in (bridges[bname].get("ports") or []):
                 impaired[(bname, imp["ifname"])] = text
 
-    def end(vertex, node, ifname, address):
-        return _End(vertex, node, ifname, address, vertices[vertex].host if vertex in vertices else None)
+    def end(vertex, node, ifname, address, address6=None):
+        return _End(vertex, node, ifname, address, vertices[vertex].host if vertex in vertices else None, address6)
 
     def impair_of(keys):
         """The impairments of an edge's ends ``[(label, (vertex, ifname))]``: one text when
@@ -241,13 +248,13 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
             tunnel = tunnels.get((node.get("netns"), ifname))
             peer_if = next((j for j in (nodes.get(other) or {}).get("interfaces") or []
                             if j["ifname"] == other_if), {})
-            a = end(name, name, ifname, i.get("address"))
+            a = end(name, name, ifname, i.get("address"), i.get("address6"))
             here = (f"{name}:{ifname}", (name, ifname))
             if tunnel is not None and other in nodes:
                 # an L2 tunnel plugged into bridges joins them; its ends' hosts are its nodes'
                 far = tunnels.get((nodes[other].get("netns"), other_if)) or {}
                 a.vertex = tunnel.get("master") or name
-                b = end(far.get("master") or other, other, other_if, peer_if.get("address"))
+                b = end(far.get("master") or other, other, other_if, peer_if.get("address"), peer_if.get("address6"))
                 b.host = vertices[other].host
                 kind = tunnel.get("kind") or "tunnel"
                 if kind == "vxlan":
@@ -261,11 +268,11 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
             elif other in bridges:
                 edges.append(_Edge("port", a, end(other, None, other_if, None), "",
                                    impair_of([here, (f"{other} port {other_if}", (other, other_if))]),
-                                   f"{name}:{ifname} {a.address or ''} on bridge {other} (port {other_if})"))
+                                   f"{name}:{ifname} {_both(i) or ''} on bridge {other} (port {other_if})"))
             elif other in nodes:
-                b = end(other, other, other_if, peer_if.get("address"))
+                b = end(other, other, other_if, peer_if.get("address"), peer_if.get("address6"))
                 edges.append(_Edge("link", a, b, "", impair_of([here, (peer, (other, other_if))]),
-                                   f"{name}:{ifname} {a.address or ''} - {peer} {b.address or ''}"))
+                                   f"{name}:{ifname} {_both(i) or ''} - {peer} {_both(peer_if) or ''}"))
     for name, br in bridges.items():
         if br.get("node") in nodes:
             edges.append(_Edge("home", end(br["node"], None, None, None), end(name, None, None, None),
@@ -277,15 +284,31 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
     return _Drawing(expanded.get("lab") or "lab", vertices, edges, colours, order)
 
 
+def _both(item: dict) -> str | None:
+    """An interface's (or plan row's) addresses as one text: IPv4, then IPv6; None without."""
+    return " ".join(a for a in (item.get("address"), item.get("address6")) if a) or None
+
+
 def address_plan(expanded: dict) -> list[dict]:
     """The lab's address plan, one row per node interface in the lab's order:
     ``[{node, ifname, address, segment, peer}]`` (address, segment and peer None when unset);
-    a node's loopback and anycast addresses come after its interfaces as ifname ``lo``."""
+    a node's loopback and anycast addresses come after its interfaces as ifname ``lo``.
+    In a lab with IPv6 (its interfaces have ``address6``) every row also has ``address6``
+    (the interface's IPv6 address; for ``lo``, the IPv6 loopback, or an IPv6 anycast
+    address on a row of its own)."""
     rows = []
     for name, node in (expanded.get("nodes") or {}).items():
+        v6 = "loopback6" in node
         for i in node.get("interfaces") or []:
             rows.append({"node": name, "ifname": i["ifname"], "address": i.get("address"),
+                         **({"address6": i.get("address6")} if v6 else {}),
                          "segment": i.get("segment"), "peer": i.get("peer")})
+        if v6:
+            pairs = [(node.get("loopback"), node.get("loopback6"))] if node.get("loopback") or node.get("loopback6") else []
+            pairs += [(None, a) if ":" in a else (a, None) for a in node.get("anycast") or []]
+            rows += [{"node": name, "ifname": "lo", "address": a4, "address6": a6, "segment": None, "peer": None}
+                     for a4, a6 in pairs]
+            continue
         for address in ([node["loopback"]] if node.get("loopback") else []) + list(node.get("anycast") or []):
             rows.append({"node": name, "ifname": "lo", "address": address, "segment": None, "peer": None})
     return rows
@@ -477,7 +500,7 @@ th {{ background: #eee; }}
 <div id="info" hidden></div>
 <h2>Address plan</h2>
 <table id="plan">
-<tr><th>node</th><th>interface</th><th>address</th><th>segment</th><th>peer</th></tr>
+<tr>{head}</tr>
 {plan}
 </table>
 <script>
@@ -524,10 +547,15 @@ def html_page(expanded: dict, svg: str, hosts: dict | None = None) -> str:
     start = svg.find("<svg")
     svg = svg[start:] if start >= 0 else svg  # no XML prolog or DOCTYPE (a DTD address) inline
     info = json.dumps({v.name: v.info for v in d.vertices.values()}, indent=1).replace("</", "<\\/")
-    plan = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(row[k] or '-'))}</td>"
-                                      for k in ("node", "ifname", "address", "segment", "peer")) + "</tr>"
-                     for row in address_plan(expanded))
-    return _PAGE.format(lab=html.escape(d.lab), svg=svg.strip(), plan=plan, info=info)
+    rows = address_plan(expanded)
+    columns = {"node": "node", "ifname": "interface", "address": "address", "address6": "IPv6 address",
+               "segment": "segment", "peer": "peer"}
+    if not any("address6" in row for row in rows):
+        del columns["address6"]
+    plan = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(row[k] or '-'))}</td>" for k in columns) + "</tr>"
+                     for row in rows)
+    head = "".join(f"<th>{title}</th>" for title in columns.values())
+    return _PAGE.format(lab=html.escape(d.lab), svg=svg.strip(), plan=plan, info=info, head=head)
 
 
 def render(expanded: dict, path: str, hosts: dict | None = None) -> str:

@@ -101,12 +101,12 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
                    for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
     for node in nodes.values():
-        lo = ([node["loopback"]] if node["loopback"] else []) + node.get("anycast", [])
+        lo = [a for a in (node["loopback"], node.get("loopback6")) if a] + node.get("anycast", [])
         if lo:
             addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": lo})
         for iface in node["interfaces"]:
             addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
-                              "addresses": [iface["address"]] if iface["address"] else []})
+                              "addresses": [a for a in (iface["address"], iface.get("address6")) if a]})
     build = {
         "topo_lab": lab,
         "topo_containers": [{"name": n["netns"], "node": name, **n["container"], "sysctls": n["sysctls"]}

@@ -15,7 +15,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from topo.errors import Problems, Source, field_path
 from topo.load import RawLab
@@ -32,7 +32,14 @@ Mtu = Annotated[int, Field(ge=68, le=65535)]
 
 
 def _check_interface(value: str) -> str:
-    """'a.b.c.d' or 'a.b.c.d/len' (IPv4). Returned unchanged; expand decides the length."""
+    """'a.b.c.d' or 'a.b.c.d/len' (IPv4), or 'x:x::x' or 'x:x::x/len' (IPv6). Returned
+    unchanged; expand decides the length."""
+    if ":" in value:
+        try:
+            ipaddress.IPv6Interface(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv6 address (e.g. 2001:db8::1 or 2001:db8::1/64)") from None
+        return value
     try:
         ipaddress.IPv4Interface(value)
     except ValueError:
@@ -50,20 +57,84 @@ def _check_address(value: str | None, hint: str = "") -> str | None:
     return value
 
 
+def _check_any_address(value: str | None, hint: str = "") -> str | None:
+    """'a.b.c.d' (IPv4) or 'x:x::x' (IPv6), no prefix length, or None."""
+    if value is not None:
+        try:
+            ipaddress.IPv6Address(value) if ":" in value else ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an {family_of(value)} address{hint}") from None
+    return value
+
+
 def _check_network(value: str) -> str:
+    """'a.b.c.d/len' or 'x:x::/len', without host bits."""
+    v6 = ":" in value
+    example = "e.g. 2001:db8::/64" if v6 else "a.b.c.d/len"
     try:
-        net = ipaddress.IPv4Network(value, strict=False)
+        net = (ipaddress.IPv6Network if v6 else ipaddress.IPv4Network)(value, strict=False)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 subnet (a.b.c.d/len)") from None
+        raise ValueError(f"{value!r} is not an {family_of(value)} subnet ({example})") from None
     if str(net) != value and "/" in value:
         raise ValueError(f"{value!r} has host bits set; the subnet is {net}")
     if "/" not in value:
-        raise ValueError(f"{value!r} has no prefix length; write it as a.b.c.d/len")
+        raise ValueError(f"{value!r} has no prefix length; write it as {example}")
     return value
 
 
 def _optional_network(value: str | None) -> str | None:
     return None if value is None else _check_network(value)
+
+
+def family_of(value: str) -> str:
+    """``"IPv6"`` for a value with a ``:`` (an IPv6 address or prefix), else ``"IPv4"``."""
+    return "IPv6" if ":" in value else "IPv4"
+
+
+def _dual(check, what: str):
+    """A validator for a value of one or both families: one value, a YAML list or a
+    space-separated string of at most one IPv4 and one IPv6 value, each checked by
+    ``check``. The result is one string, the IPv4 value first (see :func:`by_family`)."""
+    def validate(value):
+        if value is None or isinstance(value, bool):
+            return value
+        if not isinstance(value, (str, list)):
+            raise ValueError(f"give one {what} or one of each family (IPv4 and IPv6), as a list or "
+                             "separated by spaces")
+        items = value if isinstance(value, list) else value.split()
+        if not items or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"give one {what} or one of each family (IPv4 and IPv6), as a list or "
+                             "separated by spaces")
+        seen: dict[str, str] = {}
+        for item in items:
+            check(item.strip())
+            fam = family_of(item)
+            if fam in seen:
+                raise ValueError(f"two {fam} values ({seen[fam]} and {item.strip()}); give at most one "
+                                 f"{what} of each family")
+            seen[fam] = item.strip()
+        return " ".join(seen[f] for f in ("IPv4", "IPv6") if f in seen)
+    return validate
+
+
+def by_family(value: str | None) -> tuple[str | None, str | None]:
+    """``(IPv4 part, IPv6 part)`` of a value validated by :func:`_dual` (None when absent)."""
+    v4 = v6 = None
+    for item in (value or "").split():
+        if ":" in item:
+            v6 = item
+        else:
+            v4 = item
+    return v4, v6
+
+
+#: An interface address of either family or both: ``10.0.0.1/24``, ``[10.0.0.1/24, "2001:db8::1/64"]``
+#: or ``"10.0.0.1/24 2001:db8::1/64"``; held as one string, IPv4 first (:func:`by_family`).
+DualInterface = Annotated[Union[str, None], BeforeValidator(_dual(_check_interface, "address"))]
+#: A subnet of either family or both (same forms as :data:`DualInterface`).
+DualNetwork = Annotated[Union[str, None], BeforeValidator(_dual(_check_network, "subnet"))]
+#: An address without length of either family or both (a default gateway per family).
+DualAddress = Annotated[Union[str, None], BeforeValidator(_dual(_check_any_address, "address"))]
 
 
 class Strict(BaseModel):
@@ -74,13 +145,22 @@ class Strict(BaseModel):
 
 
 class StaticRoute(Strict):
-    """A static route on a node: destination prefix and next-hop address."""
+    """A static route on a node: destination prefix and next-hop address, both IPv4
+    (``0.0.0.0/0`` the default) or both IPv6 (``::/0`` the default; the next hop a global
+    address on one of the node's subnets)."""
 
     dst: str
     via: str
 
     _dst = field_validator("dst")(_check_network)
-    _via = field_validator("via")(_check_address)
+    _via = field_validator("via")(_check_any_address)
+
+    @model_validator(mode="after")
+    def _same_family(self):
+        if family_of(self.dst) != family_of(self.via):
+            raise ValueError(f"via {self.via} is an {family_of(self.via)} address but dst {self.dst} is an "
+                             f"{family_of(self.dst)} prefix; a route's next hop is of its destination's family")
+        return self
 
 
 #: A Docker image reference: ``[registry/]repo[:tag][@digest]``.
@@ -141,28 +221,29 @@ class Node(NodeDefaults):
     kind: Literal["netns", "docker"] = "netns"
     groups: list[Name] = []
     forwarding: bool = False
+    #: ``true`` (one per family of the lab's ``af`` from the loopback pools), or explicit
+    #: addresses (one per family; IPv4 /32 and IPv6 /128 unless a length is given).
     loopback: Union[bool, str] = False
     sysctls: dict[str, Union[str, int]] = {}
     routes: list[StaticRoute] = []
-    gateway: str | None = None
-    #: Service addresses this node shares with others (anycast): /32s on its lo, routed to
-    #: the nearest holder by ``routing: auto``.
+    #: The default gateway: one address per family (``0.0.0.0/0`` and ``::/0`` routes).
+    gateway: DualAddress = None
+    #: Service addresses this node shares with others (anycast): /32s (IPv4) and /128s (IPv6)
+    #: on its lo, routed to the nearest holder by ``routing: auto``.
     anycast: list[str] = []
 
-    @field_validator("loopback")
+    @field_validator("loopback", mode="before")
     @classmethod
     def _loopback(cls, v):
-        if isinstance(v, str):
-            _check_interface(v)
-        return v
-
-    _gateway = field_validator("gateway")(_check_address)
+        if isinstance(v, bool) or v is None:
+            return v
+        return _dual(_check_interface, "loopback address")(v)
 
     @field_validator("anycast")
     @classmethod
     def _anycast(cls, v):
         for a in v:
-            _check_address(a)
+            _check_any_address(a)
         return v
 
     @model_validator(mode="after")
@@ -188,12 +269,10 @@ class Bridge(Strict):
     or, with ``node:``, inside that node's namespace (where a tunnel end can join it)."""
 
     node: Name | None = None
-    subnet: str | None = None
+    subnet: DualNetwork = None
     mtu: Mtu | None = None
     igmp_snooping: bool = True
     querier: bool = False
-
-    _subnet = field_validator("subnet")(_optional_network)
 
 
 class Endpoint(Strict):
@@ -201,10 +280,8 @@ class Endpoint(Strict):
 
     node: Name
     ifname: IfName | None = None
-    address: str | None = None
+    address: DualInterface = None
     mac: str | None = Field(default=None, pattern=r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
-
-    _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
 
 
 class TunnelEndpoint(Strict):
@@ -213,13 +290,11 @@ class TunnelEndpoint(Strict):
 
     node: Name
     ifname: IfName | None = None
-    address: str | None = None
+    address: DualInterface = None
     local: str | None = None
     bridge: Name | None = None
 
-    _address = field_validator("address")(lambda v: None if v is None else _check_interface(v))
-
-    _local = field_validator("local")(lambda v: _check_address(v, " (the underlay address, no /len)"))
+    _local = field_validator("local")(lambda v: _check_any_address(v, " (the underlay address, no /len)"))
 
 
 def _endpoint_shorthand(value):
@@ -234,7 +309,7 @@ class Link(Strict):
     """A veth link between two nodes, or from a node to a bridge."""
 
     endpoints: list[Endpoint] = Field(min_length=2, max_length=2)
-    subnet: str | None = None
+    subnet: DualNetwork = None
     mtu: Mtu = 1500
     impair: Impairment | None = None
 
@@ -246,8 +321,6 @@ class Link(Strict):
         if isinstance(value, dict) and isinstance(value.get("endpoints"), list):
             value = dict(value, endpoints=[_endpoint_shorthand(e) for e in value["endpoints"]])
         return value
-
-    _subnet = field_validator("subnet")(_optional_network)
 
 
 class Impairment(Strict):
@@ -279,12 +352,15 @@ class Impairment(Strict):
 
 
 class Tunnel(Strict):
-    """A tunnel between two nodes: ``vxlan`` (L2 over UDP), ``gre`` (L3) or ``gretap`` (L2).
+    """A tunnel between two nodes: ``vxlan`` (L2 over UDP), ``gre`` (L3) or ``gretap`` (L2),
+    over an IPv4 or an IPv6 underlay (gre and gretap over IPv6 are the kernel's ``ip6gre``
+    and ``ip6gretap`` devices, chosen by the expansion).
 
     Each endpoint is a node (``"leaf1"`` or ``{node, ifname, address, local, bridge}``):
-    ``local`` is the underlay address the tunnel leaves from (default: the node's loopback,
-    else the address of its first interface), ``address`` the overlay address (default: from
-    a pool), ``bridge`` a bridge inside that node to plug the tunnel into (L2 tunnels).
+    ``local`` is the underlay address the tunnel leaves from (IPv4 or IPv6; default: the
+    node's loopback, else the address of its first interface; IPv4 unless an end has none
+    and both have an IPv6 one), ``address`` the overlay address (default: from a pool),
+    ``bridge`` a bridge inside that node to plug the tunnel into (L2 tunnels).
     """
 
     type: Literal["vxlan", "gre", "gretap"]
@@ -296,7 +372,7 @@ class Tunnel(Strict):
     key: Annotated[int, Field(ge=0, le=4_294_967_295)] | None = None
     ttl: Annotated[int, Field(ge=1, le=255)] | None = None
     mtu: Mtu | None = None
-    subnet: str | None = None
+    subnet: DualNetwork = None
     impair: Impairment | None = None
 
     @model_validator(mode="before")
@@ -325,18 +401,34 @@ class Tunnel(Strict):
             raise ValueError("a gre tunnel is L3 and cannot join a bridge; use gretap (or vxlan)")
         if self.srcport and self.srcport[0] > self.srcport[1]:
             raise ValueError(f"srcport {self.srcport}: the first port must not exceed the second")
+        locals_ = [e.local for e in self.endpoints if e.local]
+        if len({family_of(a) for a in locals_}) > 1:
+            raise ValueError(f"local {locals_[0]} and local {locals_[1]}: both ends of a tunnel leave from "
+                             "addresses of one family")
         return self
-
-    _subnet = field_validator("subnet")(_optional_network)
 
 
 class Pool(Strict):
-    """An address pool: subnets of ``prefix`` bits are carved from ``ipv4``, in order."""
+    """An address pool: subnets of ``prefix`` bits are carved from ``ipv4``, and of
+    ``prefix6`` bits from ``ipv6``, in order. A key not given takes the pool's default
+    (:data:`DEFAULT_POOLS`)."""
 
-    ipv4: str
-    prefix: int = Field(ge=8, le=32)
+    ipv4: str | None = None
+    prefix: Annotated[int, Field(ge=8, le=32)] | None = None
+    ipv6: str | None = None
+    prefix6: Annotated[int, Field(ge=8, le=128)] | None = None
 
-    _ipv4 = field_validator("ipv4")(_check_network)
+    @field_validator("ipv4", "ipv6")
+    @classmethod
+    def _prefix(cls, v, info):
+        if v is None:
+            return v
+        wanted = "IPv4" if info.field_name == "ipv4" else "IPv6"
+        if family_of(v) != wanted:
+            other = "ipv6" if wanted == "IPv4" else "ipv4"
+            raise ValueError(f"{v!r} is an {family_of(v)} prefix; an {wanted} pool is given as {info.field_name}: "
+                             f"(this one belongs under {other}:)")
+        return _check_network(v)
 
 
 class PingCheck(Strict):
@@ -613,11 +705,15 @@ class Check(Strict):
 
 DEFAULT_POOLS = {
     # netlab's defaults: LANs /24 from 172.16.0.0/16, point-to-point /30 from 10.1.0.0/16,
-    # loopbacks /32 from 10.0.0.0/24.
-    "lan": {"ipv4": "172.16.0.0/16", "prefix": 24},
-    "p2p": {"ipv4": "10.1.0.0/16", "prefix": 30},
-    "loopback": {"ipv4": "10.0.0.0/24", "prefix": 32},
+    # loopbacks /32 from 10.0.0.0/24. IPv6, in the documentation prefix 2001:db8::/32
+    # (RFC 3849): LANs and point-to-point links /64 from 2001:db8:1::/48 and 2001:db8:2::/48,
+    # loopbacks /128 from 2001:db8::/64.
+    "lan": {"ipv4": "172.16.0.0/16", "prefix": 24, "ipv6": "2001:db8:1::/48", "prefix6": 64},
+    "p2p": {"ipv4": "10.1.0.0/16", "prefix": 30, "ipv6": "2001:db8:2::/48", "prefix6": 64},
+    "loopback": {"ipv4": "10.0.0.0/24", "prefix": 32, "ipv6": "2001:db8::/64", "prefix6": 128},
 }
+#: Address families a lab's pools hand out (``af:``).
+FAMILIES = ("ipv4", "ipv6")
 
 
 class Lab(Strict):
@@ -631,6 +727,9 @@ class Lab(Strict):
 
     name: LabName
     routing: Literal["auto", "none"] = "none"
+    #: Address families the pools hand out addresses of: ``[ipv4]`` (default), ``[ipv4, ipv6]``
+    #: (dual stack) or ``[ipv6]``. Explicit addresses of either family are always kept.
+    af: list[Literal["ipv4", "ipv6"]] = Field(["ipv4"], min_length=1)
     defaults: NodeDefaults = NodeDefaults()
     addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
     nodes: dict[Name, Node]
@@ -665,9 +764,39 @@ class Lab(Strict):
             value["nodes"] = {k: merged(v) for k, v in value["nodes"].items()}
         return value
 
+    @field_validator("af", mode="before")
+    @classmethod
+    def _af(cls, v):
+        """``af: ipv4 ipv6`` (or ``ipv4,ipv6``) stands for the list; each family once."""
+        if isinstance(v, str):
+            v = v.replace(",", " ").split()
+        if isinstance(v, list) and len(set(map(str, v))) != len(v):
+            raise ValueError(f"{' '.join(map(str, v))}: name each address family once")
+        return v
+
     def pool(self, name: str) -> Pool:
-        """The ``lan``, ``p2p`` or ``loopback`` pool: the declared one, else netlab's default."""
-        return self.addressing.get(name) or Pool(**DEFAULT_POOLS[name])
+        """The ``lan``, ``p2p`` or ``loopback`` pool: its declared keys over netlab's defaults."""
+        declared = self.addressing.get(name)
+        given = declared.model_dump(exclude_none=True) if declared else {}
+        return Pool(**{**DEFAULT_POOLS[name], **given})
+
+    @property
+    def has_ipv6(self) -> bool:
+        """Whether the lab has IPv6: ``af`` holds ipv6, or an IPv6 address, subnet, loopback,
+        anycast address, gateway, route or tunnel underlay is declared. Only such a lab's
+        expansion has the IPv6 keys (address6, subnet6, loopback6, the IPv6 sysctls)."""
+        if "ipv6" in self.af:
+            return True
+        values = [b.subnet for b in self.bridges.values()]
+        for link in self.links:
+            values += [link.subnet] + [e.address for e in link.endpoints]
+        for tunnel in self.tunnels:
+            values += [tunnel.subnet] + [v for e in tunnel.endpoints for v in (e.address, e.local)]
+        for node in self.nodes.values():
+            values += [node.gateway, *node.anycast, *(r.dst for r in node.routes)]
+            if isinstance(node.loopback, str):
+                values.append(node.loopback)
+        return any(isinstance(v, str) and ":" in v for v in values)
 
     @property
     def source(self) -> Source:

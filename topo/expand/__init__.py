@@ -6,11 +6,11 @@ playbooks only read it. It is plain data, also what the snapshot tests compare; 
 key, with units, is documented in :mod:`topo.expand.shape` (:class:`~topo.expand.shape.Expanded`)::
 
     lab, routing, features
-    nodes:       {name: {kind, netns, groups, forwarding, sysctls, loopback,
-                         interfaces: [{ifname, kind, address, mtu, segment, peer}],
+    nodes:       {name: {kind, netns, groups, forwarding, sysctls, loopback, loopback6?,
+                         interfaces: [{ifname, kind, address, address6?, mtu, segment, peer}],
                          routes: [{dst, gateway}], anycast?, container?: {image, cmd, env, binds}}}
-    bridges:     {name: {netns, node, ifname, subnet, segment, mtu, mcast_snooping, mcast_querier, ports}}
-    segments:    {name: {kind: lan|p2p, subnet, members: ["node:ifname", ...], bridges?, tunnels?}}
+    bridges:     {name: {netns, node, ifname, subnet, subnet6?, segment, mtu, mcast_snooping, mcast_querier, ports}}
+    segments:    {name: {kind: lan|p2p, subnet, subnet6?, members: ["node:ifname", ...], bridges?, tunnels?}}
     veths:       [{a: {netns, ifname, mtu, mac?}, b: {netns, ifname, mtu, mac?, master?}}]
     tunnels:     [{kind, netns, ifname, local, remote, mtu, master, ttl, vni?, dstport?, srcport?, learning?, key?}]
     impairments: [{netns, ifname, delay, jitter, loss, rate}]
@@ -37,7 +37,10 @@ output       :mod:`topo.expand.output`
 Addressing follows netlab's model: an explicit address or subnet wins; otherwise a LAN
 (bridge) segment takes the next free subnet of the ``lan`` pool, a point-to-point link one
 of the ``p2p`` pool, and a node with ``loopback: true`` a /32 of the ``loopback`` pool.
-Pools are walked lazily and skip every subnet that overlaps one already taken.
+Pools are walked lazily and skip every subnet that overlaps one already taken. The lab's
+``af`` (default ``[ipv4]``) says which families the pools hand out; the keys marked ``?``
+above (IPv6: address6, loopback6, subnet6) exist only in a lab that has IPv6
+(:attr:`topo.model.Lab.has_ipv6`), so an IPv4-only lab expands as it always did.
 
 Names: a node or bridge lives in namespace ``topo-<lab>-<name>``; a bridge's device is
 named after the bridge; the bridge-side end of a node's veth is ``<node>-<ifname>``, or
@@ -60,17 +63,25 @@ __all__ = ["expand", "previous_allocation", "netns_name", "port_name", "Expanded
 
 def previous_allocation(expanded: dict | None) -> dict:
     """What an expansion allocated, for a later :func:`expand` to keep:
-    ``{"segments": {name: subnet}, "addresses": {"node:ifname": cidr}, "loopbacks": {node: cidr}}``.
-    Given that dict itself, returns it."""
+    ``{"segments": {name: subnet}, "addresses": {"node:ifname": cidr}, "loopbacks": {node: cidr},
+    "segments6": ..., "addresses6": ..., "loopbacks6": ...}`` (the ``6`` maps: IPv6, empty
+    when the earlier expansion had none). Given that dict itself, returns it."""
+    keys = ("segments", "addresses", "loopbacks", "segments6", "addresses6", "loopbacks6")
     if not expanded:
-        return {"segments": {}, "addresses": {}, "loopbacks": {}}
+        return {k: {} for k in keys}
     if "addresses" in expanded:
-        return expanded
+        return {k: {} for k in keys} | expanded
+    nodes = expanded.get("nodes") or {}
+    segments = expanded.get("segments") or {}
     return {
-        "segments": {name: s.get("subnet") for name, s in (expanded.get("segments") or {}).items()},
-        "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in (expanded.get("nodes") or {}).items()
+        "segments": {name: s.get("subnet") for name, s in segments.items()},
+        "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in nodes.items()
                       for i in node.get("interfaces") or [] if i.get("address")},
-        "loopbacks": {n: node.get("loopback") for n, node in (expanded.get("nodes") or {}).items()},
+        "loopbacks": {n: node.get("loopback") for n, node in nodes.items()},
+        "segments6": {name: s["subnet6"] for name, s in segments.items() if s.get("subnet6")},
+        "addresses6": {f"{n}:{i['ifname']}": i["address6"] for n, node in nodes.items()
+                       for i in node.get("interfaces") or [] if i.get("address6")},
+        "loopbacks6": {n: node["loopback6"] for n, node in nodes.items() if node.get("loopback6")},
     }
 
 

@@ -16,16 +16,24 @@ from topo.expand.state import Expansion
 def checks(x: Expansion) -> list[dict]:
     """The expanded checks, in ``verify:`` order after the pings (see
     :class:`topo.expand.shape.PingCheck` and its siblings). Pings: the declared ones, or
-    every node to every address it should reach (with ``to: all``, only the addresses on
-    segments it has a path to). Reads ``x.out_nodes``, ``x.reach``, ``x.reach_segments``."""
-    lab, out_nodes, reach, reach_segments = x.lab, x.out_nodes, x.reach, x.reach_segments
+    every node to every address it should reach, of both families (with ``to: all``, only
+    the addresses on segments it has a path to in that family). Targets are in address
+    order, IPv4 first. Reads ``x.out_nodes``, ``x.reach``, ``x.reach_segments``,
+    ``x.reach_segments6``."""
+    lab, out_nodes, reach = x.lab, x.out_nodes, x.reach
+
     def addresses(node, src=None):
+        """``node``'s addresses, no length: IPv4 (interfaces, then loopback), then IPv6; with
+        ``src``, only those ``src`` has a path to."""
         n = out_nodes[node]
-        seen = reach_segments[src] if src else None
-        addrs = [i["address"].split("/")[0] for i in n["interfaces"]
-                 if i["address"] and (seen is None or i["segment"] in seen)]
-        if n["loopback"] and (seen is None or f"lo:{node}" in seen):
-            addrs.append(n["loopback"].split("/")[0])
+        addrs = []
+        for key, lo, reach_segments in (("address", "loopback", x.reach_segments),
+                                        ("address6", "loopback6", x.reach_segments6)):
+            seen = reach_segments[src] if src else None
+            addrs += [i[key].split("/")[0] for i in n["interfaces"]
+                      if i.get(key) and (seen is None or i["segment"] in seen)]
+            if n.get(lo) and (seen is None or f"lo:{node}" in seen):
+                addrs.append(n[lo].split("/")[0])
         return addrs
 
     wanted: dict[str, dict[str, str]] = {}
@@ -65,9 +73,15 @@ def checks(x: Expansion) -> list[dict]:
                     wanted.setdefault(s, {})[addr] = (d, expect)
     pings = [{"type": "ping", "from": s,
               "targets": [{"node": d, "address": a, "expect": e}
-                          for a, (d, e) in sorted(wanted[s].items(), key=lambda t: netaddr.IPAddress(t[0]))]}
+                          for a, (d, e) in sorted(wanted[s].items(), key=lambda t: _address_key(t[0]))]}
              for s in sorted(wanted)]
     return pings + [c for c in captures if c]
+
+
+def _address_key(address: str) -> tuple[int, int]:
+    """Sort key of an address without length: IPv4 before IPv6, then by value."""
+    ip = netaddr.IPAddress(address)
+    return ip.version, int(ip)
 
 
 #: Layers that mean "encapsulated": a capture expecting one pins the inner addresses.

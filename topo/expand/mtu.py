@@ -1,7 +1,8 @@
 """Phase "MTU": the MTU of every tunnel end that does not declare one.
 
 A tunnel's MTU is the smallest egress MTU on the routed underlay path between its two
-ends, both ways, minus the encapsulation's :data:`OVERHEAD` (bytes).
+ends, both ways, minus the encapsulation's :data:`OVERHEAD` (bytes; :data:`OVERHEAD6`
+over an IPv6 underlay).
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from topo.expand.state import Expansion
 #: Bytes each tunnel type adds to a packet (outer IPv4 20 + ...): VXLAN UDP 8 + VXLAN 8 +
 #: inner Ethernet 14; GRE 4; gretap GRE 4 + inner Ethernet 14. A GRE key adds 4 (RFC 2890).
 OVERHEAD = {"vxlan": 50, "gre": 24, "gretap": 38}
+#: The same over an IPv6 underlay (outer IPv6 40 instead of 20): VXLAN 70; ip6gre 48 and
+#: ip6gretap 62 (= 48 + inner Ethernet 14), the values fixed for topo in issue 13 (the
+#: kernel may add a tunnel encapsulation limit option, RFC 2473, to ip6gre packets; the
+#: kernel lane is where these two are measured).
+OVERHEAD6 = {"vxlan": 70, "ip6gre": 48, "ip6gretap": 62}
 
 
 def tunnel_mtus(x: Expansion) -> None:
@@ -23,18 +29,23 @@ def tunnel_mtus(x: Expansion) -> None:
     drop those frames silently)."""
     lab, tunnel_ends, ifaces, routes, loopbacks, segments = (x.lab, x.tunnel_ends, x.ifaces, x.routes,
                                                              x.loopbacks, x.segments)
+    def nets(i):
+        """The interface's addresses (IPNetwork), IPv4 then IPv6."""
+        return [netaddr.IPNetwork(i[k]) for k in ("address", "address6") if i.get(k)]
+
     owner = {}
     for node, items in ifaces.items():
         for i in items:
-            if i["address"]:
-                owner[netaddr.IPNetwork(i["address"]).ip] = node
-    own_loopback = {node: netaddr.IPNetwork(lo).ip for node, lo in loopbacks.items() if lo}
+            for net in nets(i):
+                owner[net.ip] = node
+    own_loopback = {node: {netaddr.IPNetwork(lo).ip for lo in (loopbacks.get(node), x.loopbacks6.get(node)) if lo}
+                    for node in ifaces}
 
     def lookup(node, dst):
         best = None
         for prefix, gw in routes[node].items():
             net = netaddr.IPNetwork(prefix)
-            if dst in net and (best is None or net.prefixlen > best[0].prefixlen):
+            if net.version == dst.version and dst in net and (best is None or net.prefixlen > best[0].prefixlen):
                 best = (net, netaddr.IPAddress(gw))
         return best[1] if best else None
 
@@ -44,14 +55,15 @@ def tunnel_mtus(x: Expansion) -> None:
         dst = netaddr.IPAddress(dst)
         cur, mtu, seen = src, 65535, set()
         while True:
-            mine = [i for i in ifaces[cur] if i["address"]]
-            if any(netaddr.IPNetwork(i["address"]).ip == dst for i in mine) or own_loopback.get(cur) == dst:
+            mine = [(i, [n for n in nets(i) if n.version == dst.version]) for i in ifaces[cur]]
+            mine = [(i, ns) for i, ns in mine if ns]
+            if any(n.ip == dst for _, ns in mine for n in ns) or dst in own_loopback[cur]:
                 return mtu
             if cur in seen:
                 return f"the routes from {src} towards {dst} loop at {cur}"
             seen.add(cur)
-            hop = dst if any(dst in netaddr.IPNetwork(i["address"]) for i in mine) else lookup(cur, dst)
-            egress = next((i for i in mine if hop is not None and hop in netaddr.IPNetwork(i["address"])), None)
+            hop = dst if any(dst in n for _, ns in mine for n in ns) else lookup(cur, dst)
+            egress = next((i for i, ns in mine if hop is not None and any(hop in n for n in ns)), None)
             if egress is None or hop not in owner:
                 return f"{cur} has no route to {dst}"
             if egress["mtu"] is None:
@@ -72,7 +84,8 @@ def tunnel_mtus(x: Expansion) -> None:
                 progress.append(t)
             elif None not in found:
                 tunnel = lab.tunnels[t]
-                mtu = min(found) - OVERHEAD[tunnel.type] - (4 if tunnel.key is not None else 0)
+                overhead = (OVERHEAD6 if ":" in a["local"] else OVERHEAD)[a["kind"]]
+                mtu = min(found) - overhead - (4 if tunnel.key is not None else 0)
                 a["mtu"] = b["mtu"] = mtu
                 progress.append(t)
         if not progress:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from topo.expand.state import Expansion
+from topo.model import by_family
 
 NS_PREFIX = "topo"
 #: Names a node or bridge may not take: Ansible's implicit groups and topo's own groups.
@@ -75,7 +76,8 @@ def references(x: Expansion) -> None:
             else:
                 known = ", ".join(sorted(nodes)[:8]) + (" ..." if len(nodes) > 8 else "")
                 x.add(path + ("node",), f"unknown node {ep.node!r} (nodes: {known})")
-        if bridge is not None and link.subnet is not None and bridges[bridge].subnet not in (None, link.subnet):
+        if bridge is not None and link.subnet is not None and bridges[bridge].subnet is not None and any(
+                a and b and a != b for a, b in zip(by_family(link.subnet), by_family(bridges[bridge].subnet))):
             x.add(("links", i, "subnet"), f"{link.subnet} differs from bridge {bridge}'s subnet "
                                           f"{bridges[bridge].subnet}")
         x.resolved.append((node_ends, bridge))

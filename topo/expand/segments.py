@@ -14,6 +14,23 @@ import netaddr
 
 from topo.expand.names import netns_name, port_name
 from topo.expand.state import Expansion, Segment
+from topo.model import by_family
+
+
+def set_subnets(seg: Segment, value: str | None, path: tuple) -> None:
+    """Give ``seg`` the subnets of declared ``value`` (one per family, see
+    :func:`topo.model.by_family`), declared at ``path``."""
+    v4, v6 = by_family(value)
+    if v4:
+        seg.subnet, seg.subnet_path = netaddr.IPNetwork(v4), path
+    if v6:
+        seg.subnet6, seg.subnet6_path = netaddr.IPNetwork(v6), path
+
+
+def new_end(node: str, ifname: str, address: str | None, path: tuple, **more) -> dict:
+    """An :class:`~topo.expand.state.End` with the declared ``address`` split by family."""
+    v4, v6 = by_family(address)
+    return {"node": node, "ifname": ifname, "address": v4, "address6": v6, "path": path, **more}
 
 
 def bridge_netns(x: Expansion, bname: str) -> str:
@@ -56,13 +73,14 @@ def segments(x: Expansion) -> None:
         rep = seg_of_bridge[bname]
         seg = segs.get(rep) or segs.setdefault(rep, Segment(rep, "lan", ("bridges", rep), bridge=rep))
         seg.bridges.append(bname)
-        if bridges[bname].subnet:
-            if seg.subnet is not None and seg.subnet != netaddr.IPNetwork(bridges[bname].subnet):
-                x.add(("bridges", bname, "subnet"),
-                      f"{bridges[bname].subnet} differs from {seg.subnet}, the subnet of bridge {seg.bridges[0]} "
-                      "on the same L2 segment (joined by a tunnel)")
-            seg.subnet = netaddr.IPNetwork(bridges[bname].subnet)
-            seg.subnet_path = ("bridges", bname, "subnet")
+        for declared, attr in zip(by_family(bridges[bname].subnet), ("subnet", "subnet6")):
+            if declared:
+                if getattr(seg, attr) is not None and getattr(seg, attr) != netaddr.IPNetwork(declared):
+                    x.add(("bridges", bname, "subnet"),
+                          f"{declared} differs from {getattr(seg, attr)}, the subnet of bridge {seg.bridges[0]} "
+                          "on the same L2 segment (joined by a tunnel)")
+                setattr(seg, attr, netaddr.IPNetwork(declared))
+                setattr(seg, attr + "_path", ("bridges", bname, "subnet"))
     ifaces = x.ifaces
     ifaces.update({n: [] for n in nodes})
     veths = x.veths
@@ -71,18 +89,17 @@ def segments(x: Expansion) -> None:
         ends = []
         for j, ep in node_ends:
             ifname = ep.ifname or next_ifname(ep.node)
-            ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": ep.mac,
-                         "path": ("links", i, "endpoints", j)})
+            ends.append(new_end(ep.node, ifname, ep.address, ("links", i, "endpoints", j), mac=ep.mac))
         if bridge is not None:
             seg = segs[seg_of_bridge[bridge]]
-            if link.subnet and seg.subnet is None:
-                seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
+            v4, v6 = by_family(link.subnet)
+            set_subnets(seg, " ".join(v for v, old in ((v4, seg.subnet), (v6, seg.subnet6)) if v and old is None),
+                        ("links", i, "subnet"))
         else:
             a, b = ends
             name = f"{a['node']}.{a['ifname']}--{b['node']}.{b['ifname']}"
             seg = segs[name] = Segment(name, "p2p", ("links", i))
-            if link.subnet:
-                seg.subnet, seg.subnet_path = netaddr.IPNetwork(link.subnet), ("links", i, "subnet")
+            set_subnets(seg, link.subnet, ("links", i, "subnet"))
         for end in ends:
             seg.members.append(end)
             end["segment"], end["mtu"], end["kind"] = seg.name, link.mtu, "veth"

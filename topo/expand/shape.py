@@ -3,29 +3,41 @@
 The expanded lab is plain data (dicts, lists, str, int, float, bool, None), what
 ``expanded.yml`` and the unit snapshots hold and what :func:`topo.inventory.project` reads.
 These TypedDicts document it; they are annotations only, the data stays plain dicts. Keys
-appear in the order written here (the YAML keeps insertion order). Addresses are IPv4:
-``"a.b.c.d/len"`` for an interface or subnet, ``"a.b.c.d"`` (no length) for a next hop, a
-tunnel's underlay or a check's target. MTUs are bytes (None: the kernel's default, 1500).
+appear in the order written here (the YAML keeps insertion order). Addresses are
+``"a.b.c.d/len"`` (IPv4) or ``"x:x::x/len"`` (IPv6, compressed, lower case) for an
+interface or subnet, without length for a next hop, a tunnel's underlay or a check's
+target. MTUs are bytes (None: the kernel's default, 1500).
+
+IPv6 (issue 13): the keys marked *IPv6 lab only* (``address6``, ``loopback6``,
+``subnet6``) exist only when the lab has IPv6 (``af`` holds ipv6, or an IPv6 address,
+subnet, loopback, gateway, route or tunnel underlay is declared:
+:attr:`topo.model.Lab.has_ipv6`), and then on every interface, node, bridge and segment
+(None where unset), so an IPv4-only lab expands exactly as before IPv6 existed.
 """
 
 from typing import Literal, NotRequired, TypedDict, Union
 
 
 class Interface(TypedDict):
-    """One interface of a node. kind: ``veth``, ``vxlan``, ``gre`` or ``gretap``; address:
-    ``a.b.c.d/len`` or None (a tunnel end plugged into a bridge); segment: the segment's
-    name; peer: ``node:ifname`` (the other end) or ``bridge:port`` (the bridge-side veth)."""
+    """One interface of a node. kind: ``veth``, ``vxlan``, ``gre``, ``gretap``, ``ip6gre``
+    or ``ip6gretap`` (gre / gretap over an IPv6 underlay); address: ``a.b.c.d/len`` or None
+    (a tunnel end plugged into a bridge, or no IPv4 subnet on the segment); address6
+    (IPv6 lab only): ``x:x::x/len`` or None; segment: the segment's name; peer:
+    ``node:ifname`` (the other end) or ``bridge:port`` (the bridge-side veth)."""
 
     ifname: str
     kind: str
     address: str | None
+    address6: NotRequired[str | None]
     mtu: int | None
     segment: str
     peer: str
 
 
 class Route(TypedDict):
-    """A static route: dst ``a.b.c.d/len`` (``0.0.0.0/0`` the default) via gateway ``a.b.c.d``."""
+    """A static route: dst ``a.b.c.d/len`` (``0.0.0.0/0`` the default) via gateway ``a.b.c.d``,
+    or dst ``x:x::/len`` (``::/0`` the default) via gateway ``x:x::x``, a global IPv6 address
+    (``routing: auto`` takes the neighbour's on the shared segment, never a link-local one)."""
 
     dst: str
     gateway: str
@@ -44,10 +56,13 @@ class Container(TypedDict):
 class Node(TypedDict):
     """A node. kind: ``netns`` or ``docker``; netns: its namespace (docker: also the
     container's name), ``topo-<lab>-<node>``; groups: declared Ansible groups; sysctls:
-    ``{name: "value"}`` with ``net.ipv4.ip_forward`` always set; loopback: ``a.b.c.d/32`` or
-    None; routes in order (most specific network first, the default last); anycast: the
-    ``a.b.c.d/32`` addresses it shares with other nodes on ``lo`` (only when it has some);
-    container: docker nodes only."""
+    ``{name: "value"}`` (sorted) with ``net.ipv4.ip_forward`` always set, and in an IPv6 lab
+    ``net.ipv6.conf.all.forwarding`` (as ip_forward) and ``net.ipv6.conf.{all,default}.accept_dad``
+    and ``.accept_ra`` "0" (addresses usable at once, no router advertisements; a node's own
+    ``sysctls:`` win); loopback: ``a.b.c.d/32`` or None; loopback6 (IPv6 lab only):
+    ``x:x::x/128`` or None; routes in order (IPv4 first, then IPv6; in each by network, the
+    default last); anycast: the ``a.b.c.d/32`` and ``x:x::x/128`` addresses it shares with
+    other nodes on ``lo`` (only when it has some); container: docker nodes only."""
 
     kind: str
     netns: str
@@ -55,6 +70,7 @@ class Node(TypedDict):
     forwarding: bool
     sysctls: dict[str, str]
     loopback: str | None
+    loopback6: NotRequired[str | None]
     interfaces: list[Interface]
     routes: list[Route]
     anycast: NotRequired[list[str]]
@@ -64,7 +80,8 @@ class Node(TypedDict):
 class Bridge(TypedDict):
     """A Linux bridge. netns: where it lives (its node's, or its own ``topo-<lab>-<bridge>``);
     node: the node it lives in or None; ifname: the device, named after the bridge; subnet:
-    its segment's ``a.b.c.d/len``; mtu: bytes or None; mcast_snooping / mcast_querier:
+    its segment's ``a.b.c.d/len``; subnet6 (IPv6 lab only): its segment's ``x:x::/len`` or
+    None; mtu: bytes or None; mcast_snooping / mcast_querier:
     IGMP snooping and querier on the bridge; ports: bridge-side veth ends and tunnel ends
     plugged in, in link order."""
 
@@ -72,6 +89,7 @@ class Bridge(TypedDict):
     node: str | None
     ifname: str
     subnet: str | None
+    subnet6: NotRequired[str | None]
     segment: str
     mtu: int | None
     mcast_snooping: bool
@@ -80,12 +98,14 @@ class Bridge(TypedDict):
 
 
 class Segment(TypedDict):
-    """An L2 segment. kind: ``lan`` (bridges) or ``p2p``; members: ``node:ifname`` of the
+    """An L2 segment. kind: ``lan`` (bridges) or ``p2p``; subnet ``a.b.c.d/len`` or None;
+    subnet6 (IPv6 lab only) ``x:x::/len`` or None; members: ``node:ifname`` of the
     addressed interfaces on it; bridges and tunnels (indexes into ``tunnels:`` of the topology)
     only when tunnels carry it or join several bridges."""
 
     kind: Literal["lan", "p2p"]
     subnet: str | None
+    subnet6: NotRequired[str | None]
     members: list[str]
     bridges: NotRequired[list[str]]
     tunnels: NotRequired[list[int]]
@@ -111,8 +131,11 @@ class Veth(TypedDict):
 
 class Tunnel(TypedDict):
     """One tunnel device (two per tunnel, one per end). kind: ``vxlan``, ``gre`` or
-    ``gretap``; local / remote: underlay ``a.b.c.d``; mtu: bytes (underlay path MTU minus the
-    encapsulation, unless declared); master: bridge it is plugged into or None; ttl: outer
+    ``gretap`` (IPv4 underlay), ``ip6gre`` or ``ip6gretap`` (a gre / gretap tunnel over an
+    IPv6 underlay; VXLAN keeps its kind); local / remote: underlay ``a.b.c.d`` or
+    ``x:x::x``, both of one family; mtu: bytes (underlay path MTU minus the encapsulation,
+    :data:`topo.expand.mtu.OVERHEAD` / ``OVERHEAD6``: VXLAN 50 over IPv4, 70 over IPv6;
+    gre 24, gretap 38, ip6gre 48, ip6gretap 62; a GRE key 4 more; unless declared); master: bridge it is plugged into or None; ttl: outer
     TTL or None (inherit). VXLAN: vni, dstport (UDP), srcport ``[low, high]`` or None,
     learning. GRE/gretap: key (32-bit) or None."""
 
@@ -144,7 +167,8 @@ class Impairment(TypedDict):
 
 
 class PingTarget(TypedDict):
-    """An address ``a.b.c.d`` of ``node`` that must answer (``pass``) or not (``fail``)."""
+    """An address ``a.b.c.d`` or ``x:x::x`` of ``node`` that must answer (``pass``) or not
+    (``fail``). ``ping: all`` targets every reachable address of both families."""
 
     node: str
     address: str

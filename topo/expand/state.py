@@ -23,17 +23,19 @@ class End(TypedDict, total=False):
     """One interface of a node while the lab expands (the output keeps part of it).
 
     node, ifname: where it is; address: ``"a.b.c.d"`` or ``"a.b.c.d/len"`` as declared, then
-    ``"a.b.c.d/len"`` once addressed, or None; mac: declared MAC or None; path: its path in
+    ``"a.b.c.d/len"`` once addressed, or None; address6: the same for IPv6 (``"x:x::x/len"``);
+    mac: declared MAC or None; path: its path in
     the topology (for :meth:`Expansion.add`); segment: its segment's name; mtu: bytes or
     None (the kernel's default); kind: ``veth``, ``vxlan``, ``gre`` or ``gretap``;
     impair: the link's :class:`~topo.model.Impairment` or None; peer: ``"node:ifname"`` or
     ``"bridge:port"``. Tunnel ends also have bridge (the bridge they plug into, or None),
-    local and remote (underlay IPv4 addresses, no length).
+    local and remote (underlay IPv4 or IPv6 addresses, no length).
     """
 
     node: str
     ifname: str
     address: str | None
+    address6: str | None
     mac: str | None
     path: tuple
     segment: str
@@ -51,16 +53,19 @@ class Segment:
     join them), or a point-to-point veth or tunnel link (``p2p``).
 
     ``path`` is where it is declared; ``subnet`` (netaddr.IPNetwork or None until
-    addressing) came from ``subnet_path``; ``members`` are the :class:`End` s on it;
+    addressing) came from ``subnet_path``, ``subnet6`` (IPv6) from ``subnet6_path``; ``members`` are the :class:`End` s on it;
     ``tunnels`` the indexes of the tunnels its L2 or L3 path rides on.
     """
 
-    __slots__ = ("name", "kind", "path", "bridge", "subnet", "subnet_path", "members", "bridges", "tunnels")
+    __slots__ = ("name", "kind", "path", "bridge", "subnet", "subnet_path", "subnet6", "subnet6_path",
+                 "members", "bridges", "tunnels")
 
     def __init__(self, name: str, kind: str, path: tuple, bridge: str | None = None):
         self.name, self.kind, self.path, self.bridge = name, kind, path, bridge
         self.subnet: netaddr.IPNetwork | None = None
         self.subnet_path: tuple = path
+        self.subnet6: netaddr.IPNetwork | None = None
+        self.subnet6_path: tuple = path
         self.members: list[End] = []
         self.bridges: list[str] = []
         self.tunnels: set[int] = set()
@@ -78,10 +83,13 @@ class Expansion:
     ``{name: Segment}``, ``seg_of_bridge`` ``{bridge: segment name}``, ``ifaces``
     ``{node: [End]}``, ``veths`` (output shape), ``bridge_impairments``
     ``[(netns, port, Impairment)]`` (segments); ``tunnel_ends`` ``[[End, End]]`` per tunnel
-    (tunnels); ``taken`` explicit subnets ``[(net, what, path)]`` and ``loopbacks``
-    ``{node: "a.b.c.d/32"}`` (addressing); ``routes`` ``{node: {dst: gateway}}``, ``reach``
-    ``{node: {node}}``, ``reach_segments`` ``{node: {segment or "lo:<node>"}}`` (routing);
-    ``out_nodes`` (output shape of nodes, which the checks read).
+    (tunnels); ``taken`` explicit IPv4 subnets ``[(net, what, path)]``, ``taken6`` the IPv6
+    ones, ``loopbacks`` ``{node: "a.b.c.d/32"}`` and ``loopbacks6`` ``{node: "x:x::x/128"}``
+    (addressing); ``routes`` ``{node: {dst: gateway}}`` (both families), ``reach``
+    ``{node: {node}}``, ``reach_segments`` ``{node: {segment or "lo:<node>"}}`` whose IPv4
+    addresses it reaches, ``reach_segments6`` the same for IPv6 (routing); ``out_nodes``
+    (output shape of nodes, which the checks read). ``v6``: whether the lab has IPv6
+    (:attr:`topo.model.Lab.has_ipv6`; only then does the output have the IPv6 keys).
     """
 
     lab: Lab
@@ -97,10 +105,18 @@ class Expansion:
     tunnel_ends: list[list[End]] = field(default_factory=list)
     taken: list[tuple[netaddr.IPNetwork, str, tuple]] = field(default_factory=list)
     loopbacks: dict[str, str] = field(default_factory=dict)
+    taken6: list[tuple[netaddr.IPNetwork, str, tuple]] = field(default_factory=list)
+    loopbacks6: dict[str, str] = field(default_factory=dict)
     routes: dict[str, dict[str, str]] = field(default_factory=dict)
     reach: dict[str, set[str]] = field(default_factory=dict)
     reach_segments: dict[str, set[str]] = field(default_factory=dict)
+    reach_segments6: dict[str, set[str]] = field(default_factory=dict)
     out_nodes: dict[str, dict] = field(default_factory=dict)
+
+    v6: bool = False
+
+    def __post_init__(self):
+        self.v6 = self.lab.has_ipv6
 
     @property
     def source(self) -> Source:

@@ -8,8 +8,7 @@ underlay phase's (:mod:`topo.expand.underlay`), its MTU the MTU phase's (:mod:`t
 
 from __future__ import annotations
 
-import netaddr
-
+from topo.expand.segments import new_end, set_subnets
 from topo.expand.state import Expansion, Segment
 from topo.model import Tunnel
 
@@ -17,7 +16,7 @@ from topo.model import Tunnel
 def tunnel_ifname(tunnel: Tunnel, used) -> str:
     """Default name of a tunnel end, free in ``used`` (the node's interface names):
     vxlan<VNI>, else vx<n> / gre<n> / gtap<n> from 1 (gre0 and gretap0 are the kernel's
-    fallback devices in every namespace once ip_gre is loaded)."""
+    fallback devices in every namespace once ip_gre is loaded; ip6gre0 once ip6_gre is)."""
     if tunnel.type == "vxlan" and f"vxlan{tunnel.vni}" not in used:
         return f"vxlan{tunnel.vni}"
     stem = {"vxlan": "vx", "gre": "gre", "gretap": "gtap"}[tunnel.type]
@@ -37,9 +36,8 @@ def tunnels(x: Expansion) -> None:
             used = x.used_ifnames[ep.node]
             ifname = ep.ifname or tunnel_ifname(tunnel, used)
             used.setdefault(ifname, ("tunnels", t, "endpoints", j))
-            ends.append({"node": ep.node, "ifname": ifname, "address": ep.address, "mac": None,
-                         "path": ("tunnels", t, "endpoints", j), "bridge": ep.bridge, "local": ep.local,
-                         "kind": tunnel.type, "impair": tunnel.impair})
+            ends.append(new_end(ep.node, ifname, ep.address, ("tunnels", t, "endpoints", j), mac=None,
+                                bridge=ep.bridge, local=ep.local, kind=tunnel.type, impair=tunnel.impair))
         a, b = ends
         a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
         bridged = [e for e in ends if e["bridge"]]
@@ -48,8 +46,7 @@ def tunnels(x: Expansion) -> None:
         else:
             name = f"{a['node']}.{a['ifname']}--{b['node']}.{b['ifname']}"
             seg = x.segments[name] = Segment(name, "p2p", ("tunnels", t))
-            if tunnel.subnet:
-                seg.subnet, seg.subnet_path = netaddr.IPNetwork(tunnel.subnet), ("tunnels", t, "subnet")
+            set_subnets(seg, tunnel.subnet, ("tunnels", t, "subnet"))
         seg.tunnels.add(t)
         for end in ends:
             end["segment"], end["mtu"] = seg.name, tunnel.mtu

@@ -1,8 +1,13 @@
 """Phase "underlay": the address each tunnel end leaves from (``local``) and sends to
-(``remote``).
+(``remote``), IPv4 or IPv6.
 
 A declared ``local:`` must be one of the node's addresses; otherwise the end leaves from
-the node's loopback, else from its first addressed veth. A node with neither is an error.
+the node's loopback, else from its first addressed veth. Both ends use one family: the
+family of a declared ``local`` (either end), else IPv4 when both ends have an IPv4 address
+to leave from, else the family more ends have one of (IPv4 on a tie). An end without one of
+that family is an error. Over IPv6, a
+``gre`` / ``gretap`` tunnel's devices are the kernel's ``ip6gre`` / ``ip6gretap``
+(:data:`IP6_KINDS`; the ends' ``kind`` says which).
 """
 
 from __future__ import annotations
@@ -10,33 +15,55 @@ from __future__ import annotations
 import netaddr
 
 from topo.expand.state import Expansion
+from topo.model import family_of
+
+#: The kernel's device kind for a tunnel type over an IPv6 underlay (VXLAN takes either family).
+IP6_KINDS = {"gre": "ip6gre", "gretap": "ip6gretap", "vxlan": "vxlan"}
 
 
 def own_addresses(x: Expansion, node: str) -> list[str]:
-    """The IPv4 addresses (no length) of ``node``'s interfaces, then its loopback's."""
-    found = [str(netaddr.IPNetwork(i["address"]).ip) for i in x.ifaces[node] if i["address"]]
-    lo = x.loopbacks.get(node)
-    return found + ([str(netaddr.IPNetwork(lo).ip)] if lo else [])
+    """The addresses (no length) of ``node``'s interfaces, then its loopback's: IPv4, then IPv6."""
+    out = []
+    for key, loopbacks in (("address", x.loopbacks), ("address6", x.loopbacks6)):
+        out += [str(netaddr.IPNetwork(i[key]).ip) for i in x.ifaces[node] if i.get(key)]
+        lo = loopbacks.get(node)
+        out += [str(netaddr.IPNetwork(lo).ip)] if lo else []
+    return out
+
+
+def _candidate(x: Expansion, node: str, v6: bool) -> str | None:
+    """Where an end on ``node`` leaves from by default: its loopback, else its first addressed veth."""
+    key, loopbacks = ("address6", x.loopbacks6) if v6 else ("address", x.loopbacks)
+    lo = loopbacks.get(node)
+    first = next((i[key] for i in x.ifaces[node] if i["kind"] == "veth" and i.get(key)), None)
+    return str(netaddr.IPNetwork(lo or first).ip) if lo or first else None
 
 
 def underlay(x: Expansion) -> None:
     """Set ``local`` on every tunnel end (problems for those that have none)."""
     for ends in x.tunnel_ends:
+        declared = [e["local"] for e in ends if e["local"]]
+        if declared:
+            v6 = family_of(declared[0]) == "IPv6"
+        else:  # IPv4 when both ends can; else the family more ends can leave from
+            can4, can6 = (sum(bool(_candidate(x, e["node"], v6)) for e in ends) for v6 in (False, True))
+            v6 = can4 < 2 and can6 > can4
         for end in ends:
+            if v6:
+                end["kind"] = IP6_KINDS[end["kind"]]
             path = end["path"] + ("local",)
             if end["local"]:
+                end["local"] = str(netaddr.IPAddress(end["local"]))  # one spelling (IPv6: compressed, lower case)
                 if end["local"] not in own_addresses(x, end["node"]):
                     x.add(path, f"{end['local']} is not an address of node {end['node']} "
                                 f"(its addresses: {', '.join(own_addresses(x, end['node'])) or 'none'})")
                 continue
-            lo = x.loopbacks.get(end["node"])
-            first = next((i["address"] for i in x.ifaces[end["node"]] if i["kind"] == "veth" and i["address"]),
-                         None)
-            if lo or first:
-                end["local"] = str(netaddr.IPNetwork(lo or first).ip)
+            found = _candidate(x, end["node"], v6)
+            if found:
+                end["local"] = found
             else:
-                x.add(end["path"], f"node {end['node']} has no underlay address for this tunnel to leave from; "
-                                   "link it to the underlay, give it a loopback, or set local:")
+                x.add(end["path"], f"node {end['node']} has no {'IPv6 ' if v6 else ''}underlay address for this "
+                                   "tunnel to leave from; link it to the underlay, give it a loopback, or set local:")
 
 
 def remotes(x: Expansion) -> None:

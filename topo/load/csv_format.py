@@ -5,12 +5,14 @@ Columns (header row required, order free, unknown columns are an error):
 ==============  ===================================================================
 node            the node at this end of the link (required on every row)
 ifname          its interface name (default: eth0, eth1, ... in row order)
-address         its IPv4 address, ``a.b.c.d/len`` or ``a.b.c.d`` (default: from a pool)
+address         its address, ``a.b.c.d/len`` or ``a.b.c.d``, IPv6 ``x:x::x/len``, or one of
+                each separated by a space (default: from a pool)
 peer            the node at the other end: a point-to-point veth link
 peer_ifname     the peer's interface name
-peer_address    the peer's IPv4 address
+peer_address    the peer's address (as ``address``)
 bridge          instead of ``peer``: the bridge (LAN) this node is plugged into
-subnet          the link's or the bridge's subnet, ``a.b.c.d/len``
+subnet          the link's or the bridge's subnet, ``a.b.c.d/len``, ``x:x::/len`` or both
+                separated by a space
 mtu             MTU of the link in bytes (default 1500)
 groups          groups of ``node``, separated by ``;`` or spaces (Ansible groups)
 forwarding      ``true`` makes ``node`` a router (IPv4 forwarding on)
@@ -31,7 +33,8 @@ A row with neither ``peer`` nor ``bridge`` declares the node alone (with its gro
 On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end joins (an
 L2 tunnel); a bridge named there lives inside that node.
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
-header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), the node defaults
+header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), ``af`` (the address
+families the pools hand out: ``ipv4``, ``ipv6`` or ``ipv4,ipv6``), the node defaults
 ``kind`` and ``image`` (``# topo: name=lab1 kind=docker`` makes every node a container), and
 ``verify=checks.yml``: the lab's checks, from the ``verify:`` list of a YAML file beside it.
 The result is the same raw document the YAML loader makes, so both load into one model.
@@ -76,10 +79,10 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         if m:
             for item in m.group(1).split():
                 key, sep, value = item.partition("=")
-                if not sep or key not in ("name", "routing", "kind", "image", "verify"):
+                if not sep or key not in ("name", "routing", "kind", "image", "verify", "af"):
                     problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, "
                                                    "routing=auto|none, kind=netns|docker, image=IMAGE, "
-                                                   "verify=CHECKS.yml")
+                                                   "verify=CHECKS.yml, af=ipv4,ipv6")
                     continue
                 if key == "verify":
                     _verify_file(lab, path, value, i + 1, problems)
@@ -89,7 +92,7 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
                     lab.lines[("defaults", key)] = i + 1
                     lab.lines.setdefault(("defaults",), i + 1)
                     continue
-                lab.data[key] = value
+                lab.data[key] = value.split(",") if key == "af" else value
                 lab.lines[(key,)] = i + 1
     else:
         problems.add(None, "", "no header row; the first row names the columns, e.g. node,peer,bridge,address")
