@@ -188,10 +188,14 @@ def _lab_section(expanded: dict, picture: str | None) -> list[str]:
     lines += ([f"![lab {expanded['lab']}]({os.path.basename(picture)})", ""] if picture else
               ["(No picture: Graphviz's `dot` is missing; `apt-get install graphviz`, or draw it with "
                "`topo graph FILE -o lab.mmd` for Mermaid.)", ""])
-    lines += ["### Address plan", "", "| node | interface | address | segment | peer |", "|---|---|---|---|---|"]
-    for row in address_plan(expanded):
-        lines.append("| " + " | ".join(_cell(row[k] or "") for k in ("node", "ifname", "address", "segment", "peer"))
-                     + " |")
+    plan = address_plan(expanded)
+    v6 = any("address6" in row for row in plan)
+    keys = ("node", "ifname", "address", *(("address6",) if v6 else ()), "segment", "peer")
+    heads = {"ifname": "interface", "address": "IPv4 address" if v6 else "address", "address6": "IPv6 address"}
+    lines += ["### Address plan", "", "| " + " | ".join(heads.get(k, k) for k in keys) + " |",
+              "|" + "---|" * len(keys)]
+    for row in plan:
+        lines.append("| " + " | ".join(_cell(row.get(k) or "") for k in keys) + " |")
     return lines + [""]
 
 

@@ -164,3 +164,17 @@ def test_report_starts_with_the_labs_picture_and_address_plan(tmp_path):
     assert len(rows) == len(ifaces)
     assert "| h1 | eth0 | 172.16.0.1/24 | lan1 |" in plan
     assert text.index("## The lab") < text.index("### Address plan") < text.index("## Ping")
+
+
+def test_a_dual_stack_labs_address_plan_has_an_ipv6_column(tmp_path):
+    from tests.conftest import ROOT
+    from topo.pipeline import compile_file
+    expanded = compile_file(f"{ROOT}/examples/dualstack.yml").expanded
+    lines = report.markdown("dualstack", "f.yml", "now", PINGS[:1], summary(PINGS[:1]), {}, str(tmp_path),
+                            expanded=expanded).splitlines()
+    at = lines.index("### Address plan")
+    assert lines[at + 2] == "| node | interface | IPv4 address | IPv6 address | segment | peer |"
+    rows = [line.split(" | ") for line in lines[at + 4:lines.index("", at + 4)]]
+    iface = expanded["nodes"]["h1"]["interfaces"][0]
+    assert ["| h1", iface["ifname"], iface["address"], iface["address6"]] == rows[0][:4]
+    assert all(":" in r[3] for r in rows if r[1] != "lo")
