@@ -45,6 +45,8 @@ def routing(x: Expansion) -> None:
             else:
                 table[r.dst] = r.via
     x.routes = routes
+    if x.lab.routing != "auto" and any(n.routes or n.gateway for n in nodes.values()):
+        _reach_by_tables(x)
     for name in nodes:
         connected = [netaddr.IPNetwork(i[key]) for i in x.ifaces[name] for key in ("address", "address6")
                      if i.get(key)]
@@ -157,3 +159,76 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
             table = {default: next(iter(table.values()))}
         routes[src] = table
     return routes, reach, reach_segments
+
+
+def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:
+    """With ``routing: none`` and declared routes, who reaches whom is what the nodes' tables
+    make reachable, not only who shares a segment: extend ``x.reach`` and
+    ``x.reach_segments(6)`` with every address a ping would reach and get its reply from.
+
+    A walk of the tables as the kernel does it: at each node, an address of its own is
+    delivered (any interface: Linux's weak host model); else the longest prefix among its
+    connected subnets and ``x.routes`` wins (a connected subnet on a tie) and the packet goes
+    to the owner of the destination, or of the next hop, on that segment; a node that does
+    not forward drops what is not its own. The ping's source address is the one on the
+    source's outgoing interface, and the reply must walk back to it. At most ``max_hops``
+    hops (the kernel's default TTL of 64)."""
+    own: dict[str, str] = {}           # address -> its node
+    where: dict[str, str] = {}         # "segment:address" or "lo:node" of each address, for reach_segments
+    connected: dict[str, list] = {n: [] for n in x.lab.nodes}  # node -> [(net, segment, own address)]
+    holders: dict[tuple[str, str], str] = {}  # (segment, address) -> node
+    for name, ends in x.ifaces.items():
+        for i in ends:
+            for key in ("address", "address6"):
+                if i.get(key):
+                    net = netaddr.IPNetwork(i[key])
+                    ip = str(net.ip)
+                    own[ip], where[ip] = name, i["segment"]
+                    holders[(i["segment"], ip)] = name
+                    connected[name].append((net.cidr, i["segment"], ip))
+    for loopbacks in (x.loopbacks, x.loopbacks6):
+        for name, lo in loopbacks.items():
+            ip = str(netaddr.IPNetwork(lo).ip)
+            own[ip], where[ip] = name, f"lo:{name}"
+    tables = {n: [(netaddr.IPNetwork(dst), gw) for dst, gw in t.items()] for n, t in x.routes.items()}
+
+    def step(node: str, dst: netaddr.IPAddress):
+        """(next node, source address at ``node``) for ``dst``, or None when dropped."""
+        best = None  # (prefix length, connected first, segment or None, gateway or None, source)
+        for net, seg, ip in connected[node]:
+            if net.version == dst.version and dst in net and (best is None or net.prefixlen >= best[0]):
+                best = (net.prefixlen, 1, seg, None, ip)
+        for net, gw in tables.get(node, []):
+            if net.version == dst.version and dst in net and (best is None or (net.prefixlen, 0) > best[:2]):
+                gw_ip = netaddr.IPAddress(gw)
+                on = [(seg, ip) for cnet, seg, ip in connected[node] if gw_ip in cnet]
+                best = (net.prefixlen, 0, on[0][0], str(gw_ip), on[0][1]) if on else None
+        if best is None:
+            return None
+        _, _, seg, gw, src = best
+        nxt = holders.get((seg, gw or str(dst)))
+        return (nxt, src) if nxt else None
+
+    def walk(src_node: str, dst: str):
+        """The node ``dst`` is delivered to from ``src_node`` and the source address used, or None."""
+        node, dst_ip, source = src_node, netaddr.IPAddress(dst), None
+        for _ in range(max_hops):
+            if own.get(dst) == node:
+                return node, source
+            if node != src_node and not x.lab.nodes[node].forwarding:
+                return None
+            hop = step(node, dst_ip)
+            if hop is None:
+                return None
+            node, source = hop[0], source or hop[1]
+        return None
+
+    for src in x.lab.nodes:
+        for dst, holder in own.items():
+            if holder == src:
+                continue
+            there = walk(src, dst)
+            if there and there[1] and (back := walk(holder, there[1])) and back[0] == src:
+                x.reach[src].add(holder)
+                segs = x.reach_segments6 if ":" in dst else x.reach_segments
+                segs.setdefault(src, set()).add(where[dst])
