@@ -16,6 +16,7 @@ import time
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import topo
@@ -262,11 +263,18 @@ def _progress(args) -> RichProgress | None:
 
 # --------------------------------------------------------------------------- validate
 
+def _print_warnings(r) -> None:
+    """The expansion's warnings (what is built anyway, see ``mtu_check``), one per line."""
+    for w in r.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}", markup=True, highlight=False)
+
+
 def cmd_validate(args) -> int:
     r = usecases.validate(args.file)
     if args.json:
         _emit(args, r.to_json())
         return EXIT_OK
+    _print_warnings(r)
     e = r.expanded
     n_if = sum(len(n["interfaces"]) for n in e["nodes"].values())
     out.print(f"[green]✓[/] {r.file}: lab [bold]{r.lab}[/] is valid: {len(e['nodes'])} nodes, "
@@ -406,6 +414,7 @@ def cmd_apply(args) -> int:
     if args.json:
         _emit(args, r.to_json())
     else:
+        _print_warnings(r)
         if r.changes:
             out.print(_summary_table(r.changes, f"lab {r.lab}: {len(r.changes)} changed in {r.seconds:.1f} s"))
         else:
@@ -424,6 +433,7 @@ def cmd_plan(args) -> int:
     if args.json:
         _emit(args, r.to_json())
         return EXIT_OK
+    _print_warnings(r)
     if not r.changes:
         out.print(f"lab [bold]{r.lab}[/]: nothing to do - the kernel matches {r.file}")
         return EXIT_OK

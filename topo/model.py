@@ -372,6 +372,10 @@ class Tunnel(Strict):
     key: Annotated[int, Field(ge=0, le=4_294_967_295)] | None = None
     ttl: Annotated[int, Field(ge=1, le=255)] | None = None
     mtu: Mtu | None = None
+    #: ``strict``: a tunnel whose MTU is below the largest frame of the segment it carries is
+    #: refused; ``warn``: built anyway, with a warning naming the largest frame that passes
+    #: (None: the lab's ``mtu_check``).
+    mtu_check: Literal["strict", "warn"] | None = None
     subnet: DualNetwork = None
     impair: Impairment | None = None
 
@@ -730,6 +734,8 @@ class Lab(Strict):
     #: Address families the pools hand out addresses of: ``[ipv4]`` (default), ``[ipv4, ipv6]``
     #: (dual stack) or ``[ipv6]``. Explicit addresses of either family are always kept.
     af: list[Literal["ipv4", "ipv6"]] = Field(["ipv4"], min_length=1)
+    #: The default of every tunnel's ``mtu_check`` (``strict`` or ``warn``).
+    mtu_check: Literal["strict", "warn"] = "strict"
     defaults: NodeDefaults = NodeDefaults()
     addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
     nodes: dict[Name, Node]

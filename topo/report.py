@@ -146,6 +146,9 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
     lines = [f"# Verification of lab `{lab}`", "",
              f"From `{file}`, {when}: **{summary['passed']}/{summary['total']} checks passed**"
              + (f", {summary['failed']} failed." if summary["failed"] else "."), ""]
+    if expanded and expanded.get("warnings"):
+        lines += ["## Warnings", "", "Built anyway, but not as a user may expect:", "",
+                  *(f"- {w}" for w in expanded["warnings"]), ""]
     if expanded:
         lines += _lab_section(expanded, picture)
     pings = [c for c in checks if c["type"] == "ping"]

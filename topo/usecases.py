@@ -144,6 +144,11 @@ class ValidateResult:
     file: str
     expanded: dict
 
+    @property
+    def warnings(self) -> list[str]:
+        """What is built anyway but will not behave as a user may expect (``file:line: field: message``)."""
+        return self.expanded.get("warnings", [])
+
     def to_json(self) -> dict:
         return {"lab": self.lab, "file": self.file, "expanded": self.expanded}
 
@@ -165,6 +170,8 @@ class ApplyResult:
     checks: CheckSummary | None = None
     check_results: list[dict] | None = None
     reports: dict | None = None
+    #: the expansion's warnings (see :attr:`ValidateResult.warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -174,7 +181,7 @@ class ApplyResult:
     def to_json(self) -> dict:
         data = {"lab": self.lab, "file": self.file, "changed": len(self.changes), "changes": self.changes,
                 "seconds": round(self.seconds, 2), "log": self.log, "lab_dir": self.lab_dir,
-                "inventory": self.inventory}
+                "inventory": self.inventory, "warnings": self.warnings}
         if self.checks is not None:
             data.update(checks=self.checks.to_json(), check_results=self.check_results, reports=self.reports)
         return data
@@ -187,9 +194,12 @@ class PlanResult:
     lab: str
     file: str
     changes: list[dict]
+    #: the expansion's warnings (see :attr:`ValidateResult.warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"lab": self.lab, "file": self.file, "changes": self.changes, "count": len(self.changes)}
+        return {"lab": self.lab, "file": self.file, "changes": self.changes, "count": len(self.changes),
+                "warnings": self.warnings}
 
 
 @dataclass
@@ -456,7 +466,8 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
             n["netns"] for n in nodes if n["kind"] == "docker"])
         build = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}")
         rows = _verify(c, inv, progress)[0] if verify else None
-    result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv)
+    result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv,
+                         warnings=c.expanded.get("warnings", []))
     if rows is not None:
         result.checks, result.reports = _reports(c, rows)
         result.check_results = rows
@@ -474,7 +485,7 @@ def plan(file: str, *, progress: Progress | None = None) -> PlanResult:
     with labdir.locked(c.lab):
         inv = write_inventory(c)
         result = _build(c, inv, check=True, progress=progress, title=f"planning {c.lab}")
-    return PlanResult(c.lab, c.file, result.changes)
+    return PlanResult(c.lab, c.file, result.changes, c.expanded.get("warnings", []))
 
 
 def verify(file: str, *, progress: Progress | None = None) -> VerifyResult:

@@ -16,17 +16,17 @@ def test_apply_json_keys_with_and_without_checks():
     r = usecases.ApplyResult("demo", "demo.yml", [{"resource": "netns", "action": "create", "name": "demo-h1"}],
                              1.23456, "/l/log", "/l", "/l/inventory")
     assert r.to_json() == {"lab": "demo", "file": "demo.yml", "changed": 1, "changes": r.changes, "seconds": 1.23,
-                           "log": "/l/log", "lab_dir": "/l", "inventory": "/l/inventory"}
+                           "log": "/l/log", "lab_dir": "/l", "inventory": "/l/inventory", "warnings": []}
     assert not r.failed
     r.checks, r.check_results, r.reports = usecases.CheckSummary(2, 1, 1), [{"ok": True}, {"ok": False}], {"json": "x"}
     doc = r.to_json()
-    assert list(doc) == ["lab", "file", "changed", "changes", "seconds", "log", "lab_dir", "inventory", "checks",
-                         "check_results", "reports"]
+    assert list(doc) == ["lab", "file", "changed", "changes", "seconds", "log", "lab_dir", "inventory", "warnings",
+                         "checks", "check_results", "reports"]
     assert doc["checks"] == {"total": 2, "passed": 1, "failed": 1} and r.failed
 
 
 def test_other_results_json_keys():
-    assert list(usecases.PlanResult("l", "f", []).to_json()) == ["lab", "file", "changes", "count"]
+    assert list(usecases.PlanResult("l", "f", []).to_json()) == ["lab", "file", "changes", "count", "warnings"]
     v = usecases.VerifyResult("l", "f", usecases.CheckSummary(0, 0, 0), [], "log", {})
     assert list(v.to_json()) == ["lab", "checks", "check_results", "log", "reports"] and not v.failed
     assert list(usecases.ShowResult("l", []).to_json()) == ["lab", "nodes"]

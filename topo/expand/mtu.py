@@ -101,7 +101,14 @@ def tunnel_mtus(x: Expansion) -> None:
         seg = segments[end["segment"]]
         big = max((m["mtu"] for m in seg.members if m["mtu"]), default=0)
         if big > end["mtu"]:
+            if (lab.tunnels[t].mtu_check or lab.mtu_check) == "warn":
+                x.warn(("tunnels", t),
+                       f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of up to "
+                       f"{big} bytes: frames of {end['mtu'] + 1} bytes and more are dropped (built anyway: "
+                       f"mtu_check: warn)")
+                continue
             x.add(("tunnels", t),
                   f"the tunnel's MTU is {end['mtu']} but segment {seg.name} carries frames of "
                   f"up to {big} bytes, which the bridge would drop; lower the segment's link mtu to "
-                  f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}")
+                  f"{end['mtu']} or raise the underlay's MTU by {big - end['mtu']}, or build it anyway "
+                  f"with mtu_check: warn")

@@ -136,4 +136,5 @@ def result(x: Expansion, checks: list) -> Expanded:
     impairments = _impairments(x)
     return {"lab": x.lab.name, "routing": x.lab.routing, "features": _features(x, impairments),
             "nodes": x.out_nodes, "bridges": _bridges(x), "segments": _segments(x), "veths": x.veths,
-            "tunnels": _tunnels(x), "impairments": impairments, "checks": checks}
+            "tunnels": _tunnels(x), "impairments": impairments, "checks": checks,
+            **({"warnings": x.warnings} if x.warnings else {})}

@@ -297,7 +297,9 @@ class Expanded(TypedDict):
     """The expanded lab. lab: its name; routing: ``auto`` or ``none``; features: kernel
     features it needs (tunnel types, ``netem``, ``tbf``), sorted; nodes and bridges by
     name in declaration order; segments by name; veths, tunnels and impairments in link
-    order; checks: pings first (by source node), then the others in ``verify:`` order."""
+    order; checks: pings first (by source node), then the others in ``verify:`` order;
+    warnings (only when there are some): what is built anyway but will not behave as a user
+    may expect (``mtu_check: warn``), each ``file:line: field: message``."""
 
     lab: str
     routing: Literal["auto", "none"]
@@ -309,3 +311,4 @@ class Expanded(TypedDict):
     tunnels: list[Tunnel]
     impairments: list[Impairment]
     checks: list[Check]
+    warnings: NotRequired[list[str]]

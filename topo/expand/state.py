@@ -15,7 +15,7 @@ from typing import TypedDict
 
 import netaddr
 
-from topo.errors import Problems, Source, field_path
+from topo.errors import Problem, Problems, Source, field_path
 from topo.model import Impairment, Lab
 
 
@@ -114,6 +114,8 @@ class Expansion:
     out_nodes: dict[str, dict] = field(default_factory=dict)
 
     v6: bool = False
+    #: What is built anyway but will not behave as a user may expect, ``file:line: field: message``.
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.v6 = self.lab.has_ipv6
@@ -131,6 +133,10 @@ class Expansion:
         """Report ``message`` at the line of ``path``, naming ``field`` (default: ``path``)
         as ``a[1].b``."""
         self.problems.add(self.where(path), field_path(path if field is None else field), message)
+
+    def warn(self, path: tuple, message: str) -> None:
+        """Record a warning at the line of ``path`` (formatted as a problem; nothing stops)."""
+        self.warnings.append(str(Problem(self.source.file, self.where(path), field_path(path), message)))
 
     def gate(self, phase: str) -> None:
         """Raise InputError (exit 2) with every problem so far, naming ``phase``, if any."""

@@ -34,7 +34,8 @@ On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end 
 L2 tunnel); a bridge named there lives inside that node.
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
 header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), ``af`` (the address
-families the pools hand out: ``ipv4``, ``ipv6`` or ``ipv4,ipv6``), the node defaults
+families the pools hand out: ``ipv4``, ``ipv6`` or ``ipv4,ipv6``), ``mtu_check``
+(``strict`` or ``warn``: see the YAML key), the node defaults
 ``kind`` and ``image`` (``# topo: name=lab1 kind=docker`` makes every node a container), and
 ``verify=checks.yml``: the lab's checks, from the ``verify:`` list of a YAML file beside it.
 The result is the same raw document the YAML loader makes, so both load into one model.
@@ -79,10 +80,10 @@ def load(path: str, text: str, problems: Problems) -> RawLab:
         if m:
             for item in m.group(1).split():
                 key, sep, value = item.partition("=")
-                if not sep or key not in ("name", "routing", "kind", "image", "verify", "af"):
+                if not sep or key not in ("name", "routing", "kind", "image", "verify", "af", "mtu_check"):
                     problems.add(i + 1, "# topo:", f"unknown lab option {item!r}; known: name=NAME, "
                                                    "routing=auto|none, kind=netns|docker, image=IMAGE, "
-                                                   "verify=CHECKS.yml, af=ipv4,ipv6")
+                                                   "verify=CHECKS.yml, af=ipv4,ipv6, mtu_check=strict|warn")
                     continue
                 if key == "verify":
                     _verify_file(lab, path, value, i + 1, problems)
