@@ -82,6 +82,11 @@ class Expansion:
     ``{node: "a.b.c.d/32"}`` (addressing); ``routes`` ``{node: {dst: gateway}}``, ``reach``
     ``{node: {node}}``, ``reach_segments`` ``{node: {segment or "lo:<node>"}}`` (routing);
     ``out_nodes`` (output shape of nodes, which the checks read).
+
+    Several build hosts (``hosts``, ``{name: vars}`` of the build-host inventory, in its
+    order): ``placement`` ``{node: host}`` (placement); ``bridge_hosts`` ``{bridge: [host]}``,
+    ``veth_hosts`` (the host of each of ``veths``, same order) and ``stitches`` (the VXLAN
+    devices that join hosts, output shape) (stitching). One host: placement alone.
     """
 
     lab: Lab
@@ -101,6 +106,11 @@ class Expansion:
     reach: dict[str, set[str]] = field(default_factory=dict)
     reach_segments: dict[str, set[str]] = field(default_factory=dict)
     out_nodes: dict[str, dict] = field(default_factory=dict)
+    hosts: dict[str, dict] = field(default_factory=lambda: {"localhost": {}})
+    placement: dict[str, str] = field(default_factory=dict)
+    bridge_hosts: dict[str, list[str]] = field(default_factory=dict)
+    veth_hosts: list[str] = field(default_factory=list)
+    stitches: list[dict] = field(default_factory=list)
 
     @property
     def source(self) -> Source:
