@@ -47,7 +47,8 @@ class Node(TypedDict):
     ``{name: "value"}`` with ``net.ipv4.ip_forward`` always set; loopback: ``a.b.c.d/32`` or
     None; routes in order (most specific network first, the default last); anycast: the
     ``a.b.c.d/32`` addresses it shares with other nodes on ``lo`` (only when it has some);
-    container: docker nodes only."""
+    container: docker nodes only; host: the build host it is placed on (several build hosts
+    only, :mod:`topo.expand.placement`)."""
 
     kind: str
     netns: str
@@ -59,6 +60,7 @@ class Node(TypedDict):
     routes: list[Route]
     anycast: NotRequired[list[str]]
     container: NotRequired[Container]
+    host: NotRequired[str]
 
 
 class Bridge(TypedDict):
@@ -66,7 +68,9 @@ class Bridge(TypedDict):
     node: the node it lives in or None; ifname: the device, named after the bridge; subnet:
     its segment's ``a.b.c.d/len``; mtu: bytes or None; mcast_snooping / mcast_querier:
     IGMP snooping and querier on the bridge; ports: bridge-side veth ends and tunnel ends
-    plugged in, in link order."""
+    plugged in, in link order; hosts: the build hosts that hold a copy (several build hosts
+    only: a bridge in a node is on the node's host, one in its own namespace on every host
+    with members, the copies joined by a :class:`Stitch`)."""
 
     netns: str
     node: str | None
@@ -77,6 +81,7 @@ class Bridge(TypedDict):
     mcast_snooping: bool
     mcast_querier: bool
     ports: list[str]
+    hosts: NotRequired[list[str]]
 
 
 class Segment(TypedDict):
@@ -103,10 +108,12 @@ class VethEnd(TypedDict):
 
 
 class Veth(TypedDict):
-    """A veth pair; ``a`` is a node's end, ``b`` the other node's or the bridge's."""
+    """A veth pair; ``a`` is a node's end, ``b`` the other node's or the bridge's; host:
+    the build host it is made on (several build hosts only)."""
 
     a: VethEnd
     b: VethEnd
+    host: NotRequired[str]
 
 
 class Tunnel(TypedDict):
@@ -129,6 +136,7 @@ class Tunnel(TypedDict):
     srcport: NotRequired[list[int] | None]
     learning: NotRequired[bool]
     key: NotRequired[int | None]
+    host: NotRequired[str]
 
 
 class Impairment(TypedDict):
@@ -141,6 +149,49 @@ class Impairment(TypedDict):
     jitter: float | None
     loss: float | None
     rate: int | None
+    host: NotRequired[str]
+
+
+class Stitch(TypedDict):
+    """A VXLAN device that joins build hosts (:mod:`topo.expand.stitch`), made on ``host``
+    in its own namespace (``underlay_netns`` ``"/"``: the UDP socket stays there) and moved
+    into ``netns`` as ``ifname``: a cross-host link's end (the link's interface name, or the
+    bridge-side port name) or a cross-host bridge's ``vxlan<VNI>``. local / remote: the
+    build hosts' underlay ``a.b.c.d`` (remote None for a bridge's); mtu: bytes (the smallest
+    underlay MTU minus 50, unless the link declares one); master: the bridge it is plugged
+    into or None; vni (``multihost.vni_base`` upwards, sticky); dstport: UDP
+    (``multihost.port``); fdb: the other hosts' underlay addresses, one all-zero FDB entry
+    each (head-end replication), [] for a link; stitch: what it joins, ``link a:if--b:if``
+    or ``bridge NAME`` (the key its VNI is kept under); mac: the end's declared MAC.
+    ttl, srcport, learning as :class:`Tunnel`."""
+
+    kind: Literal["vxlan"]
+    host: str
+    netns: str
+    ifname: str
+    underlay_netns: str
+    local: str
+    remote: str | None
+    mtu: int
+    master: str | None
+    ttl: None
+    vni: int
+    dstport: int
+    srcport: None
+    learning: bool
+    fdb: list[str]
+    stitch: str
+    mac: NotRequired[str]
+
+
+class BuildHost(TypedDict):
+    """A build host the lab is placed on: its underlay ``a.b.c.d`` (``topo_underlay``, else
+    ``ansible_host``), underlay_mtu (bytes, ``topo_underlay_mtu``, default 1500) and the
+    number of nodes placed on it."""
+
+    underlay: str
+    underlay_mtu: int
+    nodes: int
 
 
 class PingTarget(TypedDict):
@@ -273,7 +324,8 @@ class Expanded(TypedDict):
     """The expanded lab. lab: its name; routing: ``auto`` or ``none``; features: kernel
     features it needs (tunnel types, ``netem``, ``tbf``), sorted; nodes and bridges by
     name in declaration order; segments by name; veths, tunnels and impairments in link
-    order; checks: pings first (by source node), then the others in ``verify:`` order."""
+    order; checks: pings first (by source node), then the others in ``verify:`` order.
+    Several build hosts add stitches (links, then bridges) and hosts (inventory order)."""
 
     lab: str
     routing: Literal["auto", "none"]
@@ -285,3 +337,5 @@ class Expanded(TypedDict):
     tunnels: list[Tunnel]
     impairments: list[Impairment]
     checks: list[Check]
+    stitches: NotRequired[list[Stitch]]
+    hosts: NotRequired[dict[str, BuildHost]]

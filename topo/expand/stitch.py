@@ -88,7 +88,7 @@ def stitch(x: Expansion) -> None:
 
     def limit(hosts):
         low = min(under[h][1] for h in hosts)
-        return low - OVERHEAD["vxlan"], low, "build hosts " + ", ".join(hosts)
+        return low - OVERHEAD["vxlan"], low, "build hosts " + ", ".join(hosts[:-1]) + " and " + hosts[-1]
 
     seg_limit: dict[str, tuple[int, int, str]] = {}
 
