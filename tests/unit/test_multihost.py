@@ -180,6 +180,22 @@ def test_refused_with_the_numbers(name, hosts, want):
     assert errors(path, hosts) == want
 
 
+def test_vnis_of_other_labs_on_the_same_hosts_are_skipped_or_refused():
+    path, hosts = CASES["routed-auto"]
+    first = compile_(path, hosts)
+    assert [s["vni"] for s in first["stitches"]] == [10000, 10000, 10001, 10001]
+    with _here():
+        model = resolve(load(_rel(path)))
+        skipped = expand(model, None, hosts, {10000: "other"})
+        assert [s["vni"] for s in skipped["stitches"]] == [10001, 10001, 10002, 10002]
+        with pytest.raises(InputError) as caught:
+            expand(model, first, hosts, {10001: "other"})
+    assert caught.value.phase == "stitching"
+    assert [str(p) for p in caught.value.problems] == [
+        "../../examples/routed.yml:5: multihost: VNI 10001 of bridge lan2 is also lab other's on the same build "
+        "hosts; destroy one of them or give one another multihost.vni_base"]
+
+
 def regenerate():
     import shutil
     for case in sorted(CASES):

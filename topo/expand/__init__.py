@@ -83,7 +83,8 @@ def previous_allocation(expanded: dict | None) -> dict:
     }
 
 
-def expand(lab: Lab, previous: dict | None = None, hosts: dict | None = None) -> Expanded:
+def expand(lab: Lab, previous: dict | None = None, hosts: dict | None = None,
+           foreign_vnis: dict | None = None) -> Expanded:
     """Expand ``lab`` (validated by :func:`topo.model.resolve`, which gives it its source
     positions); raises InputError with every problem of the first phase that has any.
 
@@ -97,10 +98,12 @@ def expand(lab: Lab, previous: dict | None = None, hosts: dict | None = None) ->
     (:func:`topo.inventory.build_hosts`); default one host, ``localhost``, on which the lab
     expands exactly as it always has. With several, the nodes are placed
     (:mod:`~topo.expand.placement`, sticky through ``previous`` too) and what crosses hosts
-    is stitched with VXLAN (:mod:`~topo.expand.stitch`).
+    is stitched with VXLAN (:mod:`~topo.expand.stitch`). ``foreign_vnis`` ``{VNI: lab}``:
+    the VNIs other labs hold on the same build hosts; new stitches skip them, and a kept VNI
+    among them is refused (before anything is built).
     """
     x = Expansion(lab, previous_allocation(previous), Problems(lab.source.file),
-                  hosts=dict(hosts) if hosts else {"localhost": {}})
+                  hosts=dict(hosts) if hosts else {"localhost": {}}, foreign_vnis=dict(foreign_vnis or {}))
     names.references(x)
     x.gate("references")
     placement.placement(x)

@@ -86,7 +86,8 @@ class Expansion:
     Several build hosts (``hosts``, ``{name: vars}`` of the build-host inventory, in its
     order): ``placement`` ``{node: host}`` (placement); ``bridge_hosts`` ``{bridge: [host]}``,
     ``veth_hosts`` (the host of each of ``veths``, same order) and ``stitches`` (the VXLAN
-    devices that join hosts, output shape) (stitching). One host: placement alone.
+    devices that join hosts, output shape) (stitching), avoiding ``foreign_vnis``
+    ``{VNI: lab}`` (other labs' on the same hosts). One host: placement alone.
     """
 
     lab: Lab
@@ -111,6 +112,7 @@ class Expansion:
     bridge_hosts: dict[str, list[str]] = field(default_factory=dict)
     veth_hosts: list[str] = field(default_factory=list)
     stitches: list[dict] = field(default_factory=list)
+    foreign_vnis: dict[int, str] = field(default_factory=dict)
 
     @property
     def source(self) -> Source:

@@ -21,8 +21,10 @@ leaves from; default ``ansible_host``) and ``topo_underlay_mtu`` (bytes, default
 the lab role can report the real one).
 
 VNIs: one per stitched link or bridge, from the lab's ``multihost.vni_base`` (default
-10000) upwards in declaration order (links, then bridges), skipping VNIs taken; a VNI of the
-previous expansion (``x.prior["vnis"]``) is kept while it is at or above the base. UDP
+10000) upwards in declaration order (links, then bridges), skipping VNIs taken, also those
+other labs hold on the same build hosts (``x.foreign_vnis``); a VNI of the previous
+expansion (``x.prior["vnis"]``) is kept while it is at or above the base, and refused when
+another lab holds it. UDP
 destination port: ``multihost.port`` (default 4789).
 
 MTU: a stitched link or segment carries ``min(underlay MTU of its hosts) - 50`` bytes
@@ -178,12 +180,15 @@ MAX_VNI = 2**24 - 1
 def _vnis(x: Expansion, wanted) -> None:
     """Give each stitch its VNI (kept from ``x.prior["vnis"]`` while at or above the base,
     else the next free one from ``multihost.vni_base``) and fill ``x.stitches``."""
-    base = x.lab.multihost.vni_base
+    base, foreign = x.lab.multihost.vni_base, x.foreign_vnis
     prior = x.prior.get("vnis") or {}
-    vni, taken = {}, set()
+    vni, taken = {}, set(foreign)
     for key, _ in wanted:
         v = prior.get(key)
-        if isinstance(v, int) and base <= v <= MAX_VNI and v not in taken:
+        if isinstance(v, int) and v in foreign:
+            x.add(("multihost",), f"VNI {v} of {key} is also lab {foreign[v]}'s on the same build hosts; "
+                                  f"destroy one of them or give one another multihost.vni_base")
+        elif isinstance(v, int) and base <= v <= MAX_VNI and v not in taken:
             vni[key] = v
             taken.add(v)
     nxt = base
