@@ -15,6 +15,9 @@ key, with units, is documented in :mod:`topo.expand.shape` (:class:`~topo.expand
     tunnels:     [{kind, netns, ifname, local, remote, mtu, master, ttl, vni?, dstport?, srcport?, learning?, key?}]
     impairments: [{netns, ifname, delay, jitter, loss, rate}]
     checks:      [{type: ping, from, targets: [{node, address, expect}]}, capture, cast and iperf3 checks]
+    several build hosts only: host on nodes, veths, tunnels, impairments; hosts on bridges;
+    stitches:    [{kind: vxlan, host, netns, ifname, underlay_netns, local, remote, mtu, master, vni, dstport, fdb, stitch}]
+    hosts:       {name: {underlay, underlay_mtu, nodes}}
 
 The phases, one module each, in order, over one :class:`~topo.expand.state.Expansion`;
 the run stops between phases when one found problems (InputError, exit 2, naming the
