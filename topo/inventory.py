@@ -65,6 +65,12 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
     """The inventory as ``{relative path: data}``: hosts.yml, group_vars/topo_hosts.json and
     host_vars/<node>.json.
 
+    A lab placed on several build hosts (its expanded lab has ``stitches``) is split: each
+    build host's desired state is host_vars/<host>.json (its nodes, its copies of bridges,
+    its veths, tunnels and stitch devices, impairments, and the checks whose capture node,
+    sender or client it holds), group_vars/topo_hosts.json keeps only ``topo_lab``, and
+    each node's vars name its ``topo_build_host``. One host: one group_vars file, as always.
+
     ``python`` is the interpreter Ansible runs modules with, on the build host and inside
     netns nodes (they share its filesystem); it must have pyroute2. Default: this one.
     ``hosts`` are the build hosts, ``{host: vars}`` (default: :func:`build_hosts`); a host
@@ -95,6 +101,75 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
             },
         }
     }
+    pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
+    if "stitches" not in expanded:
+        files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": _build_vars(expanded, lab)}
+    else:
+        # Several build hosts: each gets only what is made on it (host_vars/<host>.json);
+        # group_vars/topo_hosts.json keeps what they share.
+        files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": {"topo_lab": lab}}
+        for h in hosts_vars:
+            files[f"host_vars/{h}.json"] = _build_vars(_on_host(expanded, h), lab)
+    for name, node in nodes.items():
+        files[f"host_vars/{name}.json"] = {
+            "topo_netns": node["netns"],
+            "topo_interfaces": node["interfaces"],
+            "topo_ping_targets": pings.get(name, []),
+        }
+        if "host" in node:
+            files[f"host_vars/{name}.json"]["topo_build_host"] = node["host"]
+    return files
+
+
+#: Keys of a stitch device that are the expansion's, not the tunnel module's.
+_STITCH_ONLY = ("host", "stitch")
+
+
+def _strip(item: dict, keys=("host",)) -> dict:
+    return {k: v for k, v in item.items() if k not in keys}
+
+
+def _check_host(check: dict, nodes: dict) -> str:
+    """The build host that runs ``check``: its capture node's, sender's, client's or first
+    participant's host."""
+    for key in ("capture", "sender", "client", "relay"):
+        who = check.get(key)
+        if isinstance(who, dict) and who.get("node") in nodes:
+            return nodes[who["node"]]["host"]
+    for key in ("senders", "servers", "clients", "members", "receivers"):
+        for who in check.get(key) or []:
+            if who.get("node") in nodes:
+                return nodes[who["node"]]["host"]
+    if check.get("node") in nodes:
+        return nodes[check["node"]]["host"]
+    return next(iter(nodes.values()))["host"]
+
+
+def _on_host(expanded: Expanded, host: str) -> dict:
+    """The part of a multi-host expanded lab made on build ``host``: its nodes, the bridges
+    it holds a copy of, its veths, tunnels and stitch devices (in the tunnel module's shape),
+    impairments, and the checks it runs (:func:`_check_host`); features plus ``vxlan`` when
+    it has stitches."""
+    nodes = expanded["nodes"]
+    stitches = [_strip(d, _STITCH_ONLY) for d in expanded["stitches"] if d["host"] == host]
+    features = list(expanded.get("features", []))
+    if stitches and "vxlan" not in features:
+        features = sorted(features + ["vxlan"])
+    return {
+        "nodes": {n: node for n, node in nodes.items() if node["host"] == host},
+        "bridges": {b: br for b, br in expanded["bridges"].items() if host in br["hosts"]},
+        "veths": [_strip(v) for v in expanded["veths"] if v["host"] == host],
+        "tunnels": [_strip(t) for t in expanded["tunnels"] if t["host"] == host] + stitches,
+        "impairments": [_strip(i) for i in expanded["impairments"] if i["host"] == host],
+        "features": features,
+        "checks": [c for c in expanded["checks"] if c["type"] != "ping" and _check_host(c, nodes) == host],
+    }
+
+
+def _build_vars(expanded: dict, lab: str) -> dict:
+    """The desired state a build host converges (the lab role's variables), from an
+    expanded lab or one host's part of it (:func:`_on_host`)."""
+    nodes = expanded["nodes"]
     namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"], "kind": n["kind"]}
                   for name, n in nodes.items()]
     namespaces += [{"name": b["netns"], "node": name, "sysctls": {}, "kind": "netns"}
@@ -107,7 +182,7 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         for iface in node["interfaces"]:
             addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
                               "addresses": [a for a in (iface["address"], iface.get("address6")) if a]})
-    build = {
+    return {
         "topo_lab": lab,
         "topo_containers": [{"name": n["netns"], "node": name, **n["container"], "sysctls": n["sysctls"]}
                             for name, n in nodes.items() if n["kind"] == "docker"],
@@ -126,15 +201,6 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }
-    pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
-    files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": build}
-    for name, node in nodes.items():
-        files[f"host_vars/{name}.json"] = {
-            "topo_netns": node["netns"],
-            "topo_interfaces": node["interfaces"],
-            "topo_ping_targets": pings.get(name, []),
-        }
-    return files
 
 
 #: libyaml's emitter when PyYAML was built with it (about 3x faster at 1000 nodes), else Python's.

@@ -231,6 +231,9 @@ class Node(NodeDefaults):
     #: Service addresses this node shares with others (anycast): /32s (IPv4) and /128s (IPv6)
     #: on its lo, routed to the nearest holder by ``routing: auto``.
     anycast: list[str] = []
+    #: The build host this node is placed on (a host of the build-host inventory's
+    #: ``topo_hosts``); None: placed automatically (topo.expand.placement).
+    host: Name | None = None
 
     @field_validator("loopback", mode="before")
     @classmethod
@@ -720,6 +723,16 @@ DEFAULT_POOLS = {
 FAMILIES = ("ipv4", "ipv6")
 
 
+class MultiHost(Strict):
+    """How a lab spread over several build hosts is stitched (topo.expand.stitch):
+    ``vni_base``: the first VNI of the VXLANs that join nodes and bridge segments across
+    hosts (each takes the next free one, and keeps it on re-apply); ``port``: their UDP
+    destination port (IANA's VXLAN port 4789 by default)."""
+
+    vni_base: Annotated[int, Field(ge=1, le=16_777_215)] = 10_000
+    port: Annotated[int, Field(ge=1, le=65_535)] = 4789
+
+
 class Lab(Strict):
     """A whole topology, as written (before expansion).
 
@@ -743,6 +756,7 @@ class Lab(Strict):
     links: list[Link] = []
     tunnels: list[Tunnel] = []
     verify: list[Check] | None = None
+    multihost: MultiHost = MultiHost()
 
     @model_validator(mode="before")
     @classmethod

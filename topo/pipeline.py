@@ -33,7 +33,7 @@ class Compiled:
         return self.model.name
 
 
-def compile_file(path: str, sticky: bool = False) -> Compiled:
+def compile_file(path: str, sticky: bool = False, hosts: dict | None = None) -> Compiled:
     """Load, validate and expand ``path``. Raises InputError (exit 2) with every problem of
     the first phase that has any (load, validate, then the expansion's phases); the raw
     document is dropped once validated.
@@ -41,10 +41,14 @@ def compile_file(path: str, sticky: bool = False) -> Compiled:
     ``sticky``: keep the pool allocations of the lab's last apply (its lab directory's
     expanded.yml), so edits do not renumber unedited nodes. The CLI sets it; tests and the
     inventory plugin see the file alone.
+
+    ``hosts``: the build hosts ``{name: vars}`` (:func:`topo.inventory.build_hosts`) the lab
+    is placed on; default one host, localhost (:func:`topo.expand.expand`).
     """
     model = resolve(load(path))
     previous = _previous(model.name) if sticky else None
-    return Compiled(path, model, expand(model, previous))
+    foreign = _foreign_vnis(model.name, hosts) if sticky and hosts and len(hosts) > 1 else None
+    return Compiled(path, model, expand(model, previous, hosts, foreign))
 
 
 def lab_name(path: str) -> str:
@@ -80,6 +84,20 @@ def _previous(lab: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _foreign_vnis(lab: str, hosts: dict) -> dict[int, str]:
+    """``{VNI: lab}`` of the stitch VNIs other labs of this machine's lab directories hold
+    on any of ``hosts`` (their allocation.json), which this lab must not take."""
+    out = {}
+    for other in labdir.known_labs():
+        if other == lab:
+            continue
+        alloc = _previous(other) or {}
+        if set((alloc.get("placement") or {}).values()) & set(hosts):
+            for vni in (alloc.get("vnis") or {}).values():
+                out.setdefault(vni, other)
+    return out
 
 
 def write_inventory(compiled: Compiled) -> str:

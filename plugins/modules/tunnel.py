@@ -16,6 +16,13 @@ description:
     range, learning, GRE key, TTL - cannot be changed in place, so a device that differs in
     any is removed and made again (reported as a C(fix), "recreated"). MTU, bridge
     membership (master), administrative state and the ownership alias are set in place.
+  - A multi-host lab joins its build hosts with VXLAN devices whose UDP socket lives in the
+    build host's namespace while the device lives in a node's (O(tunnels[].underlay_netns));
+    the device is made from that namespace directly in O(tunnels[].netns) (one netlink
+    request with IFLA_NET_NS_FD; the kernel keeps the socket where the request came from and
+    reports it as the device's link-netns). Where the socket lives is compared like the
+    underlay addresses (a device whose socket is elsewhere is made again). The all-zero FDB
+    entries of O(tunnels[].fdb) (head-end replication) are compared and set in place.
   - A device under a declared name that does not carry this lab's alias is refused, never
     adopted or removed.
   - With O(prune=true), tunnel devices carrying this lab's alias in O(namespaces) that are no
@@ -38,7 +45,11 @@ options:
       netns: {description: Namespace of this end (where its underlay routes are)., type: str, required: true}
       ifname: {description: Device name (at most 15 characters)., type: str, required: true}
       local: {description: Underlay IPv4 address this end sends from., type: str, required: true}
-      remote: {description: Underlay IPv4 address of the other end., type: str, required: true}
+      remote:
+        description:
+          - "Underlay IPv4 address of the other end; required for gre and gretap. A vxlan
+            without one floods to the addresses of O(tunnels[].fdb)."
+        type: str
       mtu: {description: MTU in bytes; 1500 when omitted., type: int}
       master: {description: "Bridge in the same namespace to enslave the device to (vxlan and gretap).", type: str}
       ttl: {description: "Outer TTL; omitted or 0 inherits the inner packet's.", type: int}
@@ -47,6 +58,22 @@ options:
       srcport: {description: "VXLAN UDP source port range, [low, high]; the kernel's default when omitted.", type: list, elements: int}
       learning: {description: VXLAN learns remote MACs from received frames., type: bool, default: true}
       key: {description: GRE key, 0-4294967295 (gre and gretap)., type: int}
+      underlay_netns:
+        description:
+          - "Namespace the device is made in, where its UDP socket stays: C(/) is the namespace
+            the module runs in (the build host's own), any other value a namespace under
+            /run/netns. The device itself is made in O(tunnels[].netns). Omitted (or equal to
+            O(tunnels[].netns)): the device and its socket are both in O(tunnels[].netns)."
+        type: str
+      fdb:
+        description:
+          - "Underlay IPv4 addresses (vxlan): each gets an all-zero FDB entry
+            (C(00:00:00:00:00:00 dst ADDRESS)), so broadcast, multicast and unknown unicast
+            are sent to every one of them (head-end replication). Entries not listed are removed."
+        type: list
+        elements: str
+        default: []
+      mac: {description: "MAC address of the device (lower case), set after it is made.", type: str}
   features:
     description: Kernel features to check before anything is built (the lab's tunnel kinds).
     type: list
@@ -70,6 +97,16 @@ EXAMPLES = r"""
       - {kind: vxlan, netns: topo-demo-t1, ifname: vxlan42, vni: 42, local: 10.1.0.17, remote: 10.1.0.21,
          mtu: 1450, master: tbr1}
     namespaces: [topo-demo-leaf1, topo-demo-leaf2, topo-demo-t1]
+
+- name: On build host hostA, a cross-host link's end and a cross-host bridge's flooding VXLAN
+  topo.lab.tunnel:
+    lab: demo
+    tunnels:
+      - {kind: vxlan, netns: topo-demo-h1, ifname: eth0, vni: 10000, local: 198.18.0.1, remote: 198.18.0.2,
+         mtu: 1450, underlay_netns: /}
+      - {kind: vxlan, netns: topo-demo-lan, ifname: vxlan10001, vni: 10001, local: 198.18.0.1, mtu: 1450,
+         master: lan, underlay_netns: /, fdb: [198.18.0.2, 198.18.0.3]}
+    namespaces: [topo-demo-h1, topo-demo-lan]
 """
 
 RETURN = r"""

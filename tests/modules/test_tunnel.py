@@ -163,3 +163,146 @@ def test_a_half_made_tunnel_is_finished_not_refused(lab, ansible):
     sh("ip", "-n", a, "link", "set", "vxlan42", "group", "default", "alias", "")
     refused = ansible.one("tunnel", params)
     assert refused.get("failed") and "was not made by topo" in refused["msg"], refused
+
+
+# --------------------------------------------------------------------------
+# Multi-host stitching: VXLAN devices whose socket lives in the build host's namespace
+# --------------------------------------------------------------------------
+
+HOSTS = ("hostA", "hostB", "hostC")
+
+
+def build_hosts(lab):
+    """Three scratch namespaces standing in for build hosts, on one underlay: veths into a
+    bridge ``ul`` in namespace ``underlay``; host i has 198.18.9.i/24 on its ``u0``."""
+    hub = lab.make_ns("underlay")
+    lab.make_bridge(hub, "ul")
+    hosts = {}
+    for i, h in enumerate(HOSTS, 1):
+        ns = lab.make_ns(h)
+        lab.make_veth(ns, "u0", hub, "u-" + h)
+        sh("ip", "-n", hub, "link", "set", "u-" + h, "master", "ul")
+        sh("ip", "-n", ns, "addr", "add", "198.18.9.%d/24" % i, "dev", "u0")
+        hosts[h] = (ns, "198.18.9.%d" % i)
+    return hosts
+
+
+def read_back(ns, ifname):
+    """Independent read-back (iproute2): the device's vxlan attributes, where its socket
+    lives (link-netns, by name), its MTU, master, and its all-zero FDB destinations."""
+    link = json.loads(sh("ip", "-d", "-j", "-n", ns, "link", "show", "dev", ifname))[0]
+    ids = {e["nsid"]: e.get("name") for e in json.loads(sh("ip", "-j", "-n", ns, "netns", "list-id") or "[]")}
+    fdb = json.loads(sh("bridge", "-j", "-n", ns, "fdb", "show", "dev", ifname) or "[]")
+    data = link["linkinfo"]["info_data"]
+    return {"vni": data["id"], "local": data.get("local"), "remote": data.get("remote"), "port": data["port"],
+            "mtu": link["mtu"], "master": link.get("master"), "up": "UP" in link["flags"],
+            "underlay": ids.get(link.get("link_netnsid")) if "link_netnsid" in link else None,
+            "fdb": sorted(e["dst"] for e in fdb if e.get("mac") == "00:00:00:00:00:00" and e.get("dst"))}
+
+
+def listens(ns, port):
+    """True when namespace ``ns`` has a UDP socket bound to ``port`` (the VXLAN socket)."""
+    return any(line.split()[3].endswith(":%d" % port) for line in
+               sh("ip", "netns", "exec", ns, "ss", "-ulnH").splitlines() if line.strip())
+
+
+def test_cross_host_link_socket_in_the_build_host(lab, ansible):
+    """A cross-host link: one VXLAN per end, made from the build host's namespace (given by
+    name) straight into the node's; the socket stays in the host, nodes ping over it."""
+    hosts = build_hosts(lab)
+    (ha, ua), (hb, ub) = hosts["hostA"], hosts["hostB"]
+    n1, n2 = lab.make_ns("n1"), lab.make_ns("n2")
+    ends = [dict(kind="vxlan", netns=n1, ifname="eth0", vni=10000, local=ua, remote=ub, mtu=1450,
+                 underlay_netns=ha, mac="02:00:00:00:77:01"),
+            dict(kind="vxlan", netns=n2, ifname="eth0", vni=10000, local=ub, remote=ua, mtu=1450, underlay_netns=hb)]
+    params = {"lab": lab.name, "tunnels": ends, "namespaces": [n1, n2]}
+    four_steps(ansible, lab, "tunnel", params, [("create", "tunnel", n1 + "/eth0"), ("create", "tunnel", n2 + "/eth0")])
+    for ns, host, local, remote in ((n1, ha, ua, ub), (n2, hb, ub, ua)):
+        assert read_back(ns, "eth0") == {"vni": 10000, "local": local, "remote": remote, "port": 4789, "mtu": 1450,
+                                         "master": None, "up": True, "underlay": host, "fdb": [remote]}
+        assert listens(host, 4789) and not listens(ns, 4789)
+    assert links(n1)["eth0"]["mac"] == "02:00:00:00:77:01"
+    assert "eth0" not in links(ha)
+    sh("ip", "-n", n1, "addr", "add", "10.77.0.1/30", "dev", "eth0")
+    sh("ip", "-n", n2, "addr", "add", "10.77.0.2/30", "dev", "eth0")
+    assert "3 received" in sh("ip", "netns", "exec", n1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2")
+    # drift: the same device made inside the node (socket there) is made again from the host
+    sh("ip", "-n", n1, "link", "del", "eth0")
+    sh("ip", "-n", n1, "link", "add", "eth0", "type", "vxlan", "id", "10000", "local", ua, "remote", ub,
+       "dstport", "4789")
+    sh("ip", "-n", n1, "link", "set", "eth0", "alias", lab.if_marker, "mtu", "1450", "address", "02:00:00:00:77:01",
+       "up")
+    plan, fix, again = ansible.run(step("tunnel", params, check=True), step("tunnel", params), step("tunnel", params))
+    for result in (plan, fix):
+        assert changes(result) == [("fix", "tunnel", n1 + "/eth0")]
+        assert detail(result, "fix", n1 + "/eth0") == "recreated: underlay None -> %s" % ha
+    assert_noop(again)
+    assert read_back(n1, "eth0")["underlay"] == ha
+    # pruned when no longer declared
+    pruned = ok(ansible.one("tunnel", dict(params, tunnels=ends[1:])))
+    assert changes(pruned) == [("remove", "tunnel", n1 + "/eth0")]
+    assert "eth0" not in links(n1)
+
+
+def test_cross_host_segment_head_end_replication(lab, ansible):
+    """A bridge segment over three hosts: a copy of the bridge on each, joined by one VXLAN
+    per host (no remote; all-zero FDB entries toward the two other hosts), made by the
+    module running inside each host's namespace (underlay_netns "/"). A broadcast from a
+    member on hostA is answered by the members on hostB and hostC."""
+    hosts = build_hosts(lab)
+    plan, members = {}, {}
+    for i, (h, (ns, addr)) in enumerate(sorted(hosts.items()), 1):
+        lan = lab.make_ns("lan" + h[-1])
+        lab.make_bridge(lan, "lan")
+        m = lab.make_ns("m" + h[-1])
+        lab.make_veth(m, "eth0", lan, "m-eth0")
+        sh("ip", "-n", lan, "link", "set", "m-eth0", "master", "lan")
+        sh("ip", "-n", m, "addr", "add", "192.168.77.%d/24" % i, "dev", "eth0")
+        sh("ip", "netns", "exec", m, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0")
+        members[h] = m
+        plan[h] = {"lab": lab.name, "namespaces": [lan], "tunnels": [dict(
+            kind="vxlan", netns=lan, ifname="vxlan10001", vni=10001, local=addr, mtu=1450, master="lan",
+            underlay_netns="/", fdb=sorted(a for o, (_, a) in hosts.items() if o != h))]}
+
+    def steps(check=False, params=plan):
+        return [step("tunnel", params[h], check=check, netns=hosts[h][0]) for h in HOSTS]
+
+    results = ansible.run(*steps(check=True))
+    assert [changes(r) for r in results] == [[("create", "tunnel", plan[h]["namespaces"][0] + "/vxlan10001")]
+                                             for h in HOSTS]
+    assert all("vxlan10001" not in links(plan[h]["namespaces"][0]) for h in HOSTS)
+    results = ansible.run(*steps(), *steps(), *steps(check=True))
+    assert all(ok(r)["changed"] for r in results[:3])
+    for r in results[3:]:
+        assert_noop(r)
+    for h in HOSTS:
+        lan, addr = plan[h]["namespaces"][0], hosts[h][1]
+        got = read_back(lan, "vxlan10001")
+        assert got == {"vni": 10001, "local": addr, "remote": None, "port": 4789, "mtu": 1450, "master": "lan",
+                       "up": True, "underlay": hosts[h][0], "fdb": plan[h]["tunnels"][0]["fdb"]}
+        assert listens(hosts[h][0], 4789) and not listens(lan, 4789)
+    out = sh("ip", "netns", "exec", members["hostA"], "ping", "-b", "-c", "3", "-i", "0.3", "-W", "2",
+             "192.168.77.255")
+    assert "from 192.168.77.2" in out and "from 192.168.77.3" in out, out
+    for target in ("192.168.77.2", "192.168.77.3"):
+        assert "2 received" in sh("ip", "netns", "exec", members["hostA"], "ping", "-c", "2", "-i", "0.2", "-W", "2",
+                                  target)
+    # drift on hostB: an FDB entry gone, a foreign one added, the MTU changed: one fix, in place
+    lan_b, ua, uc = plan["hostB"]["namespaces"][0], hosts["hostA"][1], hosts["hostC"][1]
+    index = links(lan_b)["vxlan10001"]["index"]
+    sh("bridge", "-n", lan_b, "fdb", "del", "00:00:00:00:00:00", "dev", "vxlan10001", "dst", ua)
+    sh("bridge", "-n", lan_b, "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan10001", "dst", "198.18.9.99")
+    sh("ip", "-n", lan_b, "link", "set", "vxlan10001", "mtu", "1400")
+    fixed, again = ansible.run(step("tunnel", plan["hostB"], netns=hosts["hostB"][0]),
+                               step("tunnel", plan["hostB"], netns=hosts["hostB"][0]))
+    assert changes(fixed) == [("fix", "tunnel", lan_b + "/vxlan10001")]
+    assert detail(fixed, "fix", lan_b + "/vxlan10001") == \
+        "fdb ['%s', '198.18.9.99'] -> ['%s', '%s'], mtu 1400 -> 1450" % (uc, ua, uc)
+    assert_noop(again)
+    assert read_back(lan_b, "vxlan10001")["fdb"] == [ua, uc] and links(lan_b)["vxlan10001"]["index"] == index
+    # state absent on every host: the devices go, the bridges stay
+    gone = ansible.run(*steps(params={h: dict(p, tunnels=[]) for h, p in plan.items()}))
+    assert [changes(r) for r in gone] == [[("remove", "tunnel", plan[h]["namespaces"][0] + "/vxlan10001")]
+                                          for h in HOSTS]
+    assert all("vxlan10001" not in links(plan[h]["namespaces"][0]) and "lan" in links(plan[h]["namespaces"][0])
+               for h in HOSTS)

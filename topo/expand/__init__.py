@@ -15,6 +15,9 @@ key, with units, is documented in :mod:`topo.expand.shape` (:class:`~topo.expand
     tunnels:     [{kind, netns, ifname, local, remote, mtu, master, ttl, vni?, dstport?, srcport?, learning?, key?}]
     impairments: [{netns, ifname, delay, jitter, loss, rate}]
     checks:      [{type: ping, from, targets: [{node, address, expect}]}, capture, cast and iperf3 checks]
+    several build hosts only: host on nodes, veths, tunnels, impairments; hosts on bridges;
+    stitches:    [{kind: vxlan, host, netns, ifname, underlay_netns, local, remote, mtu, master, vni, dstport, fdb, stitch}]
+    hosts:       {name: {underlay, underlay_mtu, nodes}}
 
 The phases, one module each, in order, over one :class:`~topo.expand.state.Expansion`;
 the run stops between phases when one found problems (InputError, exit 2, naming the
@@ -24,7 +27,9 @@ phase and every problem as ``file:line: field: message``):
 phase        module                                             gate
 ===========  =================================================  =====================
 references   :mod:`topo.expand.names`                           ``references``
+placement    :mod:`topo.expand.placement`                       ``placement``
 segments     :mod:`topo.expand.segments`, :mod:`~.tunnels`
+stitching    :mod:`topo.expand.stitch` (several build hosts)    ``stitching``
 subnets      :mod:`topo.expand.addressing` (subnets, pools)     ``addressing``
 addresses    :mod:`topo.expand.addressing` (addresses)          ``addressing``
 underlay     :mod:`topo.expand.underlay`                        ``tunnels``
@@ -50,7 +55,8 @@ named after the bridge; the bridge-side end of a node's veth is ``<node>-<ifname
 from __future__ import annotations
 
 from topo.errors import Problems
-from topo.expand import addressing, checks, mtu, names, output, routing, segments, tunnels, underlay
+from topo.expand import (addressing, checks, mtu, names, output, placement, routing, segments, stitch, tunnels,
+                         underlay)
 from topo.expand.names import IFNAMSIZ, NS_PREFIX, RESERVED, netns_name, port_name
 from topo.expand.mtu import OVERHEAD
 from topo.expand.shape import Expanded
@@ -65,7 +71,9 @@ def previous_allocation(expanded: dict | None) -> dict:
     """What an expansion allocated, for a later :func:`expand` to keep:
     ``{"segments": {name: subnet}, "addresses": {"node:ifname": cidr}, "loopbacks": {node: cidr},
     "segments6": ..., "addresses6": ..., "loopbacks6": ...}`` (the ``6`` maps: IPv6, empty
-    when the earlier expansion had none). Given that dict itself, returns it."""
+    when the earlier expansion had none), and when the lab was placed on several build hosts
+    ``"placement": {node: host}`` and ``"vnis": {stitch: VNI}``. Given that dict itself,
+    returns it."""
     keys = ("segments", "addresses", "loopbacks", "segments6", "addresses6", "loopbacks6")
     if not expanded:
         return {k: {} for k in keys}
@@ -73,7 +81,11 @@ def previous_allocation(expanded: dict | None) -> dict:
         return {k: {} for k in keys} | expanded
     nodes = expanded.get("nodes") or {}
     segments = expanded.get("segments") or {}
-    return {
+    spread = {}
+    if expanded.get("stitches") is not None:
+        spread = {"placement": {n: node["host"] for n, node in nodes.items() if node.get("host")},
+                  "vnis": {s["stitch"]: s["vni"] for s in expanded["stitches"]}}
+    return spread | {
         "segments": {name: s.get("subnet") for name, s in segments.items()},
         "addresses": {f"{n}:{i['ifname']}": i["address"] for n, node in nodes.items()
                       for i in node.get("interfaces") or [] if i.get("address")},
@@ -85,7 +97,8 @@ def previous_allocation(expanded: dict | None) -> dict:
     }
 
 
-def expand(lab: Lab, previous: dict | None = None) -> Expanded:
+def expand(lab: Lab, previous: dict | None = None, hosts: dict | None = None,
+           foreign_vnis: dict | None = None) -> Expanded:
     """Expand ``lab`` (validated by :func:`topo.model.resolve`, which gives it its source
     positions); raises InputError with every problem of the first phase that has any.
 
@@ -94,13 +107,27 @@ def expand(lab: Lab, previous: dict | None = None) -> Expanded:
     they still fit, so editing a lab (adding or removing a node) does not renumber the nodes
     that were not edited. The result is a function of (file, previous) alone: deterministic
     either way.
+
+    ``hosts`` are the build hosts, ``{name: vars}`` in inventory order
+    (:func:`topo.inventory.build_hosts`); default one host, ``localhost``, on which the lab
+    expands exactly as it always has. With several, the nodes are placed
+    (:mod:`~topo.expand.placement`, sticky through ``previous`` too) and what crosses hosts
+    is stitched with VXLAN (:mod:`~topo.expand.stitch`). ``foreign_vnis`` ``{VNI: lab}``:
+    the VNIs other labs hold on the same build hosts; new stitches skip them, and a kept VNI
+    among them is refused (before anything is built).
     """
-    x = Expansion(lab, previous_allocation(previous), Problems(lab.source.file))
+    x = Expansion(lab, previous_allocation(previous), Problems(lab.source.file),
+                  hosts=dict(hosts) if hosts else {"localhost": {}}, foreign_vnis=dict(foreign_vnis or {}))
     names.references(x)
     x.gate("references")
+    placement.placement(x)
+    x.gate("placement")
     segments.segments(x)
     tunnels.tunnels(x)
     segments.check_ports(x)
+    if len(x.hosts) > 1:
+        stitch.stitch(x)
+        x.gate("stitching")
     addressing.subnets(x)
     x.gate("addressing")
     addressing.pools(x)
@@ -117,4 +144,6 @@ def expand(lab: Lab, previous: dict | None = None) -> Expanded:
     output.nodes(x)
     found = checks.checks(x)
     x.gate("checks")
-    return output.result(x, found)
+    expanded = output.result(x, found)
+    stitch.hosts_of(x, expanded)
+    return expanded

@@ -62,7 +62,8 @@ class Node(TypedDict):
     ``sysctls:`` win); loopback: ``a.b.c.d/32`` or None; loopback6 (IPv6 lab only):
     ``x:x::x/128`` or None; routes in order (IPv4 first, then IPv6; in each by network, the
     default last); anycast: the ``a.b.c.d/32`` and ``x:x::x/128`` addresses it shares with
-    other nodes on ``lo`` (only when it has some); container: docker nodes only."""
+    other nodes on ``lo`` (only when it has some); container: docker nodes only; host: the
+    build host it is placed on (several build hosts only, :mod:`topo.expand.placement`)."""
 
     kind: str
     netns: str
@@ -75,6 +76,7 @@ class Node(TypedDict):
     routes: list[Route]
     anycast: NotRequired[list[str]]
     container: NotRequired[Container]
+    host: NotRequired[str]
 
 
 class Bridge(TypedDict):
@@ -83,7 +85,9 @@ class Bridge(TypedDict):
     its segment's ``a.b.c.d/len``; subnet6 (IPv6 lab only): its segment's ``x:x::/len`` or
     None; mtu: bytes or None; mcast_snooping / mcast_querier:
     IGMP snooping and querier on the bridge; ports: bridge-side veth ends and tunnel ends
-    plugged in, in link order."""
+    plugged in, in link order; hosts: the build hosts that hold a copy (several build hosts
+    only: a bridge in a node is on the node's host, one in its own namespace on every host
+    with members, the copies joined by a :class:`Stitch`)."""
 
     netns: str
     node: str | None
@@ -95,6 +99,7 @@ class Bridge(TypedDict):
     mcast_snooping: bool
     mcast_querier: bool
     ports: list[str]
+    hosts: NotRequired[list[str]]
 
 
 class Segment(TypedDict):
@@ -123,10 +128,12 @@ class VethEnd(TypedDict):
 
 
 class Veth(TypedDict):
-    """A veth pair; ``a`` is a node's end, ``b`` the other node's or the bridge's."""
+    """A veth pair; ``a`` is a node's end, ``b`` the other node's or the bridge's; host:
+    the build host it is made on (several build hosts only)."""
 
     a: VethEnd
     b: VethEnd
+    host: NotRequired[str]
 
 
 class Tunnel(TypedDict):
@@ -152,6 +159,7 @@ class Tunnel(TypedDict):
     srcport: NotRequired[list[int] | None]
     learning: NotRequired[bool]
     key: NotRequired[int | None]
+    host: NotRequired[str]
 
 
 class Impairment(TypedDict):
@@ -164,6 +172,49 @@ class Impairment(TypedDict):
     jitter: float | None
     loss: float | None
     rate: int | None
+    host: NotRequired[str]
+
+
+class Stitch(TypedDict):
+    """A VXLAN device that joins build hosts (:mod:`topo.expand.stitch`), made on ``host``
+    in its own namespace (``underlay_netns`` ``"/"``: the UDP socket stays there) and moved
+    into ``netns`` as ``ifname``: a cross-host link's end (the link's interface name, or the
+    bridge-side port name) or a cross-host bridge's ``vxlan<VNI>``. local / remote: the
+    build hosts' underlay ``a.b.c.d`` (remote None for a bridge's); mtu: bytes (the smallest
+    underlay MTU minus 50, unless the link declares one); master: the bridge it is plugged
+    into or None; vni (``multihost.vni_base`` upwards, sticky); dstport: UDP
+    (``multihost.port``); fdb: the other hosts' underlay addresses, one all-zero FDB entry
+    each (head-end replication), [] for a link; stitch: what it joins, ``link a:if--b:if``
+    or ``bridge NAME`` (the key its VNI is kept under); mac: the end's declared MAC.
+    ttl, srcport, learning as :class:`Tunnel`."""
+
+    kind: Literal["vxlan"]
+    host: str
+    netns: str
+    ifname: str
+    underlay_netns: str
+    local: str
+    remote: str | None
+    mtu: int
+    master: str | None
+    ttl: None
+    vni: int
+    dstport: int
+    srcport: None
+    learning: bool
+    fdb: list[str]
+    stitch: str
+    mac: NotRequired[str]
+
+
+class BuildHost(TypedDict):
+    """A build host the lab is placed on: its underlay ``a.b.c.d`` (``topo_underlay``, else
+    ``ansible_host``), underlay_mtu (bytes, ``topo_underlay_mtu``, default 1500) and the
+    number of nodes placed on it."""
+
+    underlay: str
+    underlay_mtu: int
+    nodes: int
 
 
 class PingTarget(TypedDict):
@@ -299,7 +350,8 @@ class Expanded(TypedDict):
     name in declaration order; segments by name; veths, tunnels and impairments in link
     order; checks: pings first (by source node), then the others in ``verify:`` order;
     warnings (only when there are some): what is built anyway but will not behave as a user
-    may expect (``mtu_check: warn``), each ``file:line: field: message``."""
+    may expect (``mtu_check: warn``), each ``file:line: field: message``. Several build hosts
+    add stitches (links, then bridges) and hosts (inventory order)."""
 
     lab: str
     routing: Literal["auto", "none"]
@@ -312,3 +364,5 @@ class Expanded(TypedDict):
     impairments: list[Impairment]
     checks: list[Check]
     warnings: NotRequired[list[str]]
+    stitches: NotRequired[list[Stitch]]
+    hosts: NotRequired[dict[str, BuildHost]]

@@ -90,6 +90,12 @@ class Expansion:
     addresses it reaches, ``reach_segments6`` the same for IPv6 (routing); ``out_nodes``
     (output shape of nodes, which the checks read). ``v6``: whether the lab has IPv6
     (:attr:`topo.model.Lab.has_ipv6`; only then does the output have the IPv6 keys).
+
+    Several build hosts (``hosts``, ``{name: vars}`` of the build-host inventory, in its
+    order): ``placement`` ``{node: host}`` (placement); ``bridge_hosts`` ``{bridge: [host]}``,
+    ``veth_hosts`` (the host of each of ``veths``, same order) and ``stitches`` (the VXLAN
+    devices that join hosts, output shape) (stitching), avoiding ``foreign_vnis``
+    ``{VNI: lab}`` (other labs' on the same hosts). One host: placement alone.
     """
 
     lab: Lab
@@ -112,6 +118,12 @@ class Expansion:
     reach_segments: dict[str, set[str]] = field(default_factory=dict)
     reach_segments6: dict[str, set[str]] = field(default_factory=dict)
     out_nodes: dict[str, dict] = field(default_factory=dict)
+    hosts: dict[str, dict] = field(default_factory=lambda: {"localhost": {}})
+    placement: dict[str, str] = field(default_factory=dict)
+    bridge_hosts: dict[str, list[str]] = field(default_factory=dict)
+    veth_hosts: list[str] = field(default_factory=list)
+    stitches: list[dict] = field(default_factory=list)
+    foreign_vnis: dict[int, str] = field(default_factory=dict)
 
     v6: bool = False
     #: What is built anyway but will not behave as a user may expect, ``file:line: field: message``.

@@ -18,6 +18,7 @@ groups          groups of ``node``, separated by ``;`` or spaces (Ansible groups
 forwarding      ``true`` makes ``node`` a router (IPv4 forwarding on)
 kind            what ``node`` is: ``netns`` (default, a network namespace) or ``docker`` (a container)
 image           the image of a docker ``node`` (default topo-node:latest)
+host            the build host ``node`` is placed on (default: placed automatically)
 type            ``veth`` (default), or a tunnel to ``peer``: ``vxlan``, ``gre``, ``gretap``
 vni             the VXLAN network identifier (vxlan rows)
 dstport         the VXLAN UDP port (default 4789)
@@ -52,7 +53,7 @@ from topo.load import RawLab
 
 COLUMNS = ("node", "ifname", "address", "peer", "peer_ifname", "peer_address", "bridge",
            "subnet", "mtu", "groups", "forwarding", "type", "vni", "dstport", "key", "peer_bridge",
-           "delay", "jitter", "loss", "rate", "kind", "image")
+           "delay", "jitter", "loss", "rate", "kind", "image", "host")
 TUNNEL_TYPES = ("vxlan", "gre", "gretap")
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 #: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
@@ -209,7 +210,7 @@ def _row(lab, row, line, problems, nodes, bridges, links):
         problems.add(line, "column 'forwarding'", f"{row['forwarding']!r} is not true or false")
     elif fwd:
         _node_attribute(lab, problems, line, name, "forwarding", fwd in TRUE, row["forwarding"])
-    for col in ("kind", "image"):
+    for col in ("kind", "image", "host"):
         if row.get(col, ""):
             _node_attribute(lab, problems, line, name, col, row[col], row[col])
 

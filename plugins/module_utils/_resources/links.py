@@ -141,10 +141,12 @@ def fix_end(tables, end, lab):
     return diff
 
 
-def converge_end(changes, tables, end, have, lab, check):
+def converge_end(changes, tables, end, have, lab, check, extra=None):
     """Compare an existing device ``have`` with ``end`` (MTU, MAC, master, up, alias): record
-    one ``fix`` with every difference (master by bridge name), and set them unless ``check``."""
+    one ``fix`` with every difference (master by bridge name), and set them unless ``check``.
+    ``extra``: more {key: (have, want)} differences the caller sets itself, in the same fix."""
     diff = differences(have, wanted_end(tables, end, lab))
+    diff.update(extra or {})
     if not diff:
         return
     if "master" in diff:
