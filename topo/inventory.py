@@ -5,7 +5,8 @@ Two kinds of hosts (DESIGN.md 3):
 * ``topo_hosts`` - the machines that build the lab, taken from a build-host inventory
   (default: the collection's ``inventories/localhost.yml``, this machine with connection
   local; see :func:`build_hosts`); ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
-  which the roles pass to the batched modules;
+  which the roles pass to the batched modules (``topo_execs``, the nodes' ``exec:`` commands
+  for topo.lab.exec, only when some node has them);
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
   nodes with community.docker's ``docker`` connection, inside the container. Every node is
@@ -100,11 +101,14 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
     namespaces += [{"name": b["netns"], "node": name, "sysctls": {}, "kind": "netns"}
                    for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
+    managed = expanded.get("autoaddress", True)  # False: unaddressed interfaces are left to exec:
     for node in nodes.values():
         lo = ([node["loopback"]] if node["loopback"] else []) + node.get("anycast", [])
         if lo:
             addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": lo})
         for iface in node["interfaces"]:
+            if not managed and not iface["address"]:
+                continue
             addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
                               "addresses": [iface["address"]] if iface["address"] else []})
     build = {
@@ -126,6 +130,10 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }
+    execs = [{"node": name, "netns": n["netns"], "kind": n["kind"], "commands": n["exec"]}
+             for name, n in nodes.items() if n.get("exec")]
+    if execs:
+        build["topo_execs"] = execs
     pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
     files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": build}
     for name, node in nodes.items():

@@ -148,6 +148,26 @@ class Node(NodeDefaults):
     #: Service addresses this node shares with others (anycast): /32s on its lo, routed to
     #: the nearest holder by ``routing: auto``.
     anycast: list[str] = []
+    #: Commands run inside the node once, right after the apply that created it (argv lists;
+    #: a string is split like a shell would, never run by one): containerlab's ``exec:``.
+    exec: list[list[str]] | None = None
+
+    @field_validator("exec", mode="before")
+    @classmethod
+    def _exec(cls, v):
+        """Each command is an argv list, or a string split with shlex (``sh -c '...'`` for a shell)."""
+        if isinstance(v, list):
+            import shlex
+            out = []
+            for cmd in v:
+                try:
+                    out.append(shlex.split(cmd) if isinstance(cmd, str) else cmd)
+                except ValueError as exc:
+                    raise ValueError(f"exec {cmd!r}: {exc}") from None
+            if any(isinstance(c, list) and not c for c in out):
+                raise ValueError("an exec command is empty")
+            return out
+        return v
 
     @field_validator("loopback")
     @classmethod
@@ -631,6 +651,9 @@ class Lab(Strict):
 
     name: LabName
     routing: Literal["auto", "none"] = "none"
+    #: False: no pool addresses; interfaces without a declared address are left to the
+    #: nodes' exec: commands (containerlab labs).
+    autoaddress: bool = True
     defaults: NodeDefaults = NodeDefaults()
     addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
     nodes: dict[Name, Node]

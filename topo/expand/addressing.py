@@ -5,7 +5,8 @@
    these may overlap.
 2. :func:`pools`: every segment still without one takes the next free subnet of the
    ``lan`` pool (bridges) or ``p2p`` pool (point-to-point); ``loopback: true`` takes a /32
-   of the ``loopback`` pool. Pools are walked lazily and skip every subnet that overlaps
+   of the ``loopback`` pool (not with ``autoaddress: false``: such segments stay
+   unaddressed, their addresses left to the nodes' ``exec:`` commands). Pools are walked lazily and skip every subnet that overlaps
    one already taken. An allocation of ``x.prior`` is kept where it still fits, so editing
    a lab does not renumber the nodes that were not edited.
 3. :func:`addresses`: declared addresses are checked against their segment's subnet; the
@@ -80,7 +81,7 @@ def pools(x: Expansion) -> None:
         return None
 
     for seg in x.segments.values():
-        if seg.subnet is None and seg.members:
+        if seg.subnet is None and seg.members and lab.autoaddress:
             seg.subnet = allocate("lan" if seg.kind == "lan" else "p2p", len(seg.members),
                                   f"segment {seg.name}", seg.path, prior["segments"].get(seg.name))
     for name, node in lab.nodes.items():

@@ -47,7 +47,8 @@ class Node(TypedDict):
     ``{name: "value"}`` with ``net.ipv4.ip_forward`` always set; loopback: ``a.b.c.d/32`` or
     None; routes in order (most specific network first, the default last); anycast: the
     ``a.b.c.d/32`` addresses it shares with other nodes on ``lo`` (only when it has some);
-    container: docker nodes only."""
+    container: docker nodes only; exec: the commands (argv lists) run inside it right after the
+    apply that created it (only when it has some)."""
 
     kind: str
     netns: str
@@ -58,6 +59,7 @@ class Node(TypedDict):
     interfaces: list[Interface]
     routes: list[Route]
     anycast: NotRequired[list[str]]
+    exec: NotRequired[list[list[str]]]
     container: NotRequired[Container]
 
 
@@ -273,10 +275,13 @@ class Expanded(TypedDict):
     """The expanded lab. lab: its name; routing: ``auto`` or ``none``; features: kernel
     features it needs (tunnel types, ``netem``, ``tbf``), sorted; nodes and bridges by
     name in declaration order; segments by name; veths, tunnels and impairments in link
-    order; checks: pings first (by source node), then the others in ``verify:`` order."""
+    order; checks: pings first (by source node), then the others in ``verify:`` order;
+    autoaddress: only when False (no pool addresses; topo leaves the addresses of
+    interfaces with ``address: None`` alone, for the nodes' ``exec:`` commands)."""
 
     lab: str
     routing: Literal["auto", "none"]
+    autoaddress: NotRequired[bool]
     features: list[str]
     nodes: dict[str, Node]
     bridges: dict[str, Bridge]
