@@ -233,11 +233,11 @@ class _Mapper:
             self.error(kind_path, f"kind {kind!r} is not supported; {SUPPORTED}")
             return
         levels = [defaults, per_kind.get(kind) or {}, own]
-        if kind == "bridge":
-            given = sorted({k for level in levels for k in level} - {"kind"})
-            for key in given:
-                where = next(level[key][1] for level in reversed(levels) if key in level)
-                self.error(where, f"a bridge node takes no {key}; {SUPPORTED}")
+        if kind == "bridge":  # the defaults are for the linux nodes (containerlab ignores them here too)
+            for level in levels[1:]:
+                for key, (_, where) in level.items():
+                    if key != "kind":
+                        self.error(where, f"a bridge node takes no {key}; {SUPPORTED}")
             self.out.data["bridges"][name] = {}
             self.put(("bridges", name), path)
             return
