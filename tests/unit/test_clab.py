@@ -200,3 +200,16 @@ def test_exec_runs_only_in_what_the_lab_run_created():
     ]
     assert fresh_namespaces(changes) == {"topo-l-a", "topo-l-c", "topo-l-d", "topo-l-e"}
     assert fresh_namespaces([]) == set()
+
+
+def test_the_brief_link_form_takes_an_mtu_as_containerlab_does(tmp_path):
+    path = write(tmp_path, """name: brief
+topology:
+  nodes: {l1: {kind: linux}, l2: {kind: linux}}
+  links:
+    - endpoints: ["l1:eth1", "l2:some1"]
+      mtu: 2000
+""")
+    e = compile_file(path).expanded
+    assert e["veths"] == [{"a": {"netns": "topo-brief-l1", "ifname": "eth1", "mtu": 2000},
+                           "b": {"netns": "topo-brief-l2", "ifname": "some1", "mtu": 2000}}]

@@ -23,8 +23,8 @@ node ``kind: bridge``                  a topo bridge in its own namespace
                                        ``env`` maps and ``binds`` (by container path) merge
 ``links: [{endpoints: [a:e1, b:e1]}]``  a veth (to a bridge node: a port of that bridge;
                                        the bridge side's interface name is topo's
-                                       ``<node>-<ifname>``)
-``links: [{type: veth, endpoints:      the same, with ``mtu`` and endpoint ``mac``
+                                       ``<node>-<ifname>``); ``mtu``
+``links: [{type: veth, endpoints:      the same, with endpoint ``mac``
 [{node, interface, mac}], mtu}]``
 =====================================  ====================================================
 
@@ -59,7 +59,7 @@ KINDS = ("linux", "bridge")
 #: Keys a node (and ``defaults``, and a ``kinds`` entry, which has no ``kind``) may have.
 NODE_KEYS = ("kind", "image", "cmd", "env", "binds", "exec")
 #: Management keys, ignored with a warning.
-MGMT_KEYS = ("mgmt-ipv4", "mgmt-ipv6", "mgmt_ipv6")
+MGMT_KEYS = ("mgmt-ipv4", "mgmt-ipv6", "mgmt_ipv4", "mgmt_ipv6")
 TOP_KEYS = ("name", "mgmt", "topology")
 TOPOLOGY_KEYS = ("nodes", "links", "defaults", "kinds")
 #: Link types containerlab has that topo refuses, and why.
@@ -301,11 +301,10 @@ class _Mapper:
             self.error(path + ("type",), f"type {kind!r} {why}" if why else
                        f"type {kind!r} is not a containerlab link type topo takes; {SUPPORTED}")
             return
-        allowed = ("endpoints",) if kind is None else ("type", "endpoints", "mtu")
         for key in link:
-            if key not in allowed:
-                hint = " (mtu needs the extended form: type: veth)" if key == "mtu" else ""
-                self.error(path + (key,), f"unknown or unsupported key{hint}; {SUPPORTED}")
+            if key not in ("type", "endpoints", "mtu"):
+                self.error(path + (key,), f"unknown or unsupported key; a link takes type, endpoints and mtu "
+                                          f"({SUPPORTED})")
         ends = link.get("endpoints")
         if not isinstance(ends, list) or len(ends) != 2:
             self.error(path + ("endpoints",), "a link has two endpoints, e.g. [\"a:eth1\", \"b:eth1\"]")
@@ -352,7 +351,7 @@ class _Mapper:
             out_ends.append(topo_end)
         k = len(self.out.data["links"])
         item = {"endpoints": out_ends}
-        if "mtu" in link and kind is not None:
+        if "mtu" in link:
             item["mtu"] = link["mtu"]
             self.put(("links", k, "mtu"), path + ("mtu",))
         self.put(("links", k), path)
