@@ -66,6 +66,9 @@ def lifecycle(topo_cli, docker_client, example, lab, namespaces, containers, exe
         assert pings(topo_cli, example, src, dst), f"{src} cannot ping {dst}"
     if extra:
         extra()
+    shown = topo_cli.json("show", example)
+    states = {f"{n['node']}:{i['ifname']}": i["state"] for n in shown["nodes"] for i in n["interfaces"]}
+    assert set(states.values()) == {"up"}, states  # the addresses exec: set are no drift
 
     again = topo_cli.json("apply", example)
     assert again["changed"] == 0, again["changes"]
