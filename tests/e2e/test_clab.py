@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import netns_list, root_state
+from tests.e2e.test_docker import clean, lab_containers  # noqa: F401 (clean: a fixture destroying the named labs)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -23,22 +24,6 @@ def addresses(netns, ifname):
     """The IPv4 addresses ``a.b.c.d/len`` on ``ifname`` in ``netns``."""
     return sorted(f"{a['local']}/{a['prefixlen']}" for link in ip_json(netns, "-4", "addr", "show", "dev", ifname)
                   for a in link.get("addr_info", []))
-
-
-def lab_containers(client, lab):
-    return sorted(n.lstrip("/") for c in client.api.containers(all=True, filters={"label": f"topo.lab={lab}"})
-                  for n in c["Names"][:1])
-
-
-@pytest.fixture
-def clean(docker_client, topo_cli):
-    """Destroy the labs a test names, and their containers, whatever happened."""
-    labs = []
-    yield labs
-    for lab in labs:
-        topo_cli("destroy", "--lab", lab, check=False)
-        for c in docker_client.containers.list(all=True, filters={"label": f"topo.lab={lab}"}):
-            c.remove(force=True)
 
 
 def pings(topo_cli, example, src, dst):
