@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from topo.errors import Problems, Source, field_path
+from topo.errors import Problems, Source
 from topo.load import RawLab
 
 #: A safe identifier. Node and bridge names become parts of namespace names and Ansible hosts.
@@ -716,7 +716,7 @@ def resolve(raw: RawLab) -> Lab:
         source = raw.source
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            problems.add(source.where(loc), field_path(loc), _message(err))
+            problems.add(source.where(loc), source.name(loc), _message(err))
     else:
         lab._source = raw.source
         return lab

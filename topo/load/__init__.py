@@ -21,17 +21,20 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 @dataclass
 class RawLab:
-    """A loaded topology: ``data`` in YAML shape, ``lines`` from path tuple to line number."""
+    """A loaded topology: ``data`` in YAML shape, ``lines`` from path tuple to line number,
+    ``fields`` from path tuple to the file's own spelling of it (containerlab files)."""
 
     file: str
     data: dict
     lines: dict[tuple, int] = field(default_factory=dict)
     default_name: str = ""
+    #: Paths the file spells otherwise (see :attr:`topo.errors.Source.fields`).
+    fields: dict[tuple, tuple] = field(default_factory=dict)
 
     @property
     def source(self) -> Source:
         """The file and line map, which outlive the raw document (see :class:`~topo.errors.Source`)."""
-        return Source(self.file, self.lines)
+        return Source(self.file, self.lines, self.fields)
 
     def line_of(self, path: tuple) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one (None: no line)."""

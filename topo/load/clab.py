@@ -120,6 +120,7 @@ class _Mapper:
         line = self.line(clab_path)
         if line is not None:
             self.out.lines[topo_path] = line
+        self.out.fields[topo_path] = clab_path
 
     def mapping(self, value, path: tuple, what: str) -> dict | None:
         if value is None:
@@ -346,8 +347,7 @@ class _Mapper:
             k = len(self.out.data["links"])
             self.put(("links", k, "endpoints", j), where)
             for key, clab_key in (("ifname", "interface"), ("mac", "mac"), ("node", "node")):
-                if kind is not None:
-                    self.put(("links", k, "endpoints", j, key), where + (clab_key,))
+                self.put(("links", k, "endpoints", j, key), where if kind is None else where + (clab_key,))
             out_ends.append(topo_end)
         k = len(self.out.data["links"])
         item = {"endpoints": out_ends}
