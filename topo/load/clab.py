@@ -38,7 +38,8 @@ Addresses: containerlab never addresses a node's interfaces, so neither does top
 (``autoaddress: false``): no pool addresses, and topo leaves the addresses that ``exec:``
 commands set alone on re-apply. ``exec:`` commands run once inside the node, right after
 the apply that created it (topo.lab.exec), as argv (split like a shell would, never run by
-one; write ``sh -c '...'`` for a shell).
+one; write ``sh -c '...'`` for a shell). What they change that topo declares too (a veth's
+MTU or MAC) the next apply puts back; addresses, routes and their own devices stay.
 
 Lab options, on comment lines ``# topo: key=value ...`` before the first YAML line:
 ``kind=docker|netns`` (what linux nodes become; default docker), ``autoaddress=true``
