@@ -19,7 +19,7 @@ description:
   - What a command changes that topo also declares (a veth's MTU or MAC, a bridge port, an
     address topo assigned) is put back by the next apply, as any drift is; commands are for
     what topo leaves alone - addresses on interfaces without one (a lab with
-    C(autoaddress: false)), routes, devices of their own such as a VXLAN made with C(ip link add).
+    C(autoaddress) false), routes, devices of their own such as a VXLAN made with C(ip link add).
   - A command is an argv list, never a shell string - C(ip netns exec NETNS argv) for a
     namespace node (the build host's programs), C(docker exec CONTAINER argv) for a
     docker node (the image's programs). A shell runs only when the command itself is
