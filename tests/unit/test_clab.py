@@ -10,6 +10,8 @@ import sys
 import warnings
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.topo.lab.plugins.modules.exec import fresh_namespaces
 from topo.errors import InputError
@@ -17,6 +19,7 @@ from topo.inventory import project
 from topo.load import load
 from topo.load.clab import IgnoredInput
 from topo.pipeline import compile_file
+from tests.unit import test_hostile_input as hostile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -213,3 +216,17 @@ topology:
     e = compile_file(path).expanded
     assert e["veths"] == [{"a": {"netns": "topo-brief-l1", "ifname": "eth1", "mtu": 2000},
                            "b": {"netns": "topo-brief-l2", "ifname": "some1", "mtu": 2000}}]
+
+
+CLAB_SEEDS = [open(os.path.join(EXAMPLES, "clab-veth.clab.yml")).read(),
+              open(os.path.join(HERE, "input", "clab-merge.clab.yml")).read()]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), seed=st.sampled_from(CLAB_SEEDS))
+def test_mutated_containerlab_files_are_loaded_or_cleanly_rejected(tmp_path, monkeypatch, data, seed):
+    """Whatever the mutation: valid, or exit 2 with file:line: field problems; never a traceback."""
+    monkeypatch.setenv("TOPO_HOME", str(tmp_path / "home"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IgnoredInput)
+        hostile._check(tmp_path, ".clab.yml", hostile._mutate(seed, data))

@@ -268,7 +268,7 @@ class _Mapper:
                 for bind in value:
                     bind = self._bind(bind)
                     parts = bind.split(":") if isinstance(bind, str) else []
-                    binds[parts[1] if len(parts) > 1 else bind] = bind
+                    binds[parts[1] if len(parts) > 1 else repr(bind)] = bind
                 self.put(("nodes", name, "binds"), where)
         if binds:
             out["binds"] = list(binds.values())
