@@ -176,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``topo``; returns the exit code."""
     args = _parser().parse_args(argv)
+    _warn_ignored_input()
     if not args.command:
         _parser().print_help()
         return EXIT_INPUT
@@ -193,6 +194,26 @@ def main(argv: list[str] | None = None) -> int:
         # stdout closed early (topo list --json | head): quiet, as the Python docs advise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _warn_ignored_input() -> None:
+    """Print what a loader ignored (containerlab's ``mgmt``, ...) as ``warning: file:line: ...``
+    on stderr, every time; other Python warnings keep their default display."""
+    import warnings
+
+    from rich.markup import escape
+
+    from topo.load.clab import IgnoredInput
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, IgnoredInput):
+            err.print(f"[yellow]warning:[/] {escape(str(message))}")
+        else:
+            default(message, category, filename, lineno, file, line)
+    warnings.simplefilter("always", IgnoredInput)
+    warnings.showwarning = show
 
 
 def _fail(args, exc: TopoError) -> int:

@@ -36,6 +36,19 @@ class Source:
 
     file: str
     lines: dict[tuple, int] = _field(default_factory=dict)
+    #: Paths the file spells otherwise (a containerlab file: ``('nodes', 'a')`` is its
+    #: ``('topology', 'nodes', 'a')``); empty for topo's own formats.
+    fields: dict[tuple, tuple] = _field(default_factory=dict)
+
+    def name(self, path) -> str:
+        """The field ``path`` as the file spells it (:func:`field_path`): its longest prefix
+        found in ``fields`` replaced by the file's own path."""
+        path = tuple(path)
+        for n in range(len(path), 0, -1):
+            own = self.fields.get(path[:n])
+            if own is not None:
+                return field_path(own + path[n:])
+        return field_path(path)
 
     def where(self, path) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one; None if none has."""

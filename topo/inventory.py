@@ -5,7 +5,8 @@ Two kinds of hosts (DESIGN.md 3):
 * ``topo_hosts`` - the machines that build the lab, taken from a build-host inventory
   (default: the collection's ``inventories/localhost.yml``, this machine with connection
   local; see :func:`build_hosts`); ``group_vars/topo_hosts.json`` holds the whole desired state, one list per resource type,
-  which the roles pass to the batched modules;
+  which the roles pass to the batched modules (``topo_execs``, the nodes' ``exec:`` commands
+  for topo.lab.exec, only when some node has them);
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
   nodes with community.docker's ``docker`` connection, inside the container. Every node is
@@ -163,6 +164,7 @@ def _on_host(expanded: Expanded, host: str) -> dict:
         "impairments": [_strip(i) for i in expanded["impairments"] if i["host"] == host],
         "features": features,
         "checks": [c for c in expanded["checks"] if c["type"] != "ping" and _check_host(c, nodes) == host],
+        **({"autoaddress": expanded["autoaddress"]} if "autoaddress" in expanded else {}),
     }
 
 
@@ -175,14 +177,17 @@ def _build_vars(expanded: dict, lab: str) -> dict:
     namespaces += [{"name": b["netns"], "node": name, "sysctls": {}, "kind": "netns"}
                    for name, b in expanded["bridges"].items() if not b.get("node")]
     addresses = []
+    managed = expanded.get("autoaddress", True)  # False: unaddressed interfaces are left to exec:
     for node in nodes.values():
         lo = [a for a in (node["loopback"], node.get("loopback6")) if a] + node.get("anycast", [])
         if lo:
             addresses.append({"netns": node["netns"], "ifname": "lo", "addresses": lo})
         for iface in node["interfaces"]:
+            if not managed and not iface["address"]:
+                continue
             addresses.append({"netns": node["netns"], "ifname": iface["ifname"],
                               "addresses": [a for a in (iface["address"], iface.get("address6")) if a]})
-    return {
+    build = {
         "topo_lab": lab,
         "topo_containers": [{"name": n["netns"], "node": name, **n["container"], "sysctls": n["sysctls"]}
                             for name, n in nodes.items() if n["kind"] == "docker"],
@@ -201,6 +206,11 @@ def _build_vars(expanded: dict, lab: str) -> dict:
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
     }
+    execs = [{"node": name, "netns": n["netns"], "kind": n["kind"], "commands": n["exec"]}
+             for name, n in nodes.items() if n.get("exec")]
+    if execs:
+        build["topo_execs"] = execs
+    return build
 
 
 #: libyaml's emitter when PyYAML was built with it (about 3x faster at 1000 nodes), else Python's.

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from topo.errors import Problems, Source, field_path
+from topo.errors import Problems, Source
 from topo.load import RawLab
 
 #: A safe identifier. Node and bridge names become parts of namespace names and Ansible hosts.
@@ -234,6 +234,26 @@ class Node(NodeDefaults):
     #: The build host this node is placed on (a host of the build-host inventory's
     #: ``topo_hosts``); None: placed automatically (topo.expand.placement).
     host: Name | None = None
+    #: Commands run inside the node once, right after the apply that created it (argv lists;
+    #: a string is split like a shell would, never run by one): containerlab's ``exec:``.
+    exec: list[list[str]] | None = None
+
+    @field_validator("exec", mode="before")
+    @classmethod
+    def _exec(cls, v):
+        """Each command is an argv list, or a string split with shlex (``sh -c '...'`` for a shell)."""
+        if isinstance(v, list):
+            import shlex
+            out = []
+            for cmd in v:
+                try:
+                    out.append(shlex.split(cmd) if isinstance(cmd, str) else cmd)
+                except ValueError as exc:
+                    raise ValueError(f"exec {cmd!r}: {exc}") from None
+            if any(isinstance(c, list) and not c for c in out):
+                raise ValueError("an exec command is empty")
+            return out
+        return v
 
     @field_validator("loopback", mode="before")
     @classmethod
@@ -749,6 +769,9 @@ class Lab(Strict):
     af: list[Literal["ipv4", "ipv6"]] = Field(["ipv4"], min_length=1)
     #: The default of every tunnel's ``mtu_check`` (``strict`` or ``warn``).
     mtu_check: Literal["strict", "warn"] = "strict"
+    #: False: no pool addresses; interfaces without a declared address are left to the
+    #: nodes' exec: commands (containerlab labs).
+    autoaddress: bool = True
     defaults: NodeDefaults = NodeDefaults()
     addressing: dict[Literal["lan", "p2p", "loopback"], Pool] = {}
     nodes: dict[Name, Node]
@@ -843,7 +866,7 @@ def resolve(raw: RawLab) -> Lab:
         source = raw.source
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            problems.add(source.where(loc), field_path(loc), _message(err))
+            problems.add(source.where(loc), source.name(loc), _message(err))
     else:
         lab._source = raw.source
         return lab

@@ -13,8 +13,11 @@ def observe(expanded: dict) -> list[dict]:
     """Per node: {node, kind, netns, state, interfaces: [{ifname, address, peer, state, observed}]}.
 
     A node's state is ``up`` or ``missing``; an interface's is ``up``, ``down``, ``missing``,
-    or ``drift: <what>`` when its addresses or MTU differ from the declared ones.
+    or ``drift: <what>`` when its addresses or MTU differ from the declared ones (in a lab with
+    ``autoaddress: false``, an interface with no declared address has whatever its node's
+    ``exec:`` commands set: its addresses are observed, never drift).
     """
+    managed = expanded.get("autoaddress", True)
     rows = []
     with nl.Sockets() as socks:
         for name, node in expanded["nodes"].items():
@@ -40,7 +43,7 @@ def observe(expanded: dict) -> list[dict]:
                     want = [iface["address"]] if iface["address"] else []
                     entry["observed"] = {"addresses": got, "mtu": have["mtu"], "up": have["up"]}
                     drift = []
-                    if got != want:
+                    if got != want and (managed or want):
                         drift.append(f"addresses {', '.join(got) or 'none'}")
                     if iface.get("mtu") and have["mtu"] != iface["mtu"]:
                         drift.append(f"mtu {have['mtu']}")

@@ -15,8 +15,10 @@ from topo.model import resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Every example topology (not the checks files some CSV examples name with verify=).
+#: containerlab files are left out: topo gives them no pool addresses (autoaddress: false)
 EXAMPLES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "examples", "*.yml"))
-                  + glob.glob(os.path.join(ROOT, "examples", "*.csv")) if "nodes" in load(p).data)
+                  + glob.glob(os.path.join(ROOT, "examples", "*.csv"))
+                  if "nodes" in load(p).data and not p.endswith(".clab.yml"))
 
 
 def _expand(path, af=None, previous=None, edit=None):

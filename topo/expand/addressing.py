@@ -6,9 +6,11 @@
 2. :func:`pools`: for each family of the lab's ``af``, every segment still without a
    subnet of that family takes the next free one of the ``lan`` pool (bridges) or ``p2p``
    pool (point-to-point); a node with a loopback takes a /32 (/128) of the ``loopback``
-   pool unless it declares one of that family. Pools are walked lazily and skip every
-   subnet that overlaps one already taken. An allocation of ``x.prior`` is kept where it
-   still fits, so editing a lab does not renumber the nodes that were not edited.
+   pool unless it declares one of that family (segments: not with ``autoaddress: false``,
+   where they stay unaddressed, their addresses left to the nodes' ``exec:`` commands).
+   Pools are walked lazily and skip every subnet that overlaps one already taken. An
+   allocation of ``x.prior`` is kept where it still fits, so editing a lab does not
+   renumber the nodes that were not edited.
 3. :func:`addresses`: declared addresses are checked against their segment's subnet of
    their family; the others take the prior address if it still fits, else the subnet's
    next free host (IPv6: from ``::1``, the Subnet-Router anycast address ``::`` is not
@@ -128,7 +130,7 @@ def _pools(x: Expansion, fam: Family) -> None:
         return None
 
     for seg in x.segments.values():
-        if getattr(seg, fam.subnet) is None and seg.members:
+        if getattr(seg, fam.subnet) is None and seg.members and lab.autoaddress:
             setattr(seg, fam.subnet, allocate("lan" if seg.kind == "lan" else "p2p", len(seg.members),
                                               f"segment {seg.name}", seg.path,
                                               prior.get(fam.prior_segments, {}).get(seg.name)))

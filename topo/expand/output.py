@@ -52,6 +52,8 @@ def nodes(x: Expansion) -> None:
         if node.anycast:
             out[name]["anycast"] = [f"{a}/32" if ":" not in a else f"{netaddr.IPAddress(a)}/128"
                                     for a in node.anycast]
+        if node.exec:
+            out[name]["exec"] = [list(argv) for argv in node.exec]
         if node.kind == "docker":
             out[name]["container"] = {
                 "image": node.image or DEFAULT_IMAGE, "cmd": node.cmd,
@@ -134,7 +136,8 @@ def _features(x: Expansion, impairments: list[Impairment]) -> list[str]:
 def result(x: Expansion, checks: list) -> Expanded:
     """The expanded lab (see :class:`topo.expand.shape.Expanded`), with ``checks`` from the checks phase."""
     impairments = _impairments(x)
-    return {"lab": x.lab.name, "routing": x.lab.routing, "features": _features(x, impairments),
+    unmanaged = {} if x.lab.autoaddress else {"autoaddress": False}
+    return {"lab": x.lab.name, "routing": x.lab.routing, **unmanaged, "features": _features(x, impairments),
             "nodes": x.out_nodes, "bridges": _bridges(x), "segments": _segments(x), "veths": x.veths,
             "tunnels": _tunnels(x), "impairments": impairments, "checks": checks,
             **({"warnings": x.warnings} if x.warnings else {})}

@@ -62,8 +62,10 @@ class Node(TypedDict):
     ``sysctls:`` win); loopback: ``a.b.c.d/32`` or None; loopback6 (IPv6 lab only):
     ``x:x::x/128`` or None; routes in order (IPv4 first, then IPv6; in each by network, the
     default last); anycast: the ``a.b.c.d/32`` and ``x:x::x/128`` addresses it shares with
-    other nodes on ``lo`` (only when it has some); container: docker nodes only; host: the
-    build host it is placed on (several build hosts only, :mod:`topo.expand.placement`)."""
+    other nodes on ``lo`` (only when it has some); container: docker nodes only; exec: the
+    commands (argv lists) run inside it right after the apply that created it (only when it
+    has some); host: the build host it is placed on (several build hosts only,
+    :mod:`topo.expand.placement`)."""
 
     kind: str
     netns: str
@@ -75,6 +77,7 @@ class Node(TypedDict):
     interfaces: list[Interface]
     routes: list[Route]
     anycast: NotRequired[list[str]]
+    exec: NotRequired[list[list[str]]]
     container: NotRequired[Container]
     host: NotRequired[str]
 
@@ -350,11 +353,14 @@ class Expanded(TypedDict):
     name in declaration order; segments by name; veths, tunnels and impairments in link
     order; checks: pings first (by source node), then the others in ``verify:`` order;
     warnings (only when there are some): what is built anyway but will not behave as a user
-    may expect (``mtu_check: warn``), each ``file:line: field: message``. Several build hosts
-    add stitches (links, then bridges) and hosts (inventory order)."""
+    may expect (``mtu_check: warn``), each ``file:line: field: message``; autoaddress: only
+    when False (no pool addresses; topo leaves the addresses of interfaces with ``address:
+    None`` alone, for the nodes' ``exec:`` commands). Several build hosts add stitches
+    (links, then bridges) and hosts (inventory order)."""
 
     lab: str
     routing: Literal["auto", "none"]
+    autoaddress: NotRequired[bool]
     features: list[str]
     nodes: dict[str, Node]
     bridges: dict[str, Bridge]

@@ -15,7 +15,7 @@ from typing import TypedDict
 
 import netaddr
 
-from topo.errors import Problem, Problems, Source, field_path
+from topo.errors import Problem, Problems, Source
 from topo.model import Impairment, Lab
 
 
@@ -144,11 +144,11 @@ class Expansion:
     def add(self, path: tuple, message: str, field: tuple | None = None) -> None:
         """Report ``message`` at the line of ``path``, naming ``field`` (default: ``path``)
         as ``a[1].b``."""
-        self.problems.add(self.where(path), field_path(path if field is None else field), message)
+        self.problems.add(self.where(path), self.source.name(path if field is None else field), message)
 
     def warn(self, path: tuple, message: str) -> None:
         """Record a warning at the line of ``path`` (formatted as a problem; nothing stops)."""
-        self.warnings.append(str(Problem(self.source.file, self.where(path), field_path(path), message)))
+        self.warnings.append(str(Problem(self.source.file, self.where(path), self.source.name(path), message)))
 
     def gate(self, phase: str) -> None:
         """Raise InputError (exit 2) with every problem so far, naming ``phase``, if any."""

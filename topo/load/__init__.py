@@ -4,7 +4,8 @@ The raw document is plain data (dicts, lists, str, int, bool) in the shape of th
 canonical YAML form, whatever the file's format, plus a map from each path in it to the
 line it came from, so later phases can name the line of any field they reject.
 
-Formats, chosen by suffix: ``.yml``/``.yaml`` (canonical), ``.csv`` (one row per link).
+Formats, chosen by suffix: ``.yml``/``.yaml`` (canonical), ``.csv`` (one row per link),
+``.clab.yml``/``.clab.yaml`` (containerlab's topology files, :mod:`topo.load.clab`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 @dataclass
 class RawLab:
-    """A loaded topology: ``data`` in YAML shape, ``lines`` from path tuple to line number."""
+    """A loaded topology: ``data`` in YAML shape, ``lines`` from path tuple to line number,
+    ``fields`` from path tuple to the file's own spelling of it (containerlab files)."""
 
     file: str
     data: dict
     lines: dict[tuple, int] = field(default_factory=dict)
     default_name: str = ""
+    #: Paths the file spells otherwise (see :attr:`topo.errors.Source.fields`).
+    fields: dict[tuple, tuple] = field(default_factory=dict)
 
     @property
     def source(self) -> Source:
         """The file and line map, which outlive the raw document (see :class:`~topo.errors.Source`)."""
-        return Source(self.file, self.lines)
+        return Source(self.file, self.lines, self.fields)
 
     def line_of(self, path: tuple) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one (None: no line)."""
@@ -39,7 +43,7 @@ class RawLab:
 
 def load(path: str) -> RawLab:
     """Load ``path`` by its suffix. Raises InputError (exit 2) for unreadable or malformed files."""
-    from topo.load import csv_format, yaml_format
+    from topo.load import clab, csv_format, yaml_format
 
     problems = Problems(path)
     suffix = os.path.splitext(path)[1].lower()
@@ -63,7 +67,8 @@ def load(path: str) -> RawLab:
     except UnicodeDecodeError as exc:
         problems.add(None, "", f"not UTF-8 text (byte {exc.start})")
         problems.gate("load")
-    lab = loaders[suffix](path, text, problems)
+    containerlab = os.path.basename(path).lower().endswith((".clab.yml", ".clab.yaml"))
+    lab = (clab.load if containerlab else loaders[suffix])(path, text, problems)
     problems.gate("load")
-    lab.default_name = os.path.splitext(os.path.basename(path))[0]
+    lab.default_name = os.path.splitext(os.path.basename(path))[0].removesuffix(".clab" if containerlab else "")
     return lab
