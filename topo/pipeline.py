@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 from topo import inventory, labdir
@@ -60,11 +61,12 @@ def _previous(lab: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def write_inventory(compiled: Compiled) -> str:
-    """Write the lab directory's inventory and expanded.yml; return the inventory path."""
+def write_inventory(compiled: Compiled, hosts: str | None = None) -> str:
+    """Write the lab directory's inventory and expanded.yml; return the inventory path.
+    ``hosts``: the build-host inventory (default: this machine, see inventory.build_hosts)."""
     d = labdir.prepare(compiled.lab)
     inv = os.path.join(d, "inventory")
-    inventory.write(inv, inventory.project(compiled.expanded))
+    inventory.write(inv, inventory.project(compiled.expanded, hosts=inventory.build_hosts(hosts)))
     for name, text in (("expanded.yml", inventory.dump(compiled.expanded)),
                        (ALLOCATION, json.dumps(previous_allocation(compiled.expanded), sort_keys=True))):
         with open(os.path.join(d, name + ".tmp"), "w") as f:
@@ -73,10 +75,11 @@ def write_inventory(compiled: Compiled) -> str:
     return inv
 
 
-def destroy_inventory(lab: str) -> str:
-    """A minimal inventory for destroying ``lab`` by its markers, with no topology file."""
+def destroy_inventory(lab: str, hosts: str | None = None) -> str:
+    """A minimal inventory for destroying ``lab`` by its markers on every build host of
+    ``hosts`` (default: this machine), with no topology file."""
     d = labdir.prepare(lab)
     inv = os.path.join(d, "destroy-inventory")
     inventory.write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
-        "topo_hosts": {"hosts": inventory.build_hosts()}}}}})
+        "topo_hosts": {"hosts": inventory.host_vars(inventory.build_hosts(hosts), sys.executable)}}}}})
     return inv
