@@ -182,7 +182,7 @@ out = {}
 for ns in sorted(os.listdir("/run/netns") if os.path.isdir("/run/netns") else []):
     if want is not None and ns not in want:
         continue
-    p = subprocess.run(["ip", "-n", ns, "-j", "addr"], capture_output=True, text=True)
+    p = subprocess.run(["ip", "-n", ns, "-j", "-d", "addr"], capture_output=True, text=True)
     if p.returncode == 0:
         out[ns] = json.loads(p.stdout or "[]")
 print(json.dumps(out))
@@ -201,8 +201,8 @@ def namespaces_remote(name: str, host: dict, only: list[str] | None = None) -> d
 
 
 def lab_namespaces_remote(hosts: dict) -> dict[str, str]:
-    """``{namespace: lab}`` of the namespaces marked as a lab's (the ``topo:LAB:NODE`` alias
-    on their ``lo``) on every remote build host of ``hosts``, read over SSH."""
+    """``{"host:namespace": lab}`` of the namespaces marked as a lab's (the ``topo:LAB:NODE``
+    alias on their ``lo``) on every remote build host of ``hosts``, read over SSH."""
     from ansible_collections.topo.lab.plugins.module_utils.api import MARKER
     out = {}
     for name, v in hosts.items():
@@ -212,7 +212,7 @@ def lab_namespaces_remote(hosts: dict) -> dict[str, str]:
             for link in links:
                 alias = link.get("ifalias") or ""
                 if link.get("ifname") == "lo" and alias.startswith(MARKER):
-                    out[ns] = alias[len(MARKER):].split(":")[0]
+                    out[f"{name}:{ns}"] = alias[len(MARKER):].split(":")[0]
     return out
 
 

@@ -440,11 +440,13 @@ def list_labs(hosts: str | None = None) -> ListResult:
     from topo.show import lab_containers
     require_root()
     namespaces, containers = lab_namespaces(), lab_containers()
+    present = set(namespaces) | set(containers or {})
     if hosts:
         from topo.hosts import lab_namespaces_remote
         from topo.inventory import build_hosts
-        namespaces.update(lab_namespaces_remote(build_hosts(hosts)))
-    present = set(namespaces) | set(containers or {})
+        remote = lab_namespaces_remote(build_hosts(hosts))  # {"host:namespace": lab}
+        namespaces.update(remote)
+        present |= {key.split(":", 1)[1] for key in remote}
     labs = sorted(set(labdir.known_labs()) | set(namespaces.values()) | set((containers or {}).values()))
     entries = []
     for lab in labs:

@@ -171,13 +171,26 @@ class Sim:
                                          f"logs: {self.containers[host].logs()[-500:]!r}")
                 time.sleep(0.3)
 
+    def freeze(self, host: str) -> None:
+        """Make ``host`` stop answering (its container paused: the machine is frozen, its
+        address silent), after closing the SSH master connections, which would hang on it."""
+        self.close_masters()
+        self.containers[host].pause()
+
+    def thaw(self, host: str) -> None:
+        """Undo :meth:`freeze`."""
+        self.containers[host].unpause()
+
     # ------------------------------------------------------------------ teardown
 
-    def close(self) -> None:
+    def close_masters(self) -> None:
+        """End the SSH master connections (ControlPersist) of topo, Ansible and the tests."""
         for sock in os.listdir(self.control_dir) if os.path.isdir(self.control_dir) else []:
-            # the ssh master connections (ControlPersist) live in the controller namespace
-            sh("ssh", "-o", f"ControlPath={os.path.join(self.control_dir, sock)}", "-O", "exit", "x", check=False,
-               timeout=10)
+            sh("ip", "netns", "exec", CONTROLLER_NS, "ssh", "-o", f"ControlPath={os.path.join(self.control_dir, sock)}",
+               "-O", "exit", "x", check=False, timeout=10)
+
+    def close(self) -> None:
+        self.close_masters()
         shutil.rmtree(self.control_dir, ignore_errors=True)
         remove_leftovers(self.client)
 
@@ -185,6 +198,8 @@ class Sim:
 def remove_leftovers(client) -> None:
     """Remove every container labelled as this fixture's and both test namespaces."""
     for c in client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in LABEL.items()]}):
+        if c.status == "paused":
+            c.unpause()
         c.remove(force=True)
     for ns in (UNDERLAY_NS, CONTROLLER_NS):
         if os.path.exists(os.path.join("/run/netns", ns)):

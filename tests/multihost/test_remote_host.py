@@ -64,7 +64,7 @@ def test_verify_and_plan_use_the_recorded_hosts(sim, applied):
 
 
 def test_exec_and_ansible_reach_a_node_on_the_remote_host(sim, applied):
-    r = sim.topo_json("exec", LAB, "r1", "--hosts", sim.inventory["one"], "--", "ip", "-br", "addr")
+    r = sim.topo_json("exec", "--hosts", sim.inventory["one"], LAB, "r1", "--", "ip", "-br", "addr")
     assert r["rc"] == 0 and "eth0" in r["stdout"] and "eth1" in r["stdout"], r
     hostname = sim.topo("exec", LAB, "h2", "--", "cat", "/etc/hostname").stdout.strip()
     assert hostname == "bh1"  # the build host's filesystem: the command ran there
