@@ -64,7 +64,8 @@ SSH_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private
 
 
 def build_hosts(path: str | None = None) -> dict:
-    """The ``topo_hosts`` group of a build-host inventory (YAML), as ``{host: vars}``.
+    """The ``topo_hosts`` group of a build-host inventory (YAML), as ``{host: vars}``: each
+    host's variables over the group's (``topo_hosts.vars``) over ``all.vars``.
 
     ``path`` defaults to the collection's ``inventories/localhost.yml`` (in a checkout, the
     repository's; once installed, the installed collection's). Raises EnvironmentProblem
@@ -77,11 +78,14 @@ def build_hosts(path: str | None = None) -> dict:
     try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-        hosts = data["all"]["children"]["topo_hosts"]["hosts"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        group = data["all"]["children"]["topo_hosts"]
+        hosts = group["hosts"]
+        common = dict(data["all"].get("vars") or {}) | dict(group.get("vars") or {})
+        table = {str(name): common | dict(v or {}) for name, v in hosts.items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise EnvironmentProblem(f"{path}: not a build-host inventory with all.children.topo_hosts.hosts "
                                  f"({type(exc).__name__}: {exc})") from None
-    return {name: dict(v or {}) for name, v in hosts.items()}
+    return table
 
 
 def is_remote(host: dict) -> bool:
