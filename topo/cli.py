@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
              "checks under verify:). Safe to re-run: a lab that matches reports 0 changed.\n"
              "Before building, the kernel is asked for every link type and qdisc the lab uses\n"
              "(vxlan, gre, gretap, netem, tbf); a missing one stops it with exit 3, nothing built.",
-             "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n\n"
+             "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n"
+             "  topo apply lab.yml --hosts inventories/three-hosts.yml   # on build hosts over SSH\n\n"
              "The same apply without this CLI:\n"
              "  ansible-playbook -i $TOPO_HOME/labs/<lab>/inventory topo.lab.site")
     sp.add_argument("--no-verify", action="store_true", help="build only; skip the checks")
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
              "Run CMD inside NODE, as argv (no shell): in its network namespace, or for a docker\n"
              "node inside its container (docker exec). Use -- before CMD.",
              "examples:\n  topo exec examples/clusters.csv a-master -- ip -br addr\n"
+             "  topo exec --hosts inventories/three-hosts.yml lab.yml h1 -- ip -br addr   (options before FILE)\n"
              "  topo exec lab.yml h1 -- ping -c3 172.16.0.2")
     sp.add_argument("node", metavar="NODE")
     sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
@@ -137,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
              "tried for real in a scratch namespace), dockerd and the node image, and the\n"
              "br_netfilter trap (Docker's FORWARD DROP policy and bridged traffic). Each problem\n"
              "comes with its fix. With FILE, what that lab needs is required; exit 3 if it is missing.",
-             "examples:\n  topo doctor\n  topo doctor examples/clusters-docker.yml --json", file=False)
+             "examples:\n  topo doctor\n  topo doctor examples/clusters-docker.yml --json\n"
+             "  topo doctor --hosts inventories/three-hosts.yml   # also each build host: reachable, root,\n"
+             "                                                   # python, link types, underlay MTU, clock", file=False)
     sp.add_argument("file", metavar="FILE", nargs="?", help="a topology whose needs are required")
     sp = cmd("image", "build the default node image for docker nodes (topo-node)",
              "Build topo-node, the image docker nodes run by default: Debian bookworm with iproute2,\n"

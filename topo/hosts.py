@@ -239,28 +239,10 @@ def observe_remote(expanded: dict, hosts: dict, observe_local) -> list[dict]:
 
 def _row(name: str, node: dict, links: list | None) -> dict:
     """One ``topo show`` row from ``ip -j addr`` of the node's namespace (None: missing)."""
-    row = {"node": name, "kind": node["kind"], "netns": node["netns"], "state": "up" if links is not None else
-           "missing", "interfaces": []}
-    by_name = {link["ifname"]: link for link in links or []}
-    declared = list(node["interfaces"])
-    if node["loopback"]:
-        declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None})
-    for iface in declared:
-        have = by_name.get(iface["ifname"])
-        entry = {"ifname": iface["ifname"], "address": iface["address"], "peer": iface["peer"]}
-        if have is None:
-            entry["state"], entry["observed"] = "missing", None
-        else:
-            got = sorted(f"{a['local']}/{a['prefixlen']}" for a in have.get("addr_info", [])
-                         if a.get("family") == "inet" and a.get("local") != "127.0.0.1")
-            want = [iface["address"]] if iface["address"] else []
-            up = "UP" in have.get("flags", [])
-            entry["observed"] = {"addresses": got, "mtu": have.get("mtu"), "up": up}
-            drift = []
-            if got != want:
-                drift.append(f"addresses {', '.join(got) or 'none'}")
-            if iface.get("mtu") and have.get("mtu") != iface["mtu"]:
-                drift.append(f"mtu {have.get('mtu')}")
-            entry["state"] = ("drift: " + "; ".join(drift)) if drift else ("up" if up else "down")
-        row["interfaces"].append(entry)
-    return row
+    from topo.show import interface_rows
+    observed = {link["ifname"]: {
+        "addresses": sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                            if a.get("family") == "inet" and f"{a['local']}/{a['prefixlen']}" != "127.0.0.1/8"),
+        "mtu": link.get("mtu"), "up": "UP" in link.get("flags", [])} for link in links or []}
+    return {"node": name, "kind": node["kind"], "netns": node["netns"],
+            "state": "up" if links is not None else "missing", "interfaces": interface_rows(node, observed)}

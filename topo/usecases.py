@@ -478,6 +478,7 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
     require_root()
     inv_hosts = _hosts_file(c.lab, hosts)
     table = _require_hosts(inv_hosts)
+    _refuse_remote_docker(c, table)
     if _any_local(table):
         require_docker(c.expanded)
         if verify:
@@ -556,6 +557,18 @@ def _require_hosts(hosts: str | None) -> dict:
         from topo.hosts import require_reachable
         require_reachable(table)
     return table
+
+
+def _refuse_remote_docker(c, table: dict) -> None:
+    """EnvironmentProblem, before anything is built, for a docker node whose build host is
+    remote: its connection (community.docker's) and the container module reach only this
+    machine's dockerd so far."""
+    from topo.inventory import is_remote, node_build_host
+    remote = sorted(name for name, n in c.expanded["nodes"].items() if n["kind"] == "docker"
+                    and (h := node_build_host(n, table)) in table and is_remote(table[h]))
+    if remote:
+        raise EnvironmentProblem(f"docker nodes on a remote build host are not supported yet ({', '.join(remote)}); "
+                                 "make them kind: netns, or build them on this machine (ansible_connection: local)")
 
 
 def _any_local(table: dict) -> bool:

@@ -7,7 +7,7 @@ there, destroy leaves no namespace on bh1, and this machine's root namespace is 
 
 import json
 import os
-import subprocess
+import time
 
 import pytest
 
@@ -25,7 +25,10 @@ def applied(sim):
     assert sim.netns_on("bh1") == []
     with pytest.raises(AssertionError):  # the host really lacks pyroute2
         sim.on_host("bh1", "python3", "-c", "import pyroute2")
+    start = time.monotonic()
     first = sim.topo_json("apply", LAB, "--hosts", sim.inventory["one"])
+    print(f"\nTIMING first apply + verify on bh1: {time.monotonic() - start:.1f} s (playbook {first['seconds']} s); "
+          f"topo-host image built in {sim.image_seconds or 0:.0f} s (0: cached)")
     yield {"first": first, "before": before}
     sim.topo("destroy", LAB, "--hosts", sim.inventory["one"], check=False)
 
@@ -51,7 +54,9 @@ def test_apply_builds_on_the_remote_host_and_verifies(sim, applied):
 
 
 def test_reapply_changes_nothing(sim, applied):
+    start = time.monotonic()
     again = sim.topo_json("apply", LAB, "--hosts", sim.inventory["one"])
+    print(f"\nTIMING re-apply + verify on bh1: {time.monotonic() - start:.1f} s (playbook {again['seconds']} s)")
     assert again["changes"] == [], again["changes"]
     assert again["checks"]["failed"] == 0
 
