@@ -84,3 +84,24 @@ def test_destroy_and_list_cover_every_host(sim):
     finally:
         sim.on_host("bh3", "sh", "-c", "ip netns del topo-routed-h1 2>/dev/null; true")
         sim.topo("destroy", "--lab", "routed", "--hosts", sim.inventory["three"], check=False)
+
+
+def test_destroy_with_a_host_down_cleans_the_others_and_names_it(sim):
+    sim.topo("apply", "--no-verify", LAB, "--hosts", sim.inventory["one"])
+    assert len(sim.netns_on("bh1")) == 8
+    sim.freeze("bh3")
+    try:
+        proc = sim.topo("destroy", "--json", "--lab", "routed", "--hosts", sim.inventory["three"], check=False)
+    finally:
+        sim.thaw("bh3")
+    try:
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        message = json.loads(proc.stdout)["message"]
+        assert "bh3" in message and "bh1" not in message.split("full log")[0], message
+        assert sim.netns_on("bh1") == [] and sim.netns_on("bh2") == []
+        # the lab directory stays, so the same destroy finishes the job once bh3 answers
+        assert os.path.isdir(os.path.join(sim.home, "labs", "routed"))
+        sim.topo("destroy", "--lab", "routed", "--hosts", sim.inventory["three"])
+        assert not os.path.isdir(os.path.join(sim.home, "labs", "routed"))
+    finally:
+        sim.topo("destroy", "--lab", "routed", "--hosts", sim.inventory["three"], check=False)
