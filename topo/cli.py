@@ -56,6 +56,10 @@ lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
 """
 
 
+#: Commands that take --hosts INV (a build-host inventory).
+HOSTS_COMMANDS = ("apply", "plan", "verify", "show", "exec", "destroy", "list", "doctor")
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="topo", description=MAIN_HELP, formatter_class=fmt)
@@ -67,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         if file:
             sp.add_argument("file", metavar="FILE", help="topology file: .yml/.yaml or .csv")
         sp.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        if name in HOSTS_COMMANDS:
+            sp.add_argument("--hosts", metavar="INV", default=None,
+                            help="build-host inventory (topo_hosts; e.g. inventories/three-hosts.yml); "
+                                 "default: this machine, or the inventory of the lab's last apply")
         return sp
 
     sp = cmd("apply", "build or converge a lab, then verify it",
@@ -76,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
              "checks under verify:). Safe to re-run: a lab that matches reports 0 changed.\n"
              "Before building, the kernel is asked for every link type and qdisc the lab uses\n"
              "(vxlan, gre, gretap, netem, tbf); a missing one stops it with exit 3, nothing built.",
-             "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n\n"
+             "examples:\n  topo apply examples/clusters.csv\n  topo apply lab.yml --no-verify --json\n"
+             "  topo apply lab.yml --hosts inventories/three-hosts.yml   # on build hosts over SSH\n\n"
              "The same apply without this CLI:\n"
              "  ansible-playbook -i $TOPO_HOME/labs/<lab>/inventory topo.lab.site")
     sp.add_argument("--no-verify", action="store_true", help="build only; skip the checks")
@@ -98,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
              "Run CMD inside NODE, as argv (no shell): in its network namespace, or for a docker\n"
              "node inside its container (docker exec). Use -- before CMD.",
              "examples:\n  topo exec examples/clusters.csv a-master -- ip -br addr\n"
+             "  topo exec --hosts inventories/three-hosts.yml lab.yml h1 -- ip -br addr   (options before FILE)\n"
              "  topo exec lab.yml h1 -- ping -c3 172.16.0.2")
     sp.add_argument("node", metavar="NODE")
     sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
@@ -131,17 +141,24 @@ def _parser() -> argparse.ArgumentParser:
              "tried for real in a scratch namespace), dockerd and the node image, and the\n"
              "br_netfilter trap (Docker's FORWARD DROP policy and bridged traffic). Each problem\n"
              "comes with its fix. With FILE, what that lab needs is required; exit 3 if it is missing.",
-             "examples:\n  topo doctor\n  topo doctor examples/clusters-docker.yml --json", file=False)
+             "examples:\n  topo doctor\n  topo doctor examples/clusters-docker.yml --json\n"
+             "  topo doctor --hosts inventories/three-hosts.yml   # also each build host: reachable, root,\n"
+             "                                                   # python, link types, underlay MTU, clock", file=False)
     sp.add_argument("file", metavar="FILE", nargs="?", help="a topology whose needs are required")
     sp = cmd("image", "build the default node image for docker nodes (topo-node)",
              "Build topo-node, the image docker nodes run by default: Debian bookworm with iproute2,\n"
              "iputils-ping, iperf3, python3 and tcpdump. From the Dockerfile shipped with topo\n"
              "(needs a registry for debian:bookworm-slim), or with --offline from Debian packages\n"
-             "alone: debootstrap, then docker import (about a minute, about 160 MB).",
-             "examples:\n  topo image build --offline\n  topo image build --tag topo-node:test", file=False)
+             "alone: debootstrap, then docker import (about a minute, about 160 MB).\n"
+             "With --host, topo-host instead: a simulated build host for the multi-host tests\n"
+             "(sshd, python3, iproute2, iputils-ping; no pyroute2, which topo brings).",
+             "examples:\n  topo image build --offline\n  topo image build --tag topo-node:test\n"
+             "  topo image build --host --offline", file=False)
     sp.add_argument("action", choices=["build"], help="what to do: build")
     sp.add_argument("--offline", action="store_true", help="from Debian packages (debootstrap), no registry")
-    sp.add_argument("--tag", default=None, metavar="IMAGE", help="image name (default topo-node:latest)")
+    sp.add_argument("--tag", default=None, metavar="IMAGE",
+                    help="image name (default topo-node:latest, with --host topo-host:latest)")
+    sp.add_argument("--host", action="store_true", help="the build-host image (topo-host) for tests/multihost")
     sp.add_argument("--mirror", default=None, metavar="URL", help="Debian mirror for --offline (default: apt's)")
     sp = cmd("graph", "draw the lab: SVG, PNG, DOT, Mermaid or one HTML page (no root needed)",
              "Draw the lab FILE describes, as expanded (names and addresses included): nodes shaped\n"
@@ -317,7 +334,7 @@ def cmd_graph(args) -> int:
 
 
 def cmd_list(args) -> int:
-    r = usecases.list_labs()
+    r = usecases.list_labs(hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
         return EXIT_OK
@@ -431,7 +448,7 @@ def _print_verdict(summary) -> None:
 
 def cmd_apply(args) -> int:
     r = usecases.apply(args.file, verify=not args.no_verify, wait=args.wait, progress=_progress(args),
-                       notify=err.print)
+                       notify=err.print, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:
@@ -450,7 +467,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    r = usecases.plan(args.file)
+    r = usecases.plan(args.file, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
         return EXIT_OK
@@ -469,7 +486,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    r = usecases.verify(args.file, progress=_progress(args))
+    r = usecases.verify(args.file, progress=_progress(args), hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:
@@ -482,7 +499,7 @@ def cmd_verify(args) -> int:
 # --------------------------------------------------------------------------- show
 
 def cmd_show(args) -> int:
-    r = usecases.show(args.file)
+    r = usecases.show(args.file, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
         return EXIT_OK
@@ -505,7 +522,7 @@ def cmd_show(args) -> int:
 
 def cmd_exec(args) -> int:
     r = usecases.exec_in(args.file, args.node, args.argv, capture_output=args.json,
-                         tty=sys.stdin.isatty() and sys.stdout.isatty() and not args.json)
+                         tty=sys.stdin.isatty() and sys.stdout.isatty() and not args.json, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     return r.rc
@@ -524,7 +541,7 @@ def cmd_capture(args) -> int:
 # --------------------------------------------------------------------------- doctor, image
 
 def cmd_doctor(args) -> int:
-    r = usecases.doctor(args.file)
+    r = usecases.doctor(args.file, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:
@@ -540,7 +557,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_image(args) -> int:
-    r = usecases.build_image(args.tag, offline=args.offline, mirror=args.mirror,
+    r = usecases.build_image(args.tag, offline=args.offline, mirror=args.mirror, kind="host" if args.host else "node",
                              notify=lambda line: err.print(f"[dim]{line}[/]"))
     if args.json:
         _emit(args, r.to_json())
@@ -556,7 +573,7 @@ def cmd_destroy(args) -> int:
     labs = usecases.labs_to_destroy(args.file, args.lab, args.all)
     report = []
     for lab in labs:
-        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=err.print)
+        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=err.print, hosts=args.hosts)
         report.append(r.to_json())
         if args.json:
             continue

@@ -5,6 +5,10 @@ Each check returns a :class:`Finding` ``(check, status, detail, fix)`` with stat
 can be built, or the lab given cannot). ``topo apply`` checks what its lab needs
 (:func:`topo.usecases.require_docker`) before anything is built, and stops with exit 3 and the fix.
 
+``topo doctor --hosts INV`` adds, per remote build host of the inventory, what
+:func:`host_checks` finds (one SSH call per host, in parallel): reachable, root, Python,
+kernel link types, underlay MTU, clock skew.
+
 The br_netfilter trap: Docker's daemon sets the root namespace's iptables FORWARD policy to
 DROP, and with ``br_netfilter`` loaded and ``net.bridge.bridge-nf-call-iptables=1`` frames
 crossing a Linux bridge pass through that chain, so a bridge *in the root namespace* silently
@@ -154,3 +158,61 @@ def forward_policy() -> str | None:
         if parts[:2] == ["-P", "FORWARD"] and len(parts) > 2:
             return parts[2]
     return None
+
+
+def host_checks(hosts: dict) -> list[Finding]:
+    """Findings for every remote build host of ``hosts`` (``{name: vars}``, a build-host
+    inventory's topo_hosts), from :func:`topo.hosts.probe_all`: reachable over SSH, root (or
+    become), Python >= 3.9, the link types a lab needs (veth, bridge, vxlan, tried for real in
+    a scratch namespace), the underlay MTU (below 1550 a 1500-byte frame no longer fits in
+    VXLAN) and the clock's skew from the controller's. An unreachable host gives one failed
+    row (the rest cannot be asked)."""
+    from topo import hosts as remote
+    out = []
+    for p in remote.probe_all(hosts):
+        v = hosts[p.host]
+        label = f"host {p.host}"
+        if p.error:
+            fix = (f"start it / its sshd, or fix ansible_host, ansible_user and the key in the inventory; "
+                   f"try: ssh {v.get('ansible_user', 'root')}@{v.get('ansible_host', p.host)} true")
+            if not p.error.startswith("unreachable"):
+                fix = "apt-get install python3 on it" if "python3" in p.error else fix
+            out.append(Finding(f"{label}: reachable", "fail", p.error, fix))
+            continue
+        out.append(Finding(f"{label}: reachable", "ok", f"ssh to {v.get('ansible_host', p.host)}, kernel {p.kernel}"))
+        if p.uid == 0 or v.get("ansible_become"):
+            out.append(Finding(f"{label}: root", "ok", "uid 0" if p.uid == 0 else "become"))
+        else:
+            out.append(Finding(f"{label}: root", "fail", f"logs in as uid {p.uid}",
+                               "ansible_user: root in the inventory, or ansible_become: true with sudo"))
+        version = ".".join(map(str, p.python))
+        if tuple(p.python) >= remote.MIN_PYTHON:
+            out.append(Finding(f"{label}: python", "ok", f"python3 {version}"))
+        else:
+            out.append(Finding(f"{label}: python", "fail", f"python3 {version}; Ansible and topo need >= 3.9",
+                               "install python3 >= 3.9 (Debian 11+, Ubuntu 20.04+)"))
+        if not p.links:
+            out.append(Finding(f"{label}: kernel links", "fail", "could not make a scratch namespace",
+                               "log in as root; iproute2 (ip netns) must be installed"))
+        else:
+            bad = {k: why for k, why in p.links.items() if why is not True}
+            if bad:
+                out.append(Finding(f"{label}: kernel links", "fail", "; ".join(f"{k}: {why}" for k, why in bad.items()),
+                                   "modprobe " + " ".join(sorted(bad)) + " (or a kernel with them)"))
+            else:
+                out.append(Finding(f"{label}: kernel links", "ok", ", ".join(p.links)))
+        if p.mtu is None:
+            out.append(Finding(f"{label}: underlay MTU", "fail", f"{p.address} is not an address of the host",
+                               "set topo_underlay (or ansible_host) to the address VXLAN should leave from"))
+        elif p.mtu < 1500 + remote.VXLAN_OVERHEAD:
+            out.append(Finding(f"{label}: underlay MTU", "warn",
+                               f"MTU {p.mtu} on {p.ifname}: cross-host links get MTU {p.mtu - remote.VXLAN_OVERHEAD}",
+                               f"for 1500 across hosts: ip link set {p.ifname} mtu 1550 (every host of the underlay)"))
+        else:
+            out.append(Finding(f"{label}: underlay MTU", "ok", f"MTU {p.mtu} on {p.ifname}"))
+        if abs(p.skew) <= remote.MAX_SKEW:
+            out.append(Finding(f"{label}: clock", "ok", f"{p.skew:+.2f} s from this machine"))
+        else:
+            out.append(Finding(f"{label}: clock", "warn", f"{p.skew:+.1f} s from this machine; logs and "
+                               "captures of several hosts do not line up", "sync it: apt-get install chrony"))
+    return out

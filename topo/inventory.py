@@ -10,7 +10,15 @@ Two kinds of hosts (DESIGN.md 3):
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
   nodes with community.docker's ``docker`` connection, inside the container. Every node is
-  also in its kind's group (``netns`` or ``docker``) and in its declared groups.
+  also in its kind's group (``netns`` or ``docker``) and in its declared groups. A node whose
+  build host is remote (its ``host`` key, or the only build host) is reached through that
+  host: its host_vars carry ``topo_build_host`` and the host's SSH settings
+  (:func:`node_connection_vars`).
+
+Remote build hosts (any connection but ``local``) need only sshd, root and python3 >= 3.9:
+:func:`host_vars` gives them ``topo_pythonpath``, where the playbooks put the controller's
+pyroute2 (``roles/lab/tasks/pyroute2.yml``) and the ``PYTHONPATH`` their modules run with,
+and SSH pipelining and ControlPersist unless the inventory says otherwise.
 
 :func:`project` is pure (the inventory as data); :func:`write` puts it on disk. Both are
 deterministic: the same expanded lab gives byte-identical files. ``hosts.yml`` is YAML, for
@@ -39,10 +47,26 @@ DOCKER_HOST_VARS = {"ansible_connection": "community.docker.docker",
 
 #: The build-host inventory used when none is given, relative to the collection's root.
 DEFAULT_HOSTS = os.path.join("inventories", "localhost.yml")
+#: Where a remote build host keeps the controller's pyroute2, zipped; its modules run with it
+#: as PYTHONPATH (roles/lab/tasks/pyroute2.yml copies it there).
+REMOTE_PYTHONPATH = "/var/lib/topo/pyroute2.zip"
+#: A remote build host's Python when its inventory names none (Debian's; >= 3.9 needed).
+REMOTE_PYTHON = "/usr/bin/python3"
+#: SSH to a remote build host unless its inventory says otherwise: one master connection per
+#: host kept 10 minutes (every task and every node on that host shares it), modules piped
+#: into Python rather than copied (ansible.builtin.ssh's ssh_args and pipelining).
+REMOTE_SSH = {"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=600s",
+              "ansible_ssh_pipelining": True}
+#: A build host's variables a node on it copies, so that its connection reaches the same host
+#: the same way (plugins/connection/netns.py's options for a remote build host).
+SSH_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
+            "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_args",
+            "ansible_ssh_pipelining", "ansible_python_interpreter", "topo_pythonpath")
 
 
 def build_hosts(path: str | None = None) -> dict:
-    """The ``topo_hosts`` group of a build-host inventory (YAML), as ``{host: vars}``.
+    """The ``topo_hosts`` group of a build-host inventory (YAML), as ``{host: vars}``: each
+    host's variables over the group's (``topo_hosts.vars``) over ``all.vars``.
 
     ``path`` defaults to the collection's ``inventories/localhost.yml`` (in a checkout, the
     repository's; once installed, the installed collection's). Raises EnvironmentProblem
@@ -55,11 +79,52 @@ def build_hosts(path: str | None = None) -> dict:
     try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-        hosts = data["all"]["children"]["topo_hosts"]["hosts"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        group = data["all"]["children"]["topo_hosts"]
+        hosts = group["hosts"]
+        common = dict(data["all"].get("vars") or {}) | dict(group.get("vars") or {})
+        table = {str(name): common | dict(v or {}) for name, v in hosts.items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise EnvironmentProblem(f"{path}: not a build-host inventory with all.children.topo_hosts.hosts "
                                  f"({type(exc).__name__}: {exc})") from None
-    return {name: dict(v or {}) for name, v in hosts.items()}
+    return table
+
+
+def is_remote(host: dict) -> bool:
+    """True when a build host (its inventory variables) is reached over SSH, not ``local``."""
+    return host.get("ansible_connection", "ssh") != "local"
+
+
+def host_vars(hosts: dict, python: str) -> dict:
+    """The ``topo_hosts`` of the lab inventory, ``{host: vars}``: a local host gets
+    ``python`` as its interpreter unless it names one; a remote host gets
+    :data:`REMOTE_PYTHON`, ``topo_pythonpath`` (:data:`REMOTE_PYTHONPATH`) and
+    :data:`REMOTE_SSH` unless it names them."""
+    out = {}
+    for name, v in hosts.items():
+        if not is_remote(v):
+            out[name] = v | {"ansible_python_interpreter": v.get("ansible_python_interpreter", python)}
+        else:
+            out[name] = {"ansible_python_interpreter": REMOTE_PYTHON, "topo_pythonpath": REMOTE_PYTHONPATH,
+                         **REMOTE_SSH} | v
+    return out
+
+
+def node_build_host(node: dict, hosts: dict) -> str | None:
+    """The build host of an expanded node: its ``host`` key, else the only build host (None
+    when there are several and the node names none)."""
+    return node.get("host") or (next(iter(hosts)) if len(hosts) == 1 else None)
+
+
+def node_connection_vars(node: dict, hosts: dict) -> dict:
+    """Variables that reach a netns node on a remote build host (``hosts`` as from
+    :func:`host_vars`): ``topo_build_host`` and the host's SSH settings, interpreter and
+    ``topo_pythonpath``; ``{}`` for a node on a local build host or a docker node."""
+    name = node_build_host(node, hosts)
+    host = hosts.get(name) if name else None
+    if host is None or not is_remote(host) or node["kind"] != "netns":
+        return {}
+    return {"topo_build_host": name, "ansible_host": host.get("ansible_host", name),
+            **{k: host[k] for k in SSH_VARS if k in host and k != "ansible_host"}}
 
 
 def project(expanded: Expanded, python: str | None = None, hosts: dict | None = None) -> dict:
@@ -74,13 +139,17 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
 
     ``python`` is the interpreter Ansible runs modules with, on the build host and inside
     netns nodes (they share its filesystem); it must have pyroute2. Default: this one.
-    ``hosts`` are the build hosts, ``{host: vars}`` (default: :func:`build_hosts`); a host
-    with a local connection gets ``python`` as its interpreter unless it names one.
+    ``hosts`` are the build hosts, ``{host: vars}`` (default: :func:`build_hosts`), see
+    :func:`host_vars`. UsageError (exit 2) when a build host has a node's name.
     """
     python = python or sys.executable
-    hosts_vars = {name: (v | {"ansible_python_interpreter": v.get("ansible_python_interpreter", python)}
-                         if v.get("ansible_connection") == "local" else v)
-                  for name, v in (build_hosts() if hosts is None else hosts).items()}
+    hosts_vars = host_vars(build_hosts() if hosts is None else hosts, python)
+    clash = sorted(set(hosts_vars) & set(expanded["nodes"]))
+    if clash:
+        from topo.errors import UsageError
+        raise UsageError(f"build host{'s' if len(clash) > 1 else ''} {', '.join(clash)} also "
+                         f"name{'' if len(clash) > 1 else 's'} a node of lab {expanded['lab']}; Ansible "
+                         "knows both by one name: rename the build host in its inventory")
     lab = expanded["lab"]
     nodes = expanded["nodes"]
     groups: dict[str, list[str]] = {}
@@ -116,9 +185,8 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
             "topo_netns": node["netns"],
             "topo_interfaces": node["interfaces"],
             "topo_ping_targets": pings.get(name, []),
+            **node_connection_vars(node, hosts_vars),
         }
-        if "host" in node:
-            files[f"host_vars/{name}.json"]["topo_build_host"] = node["host"]
     return files
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from topo import inventory, labdir
@@ -33,7 +35,8 @@ class Compiled:
         return self.model.name
 
 
-def compile_file(path: str, sticky: bool = False, hosts: dict | None = None) -> Compiled:
+def compile_file(path: str, sticky: bool = False,
+                 hosts: dict | Callable[[str], dict | None] | None = None) -> Compiled:
     """Load, validate and expand ``path``. Raises InputError (exit 2) with every problem of
     the first phase that has any (load, validate, then the expansion's phases); the raw
     document is dropped once validated.
@@ -43,9 +46,12 @@ def compile_file(path: str, sticky: bool = False, hosts: dict | None = None) -> 
     inventory plugin see the file alone.
 
     ``hosts``: the build hosts ``{name: vars}`` (:func:`topo.inventory.build_hosts`) the lab
-    is placed on; default one host, localhost (:func:`topo.expand.expand`).
+    is placed on, or a function of the lab's name that gives them (or None); default one
+    host, localhost (:func:`topo.expand.expand`).
     """
     model = resolve(load(path))
+    if callable(hosts):
+        hosts = hosts(model.name)
     previous = _previous(model.name) if sticky else None
     foreign = _foreign_vnis(model.name, hosts) if sticky and hosts and len(hosts) > 1 else None
     return Compiled(path, model, expand(model, previous, hosts, foreign))
@@ -100,11 +106,12 @@ def _foreign_vnis(lab: str, hosts: dict) -> dict[int, str]:
     return out
 
 
-def write_inventory(compiled: Compiled) -> str:
-    """Write the lab directory's inventory and expanded.yml; return the inventory path."""
+def write_inventory(compiled: Compiled, hosts: str | None = None) -> str:
+    """Write the lab directory's inventory and expanded.yml; return the inventory path.
+    ``hosts``: the build-host inventory (default: this machine, see inventory.build_hosts)."""
     d = labdir.prepare(compiled.lab)
     inv = os.path.join(d, "inventory")
-    inventory.write(inv, inventory.project(compiled.expanded))
+    inventory.write(inv, inventory.project(compiled.expanded, hosts=inventory.build_hosts(hosts)))
     for name, text in (("expanded.yml", inventory.dump(compiled.expanded)),
                        (ALLOCATION, json.dumps(previous_allocation(compiled.expanded), sort_keys=True))):
         with open(os.path.join(d, name + ".tmp"), "w") as f:
@@ -113,10 +120,11 @@ def write_inventory(compiled: Compiled) -> str:
     return inv
 
 
-def destroy_inventory(lab: str) -> str:
-    """A minimal inventory for destroying ``lab`` by its markers, with no topology file."""
+def destroy_inventory(lab: str, hosts: str | None = None) -> str:
+    """A minimal inventory for destroying ``lab`` by its markers on every build host of
+    ``hosts`` (default: this machine), with no topology file."""
     d = labdir.prepare(lab)
     inv = os.path.join(d, "destroy-inventory")
     inventory.write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
-        "topo_hosts": {"hosts": inventory.build_hosts()}}}}})
+        "topo_hosts": {"hosts": inventory.host_vars(inventory.build_hosts(hosts), sys.executable)}}}}})
     return inv

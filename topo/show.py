@@ -30,27 +30,40 @@ def observe(expanded: dict) -> list[dict]:
                 links = nl.links_by_name(ipr)
                 for index, cidr in nl.ipv4_addresses(ipr):
                     addrs.setdefault(index, []).append(cidr)
-            declared = list(node["interfaces"])
-            if node["loopback"]:
-                declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None})
-            for iface in declared:
-                have = links.get(iface["ifname"])
-                entry = {"ifname": iface["ifname"], "address": iface["address"], "peer": iface["peer"]}
-                if have is None:
-                    entry["state"], entry["observed"] = "missing", None
-                else:
-                    got = sorted(a for a in addrs.get(have["index"], []) if a != "127.0.0.1/8")
-                    want = [iface["address"]] if iface["address"] else []
-                    entry["observed"] = {"addresses": got, "mtu": have["mtu"], "up": have["up"]}
-                    drift = []
-                    if got != want and (managed or want):
-                        drift.append(f"addresses {', '.join(got) or 'none'}")
-                    if iface.get("mtu") and have["mtu"] != iface["mtu"]:
-                        drift.append(f"mtu {have['mtu']}")
-                    entry["state"] = ("drift: " + "; ".join(drift)) if drift else ("up" if have["up"] else "down")
-                row["interfaces"].append(entry)
+            row["interfaces"] = interface_rows(node, {
+                ifname: {"addresses": sorted(a for a in addrs.get(have["index"], []) if a != "127.0.0.1/8"),
+                         "mtu": have["mtu"], "up": have["up"]} for ifname, have in links.items()}, managed)
             rows.append(row)
     return rows
+
+
+def interface_rows(node: dict, observed: dict, managed: bool = True) -> list[dict]:
+    """The interface entries of a ``show`` row: each declared interface of ``node`` (and
+    ``lo`` with its loopback address) against ``observed`` ``{ifname: {addresses (sorted
+    IPv4 CIDRs, without 127.0.0.1/8), mtu, up}}`` read from its namespace. ``managed``
+    False (a lab with ``autoaddress: false``): what is on an interface without a declared
+    address is the nodes' ``exec:`` commands' business, not drift."""
+    declared = list(node["interfaces"])
+    if node["loopback"]:
+        declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None})
+    out = []
+    for iface in declared:
+        have = observed.get(iface["ifname"])
+        entry = {"ifname": iface["ifname"], "address": iface["address"], "peer": iface["peer"]}
+        if have is None:
+            entry["state"], entry["observed"] = "missing", None
+        else:
+            got = have["addresses"]
+            want = [iface["address"]] if iface["address"] else []
+            entry["observed"] = dict(have)
+            drift = []
+            if got != want and (managed or want):
+                drift.append(f"addresses {', '.join(got) or 'none'}")
+            if iface.get("mtu") and have["mtu"] != iface["mtu"]:
+                drift.append(f"mtu {have['mtu']}")
+            entry["state"] = ("drift: " + "; ".join(drift)) if drift else ("up" if have["up"] else "down")
+        out.append(entry)
+    return out
 
 
 def labs_in_docker() -> list[str]:

@@ -28,6 +28,13 @@ The steps apply, plan and verify share run once each here: the lab's lock, the i
 rows decoded by :mod:`topo.results`) and the reports (:mod:`topo.report`). The
 requirements (root, the checks' programs, Docker) are checked before anything is built.
 
+Several build hosts: ``hosts`` (``--hosts INV``) names a build-host inventory (see
+:func:`topo.inventory.build_hosts`; default: this machine). Before apply builds anything, every
+remote host must answer over SSH (:func:`topo.hosts.require_reachable`, exit 3 naming it);
+destroy removes the lab by its markers on every host; the inventory a lab was applied with is
+recorded in its state.json (``hosts``), so plan, verify, show, exec and destroy find the lab's
+hosts without ``--hosts``.
+
 Errors: :class:`topo.errors.InputError` (bad file, exit 2), :class:`UsageError` (exit 2),
 :class:`EnvironmentProblem` (exit 3, naming the fix), :class:`RunFailed` (a playbook run
 failed, exit 3, with its log).
@@ -117,9 +124,18 @@ def require_docker(expanded: dict) -> None:
                                  "(community.docker's docker connection): apt-get install docker.io")
 
 
-def _compile(file: str):
+def _compile(file: str, hosts: str | None = None, placed: bool = False):
+    """``file`` loaded, validated and expanded, keeping the last apply's allocations. With
+    ``placed``, nodes are placed on the build hosts of ``hosts`` (an inventory path), or of
+    the inventory the lab's last apply recorded; without, the file alone decides (one host)."""
     from topo.pipeline import compile_file
-    return compile_file(file, sticky=True)
+
+    def build_hosts_of(lab: str) -> dict | None:
+        from topo.inventory import build_hosts
+        inv = _hosts_file(lab, hosts)
+        return build_hosts(inv) if inv else None
+
+    return compile_file(file, sticky=True, hosts=build_hosts_of if placed else None)
 
 
 # --------------------------------------------------------------------------- results
@@ -358,6 +374,23 @@ class ListResult:
 
 # --------------------------------------------------------------------------- shared steps
 
+def _hosts_file(lab: str, hosts: str | None) -> str | None:
+    """The build-host inventory of ``lab``: ``hosts`` when given, else the one its last apply
+    recorded (state.json), else None (this machine)."""
+    return os.path.abspath(hosts) if hosts else labdir.read_state(lab).get("hosts")
+
+
+def _remote_host(c, node: dict, hosts: str | None) -> tuple[str, dict] | None:
+    """``(name, vars)`` of the remote build host of ``node``, or None when it is local."""
+    from topo.inventory import build_hosts, is_remote, node_build_host
+    inv = _hosts_file(c.lab, hosts)
+    if inv is None:
+        return None
+    table = build_hosts(inv)
+    name = node_build_host(node, table)
+    return (name, table[name]) if name in table and is_remote(table[name]) else None
+
+
 def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
     """The apply playbook (in check mode for a plan); RunFailed when it failed."""
     from topo.runner import run_playbook
@@ -415,16 +448,24 @@ def graph(file: str, output: str | None = None) -> GraphResult:
     return GraphResult(c.lab, c.file, path=drawing.render(c.expanded, output))
 
 
-def list_labs() -> ListResult:
+def list_labs(hosts: str | None = None) -> ListResult:
     """Every lab on this machine, found from three sources, whether or not its topology file
     still exists: the namespaces whose ``lo`` carries a lab's marker, the containers
     labelled ``topo.lab``, and the lab directories (with the state.json of the last apply).
-    Needs root (it enters every namespace)."""
+    With ``hosts`` (a build-host inventory), the marked namespaces of every remote build host
+    count too (:func:`topo.hosts.lab_namespaces_remote`; EnvironmentProblem naming a host
+    that does not answer). Needs root (it enters every namespace)."""
     from ansible_collections.topo.lab.plugins.module_utils.api import lab_namespaces
     from topo.show import lab_containers
     require_root()
     namespaces, containers = lab_namespaces(), lab_containers()
     present = set(namespaces) | set(containers or {})
+    if hosts:
+        from topo.hosts import lab_namespaces_remote
+        from topo.inventory import build_hosts
+        remote = lab_namespaces_remote(build_hosts(hosts))  # {"host:namespace": lab}
+        namespaces.update(remote)
+        present |= {key.split(":", 1)[1] for key in remote}
     labs = sorted(set(labdir.known_labs()) | set(namespaces.values()) | set((containers or {}).values()))
     entries = []
     for lab in labs:
@@ -446,21 +487,27 @@ def list_labs() -> ListResult:
 
 
 def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,
-          notify: Notify = None) -> ApplyResult:
+          notify: Notify = None, hosts: str | None = None) -> ApplyResult:
     """Build or converge the lab ``file`` describes, then (``verify``) run its checks and
     write the reports. Holds the lab's lock throughout (waiting up to ``wait`` seconds for
-    another topo), writes the inventory and state.json (source, namespaces, containers)."""
-    c = _compile(file)
+    another topo), writes the inventory and state.json (source, namespaces, containers, the
+    build-host inventory). ``hosts``: the build-host inventory; every remote host must
+    answer before anything is built (EnvironmentProblem naming those that do not)."""
+    c = _compile(file, hosts, placed=True)
     require_root()
-    require_docker(c.expanded)
-    if verify:
-        require_programs(c.expanded)
+    inv_hosts = _hosts_file(c.lab, hosts)
+    table = _require_hosts(inv_hosts)
+    _refuse_remote_docker(c, table)
+    if _any_local(table):
+        require_docker(c.expanded)
+        if verify:
+            require_programs(c.expanded)
     from topo.pipeline import write_inventory
 
     nodes = c.expanded["nodes"].values()
     with labdir.locked(c.lab, wait=wait, notify=notify):
-        inv = write_inventory(c)
-        labdir.write_state(c.lab, source=os.path.abspath(c.file), namespaces=[
+        inv = write_inventory(c, inv_hosts)
+        labdir.write_state(c.lab, source=os.path.abspath(c.file), hosts=inv_hosts, namespaces=[
             n["netns"] for n in nodes] + [
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
@@ -474,41 +521,80 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
     return result
 
 
-def plan(file: str, *, progress: Progress | None = None) -> PlanResult:
+def plan(file: str, *, progress: Progress | None = None, hosts: str | None = None) -> PlanResult:
     """What :func:`apply` would change, from the apply playbook in check mode; nothing is
-    changed (the inventory is rewritten, under the lab's lock)."""
-    c = _compile(file)
+    changed (the inventory is rewritten, under the lab's lock). ``hosts`` as for apply."""
+    c = _compile(file, hosts, placed=True)
     require_root()
-    require_docker(c.expanded)
+    inv_hosts = _hosts_file(c.lab, hosts)
+    if _any_local(_require_hosts(inv_hosts)):
+        require_docker(c.expanded)
     from topo.pipeline import write_inventory
 
     with labdir.locked(c.lab):
-        inv = write_inventory(c)
+        inv = write_inventory(c, inv_hosts)
         result = _build(c, inv, check=True, progress=progress, title=f"planning {c.lab}")
     return PlanResult(c.lab, c.file, result.changes, c.expanded.get("warnings", []))
 
 
-def verify(file: str, *, progress: Progress | None = None) -> VerifyResult:
+def verify(file: str, *, progress: Progress | None = None, hosts: str | None = None) -> VerifyResult:
     """Run the checks of the applied lab ``file`` describes and write the reports (as
-    today, without taking the lab's lock)."""
-    c = _compile(file)
+    today, without taking the lab's lock). ``hosts`` as for apply."""
+    c = _compile(file, hosts, placed=True)
     require_root()
-    require_docker(c.expanded)
-    require_programs(c.expanded)
+    inv_hosts = _hosts_file(c.lab, hosts)
+    if _any_local(_require_hosts(inv_hosts)):
+        require_docker(c.expanded)
+        require_programs(c.expanded)
     from topo.pipeline import write_inventory
 
-    inv = write_inventory(c)
+    inv = write_inventory(c, inv_hosts)
     rows, log = _verify(c, inv, progress)
     summary, reports = _reports(c, rows)
     return VerifyResult(c.lab, c.file, summary, rows, log, reports)
 
 
-def show(file: str) -> ShowResult:
-    """The kernel's view of every node of ``file`` (needs root)."""
-    c = _compile(file)
+def show(file: str, hosts: str | None = None) -> ShowResult:
+    """The kernel's view of every node of ``file`` (needs root); nodes on a remote build
+    host (``hosts``, or the lab's recorded inventory) are read there, over SSH."""
+    c = _compile(file, hosts, placed=True)
     require_root()
     from topo.show import observe
-    return ShowResult(c.lab, observe(c.expanded))
+    inv = _hosts_file(c.lab, hosts)
+    if inv is None:
+        return ShowResult(c.lab, observe(c.expanded))
+    from topo.hosts import observe_remote
+    from topo.inventory import build_hosts
+    return ShowResult(c.lab, observe_remote(c.expanded, build_hosts(inv), observe))
+
+
+def _require_hosts(hosts: str | None) -> dict:
+    """The build hosts of inventory ``hosts`` (``{name: vars}``; this machine when None);
+    EnvironmentProblem naming every remote one that does not answer over SSH as root."""
+    from topo.inventory import build_hosts
+    table = build_hosts(hosts)
+    if hosts:
+        from topo.hosts import require_reachable
+        require_reachable(table)
+    return table
+
+
+def _refuse_remote_docker(c, table: dict) -> None:
+    """EnvironmentProblem, before anything is built, for a docker node whose build host is
+    remote: its connection (community.docker's) and the container module reach only this
+    machine's dockerd so far."""
+    from topo.inventory import is_remote, node_build_host
+    remote = sorted(name for name, n in c.expanded["nodes"].items() if n["kind"] == "docker"
+                    and (h := node_build_host(n, table)) in table and is_remote(table[h]))
+    if remote:
+        raise EnvironmentProblem(f"docker nodes on a remote build host are not supported yet ({', '.join(remote)}); "
+                                 "make them kind: netns, or build them on this machine (ansible_connection: local)")
+
+
+def _any_local(table: dict) -> bool:
+    """True when some build host of ``table`` is this machine (connection local)."""
+    from topo.inventory import is_remote
+    return any(not is_remote(v) for v in table.values())
 
 
 def _node(c, name: str) -> dict:
@@ -524,19 +610,26 @@ def _require_node_exists(c, name: str, node: dict) -> None:
 
 
 def exec_in(file: str, node: str, argv: list[str], *, capture_output: bool = False,
-            tty: bool = False) -> ExecResult:
+            tty: bool = False, hosts: str | None = None) -> ExecResult:
     """Run ``argv`` (no shell; a leading ``--`` is dropped) inside ``node`` of ``file``: in
     its namespace, or ``docker exec`` for a docker node. With ``capture_output`` its output
-    is returned, else it shares this terminal (``tty`` asks docker for one)."""
-    c = _compile(file)
+    is returned, else it shares this terminal (``tty`` asks docker for one). A node on a
+    remote build host (``hosts``, or the lab's recorded inventory) is reached over SSH
+    through that host (:func:`topo.hosts.ssh_argv`)."""
+    c = _compile(file, hosts, placed=True)
     require_root()
     spec = _node(c, node)
     argv = argv[1:] if argv[:1] == ["--"] else list(argv)
     if not argv:
         raise UsageError("no command given; example: topo exec FILE NODE -- ip -br addr")
-    _require_node_exists(c, node, spec)
     from ansible_collections.topo.lab.plugins.module_utils.api import node_argv
     full = node_argv(spec["netns"], spec["kind"], argv, interactive=True, tty=tty)
+    remote = _remote_host(c, spec, hosts)
+    if remote is not None:
+        from topo.hosts import ssh_argv
+        full = ssh_argv(*remote, full, tty=tty)
+    else:
+        _require_node_exists(c, node, spec)
     if capture_output:
         proc = subprocess.run(full, capture_output=True, text=True)
         return ExecResult(node, argv, proc.returncode, proc.stdout, proc.stderr)
@@ -592,14 +685,17 @@ def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: b
     return sorted(set(labdir.known_labs()) | set(labs_in_kernel()) | set(labs_in_docker()))
 
 
-def destroy(lab: str, *, wait: float = 0.0, progress: Progress | None = None, notify: Notify = None) -> DestroyResult:
+def destroy(lab: str, *, wait: float = 0.0, progress: Progress | None = None, notify: Notify = None,
+            hosts: str | None = None) -> DestroyResult:
     """Remove everything lab ``lab`` made (containers labelled with it, namespaces carrying
-    its marker) and its lab directory, under its lock."""
+    its marker) and its lab directory, under its lock, on every build host of ``hosts`` (or
+    of the inventory its last apply recorded; default this machine)."""
     from topo.pipeline import destroy_inventory
     from topo.runner import run_playbook
 
+    inv_hosts = _hosts_file(lab, hosts)
     with labdir.locked(lab, wait=wait, notify=notify):
-        result = run_playbook(lab, "destroy", inventory=destroy_inventory(lab), progress=progress,
+        result = run_playbook(lab, "destroy", inventory=destroy_inventory(lab, inv_hosts), progress=progress,
                               title=f"destroying {lab}")
         if not result.ok:
             _raise_run_failure(result)
@@ -611,23 +707,30 @@ def destroy(lab: str, *, wait: float = 0.0, progress: Progress | None = None, no
     return DestroyResult(lab, removed, result.seconds, result.warnings)
 
 
-def doctor(file: str | None = None) -> DoctorResult:
+def doctor(file: str | None = None, hosts: str | None = None) -> DoctorResult:
     """Every doctor check; with ``file``, what its docker nodes need is required (a missing
-    dockerd or image fails rather than warns)."""
-    from topo.doctor import run_checks
+    dockerd or image fails rather than warns). With ``hosts`` (a build-host inventory),
+    each of its remote hosts is checked too (:func:`topo.doctor.host_checks`)."""
+    from topo.doctor import host_checks, run_checks
     images = None
     if file:
         c = _compile(file)
         images = sorted({n["container"]["image"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"})
-    return DoctorResult(run_checks(images or None, bool(images)))
+    findings = run_checks(images or None, bool(images))
+    if hosts:
+        from topo.inventory import build_hosts
+        findings += host_checks(build_hosts(hosts))
+    return DoctorResult(findings)
 
 
 def build_image(tag: str | None = None, *, offline: bool = False, mirror: str | None = None,
-                notify: Notify = None) -> ImageResult:
-    """Build the node image ``tag`` (default ``topo.model.DEFAULT_IMAGE``), from the shipped
+                notify: Notify = None, kind: str = "node") -> ImageResult:
+    """Build the node image ``tag`` (default ``topo.model.DEFAULT_IMAGE``), or with ``kind``
+    ``host`` the simulated build host's (default ``topo.image.HOST_IMAGE``), from the shipped
     Dockerfile or (``offline``) from Debian packages; ``notify`` gets one line per step."""
     require_root()
     from topo import image
-    result = image.build(tag or image.DEFAULT_IMAGE, offline=offline, mirror=mirror,
+    default = image.HOST_IMAGE if kind == "host" else image.DEFAULT_IMAGE
+    result = image.build(tag or default, offline=offline, mirror=mirror, kind=kind,
                          say=lambda line: _say(notify, line))
     return ImageResult(**result)

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: topo developers. MIT license.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: pyroute2_zip
+short_description: The controller's pyroute2, zipped once, for build hosts that lack it
+description:
+  - Returns the path, on the controller, of a zip of the pyroute2 package the controller's
+    Python imports (source files only; pyroute2 is pure Python).
+  - Build hosts need only sshd, root and python3 >= 3.9; topo copies this zip to them
+    (C(ansible.builtin.copy), idempotent by checksum) and runs its modules with
+    C(PYTHONPATH) naming it, so Python's zipimport loads pyroute2 from it.
+  - The zip is made once per pyroute2 version in the cache directory and is byte-identical
+    every time it is made (sorted entries, fixed timestamps), so its checksum, and so the
+    copy, does not change between runs. Made in a temporary file, then renamed, as several
+    forks may ask at once.
+author: topo developers
+options:
+  _terms:
+    description: The cache directory (default C($TOPO_HOME/cache), C(/var/lib/topo/cache)).
+    type: list
+    elements: str
+    required: false
+"""
+
+EXAMPLES = r"""
+- name: Bring pyroute2 to a build host
+  ansible.builtin.copy:
+    src: "{{ lookup('topo.lab.pyroute2_zip') }}"
+    dest: /var/lib/topo/pyroute2.zip
+"""
+
+RETURN = r"""
+_raw:
+  description: The path of the zip on the controller, one element.
+  type: list
+  elements: str
+"""
+
+import os
+import tempfile
+import zipfile
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+#: The timestamp of every entry (zip's epoch), so the zip's bytes depend on the files alone.
+EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def make_zip(directory):
+    """Zip the importable pyroute2 into ``directory`` (once per version); returns its path.
+    Raises ImportError when the controller has no pyroute2."""
+    import pyroute2
+    root = os.path.dirname(pyroute2.__file__)
+    version = getattr(pyroute2, "__version__", "unknown")
+    path = os.path.join(directory, "pyroute2-%s.zip" % version)
+    if os.path.exists(path):
+        return path
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.dirname(root)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(files):
+                    if name.endswith(".py") or name == "py.typed":
+                        src = os.path.join(folder, name)
+                        info = zipfile.ZipInfo(os.path.relpath(src, base), EPOCH)
+                        info.compress_type = zipfile.ZIP_DEFLATED
+                        info.external_attr = 0o644 << 16
+                        with open(src, "rb") as data:
+                            z.writestr(info, data.read())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        home = os.environ.get("TOPO_HOME") or "/var/lib/topo"
+        directory = terms[0] if terms else os.path.join(home, "cache")
+        try:
+            return [make_zip(directory)]
+        except ImportError as exc:
+            raise AnsibleLookupError("the controller has no pyroute2 to bring to the build hosts "
+                                     "(pip install pyroute2): %s" % exc)
+        except OSError as exc:
+            raise AnsibleLookupError("cannot zip pyroute2 into %s: %s" % (directory, exc))

@@ -1,0 +1,236 @@
+"""Simulated build hosts for the multi-host tests (DESIGN.md 7, issue 12).
+
+One session fixture, :func:`sim`, makes on this one machine:
+
+* three build hosts ``bh1``..``bh3`` (build hosts and nodes share Ansible's host names, so
+  not h1..): containers of the ``topo-host`` image (sshd, python3,
+  iproute2, no pyroute2; built offline by ``topo image build --host --offline`` when
+  missing), each with its own network and mount namespace (so its own ``/run/netns``), run
+  with ``--network none``, NET_ADMIN and SYS_ADMIN, AppArmor and seccomp unconfined and
+  ``systempaths=unconfined`` (so topo can write ``net.*`` sysctls in the namespaces it makes
+  there; never ``--privileged``), labelled ``topo.test=multihost``;
+* the underlay: a bridge ``br0`` in a test namespace (:data:`UNDERLAY_NS`, never the root
+  namespace), with a veth into each host (its ``eth0``, 192.0.2.11..13/24, TEST-NET-1) and
+  one into the controller namespace (:data:`CONTROLLER_NS`, 192.0.2.1/24);
+* an SSH key made for the session (ssh-keygen), authorized for root on every host; build-host
+  inventories naming the hosts (``one`` = bh1 alone, ``three`` = all three) with the SSH
+  options topo's inventory also sets (pipelining, ControlPersist).
+
+:meth:`Sim.topo` runs the real CLI inside the controller namespace, so topo and Ansible reach
+the hosts over real SSH. Teardown closes the SSH master connections and removes the
+containers and both namespaces, also after a failure; containers left by a crashed earlier
+run (found by their label) are removed first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+
+HOST_IMAGE = "topo-host:latest"
+LABEL = {"topo.test": "multihost"}
+UNDERLAY_NS = "topo-mhul"
+CONTROLLER_NS = "topo-mhctl"
+CONTROLLER_ADDR = "192.0.2.1"
+HOSTS = {f"bh{i}": f"192.0.2.{10 + i}" for i in (1, 2, 3)}
+#: ssh options of the test inventories: the hosts' keys are new every session.
+SSH_COMMON = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+
+def sh(*argv, check=True, **kw):
+    """Run ``argv``; its CompletedProcess (text), AssertionError with stderr when ``check``."""
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} exited {proc.returncode}: "
+                             f"{proc.stdout.strip()[-3000:]}\n{proc.stderr.strip()[-3000:]}")
+    return proc
+
+
+class Sim:
+    """The simulated hosts (see the module docstring). ``inventory[name]`` are build-host
+    inventory paths (``one``, ``three``); ``containers[host]`` the Docker containers."""
+
+    def __init__(self, client, workdir: str):
+        self.client = client
+        self.workdir = workdir
+        self.home = os.path.join(workdir, "home")
+        self.control_dir = tempfile.mkdtemp(prefix="mhcp-")  # short: ControlPath sockets (108 bytes)
+        self.key = os.path.join(workdir, "id_ed25519")
+        self.containers: dict = {}
+        self.inventory: dict[str, str] = {}
+        self.image_seconds: float | None = None
+
+    # ------------------------------------------------------------------ commands
+
+    def env(self) -> dict:
+        return dict(os.environ, TOPO_HOME=self.home, ANSIBLE_SSH_CONTROL_PATH_DIR=self.control_dir)
+
+    def controller(self, *argv, check=True, timeout=600) -> subprocess.CompletedProcess:
+        """Run ``argv`` in the controller namespace (cwd: the repository)."""
+        return sh("ip", "netns", "exec", CONTROLLER_NS, *argv, check=check, cwd=ROOT, env=self.env(),
+                  timeout=timeout)
+
+    def topo(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+        """The real ``topo`` CLI in the controller namespace, with the session's TOPO_HOME."""
+        return self.controller(sys.executable, "-m", "topo", *args, check=check, timeout=timeout)
+
+    def topo_json(self, *args, **kw):
+        return json.loads(self.topo(args[0], "--json", *args[1:], **kw).stdout)
+
+    def on_host(self, host: str, *argv) -> str:
+        """Run ``argv`` inside host container ``host`` (docker exec); its stdout, AssertionError
+        when it fails."""
+        code, out = self.containers[host].exec_run([str(a) for a in argv], demux=True)
+        stdout, stderr = (out or (b"", b""))
+        if code != 0:
+            raise AssertionError(f"{host}: {argv} exited {code}: {(stderr or b'').decode()}")
+        return (stdout or b"").decode()
+
+    def netns_on(self, host: str) -> list[str]:
+        """Names under /run/netns of build host ``host``."""
+        return sorted(line.split()[0] for line in self.on_host(host, "ip", "netns", "list").splitlines()
+                      if line.strip())
+
+    # ------------------------------------------------------------------ set-up
+
+    def start(self) -> None:
+        os.makedirs(self.home, exist_ok=True)
+        self.image_seconds = ensure_image(self.client)
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "topo-multihost-test", "-f", self.key)
+        keys = os.path.join(self.workdir, "ssh")
+        os.makedirs(keys, mode=0o700)
+        shutil.copyfile(self.key + ".pub", os.path.join(keys, "authorized_keys"))
+        os.chmod(os.path.join(keys, "authorized_keys"), 0o600)
+        api = self.client.api
+        for host in HOSTS:
+            config = api.create_host_config(
+                network_mode="none", cap_add=["NET_ADMIN", "SYS_ADMIN"],
+                security_opt=["apparmor=unconfined", "seccomp=unconfined"], binds={keys: {"bind": "/root/.ssh",
+                                                                                       "mode": "ro"}})
+            # what `docker run --security-opt systempaths=unconfined` sends (the SDK has no
+            # parameter for it): /proc/sys writable, so net.* sysctls can be set in the
+            # namespaces topo makes inside the host
+            config.update(MaskedPaths=[], ReadonlyPaths=[])
+            made = api.create_container(HOST_IMAGE, name=f"topo-mh-{host}", hostname=host, labels=LABEL,
+                                        host_config=config, volumes=["/root/.ssh"])
+            api.start(made["Id"])
+            self.containers[host] = self.client.containers.get(made["Id"])
+        sh("ip", "netns", "add", UNDERLAY_NS)
+        sh("ip", "netns", "add", CONTROLLER_NS)
+        ul = ["ip", "-n", UNDERLAY_NS]
+        sh(*ul, "link", "add", "br0", "type", "bridge")
+        sh(*ul, "link", "set", "br0", "up")
+        sh(*ul, "link", "add", "ul-ctl", "type", "veth", "peer", "name", "eth0", "netns", CONTROLLER_NS)
+        ctl = ["ip", "-n", CONTROLLER_NS]
+        sh(*ctl, "addr", "add", f"{CONTROLLER_ADDR}/24", "dev", "eth0")
+        sh(*ctl, "link", "set", "eth0", "up")
+        sh(*ctl, "link", "set", "lo", "up")
+        sh(*ul, "link", "set", "ul-ctl", "master", "br0", "up")
+        for host, addr in HOSTS.items():
+            c = self.containers[host]
+            c.reload()
+            pid = c.attrs["State"]["Pid"]
+            sh(*ul, "link", "add", f"ul-{host}", "type", "veth", "peer", "name", "eth0", "netns", pid)
+            sh(*ul, "link", "set", f"ul-{host}", "master", "br0", "up")
+            self.on_host(host, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
+            self.on_host(host, "ip", "link", "set", "eth0", "up")
+            self.on_host(host, "ip", "link", "set", "lo", "up")
+        self.inventory["one"] = self.write_inventory("one", ["bh1"])
+        self.inventory["three"] = self.write_inventory("three", list(HOSTS))
+        self.wait_for_ssh(list(HOSTS))
+
+    def host_vars(self, host: str) -> dict:
+        return {"ansible_host": HOSTS[host], "ansible_user": "root", "ansible_ssh_private_key_file": self.key,
+                "ansible_ssh_common_args": SSH_COMMON}
+
+    def write_inventory(self, name: str, hosts: list[str]) -> str:
+        path = os.path.join(self.workdir, f"{name}.yml")
+        with open(path, "w") as f:
+            json.dump({"all": {"children": {"topo_hosts": {"hosts": {h: self.host_vars(h) for h in hosts}}}}}, f)
+        return path
+
+    def wait_for_ssh(self, hosts: list[str], seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        for host in hosts:
+            while True:
+                proc = self.controller("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=2", *SSH_COMMON.split(),
+                                       "-i", self.key, f"root@{HOSTS[host]}", "true", check=False, timeout=30)
+                if proc.returncode == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"sshd of {host} does not answer: {proc.stderr.strip()}; "
+                                         f"logs: {self.containers[host].logs()[-500:]!r}")
+                time.sleep(0.3)
+
+    def freeze(self, host: str) -> None:
+        """Make ``host`` stop answering (its container paused: the machine is frozen, its
+        address silent), after closing the SSH master connections, which would hang on it."""
+        self.close_masters()
+        self.containers[host].pause()
+
+    def thaw(self, host: str) -> None:
+        """Undo :meth:`freeze`."""
+        self.containers[host].unpause()
+
+    # ------------------------------------------------------------------ teardown
+
+    def close_masters(self) -> None:
+        """End the SSH master connections (ControlPersist) of topo, Ansible and the tests."""
+        for sock in os.listdir(self.control_dir) if os.path.isdir(self.control_dir) else []:
+            sh("ip", "netns", "exec", CONTROLLER_NS, "ssh", "-o", f"ControlPath={os.path.join(self.control_dir, sock)}",
+               "-O", "exit", "x", check=False, timeout=10)
+
+    def close(self) -> None:
+        self.close_masters()
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+        remove_leftovers(self.client)
+
+
+def remove_leftovers(client) -> None:
+    """Remove every container labelled as this fixture's and both test namespaces."""
+    for c in client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in LABEL.items()]}):
+        if c.status == "paused":
+            c.unpause()
+        c.remove(force=True)
+    for ns in (UNDERLAY_NS, CONTROLLER_NS):
+        if os.path.exists(os.path.join("/run/netns", ns)):
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def ensure_image(client) -> float | None:
+    """Build ``topo-host`` offline when it is missing; the seconds it took (None: cached)."""
+    import docker.errors
+    try:
+        client.images.get(HOST_IMAGE)
+        return None
+    except docker.errors.ImageNotFound:
+        pass
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "topo", "image", "build", "--host", "--offline"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        pytest.fail(f"topo image build --host --offline failed: {proc.stderr[-800:]}", pytrace=False)
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="session")
+def sim(docker_client, tmp_path_factory):
+    """The simulated build hosts, underlay and controller (see :class:`Sim`), for the session."""
+    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.fail("the multi-host tests need OpenSSH's client: apt-get install openssh-client", pytrace=False)
+    remove_leftovers(docker_client)
+    s = Sim(docker_client, str(tmp_path_factory.mktemp("multihost")))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.close()
