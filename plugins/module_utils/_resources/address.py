@@ -96,11 +96,11 @@ class Addresses(Kind):
 
     resource = "address"
 
-    def declare(self, items):
+    @staticmethod
+    def check(items):
         for item in items:
             for cidr in item["addresses"]:
                 canonical(cidr)
-        return set()
 
     def converge(self, items, changes):
         ctx, check = self.ctx, self.ctx.check

@@ -50,16 +50,21 @@ class Routes(Kind):
         self.wanted = {}
         self.tables = {}
 
-    def declare(self, items):
+    @staticmethod
+    def check(items):
         for item in items:
-            table = self.wanted.setdefault(item["netns"], {})
             for r in item["routes"]:
                 dst, gw = ipaddress.ip_network(r["dst"]), ipaddress.ip_address(r["gateway"])
                 if dst.version != gw.version:
                     raise ValueError("route %s via %s in %s: the destination is IPv%d, the gateway IPv%d; "
                                      "use a gateway of the same family" % (r["dst"], r["gateway"], item["netns"],
                                                                           dst.version, gw.version))
-                table[str(dst)] = str(gw)
+
+    def declare(self, items):
+        for item in items:
+            table = self.wanted.setdefault(item["netns"], {})
+            for r in item["routes"]:
+                table[str(ipaddress.ip_network(r["dst"]))] = str(ipaddress.ip_address(r["gateway"]))
         return set((ns, dst) for ns, table in self.wanted.items() for dst in table)
 
     def read(self, ns):

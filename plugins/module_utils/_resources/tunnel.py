@@ -112,9 +112,12 @@ class Tunnels(LinkKind):
     forget_all = False
     prune_first = True
 
-    def declare(self, items):
+    @staticmethod
+    def check(items):
         for t in items:
             underlay(t)
+
+    def declare(self, items):
         return set((t["netns"], t["ifname"]) for t in items)
 
     def converge(self, items, changes):
