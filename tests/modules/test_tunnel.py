@@ -145,7 +145,7 @@ def test_a_kernel_without_gre_is_named_before_anything_is_built(lab, ansible):
 def test_the_module_feature_probe_agrees_with_iproute2():
     """topo's pyroute2 probe (what apply checks before building) and iproute2's own tries agree."""
     from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
-    features = ["vxlan", "gre", "gretap", "netem", "tbf"]
+    features = ["vxlan", "gre", "gretap", "ip6gre", "ip6gretap", "netem", "tbf"]
     assert missing_features(features) == [f for f in features if not host_has(f)]
 
 
@@ -262,24 +262,10 @@ def test_tunnel_underlay_family_errors_change_nothing(lab, ansible):
     assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
 
 
-def _kernel_has_ip6gre():
-    """iproute2's own try, in a scratch namespace (tests/kernel/lane.py probes no ip6gre)."""
-    import secrets
-    ns = "topo-probe-" + secrets.token_hex(3)
-    sh("ip", "netns", "add", ns)
-    try:
-        return not sh("ip", "-n", ns, "link", "add", "probe0", "type", "ip6gre", "local", "2001:db8::1",
-                      "remote", "2001:db8::2", check=False) and \
-            "probe0" in sh("ip", "-n", ns, "link", "show")
-    finally:
-        sh("ip", "netns", "del", ns)
-
-
 def test_a_kernel_without_ip6gre_is_named_before_anything_is_built(lab, ansible):
     from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
-    has = _kernel_has_ip6gre()
-    assert missing_features(["ip6gre", "ip6gretap"]) == ([] if has else ["ip6gre", "ip6gretap"])
-    if has:
+    assert missing_features(["ip6gre", "ip6gretap"]) == [f for f in ("ip6gre", "ip6gretap") if not host_has(f)]
+    if host_has("ip6gre"):
         pytest.skip("this kernel has ip6gre; the refusal needs one without")
     a, b = underlay6(lab)
     params = {"lab": lab.name, "tunnels": vxlan6(a, b) + [
@@ -291,3 +277,34 @@ def test_a_kernel_without_ip6gre_is_named_before_anything_is_built(lab, ansible)
         assert "cannot create ip6gretap links (CONFIG_IPV6_GRE); load ip6_gre (modprobe ip6_gre) or use vxlan" \
             in result["msg"], result["msg"]
     assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
+
+
+@pytest.mark.kernel("ip6gre", "ip6gretap")
+def test_ip6gre_and_ip6gretap_four_steps_and_traffic(lab, ansible):
+    a, b = underlay6(lab)
+    lab.make_bridge(a, "br0")
+    tunnels = []
+    for ns, local, remote in ((a, "2001:db8:ff::1", "2001:db8:ff::2"), (b, "2001:db8:ff::2", "2001:db8:ff::1")):
+        tunnels.append(dict(kind="ip6gre", netns=ns, ifname="g6", local=local, remote=remote, key=7, ttl=64,
+                            mtu=1444))
+        tunnels.append(dict(kind="ip6gretap", netns=ns, ifname="gt6", local=local, remote=remote, mtu=1434,
+                            master="br0"))
+    params = {"lab": lab.name, "tunnels": tunnels, "namespaces": [a, b]}
+    four_steps(ansible, lab, "tunnel", params,
+               sorted(("create", "tunnel", "%s/%s" % (t["netns"], t["ifname"])) for t in tunnels))
+    g6 = info(a, "g6")
+    assert (g6["kind"], g6["local"], g6["remote"], g6["ikey"], g6["okey"], g6["mtu"]) == \
+        ("ip6gre", "2001:db8:ff::1", "2001:db8:ff::2", "0.0.0.7", "0.0.0.7", 1444), g6
+    assert (info(b, "gt6")["kind"], info(b, "gt6")["master"]) == ("ip6gretap", "br0")
+    sh("ip", "-n", a, "addr", "add", "2001:db8:61::1/64", "dev", "g6", "nodad")
+    sh("ip", "-n", b, "addr", "add", "2001:db8:61::2/64", "dev", "g6", "nodad")
+    sh("ip", "-n", a, "addr", "add", "198.18.2.1/24", "dev", "br0")
+    sh("ip", "-n", b, "addr", "add", "198.18.2.2/24", "dev", "br0")
+    for family, target in (("-6", "2001:db8:61::2"), ("-4", "198.18.2.2")):
+        out = sh("ip", "netns", "exec", a, "ping", family, "-c", "3", "-i", "0.2", "-W", "2", target, check=False)
+        assert "3 received" in out, out
+    # another key is a recreate
+    rekeyed = dict(params, tunnels=[dict(t, key=8) if t["kind"] == "ip6gre" else t for t in tunnels])
+    result = ok(ansible.one("tunnel", rekeyed))
+    assert changes(result) == [("fix", "tunnel", a + "/g6"), ("fix", "tunnel", b + "/g6")]
+    assert "key 7 -> 8" in detail(result, "fix", a + "/g6")
