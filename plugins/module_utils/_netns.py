@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import os
 import socket
 from contextlib import contextmanager
@@ -66,16 +67,28 @@ KERNEL_FEATURES = {
     "vxlan": ("vxlan", "CONFIG_VXLAN"),
     "gre": ("ip_gre", "CONFIG_NET_IPGRE"),
     "gretap": ("ip_gre", "CONFIG_NET_IPGRE"),
+    "ip6gre": ("ip6_gre", "CONFIG_IPV6_GRE"),
+    "ip6gretap": ("ip6_gre", "CONFIG_IPV6_GRE"),
     "netem": ("sch_netem", "CONFIG_NET_SCH_NETEM"),
     "tbf": ("sch_tbf", "CONFIG_NET_SCH_TBF"),
 }
 #: What to suggest when a feature is missing.
 ALTERNATIVES = {
     "gre": "use vxlan", "gretap": "use vxlan", "vxlan": "use gre or gretap",
+    "ip6gre": "use vxlan (over IPv6 too)", "ip6gretap": "use vxlan (over IPv6 too)",
     "netem": "drop delay, jitter and loss", "tbf": "drop rate",
 }
 #: GRE_KEY in the GRE flags (include/uapi/linux/if_tunnel.h), as pyroute2 encodes them.
 GRE_KEY = 0x2000
+#: Address flags (include/uapi/linux/if_addr.h): IFA_F_SECONDARY (an IPv4 address that is
+#: not its subnet's first), IFA_F_NODAD (no duplicate address detection: usable at once),
+#: IFA_F_DADFAILED, IFA_F_TENTATIVE (DAD still running) and IFA_F_PERMANENT (added by hand
+#: or by topo, not by autoconfiguration).
+IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+IFA_F_PERMANENT = 0x80
 
 
 class NetnsError(Exception):
@@ -103,6 +116,8 @@ _PROBES = {
     "vxlan": dict(kind="vxlan", vxlan_id=1, vxlan_local="198.18.0.1", vxlan_group="198.18.0.2", vxlan_port=4789),
     "gre": dict(kind="gre", gre_local="198.18.0.1", gre_remote="198.18.0.2"),
     "gretap": dict(kind="gretap", gre_local="198.18.0.1", gre_remote="198.18.0.2"),
+    "ip6gre": dict(kind="ip6gre", ip6gre_local="2001:db8::1", ip6gre_remote="2001:db8::2"),
+    "ip6gretap": dict(kind="ip6gretap", ip6gre_local="2001:db8::1", ip6gre_remote="2001:db8::2"),
 }
 
 
@@ -486,13 +501,31 @@ def sysctl_write(name, key, value):
             raise NetnsError("sysctl %s does not exist in namespace %s" % (key, name))
 
 
-def conf_write(name, ifname, key, value):
-    """Write ``net/ipv4/conf/<ifname>/<key>`` inside namespace ``name`` (ifname may hold dots)."""
-    if "/" in ifname or ifname in (".", "..") or "/" in key:
-        raise NetnsError("invalid interface %r or key %r" % (ifname, key))
+def _conf_path(ifname, key, family):
+    if "/" in ifname or ifname in (".", "..") or "/" in key or family not in ("ipv4", "ipv6"):
+        raise NetnsError("invalid interface %r, key %r or family %r" % (ifname, key, family))
+    return "/proc/sys/net/%s/conf/%s/%s" % (family, ifname, key)
+
+
+def conf_write(name, ifname, key, value, family="ipv4"):
+    """Write ``net/<family>/conf/<ifname>/<key>`` inside namespace ``name`` (ifname may hold
+    dots; ``family`` is ``ipv4`` or ``ipv6``)."""
+    path = _conf_path(ifname, key, family)
     with entered(name):
-        with open("/proc/sys/net/ipv4/conf/%s/%s" % (ifname, key), "w") as f:
+        with open(path, "w") as f:
             f.write(str(value))
+
+
+def conf_read(name, ifname, key, family="ipv4"):
+    """The value (str) of ``net/<family>/conf/<ifname>/<key>`` inside namespace ``name``;
+    None when the interface (or its IPv6 configuration) does not exist."""
+    path = _conf_path(ifname, key, family)
+    with entered(name):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
 
 
 class Sockets(object):
@@ -566,7 +599,8 @@ def link_summary(msg):
         out["mcast_querier"] = data.get_attr("IFLA_BR_MCAST_QUERIER")
     elif kind == "vxlan" and data is not None:
         ports = data.get_attr("IFLA_VXLAN_PORT_RANGE") or {}
-        out.update(local=data.get_attr("IFLA_VXLAN_LOCAL"), remote=data.get_attr("IFLA_VXLAN_GROUP"),
+        out.update(local=data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6"),
+                   remote=data.get_attr("IFLA_VXLAN_GROUP") or data.get_attr("IFLA_VXLAN_GROUP6"),
                    vni=data.get_attr("IFLA_VXLAN_ID"), dstport=data.get_attr("IFLA_VXLAN_PORT"),
                    learning=bool(data.get_attr("IFLA_VXLAN_LEARNING")), ttl=data.get_attr("IFLA_VXLAN_TTL") or 0,
                    srcport=[ports.get("low", 0), ports.get("high", 0)])
@@ -575,6 +609,11 @@ def link_summary(msg):
         out.update(local=data.get_attr("IFLA_GRE_LOCAL"), remote=data.get_attr("IFLA_GRE_REMOTE"),
                    ttl=data.get_attr("IFLA_GRE_TTL") or 0,
                    key=data.get_attr("IFLA_GRE_IKEY") if flags & GRE_KEY else None)
+    elif kind in ("ip6gre", "ip6gretap") and data is not None:
+        flags = socket.ntohs(data.get_attr("IFLA_IP6GRE_IFLAGS") or 0)  # pyroute2 decodes it in host order
+        out.update(local=data.get_attr("IFLA_IP6GRE_LOCAL"), remote=data.get_attr("IFLA_IP6GRE_REMOTE"),
+                   ttl=data.get_attr("IFLA_IP6GRE_TTL") or 0,
+                   key=data.get_attr("IFLA_IP6GRE_IKEY") if flags & GRE_KEY else None)
     return out
 
 
@@ -585,11 +624,49 @@ def links_by_name(ipr):
 
 def ipv4_addresses(ipr, index=None):
     """[(index, 'a.b.c.d/len')] of IPv4 addresses, optionally of one interface."""
-    kw = {"family": socket.AF_INET}
-    if index is not None:
-        kw["index"] = index
-    return [(m["index"], "%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"]))
-            for m in ipr.get_addr(**kw)]
+    return [(i, cidr) for i, cidr, _ in address_records(ipr, index, families=(socket.AF_INET,))]
+
+
+def ip_addresses(ipr, index=None):
+    """[(index, cidr)] of the IPv4 and IPv6 addresses topo compares (IPv4 first, each in
+    kernel order), optionally of one interface: every IPv4 address, and every IPv6 address
+    but the kernel's own (:func:`kernel_made`: link-local, autoconfigured). ``lo``'s
+    127.0.0.1/8 and ::1/128 are included."""
+    return [(i, cidr) for i, cidr, _ in address_records(ipr, index)]
+
+
+def address_flags(msg):
+    """The flags of an RTM_NEWADDR message: the 32-bit IFA_FLAGS attribute when the kernel
+    sends it (it does since 3.14), else the 8-bit ifa_flags."""
+    flags = msg.get_attr("IFA_FLAGS")
+    return msg["flags"] if flags is None else flags
+
+
+def kernel_made(family, cidr, flags):
+    """True for an IPv6 address the kernel makes by itself, which topo neither declares nor
+    removes: a link-local address (fe80::/10, one per interface, from its MAC) or one
+    without IFA_F_PERMANENT (stateless autoconfiguration from a router advertisement,
+    privacy addresses). Always False for IPv4."""
+    if family != socket.AF_INET6:
+        return False
+    return ipaddress.ip_interface(cidr).ip.is_link_local or not flags & IFA_F_PERMANENT
+
+
+def address_records(ipr, index=None, families=(socket.AF_INET, socket.AF_INET6)):
+    """[(index, cidr, msg)] of the addresses of ``families`` seen by socket ``ipr`` (all
+    interfaces, or the one of ifindex ``index``), one family after the other in kernel
+    order, without the kernel's own IPv6 addresses (:func:`kernel_made`). ``msg`` is the
+    RTM_NEWADDR message (flags: :func:`address_flags`; IPv4 broadcast: IFA_BROADCAST)."""
+    out = []
+    for family in families:
+        kw = {"family": family}
+        if index is not None:
+            kw["index"] = index
+        for m in ipr.get_addr(**kw):
+            cidr = "%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"])
+            if not kernel_made(family, cidr, address_flags(m)):
+                out.append((m["index"], cidr, m))
+    return out
 
 
 def translate(exc, what, kind=None):

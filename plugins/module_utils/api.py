@@ -30,6 +30,7 @@ _EXPORTS = {
     "list_namespaces": ("_netns", "list_namespaces"),
     "links_by_name": ("_netns", "links_by_name"),
     "ipv4_addresses": ("_netns", "ipv4_addresses"),
+    "ip_addresses": ("_netns", "ip_addresses"),
     "MARKER": ("_netns", "MARKER"),
     "NetnsError": ("_netns", "NetnsError"),
     # kernel features

@@ -6,12 +6,23 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: address
-short_description: Converge the IPv4 addresses of a topo lab's interfaces, in one call
+short_description: Converge the IPv4 and IPv6 addresses of a topo lab's interfaces, in one call
 description:
   - Receives, for every interface of the lab that carries addresses, the exact list it
-    must carry, and makes the kernel match it - adding what is missing and removing any
-    other IPv4 address on that interface (an address with the wrong prefix length counts
-    as wrong). The loopback's C(127.0.0.1/8) is never touched.
+    must carry (IPv4 and IPv6 mixed), and makes the kernel match it - adding what is missing
+    and removing any other IPv4 or IPv6 address on that interface (an address with the wrong
+    prefix length counts as wrong). The loopback's C(127.0.0.1/8) and C(::1/128) are never
+    touched.
+  - The kernel's own IPv6 addresses are neither compared nor removed - the link-local
+    address (C(fe80::/10)) every interface with IPv6 gets, and addresses without the
+    C(permanent) flag (stateless autoconfiguration from router advertisements, privacy
+    addresses). Declaring a link-local address fails the task.
+  - IPv6 addresses are added with the C(nodad) flag (IFA_F_NODAD, as C(ip addr add ... nodad)),
+    so they are usable at once, without waiting for duplicate address detection. A declared
+    IPv6 address present without it (tentative, failed or passed DAD, for example added by
+    hand) is a difference, fixed by removing and re-adding it.
+  - An interface whose IPv6 is disabled (C(disable_ipv6) 1, as Docker leaves a container's
+    interfaces) gets it enabled before an IPv6 address is added.
   - Addresses with a prefix shorter than /31 get their subnet's broadcast address, as
     C(ip addr add ... brd +) does, so directed broadcasts work; a wrong or missing
     broadcast is a difference too, fixed by removing and re-adding the address.
@@ -31,7 +42,11 @@ options:
     suboptions:
       netns: {description: Namespace of the interface., type: str, required: true}
       ifname: {description: Interface name., type: str, required: true}
-      addresses: {description: IPv4 addresses with prefix length (C(a.b.c.d/len))., type: list, elements: str, default: []}
+      addresses:
+        description: IPv4 and IPv6 addresses with prefix length (C(a.b.c.d/len), C(2001:db8::1/64)).
+        type: list
+        elements: str
+        default: []
 """
 
 EXAMPLES = r"""
@@ -39,8 +54,8 @@ EXAMPLES = r"""
   topo.lab.address:
     lab: demo
     interfaces:
-      - {netns: topo-demo-h1, ifname: eth0, addresses: [172.16.0.1/24]}
-      - {netns: topo-demo-r1, ifname: lo, addresses: [10.0.0.1/32]}
+      - {netns: topo-demo-h1, ifname: eth0, addresses: [172.16.0.1/24, "2001:db8:1::1/64"]}
+      - {netns: topo-demo-r1, ifname: lo, addresses: [10.0.0.1/32, "2001:db8::1/128"]}
 """
 
 RETURN = r"""

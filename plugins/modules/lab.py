@@ -38,7 +38,7 @@ options:
   features:
     description:
       - Kernel features the lab needs beyond veth and bridge - C(vxlan), C(gre), C(gretap),
-        C(netem), C(tbf). Checked before anything is built.
+        C(ip6gre), C(ip6gretap), C(netem), C(tbf). Checked before anything is built.
     type: list
     elements: str
     default: []

@@ -12,8 +12,11 @@ description:
   - A namespace is created with C(lo) up and the ownership marker C(topo:<lab>:<node>) as
     the alias of C(lo), written before the namespace becomes visible under C(/run/netns),
     so a namespace that carries no marker was not made by topo and is never touched.
-  - Each declared sysctl (for example C(net.ipv4.ip_forward)) is read inside the namespace
-    and written only when it differs.
+  - Each declared sysctl (for example C(net.ipv4.ip_forward), C(net.ipv6.conf.all.forwarding),
+    C(net.ipv6.conf.default.accept_dad)) is read inside the namespace and written only when it
+    differs. A new namespace gets its sysctls before any interface is moved in, so the
+    C(net.ipv6.conf.default.*) ones apply to every lab interface; on re-apply a drifted
+    C(default.*) value is written again but does not reach interfaces that already exist.
   - With O(prune=true), namespaces marked as this lab's but no longer declared are removed,
     with every interface in them.
   - With O(state=absent), every namespace marked as this lab's is removed, whatever the list
@@ -62,7 +65,7 @@ EXAMPLES = r"""
     lab: demo
     namespaces:
       - {name: topo-demo-h1, node: h1}
-      - {name: topo-demo-r1, node: r1, sysctls: {net.ipv4.ip_forward: "1"}}
+      - {name: topo-demo-r1, node: r1, sysctls: {net.ipv4.ip_forward: "1", net.ipv6.conf.all.forwarding: "1"}}
 
 - name: Remove everything lab demo owns
   topo.lab.netns:

@@ -6,9 +6,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: route
-short_description: Converge the static IPv4 routes of a topo lab's namespaces, in one call
+short_description: Converge the static IPv4 and IPv6 routes of a topo lab's namespaces, in one call
 description:
-  - Receives, per namespace, the exact list of routes topo must hold there (main table).
+  - Receives, per namespace, the exact list of routes topo must hold there (main table),
+    IPv4 and IPv6 alike; both families are read, compared, marked and pruned the same way.
   - Routes topo installs carry the rtnetlink protocol number 116, which marks them as
     topo's. Only such routes are compared and removed; connected routes the kernel makes
     and routes anyone else adds are left alone.
@@ -36,8 +37,16 @@ options:
         elements: dict
         default: []
         options:
-          dst: {description: Destination prefix (C(0.0.0.0/0) for the default route)., type: str, required: true}
-          gateway: {description: Next-hop IPv4 address, on a connected subnet., type: str, required: true}
+          dst:
+            description: Destination prefix, IPv4 or IPv6 (C(0.0.0.0/0) and C(::/0) for the default routes).
+            type: str
+            required: true
+          gateway:
+            description:
+              - Next-hop address of the destination's family, on a connected subnet; for IPv6 a
+                global address (a link-local one would need an interface, which is not an option).
+            type: str
+            required: true
   namespaces:
     description: Namespaces whose topo routes are pruned when not listed (a namespace left out of O(routes) loses all of them).
     type: list
@@ -52,7 +61,7 @@ EXAMPLES = r"""
     lab: demo
     routes:
       - netns: topo-demo-h1
-        routes: [{dst: 0.0.0.0/0, gateway: 172.16.0.254}]
+        routes: [{dst: 0.0.0.0/0, gateway: 172.16.0.254}, {dst: "::/0", gateway: "2001:db8:1::fe"}]
     namespaces: [topo-demo-h1, topo-demo-r1]
 """
 

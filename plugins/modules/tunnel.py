@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: tunnel
-short_description: Converge the VXLAN, GRE and gretap tunnel ends of a topo lab, in one call
+short_description: Converge the VXLAN, GRE, gretap, ip6gre and ip6gretap tunnel ends of a topo lab, in one call
 description:
   - Receives every tunnel end the lab declares (one device per end, in that end's
     namespace). Before touching anything it checks that the running kernel can make each
@@ -27,10 +27,16 @@ description:
     adopted or removed.
   - With O(prune=true), tunnel devices carrying this lab's alias in O(namespaces) that are no
     longer declared are removed.
+  - The underlay is IPv4 or IPv6, told by O(tunnels[].local) and O(tunnels[].remote), which
+    must be of one family - VXLAN over either; C(gre) and C(gretap) over IPv4, C(ip6gre) and
+    C(ip6gretap) over IPv6 (the kernel's C(ip6_gre) module, CONFIG_IPV6_GRE). A kind given
+    the other family fails the task naming the kind to use.
   - Overheads topo's expansion subtracts from the underlay MTU when O(tunnels[].mtu) is
-    derived - VXLAN 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14), GRE 24
-    (IPv4 20, GRE 4), gretap 38 (GRE 24 plus inner Ethernet 14), plus 4 with a GRE key
-    (RFC 2890).
+    derived - VXLAN 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14), 70 over
+    IPv6 (outer IPv6 40); GRE 24 (IPv4 20, GRE 4), gretap 38 (GRE 24 plus inner Ethernet 14);
+    plus 4 with a GRE key (RFC 2890). An ip6gre device the kernel makes also carries the
+    tunnel encapsulation limit option (RFC 2473, 8 bytes), so its own overhead is 52 bytes
+    (IPv6 40, GRE 4, option 8), ip6gretap's 66.
 author: topo developers
 extends_documentation_fragment: [topo.lab.netlink]
 options:
@@ -41,14 +47,15 @@ options:
     elements: dict
     default: []
     suboptions:
-      kind: {description: Tunnel type., type: str, required: true, choices: [vxlan, gre, gretap]}
+      kind: {description: Tunnel type., type: str, required: true, choices: [vxlan, gre, gretap, ip6gre, ip6gretap]}
       netns: {description: Namespace of this end (where its underlay routes are)., type: str, required: true}
       ifname: {description: Device name (at most 15 characters)., type: str, required: true}
-      local: {description: Underlay IPv4 address this end sends from., type: str, required: true}
+      local: {description: Underlay address (IPv4 or IPv6) this end sends from., type: str, required: true}
       remote:
         description:
-          - "Underlay IPv4 address of the other end; required for gre and gretap. A vxlan
-            without one floods to the addresses of O(tunnels[].fdb)."
+          - "Underlay address of the other end (the family of O(tunnels[].local)); required for
+            gre, gretap, ip6gre and ip6gretap. A vxlan without one floods to the addresses of
+            O(tunnels[].fdb)."
         type: str
       mtu: {description: MTU in bytes; 1500 when omitted., type: int}
       master: {description: "Bridge in the same namespace to enslave the device to (vxlan and gretap).", type: str}
@@ -57,7 +64,7 @@ options:
       dstport: {description: VXLAN UDP destination port (IANA's is 4789)., type: int, default: 4789}
       srcport: {description: "VXLAN UDP source port range, [low, high]; the kernel's default when omitted.", type: list, elements: int}
       learning: {description: VXLAN learns remote MACs from received frames., type: bool, default: true}
-      key: {description: GRE key, 0-4294967295 (gre and gretap)., type: int}
+      key: {description: "GRE key, 0-4294967295 (gre, gretap, ip6gre, ip6gretap).", type: int}
       underlay_netns:
         description:
           - "Namespace the device is made in, where its UDP socket stays: C(/) is the namespace
@@ -67,7 +74,7 @@ options:
         type: str
       fdb:
         description:
-          - "Underlay IPv4 addresses (vxlan): each gets an all-zero FDB entry
+          - "Underlay addresses (vxlan): each gets an all-zero FDB entry
             (C(00:00:00:00:00:00 dst ADDRESS)), so broadcast, multicast and unknown unicast
             are sent to every one of them (head-end replication). Entries not listed are removed."
         type: list
@@ -96,6 +103,8 @@ EXAMPLES = r"""
       - {kind: gre, netns: topo-demo-leaf2, ifname: gre1, local: 10.1.0.9, remote: 10.1.0.1, mtu: 1476}
       - {kind: vxlan, netns: topo-demo-t1, ifname: vxlan42, vni: 42, local: 10.1.0.17, remote: 10.1.0.21,
          mtu: 1450, master: tbr1}
+      - {kind: vxlan, netns: topo-demo-t2, ifname: vxlan43, vni: 43, local: "2001:db8:2::1", remote: "2001:db8:2::2",
+         mtu: 1430}
     namespaces: [topo-demo-leaf1, topo-demo-leaf2, topo-demo-t1]
 
 - name: On build host hostA, a cross-host link's end and a cross-host bridge's flooding VXLAN

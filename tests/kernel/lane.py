@@ -31,12 +31,14 @@ PROBES = {
     "gretap": ["link", "add", "probe0", "type", "gretap", "local", "198.18.0.1", "remote", "198.18.0.2"],
     "vxlan": ["link", "add", "probe0", "type", "vxlan", "id", "42", "dstport", "4789",
               "local", "198.18.0.1", "remote", "198.18.0.2"],
+    "ip6gre": ["link", "add", "probe0", "type", "ip6gre", "local", "2001:db8::1", "remote", "2001:db8::2"],
+    "ip6gretap": ["link", "add", "probe0", "type", "ip6gretap", "local", "2001:db8::1", "remote", "2001:db8::2"],
     "vlan": ["link", "add", "link", "lo", "name", "probe0", "type", "vlan", "id", "42"],
     "netem": ["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
     "tbf": ["qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "50ms"],
 }
 #: modules the guest loads before the test (the rest auto-load on demand)
-GUEST_MODULES = ["ipv6", "ip_gre", "vxlan", "sch_netem", "sch_tbf", "bridge", "veth"]
+GUEST_MODULES = ["ipv6", "ip_gre", "ip6_gre", "vxlan", "sch_netem", "sch_tbf", "bridge", "veth"]
 
 
 @functools.lru_cache(maxsize=None)

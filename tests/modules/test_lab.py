@@ -6,7 +6,7 @@ do exactly what was predicted, be idempotent, and forward traffic h1 -> r1 -> h2
 """
 
 from tests.modules.conftest import (
-    ROOT_ONLY, addresses, assert_noop, changes, links, ok, step, sysctl, topo_routes,
+    ROOT_ONLY, addresses, assert_noop, changes, links, ok, sh, step, sysctl, topo_routes,
     veth_peer,
 )
 
@@ -108,3 +108,58 @@ def test_lab_module_four_steps_and_same_changes_as_the_five(lab, ansible):
     assert links(lan)["r1-eth0"]["master"] == "br0"
     assert addresses(r1)["eth1"] == {"10.2.0.254/24": "10.2.0.255"}
     assert topo_routes(h2) == {"0.0.0.0/0": "10.2.0.254"}
+
+
+#: What a dual-stack lab adds to every namespace (the expansion's IPv6 sysctls).
+IPV6_SYSCTLS = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0",
+                "net.ipv6.conf.all.accept_ra": "0", "net.ipv6.conf.default.accept_ra": "0"}
+
+
+def declare_dual_stack(lab):
+    """:func:`declare`'s lab dual stack, as the expansion gives it: IPv6 beside every IPv4
+    address and route, IPv6 forwarding on r1, IPv6 loopbacks."""
+    params = declare(lab)
+    h1, h2, r1, lan = (lab.ns(n) for n in ("h1", "h2", "r1", "lan"))
+    six = {h1: {"eth0": "2001:db8:1::1/64"}, r1: {"eth0": "2001:db8:1::fe/64", "eth1": "2001:db8:2::fe/64"},
+           h2: {"eth0": "2001:db8:2::1/64"}}
+    for iface in params["address"]["interfaces"]:
+        iface["addresses"].append(six[iface["netns"]][iface["ifname"]])
+    params["address"]["interfaces"].append({"netns": r1, "ifname": "lo", "addresses": ["2001:db8::1/128"]})
+    for ns in params["netns"]["namespaces"]:
+        ns["sysctls"] = dict(ns.get("sysctls") or {}, **IPV6_SYSCTLS)
+        if ns["node"] == "r1":
+            ns["sysctls"]["net.ipv6.conf.all.forwarding"] = "1"
+    for item in params["route"]["routes"]:
+        gw = {h1: "2001:db8:1::fe", h2: "2001:db8:2::fe"}[item["netns"]]
+        item["routes"].append({"dst": "::/0", "gateway": gw})
+    return params
+
+
+def test_lab_dual_stack_four_steps_and_traffic_of_both_families(lab, ansible):
+    """A small dual-stack lab through topo.lab.lab: check, apply, apply, check; then every
+    address of both families answers from h1 (h2 through r1), read back with ip -j."""
+    import json
+    whole = lab_params(declare_dual_stack(lab))
+    h1, h2, r1, lan = (lab.ns(n) for n in ("h1", "h2", "r1", "lan"))
+    check1, apply1, apply2, check2 = ansible.run(step("lab", whole, check=True), step("lab", whole),
+                                                 step("lab", whole), step("lab", whole, check=True))
+    assert changes(check1) == changes(apply1)
+    assert apply1["summary"] == {"container": 0, "netns": 4, "bridge": 1, "veth": 3, "tunnel": 0, "impair": 0,
+                                 "address": 9, "route": 4}
+    assert_noop(apply2)
+    assert_noop(check2)
+
+    def global6(ns):
+        return {link["ifname"]: sorted(a["local"] + "/%d" % a["prefixlen"] for a in link["addr_info"]
+                                       if a["scope"] == "global")
+                for link in json.loads(sh("ip", "-j", "-n", ns, "-6", "addr", "show"))}
+    assert global6(r1) == {"lo": ["2001:db8::1/128"], "eth0": ["2001:db8:1::fe/64"],
+                           "eth1": ["2001:db8:2::fe/64"]}
+    assert global6(h2) == {"lo": [], "eth0": ["2001:db8:2::1/64"]}
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+    six = [r for r in json.loads(sh("ip", "-j", "-n", h1, "-6", "route", "show")) if r.get("protocol") == "116"]
+    assert [(r["dst"], r["gateway"]) for r in six] == [("default", "2001:db8:1::fe")]
+    assert sysctl(r1, "net.ipv6.conf.all.forwarding") == "1" and sysctl(h1, "net.ipv6.conf.eth0.accept_dad") == "0"
+    for target in ("10.1.0.254", "10.2.0.1", "2001:db8:1::fe", "2001:db8::1", "2001:db8:2::fe", "2001:db8:2::1"):
+        out = sh("ip", "netns", "exec", h1, "ping", "-c", "1", "-W", "2", target, check=False)
+        assert "1 received" in out, out

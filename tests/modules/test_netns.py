@@ -1,4 +1,4 @@
-"""topo.lab.netns against the real kernel: namespaces, lo marker, sysctls, prune, absent."""
+"""topo.lab.netns against the real kernel: namespaces, lo marker, sysctls (IPv4 and IPv6), prune, absent."""
 
 from tests.modules.conftest import (
     ROOT_ONLY, assert_noop, changes, detail, links, lo_alias, netns_exists, ok, sh, step,
@@ -140,3 +140,51 @@ def test_netns_refuses_namespace_not_made_by_topo(lab, ansible):
     assert lo_alias(bare) is None
     assert lo_alias(foreign) == "topo:%sq:h2" % lab.name
     assert lab.owned_names() == sorted([bare, foreign])
+
+
+#: The IPv6 sysctls the expansion gives a node of a lab with IPv6 (a forwarding one here).
+IPV6_SYSCTLS = {"net.ipv6.conf.all.forwarding": "1",
+                "net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0",
+                "net.ipv6.conf.all.accept_ra": "0", "net.ipv6.conf.default.accept_ra": "0"}
+
+
+def test_netns_ipv6_sysctls_reach_every_lab_interface_and_drift_is_repaired(lab, ansible):
+    params = {"lab": lab.name, "namespaces": [
+        {"name": lab.ns("r1"), "node": "r1", "sysctls": dict(IPV6_SYSCTLS, **{"net.ipv4.ip_forward": "1"})},
+        nsdecl(lab, "h1")]}
+    check, apply, again, recheck = ansible.run(step("netns", params, check=True), step("netns", params),
+                                               step("netns", params), step("netns", params, check=True))
+    expected = [("create", "netns", lab.ns("h1")), ("create", "netns", lab.ns("r1"))]
+    assert changes(check) == expected and changes(apply) == expected
+    assert_noop(again)
+    assert_noop(recheck)
+    r1, h1 = lab.ns("r1"), lab.ns("h1")
+    for key, value in IPV6_SYSCTLS.items():
+        assert sysctl(r1, key) == value, key
+    # h1 declared none: the kernel's defaults for a new namespace (not the root's)
+    assert (sysctl(h1, "net.ipv6.conf.all.forwarding"), sysctl(h1, "net.ipv6.conf.default.accept_dad")) == ("0", "1")
+
+    # an interface moved in afterwards (as the veth pass does) takes the default.* values:
+    # no DAD, no router advertisements, forwarding; its link-local address is there at once
+    sh("ip", "-n", h1, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", r1)
+    sh("ip", "-n", h1, "link", "set", "eth0", "up")
+    sh("ip", "-n", r1, "link", "set", "eth0", "up")
+    for key, value in (("accept_dad", "0"), ("accept_ra", "0"), ("forwarding", "1"), ("disable_ipv6", "0")):
+        assert sysctl(r1, "net.ipv6.conf.eth0." + key) == value, key
+    import json
+    local = [a for link in json.loads(sh("ip", "-j", "-n", r1, "-6", "addr", "show", "dev", "eth0"))
+             for a in link["addr_info"] if a["scope"] == "link"]
+    assert len(local) == 1 and not local[0].get("tentative"), local
+
+    # drift: a default.* value and forwarding reset by hand are compared and written again
+    set_sysctl(r1, "net.ipv6.conf.default.accept_dad", 1)
+    set_sysctl(r1, "net.ipv6.conf.all.forwarding", 0)
+    plan, fix, again = ansible.run(step("netns", params, check=True), step("netns", params), step("netns", params))
+    for result in (plan, fix):
+        assert changes(result) == [("fix", "netns", r1), ("fix", "netns", r1)]
+        details = sorted(c["detail"] for c in result["changes"])
+        assert details == ["net.ipv6.conf.all.forwarding 0 -> 1", "net.ipv6.conf.default.accept_dad 1 -> 0"]
+    assert_noop(again)
+    assert sysctl(r1, "net.ipv6.conf.default.accept_dad") == "0"
+    assert sysctl(r1, "net.ipv6.conf.all.forwarding") == "1"
+    assert sysctl(r1, "net.ipv6.conf.eth0.forwarding") == "1"

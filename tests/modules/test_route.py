@@ -1,7 +1,8 @@
-"""topo.lab.route against the real kernel: static routes with protocol 116, gateway fix, prune."""
+"""topo.lab.route against the real kernel: static IPv4 and IPv6 routes with protocol 116, gateway
+fix, prune, foreign routes."""
 
 from tests.modules.conftest import (
-    ROOT_ONLY, ROUTE_PROTO, assert_noop, changes, detail, four_steps, ok, routes, sh, step,
+    ROOT_ONLY, ROUTE_PROTO, assert_noop, changes, detail, four_steps, ip_json, ok, routes, sh, step,
     topo_routes,
 )
 
@@ -119,3 +120,97 @@ def test_route_prune_option(lab, ansible):
     assert topo_routes(r1) == {}
     assert route_of(r1, "10.71.0.0/24")["protocol"] == "boot"
     assert route_of(h1, "10.1.0.0/24")["protocol"] == "kernel"
+
+
+# --------------------------------------------------------------------------
+# IPv6 routes (in one list with IPv4 ones, as the expansion gives them)
+# --------------------------------------------------------------------------
+
+def routes6(ns):
+    """[{dst, gateway, dev, protocol}] of the IPv6 routes of ``ns``'s main table (``ip -j -6``)."""
+    return [{"dst": "::/0" if r["dst"] == "default" else r["dst"], "gateway": r.get("gateway"),
+             "dev": r.get("dev"), "protocol": str(r.get("protocol", "boot"))}
+            for r in ip_json(ns, "-6", "route", "show", "table", "main")]
+
+
+def topo_routes6(ns):
+    """{dst: gateway} of the IPv6 routes with topo's protocol number (116)."""
+    return {r["dst"]: r["gateway"] for r in routes6(ns) if r["protocol"] == str(ROUTE_PROTO)}
+
+
+def build6(lab):
+    """h1 (10.1.0.1/24, 2001:db8:1::1/64) and r1 (10.1.0.254/24, 2001:db8:1::fe/64) on a veth,
+    made by hand, with routes of both families declared."""
+    h1, r1, _ = build(lab)
+    sh("ip", "-n", h1, "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", r1, "addr", "add", "2001:db8:1::fe/64", "dev", "eth0", "nodad")
+    params = {"lab": lab.name, "namespaces": [h1, r1], "routes": [
+        {"netns": h1, "routes": [{"dst": "0.0.0.0/0", "gateway": "10.1.0.254"},
+                                 {"dst": "2001:db8:50::/48", "gateway": "2001:db8:1::fe"},
+                                 {"dst": "::/0", "gateway": "2001:db8:1::fe"}]},
+        {"netns": r1, "routes": [{"dst": "2001:DB8:60:0::/64", "gateway": "2001:db8:1:0::1"}]},
+    ]}
+    return h1, r1, params
+
+
+def test_route_ipv6_four_steps_and_traffic(lab, ansible):
+    h1, r1, params = build6(lab)
+    expected = sorted([("create", "route", "%s 0.0.0.0/0" % h1),
+                       ("create", "route", "%s 2001:db8:50::/48" % h1),
+                       ("create", "route", "%s ::/0" % h1),
+                       ("create", "route", "%s 2001:db8:60::/64" % r1)])
+
+    def nothing_made():  # the shared snapshot reads IPv4 only
+        assert topo_routes6(h1) == {} and topo_routes6(r1) == {}
+
+    apply = four_steps(ansible, lab, "route", params, expected, after_check=nothing_made)
+    assert detail(apply, "create", "%s ::/0" % h1) == "via 2001:db8:1::fe"
+
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+    assert topo_routes6(h1) == {"2001:db8:50::/48": "2001:db8:1::fe", "::/0": "2001:db8:1::fe"}
+    assert topo_routes6(r1) == {"2001:db8:60::/64": "2001:db8:1::1"}
+    assert all(r["dev"] == "eth0" for r in routes6(h1) if r["protocol"] == str(ROUTE_PROTO))
+    # the kernel's connected and link-local routes are still there, untouched
+    kernel = {r["dst"] for r in routes6(h1) if r["protocol"] == "kernel"}
+    assert {"2001:db8:1::/64", "fe80::/64"} <= kernel
+    # traffic takes the routes: h1 reaches an address of r1's beyond its connected subnet
+    sh("ip", "-n", r1, "addr", "add", "2001:db8:50::fe/128", "dev", "lo")
+    assert "1 received" in sh("ip", "netns", "exec", h1, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:50::fe")
+
+
+def test_route_ipv6_drift_prune_foreign_and_families(lab, ansible):
+    h1, r1, full = build6(lab)
+    ok(ansible.one("route", full))
+
+    # drift: an IPv6 topo route's gateway changed by hand (still marked 116)
+    sh("ip", "-n", h1, "-6", "route", "replace", "2001:db8:50::/48", "via", "2001:db8:1::fd", "proto", ROUTE_PROTO)
+    # an IPv6 route made by hand, not topo's
+    sh("ip", "-n", h1, "-6", "route", "add", "2001:db8:70::/64", "via", "2001:db8:1::fe")
+    # the edit: h1 loses its IPv6 default route, r1 all of its routes
+    reduced = dict(full, routes=[{"netns": h1, "routes": full["routes"][0]["routes"][:2]}])
+    check, repair, prune, again = ansible.run(
+        step("route", full, check=True), step("route", full), step("route", reduced),
+        step("route", reduced))
+    for result in (check, repair):
+        assert changes(result) == [("fix", "route", "%s 2001:db8:50::/48" % h1)]
+        assert detail(result, "fix", "%s 2001:db8:50::/48" % h1) == "via 2001:db8:1::fd -> 2001:db8:1::fe"
+    assert changes(prune) == sorted([("remove", "route", "%s ::/0" % h1),
+                                     ("remove", "route", "%s 2001:db8:60::/64" % r1)])
+    assert detail(prune, "remove", "%s ::/0" % h1) == "via 2001:db8:1::fe"
+    assert_noop(again)
+    assert topo_routes6(h1) == {"2001:db8:50::/48": "2001:db8:1::fe"}
+    assert topo_routes6(r1) == {}
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+    assert [r["protocol"] for r in routes6(h1) if r["dst"] == "2001:db8:70::/64"] == ["boot"]
+
+    # a declared IPv6 destination held by a route topo did not make is refused, and kept
+    foreign = dict(reduced, routes=[{"netns": h1, "routes": reduced["routes"][0]["routes"]
+                                     + [{"dst": "2001:db8:70::/64", "gateway": "2001:db8:1::fe"}]}])
+    refused = ansible.one("route", foreign)
+    assert refused.get("failed") and "route 2001:db8:70::/64 in %s exists (protocol 3)" % h1 in refused["msg"]
+    # a gateway of the other family is refused before anything changes
+    mixed = dict(reduced, routes=[{"netns": h1, "routes": [{"dst": "2001:db8:80::/64", "gateway": "10.1.0.254"}]}])
+    refused = ansible.one("route", mixed)
+    assert refused.get("failed") and "the destination is IPv6, the gateway IPv4" in refused["msg"], refused
+    assert topo_routes6(h1) == {"2001:db8:50::/48": "2001:db8:1::fe"}
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}

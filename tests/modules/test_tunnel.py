@@ -1,5 +1,6 @@
-"""topo.lab.tunnel against the real kernel: VXLAN on the host; GRE and gretap where the
-kernel has them (the UML lane otherwise); drift, ownership, pruning, missing features."""
+"""topo.lab.tunnel against the real kernel: VXLAN over IPv4 and IPv6 on the host; GRE and gretap
+where the kernel has them (the UML lane otherwise); drift, ownership, pruning, missing features,
+underlay family errors."""
 
 import json
 
@@ -144,7 +145,7 @@ def test_a_kernel_without_gre_is_named_before_anything_is_built(lab, ansible):
 def test_the_module_feature_probe_agrees_with_iproute2():
     """topo's pyroute2 probe (what apply checks before building) and iproute2's own tries agree."""
     from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
-    features = ["vxlan", "gre", "gretap", "netem", "tbf"]
+    features = ["vxlan", "gre", "gretap", "ip6gre", "ip6gretap", "netem", "tbf"]
     assert missing_features(features) == [f for f in features if not host_has(f)]
 
 
@@ -306,3 +307,147 @@ def test_cross_host_segment_head_end_replication(lab, ansible):
                                           for h in HOSTS]
     assert all("vxlan10001" not in links(plan[h]["namespaces"][0]) and "lan" in links(plan[h]["namespaces"][0])
                for h in HOSTS)
+
+
+# --------------------------------------------------------------------------
+# IPv6 underlay
+# --------------------------------------------------------------------------
+
+def underlay6(lab):
+    """Namespaces a and b joined by a veth (2001:db8:ff::1/64 - ::2, nodad), and a bridge br0 in b."""
+    a, b = lab.make_ns("a"), lab.make_ns("b")
+    lab.make_veth(a, "u0", b, "u0")
+    sh("ip", "-n", a, "addr", "add", "2001:db8:ff::1/64", "dev", "u0", "nodad")
+    sh("ip", "-n", b, "addr", "add", "2001:db8:ff::2/64", "dev", "u0", "nodad")
+    lab.make_bridge(b, "br0")
+    return a, b
+
+
+def ping_across(a, b, family, target):
+    """One ping from ``a`` to ``target`` over the vxlan42 ends; on a loss the assertion shows
+    both ends' counters and neighbours (a first packet lost once, not reproduced since)."""
+    out = sh("ip", "netns", "exec", a, "ping", family, "-c", "1", "-W", "2", target, check=False)
+    if "1 received" not in out:
+        raise AssertionError(out + "".join(sh("ip", "-n", ns, "-s", *argv) for ns in (a, b) for argv in (
+            ("link", "show", "vxlan42"), ("-6", "neigh"), ("-6", "addr"))))
+
+
+def vxlan6(a, b):
+    # a's end spelled in upper case with a zero run written out: the kernel's form is compared
+    return [dict(kind="vxlan", netns=a, ifname="vxlan42", vni=42, local="2001:DB8:FF:0::1", remote="2001:db8:ff::2",
+                 mtu=1430),
+            dict(kind="vxlan", netns=b, ifname="vxlan42", vni=42, local="2001:db8:ff::2", remote="2001:db8:ff::1",
+                 mtu=1430, master="br0")]
+
+
+def test_vxlan_over_ipv6_four_steps_and_traffic(lab, ansible):
+    a, b = underlay6(lab)
+    params = {"lab": lab.name, "tunnels": vxlan6(a, b), "namespaces": [a, b]}
+    four_steps(ansible, lab, "tunnel", params,
+               [("create", "tunnel", a + "/vxlan42"), ("create", "tunnel", b + "/vxlan42")])
+    for ns, local, remote, master in ((a, "2001:db8:ff::1", "2001:db8:ff::2", None),
+                                      (b, "2001:db8:ff::2", "2001:db8:ff::1", "br0")):
+        got = info(ns, "vxlan42")
+        assert (got["kind"], got["id"], got["local6"], got["remote6"], got["port"]) == ("vxlan", 42, local, remote, 4789)
+        assert "local" not in got and "remote" not in got
+        assert (got["mtu"], got["master"], got["up"], got["alias"]) == (1430, master, True, lab.if_marker)
+    # frames really cross the IPv6 underlay: IPv6 over a's vxlan end and b's bridge
+    sh("ip", "-n", a, "addr", "add", "2001:db8:42::1/64", "dev", "vxlan42", "nodad")
+    sh("ip", "-n", b, "addr", "add", "2001:db8:42::2/64", "dev", "br0", "nodad")
+    ping_across(a, b, "-6", "2001:db8:42::2")
+    # and IPv4 over the same IPv6 underlay
+    sh("ip", "-n", a, "addr", "add", "192.168.42.1/24", "dev", "vxlan42")
+    sh("ip", "-n", b, "addr", "add", "192.168.42.2/24", "dev", "br0")
+    ping_across(a, b, "-4", "192.168.42.2")
+
+
+def test_vxlan_over_ipv6_drift_and_family_change(lab, ansible):
+    a, b = underlay6(lab)
+    params = {"lab": lab.name, "tunnels": vxlan6(a, b), "namespaces": [a, b]}
+    ok(ansible.one("tunnel", params))
+    index_b = links(b)["vxlan42"]["index"]
+    # a wrong IPv6 remote is recreated; an IPv4 underlay for the same device too
+    moved = dict(params, tunnels=vxlan6(a, b))
+    moved["tunnels"][0]["remote"] = "2001:db8:ff::3"
+    four = dict(params, tunnels=vxlan6(a, b))
+    four["tunnels"][0].update(local="198.18.0.1", remote="198.18.0.2")
+    plan, fix, again = ansible.run(step("tunnel", moved, check=True), step("tunnel", moved),
+                                   step("tunnel", moved))
+    for result in (plan, fix):
+        assert changes(result) == [("fix", "tunnel", a + "/vxlan42")]
+        assert detail(result, "fix", a + "/vxlan42") == "recreated: remote 2001:db8:ff::2 -> 2001:db8:ff::3"
+    assert_noop(again)
+    assert info(a, "vxlan42")["remote6"] == "2001:db8:ff::3"
+    to4 = ok(ansible.one("tunnel", four))
+    assert detail(to4, "fix", a + "/vxlan42") == \
+        "recreated: local 2001:db8:ff::1 -> 198.18.0.1, remote 2001:db8:ff::3 -> 198.18.0.2"
+    got = info(a, "vxlan42")
+    assert (got["local"], got["remote"]) == ("198.18.0.1", "198.18.0.2") and "local6" not in got
+    assert links(b)["vxlan42"]["index"] == index_b
+
+
+def test_tunnel_underlay_family_errors_change_nothing(lab, ansible):
+    a, b = underlay6(lab)
+    good = vxlan6(a, b)
+    cases = [
+        (dict(kind="vxlan", netns=a, ifname="vx1", vni=1, local="2001:db8:ff::1", remote="198.18.0.2"),
+         "local 2001:db8:ff::1 is IPv6 but remote 198.18.0.2 is IPv4; use one underlay family"),
+        (dict(kind="gre", netns=a, ifname="gre1", local="2001:db8:ff::1", remote="2001:db8:ff::2"),
+         "a gre tunnel cannot run over IPv6 (2001:db8:ff::1 -> 2001:db8:ff::2); use kind ip6gre"),
+        (dict(kind="ip6gretap", netns=a, ifname="gt1", local="198.18.0.1", remote="198.18.0.2"),
+         "a ip6gretap tunnel cannot run over IPv4 (198.18.0.1 -> 198.18.0.2); use kind gretap"),
+    ]
+    for bad, message in cases:
+        for check in (True, False):
+            result = ansible.one("tunnel", {"lab": lab.name, "tunnels": good + [bad], "namespaces": [a, b]},
+                                 check=check)
+            assert result.get("failed") and message in result["msg"], result
+    assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
+
+
+def test_a_kernel_without_ip6gre_is_named_before_anything_is_built(lab, ansible):
+    from ansible_collections.topo.lab.plugins.module_utils._netns import missing_features
+    assert missing_features(["ip6gre", "ip6gretap"]) == [f for f in ("ip6gre", "ip6gretap") if not host_has(f)]
+    if host_has("ip6gre"):
+        pytest.skip("this kernel has ip6gre; the refusal needs one without")
+    a, b = underlay6(lab)
+    params = {"lab": lab.name, "tunnels": vxlan6(a, b) + [
+        dict(kind="ip6gretap", netns=a, ifname="gt1", local="2001:db8:ff::1", remote="2001:db8:ff::2")],
+        "namespaces": [a, b]}
+    for check in (True, False):
+        result = ansible.one("tunnel", params, check=check)
+        assert result.get("failed"), result
+        assert "cannot create ip6gretap links (CONFIG_IPV6_GRE); load ip6_gre (modprobe ip6_gre) or use vxlan" \
+            in result["msg"], result["msg"]
+    assert "vxlan42" not in links(a) and "vxlan42" not in links(b)
+
+
+@pytest.mark.kernel("ip6gre", "ip6gretap")
+def test_ip6gre_and_ip6gretap_four_steps_and_traffic(lab, ansible):
+    a, b = underlay6(lab)
+    lab.make_bridge(a, "br0")
+    tunnels = []
+    for ns, local, remote in ((a, "2001:db8:ff::1", "2001:db8:ff::2"), (b, "2001:db8:ff::2", "2001:db8:ff::1")):
+        tunnels.append(dict(kind="ip6gre", netns=ns, ifname="g6", local=local, remote=remote, key=7, ttl=64,
+                            mtu=1444))
+        tunnels.append(dict(kind="ip6gretap", netns=ns, ifname="gt6", local=local, remote=remote, mtu=1434,
+                            master="br0"))
+    params = {"lab": lab.name, "tunnels": tunnels, "namespaces": [a, b]}
+    four_steps(ansible, lab, "tunnel", params,
+               sorted(("create", "tunnel", "%s/%s" % (t["netns"], t["ifname"])) for t in tunnels))
+    g6 = info(a, "g6")
+    assert (g6["kind"], g6["local"], g6["remote"], g6["ikey"], g6["okey"], g6["mtu"]) == \
+        ("ip6gre", "2001:db8:ff::1", "2001:db8:ff::2", "0.0.0.7", "0.0.0.7", 1444), g6
+    assert (info(b, "gt6")["kind"], info(b, "gt6")["master"]) == ("ip6gretap", "br0")
+    sh("ip", "-n", a, "addr", "add", "2001:db8:61::1/64", "dev", "g6", "nodad")
+    sh("ip", "-n", b, "addr", "add", "2001:db8:61::2/64", "dev", "g6", "nodad")
+    sh("ip", "-n", a, "addr", "add", "198.18.2.1/24", "dev", "br0")
+    sh("ip", "-n", b, "addr", "add", "198.18.2.2/24", "dev", "br0")
+    for family, target in (("-6", "2001:db8:61::2"), ("-4", "198.18.2.2")):
+        out = sh("ip", "netns", "exec", a, "ping", family, "-c", "3", "-i", "0.2", "-W", "2", target, check=False)
+        assert "3 received" in out, out
+    # another key is a recreate
+    rekeyed = dict(params, tunnels=[dict(t, key=8) if t["kind"] == "ip6gre" else t for t in tunnels])
+    result = ok(ansible.one("tunnel", rekeyed))
+    assert changes(result) == [("fix", "tunnel", a + "/g6"), ("fix", "tunnel", b + "/g6")]
+    assert "key 7 -> 8" in detail(result, "fix", a + "/g6")

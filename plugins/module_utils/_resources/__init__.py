@@ -92,6 +92,12 @@ class Kind(object):
     def __init__(self, ctx):
         self.ctx = ctx
 
+    @staticmethod
+    def check(items):
+        """Raise ValueError for declared ``items`` the kind cannot hold whatever the kernel
+        holds (e.g. a tunnel's underlay addresses of two families). :func:`run` calls it for
+        every pass before the kernel is probed or changed; nothing by default."""
+
     def declare(self, items):
         """The keys of the declared ``items`` (the module option's list of dicts), as a set
         comparable with the keys :meth:`owned` yields. Raises ValueError for a list the kind
@@ -184,8 +190,9 @@ def run(module, passes, features=()):
 
     ``passes``: [(Kind subclass, desired items, prune scope)]. ``module.params`` gives
     ``lab``, ``prune`` (true when absent) and ``state`` (``absent`` converges every pass to
-    an empty list and prunes). ``features`` (kernel features, e.g. ``vxlan``, ``netem``) are
-    checked before anything is changed (:func:`~.._netns.require_features`).
+    an empty list and prunes). Every pass's items are checked first (:meth:`Kind.check`),
+    then ``features`` (kernel features, e.g. ``vxlan``, ``netem``;
+    :func:`~.._netns.require_features`), before anything is changed.
     """
     params = module.params
     absent = params.get("state") == "absent"
@@ -193,6 +200,8 @@ def run(module, passes, features=()):
 
     def body(socks):
         ctx = Context(socks, params["lab"], module.check_mode)
+        for kind, items, _ in passes:
+            kind.check([] if absent else items)
         require_features(list(features))
         return [converge(kind, ctx, [] if absent else items, scope, prune_) for kind, items, scope in passes]
 

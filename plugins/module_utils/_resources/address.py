@@ -1,20 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
-"""Private: the ``address`` kind - exactly the declared IPv4 addresses (with their subnet's
-broadcast) on each listed interface. It has no prune: an interface that is not listed keeps
-its addresses (a removed link takes its addresses with it)."""
+"""Private: the ``address`` kind - exactly the declared IPv4 and IPv6 addresses on each listed
+interface: IPv4 ones with their subnet's broadcast, IPv6 ones with IFA_F_NODAD (usable at
+once, no duplicate address detection). The kernel's own IPv6 addresses (link-local
+fe80::/10, autoconfigured ones: :func:`~.._netns.kernel_made`) are neither compared nor
+removed. It has no prune: an interface that is not listed keeps its addresses (a removed
+link takes its addresses with it)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 
-from ansible_collections.topo.lab.plugins.module_utils._netns import NetlinkError, NetnsError, conf_write, translate
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_flags,
+    address_records, conf_read, conf_write, translate,
+)
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
-IFA_F_SECONDARY = 0x01
 #: Addresses topo never removes: (ifname, cidr).
-KEEP_ADDRESSES = {("lo", "127.0.0.1/8")}
+KEEP_ADDRESSES = {("lo", "127.0.0.1/8"), ("lo", "::1/128")}
 
 #: The ``interfaces`` option of topo.lab.address (``addresses`` in topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(
@@ -24,34 +29,78 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 ))
 
 
+def _extra(msg):
+    """What topo sets besides the address itself: an IPv4 address's broadcast (None when
+    none), an IPv6 address's duplicate address detection state (``nodad``, ``dadfailed``,
+    ``tentative`` or ``done``)."""
+    if msg["family"] == socket.AF_INET:
+        return msg.get_attr("IFA_BROADCAST")
+    flags = address_flags(msg)
+    for flag, state in ((IFA_F_NODAD, "nodad"), (IFA_F_DADFAILED, "dadfailed"), (IFA_F_TENTATIVE, "tentative")):
+        if flags & flag:
+            return state
+    return "done"
+
+
 def _addresses(ipr):
-    """{ifindex: [(cidr, broadcast, secondary)]} of IPv4 addresses, in kernel order."""
+    """{ifindex: [(cidr, extra, secondary)]} of the IPv4 then IPv6 addresses topo compares,
+    in kernel order (``extra``: :func:`_extra`)."""
     out = {}
-    for m in ipr.get_addr(family=socket.AF_INET):
-        cidr = "%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-        out.setdefault(m["index"], []).append(
-            (cidr, m.get_attr("IFA_BROADCAST"), bool(m["flags"] & IFA_F_SECONDARY)))
+    for index, cidr, m in address_records(ipr):
+        out.setdefault(index, []).append((cidr, _extra(m), bool(address_flags(m) & IFA_F_SECONDARY)))
     return out
 
 
 def broadcast(cidr):
-    """The broadcast address of ``cidr``'s subnet (str), None for a /31 or /32."""
+    """The broadcast address of ``cidr``'s subnet (str), None for a /31 or /32 (and for IPv6,
+    which has none)."""
     net = ipaddress.ip_interface(cidr).network
-    return str(net.broadcast_address) if net.prefixlen < 31 else None
+    return str(net.broadcast_address) if net.version == 4 and net.prefixlen < 31 else None
+
+
+def wanted_extra(cidr):
+    """:func:`_extra` as topo makes it: the subnet's broadcast for IPv4, ``nodad`` for IPv6."""
+    return broadcast(cidr) if ipaddress.ip_interface(cidr).version == 4 else "nodad"
+
+
+def canonical(cidr):
+    """``cidr`` as the kernel prints it (IPv6 compressed, lower case). ValueError for a
+    link-local IPv6 address: the kernel makes those, topo does not manage them."""
+    iface = ipaddress.ip_interface(cidr)
+    if iface.version == 6 and iface.ip.is_link_local:
+        raise ValueError("%s is an IPv6 link-local address: the kernel makes one per interface; "
+                         "declare global addresses only" % cidr)
+    return str(iface)
+
+
+def _fix_words(cidr):
+    """(detail word, diff word) of a fixed :func:`_extra`."""
+    return ("broadcast", "brd") if ipaddress.ip_interface(cidr).version == 4 else ("dad", "dad")
 
 
 class Addresses(Kind):
-    """Items: [{netns, ifname, addresses: ["a.b.c.d/len"]}]: every other IPv4 address on a
-    listed interface is removed, a wrong broadcast is fixed (removed and added again).
+    """Items: [{netns, ifname, addresses: ["a.b.c.d/len" | "2001:db8::1/64"]}]: every other
+    IPv4 address and every other IPv6 address but the kernel's own (link-local,
+    autoconfigured) on a listed interface is removed; a wrong broadcast, or an IPv6 address
+    without IFA_F_NODAD (tentative, failed or passed DAD), is fixed (removed and added again).
+    ``lo``'s 127.0.0.1/8 and ::1/128 are kept.
 
-    Removing a subnet's primary address makes the kernel drop its secondaries too
+    Removing a subnet's primary IPv4 address makes the kernel drop its secondaries too
     (promote_secondaries is 0 in a new namespace). When a wanted secondary would go that
     way, promote_secondaries is set on that interface first, so it is promoted and kept.
-    NetnsError for a missing interface (outside check mode, where it is reported as getting
-    all its addresses).
+    An interface whose IPv6 is disabled (``disable_ipv6``, as Docker leaves a container's
+    interfaces) gets it enabled before an IPv6 address is added. NetnsError for a missing
+    interface (outside check mode, where it is reported as getting all its addresses);
+    ValueError for a declared link-local address.
     """
 
     resource = "address"
+
+    @staticmethod
+    def check(items):
+        for item in items:
+            for cidr in item["addresses"]:
+                canonical(cidr)
 
     def converge(self, items, changes):
         ctx, check = self.ctx, self.ctx.check
@@ -66,7 +115,7 @@ class Addresses(Kind):
 
     def _interface(self, changes, ns, ipr, have_all, item, check):
         name = "%s/%s" % (ns, item["ifname"])
-        want = [str(ipaddress.ip_interface(a)) for a in item["addresses"]]
+        want = [canonical(a) for a in item["addresses"]]
         link = self.ctx.tables.get(ns, item["ifname"]) if ipr is not None else None
         index = link["index"] if link else None
         if index is None and not check:
@@ -74,17 +123,18 @@ class Addresses(Kind):
         have = have_all.get(index, [])
         dropped_subnets = set()
         removals = []
-        for cidr, brd, secondary in have:
+        for cidr, extra, secondary in have:
             if (item["ifname"], cidr) in KEEP_ADDRESSES:
                 continue
-            if cidr in want and brd == broadcast(cidr):
+            if cidr in want and extra == wanted_extra(cidr):
                 continue
             removals.append(cidr)
             if not secondary:
                 dropped_subnets.add(ipaddress.ip_interface(cidr).network)
             if cidr in want:
-                changes.add("fix", name, "%s broadcast %s -> %s" % (cidr, brd, broadcast(cidr)),
-                            before="%s brd %s" % (cidr, brd), after="%s brd %s" % (cidr, broadcast(cidr)))
+                word, short = _fix_words(cidr)
+                changes.add("fix", name, "%s %s %s -> %s" % (cidr, word, extra, wanted_extra(cidr)),
+                            before="%s %s %s" % (cidr, short, extra), after="%s %s %s" % (cidr, short, wanted_extra(cidr)))
             else:
                 changes.add("remove", name, cidr, before=cidr)
         present = set(c for c, _, _ in have) - set(removals)
@@ -102,10 +152,15 @@ class Addresses(Kind):
                 iface = ipaddress.ip_interface(cidr)
                 ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
             now = set(c for c, _, _ in _addresses(ipr).get(index, []))
-            for cidr in want:
-                if cidr not in now:
-                    iface = ipaddress.ip_interface(cidr)
-                    kw = {"broadcast": broadcast(cidr)} if broadcast(cidr) else {}
-                    ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
+            missing = [c for c in want if c not in now]
+            if any(ipaddress.ip_interface(c).version == 6 for c in missing) and \
+                    conf_read(ns, item["ifname"], "disable_ipv6", "ipv6") == "1":
+                conf_write(ns, item["ifname"], "disable_ipv6", 0, "ipv6")
+            for cidr in missing:
+                iface = ipaddress.ip_interface(cidr)
+                kw = {"broadcast": broadcast(cidr)} if broadcast(cidr) else {}
+                if iface.version == 6:
+                    kw["flags"] = IFA_F_NODAD
+                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
         except NetlinkError as exc:
             raise translate(exc, "addresses of %s" % name)

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
-"""Private: the ``route`` kind - static IPv4 routes in the main table, marked as topo's by
-their rtnetlink protocol number :data:`~.._netns.ROUTE_PROTO` (116)."""
+"""Private: the ``route`` kind - static IPv4 and IPv6 routes in the main table, marked as
+topo's by their rtnetlink protocol number :data:`~.._netns.ROUTE_PROTO` (116), both families
+the same way."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 MAIN_TABLE = 254
+#: The families of routes topo reads and makes, with the unspecified address that names a
+#: default route's destination (the kernel sends none).
+FAMILIES = ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"))
 
 #: The ``routes`` option of topo.lab.route (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(
@@ -28,7 +32,9 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 class Routes(Kind):
     """Exactly the declared routes (protocol 116) in each namespace of the items.
 
-    Items: [{netns, routes: [{dst: prefix, gateway: IPv4 address}]}]. A route to a declared
+    Items: [{netns, routes: [{dst: prefix, gateway: address}]}], IPv4 or IPv6 (``::/0`` the
+    IPv6 default route); a route's dst and gateway are of one family (ValueError otherwise),
+    an IPv6 next hop a global address on a connected subnet, as an IPv4 one. A route to a declared
     destination that exists with another protocol was not made by topo and is refused
     (NotOwned), never replaced; a topo route with another gateway is replaced in place.
     Prune removes the topo routes that are not declared in the namespaces of the items and
@@ -44,6 +50,16 @@ class Routes(Kind):
         self.wanted = {}
         self.tables = {}
 
+    @staticmethod
+    def check(items):
+        for item in items:
+            for r in item["routes"]:
+                dst, gw = ipaddress.ip_network(r["dst"]), ipaddress.ip_address(r["gateway"])
+                if dst.version != gw.version:
+                    raise ValueError("route %s via %s in %s: the destination is IPv%d, the gateway IPv%d; "
+                                     "use a gateway of the same family" % (r["dst"], r["gateway"], item["netns"],
+                                                                          dst.version, gw.version))
+
     def declare(self, items):
         for item in items:
             table = self.wanted.setdefault(item["netns"], {})
@@ -53,14 +69,18 @@ class Routes(Kind):
 
     def read(self, ns):
         """({dst: (gateway, proto)} of topo's routes, the same of the others) in ``ns``'s main
-        table, read once; both empty for a namespace that does not exist (yet)."""
+        table, IPv4 and IPv6, read once; both empty for a namespace that does not exist (yet).
+        The kernel's own IPv6 routes there (connected prefixes, fe80::/64) count as others."""
         if ns not in self.tables:
             ours, foreign = {}, {}
             if self.ctx.exists(ns):
-                for msg in self.ctx.socks.get(ns).get_routes(family=socket.AF_INET, table=MAIN_TABLE):
-                    dst = "%s/%d" % (msg.get_attr("RTA_DST") or "0.0.0.0", msg["dst_len"])
-                    (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (msg.get_attr("RTA_GATEWAY"),
-                                                                               msg["proto"])
+                ipr = self.ctx.socks.get(ns)
+                for family, unspecified in FAMILIES:
+                    for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
+                        dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified,
+                                                                  msg["dst_len"]), strict=False))
+                        (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (msg.get_attr("RTA_GATEWAY"),
+                                                                                   msg["proto"])
             self.tables[ns] = ours, foreign
         return self.tables[ns]
 

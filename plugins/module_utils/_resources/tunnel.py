@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
-"""Private: the ``tunnel`` kind - VXLAN, GRE and gretap devices, one per tunnel end.
+"""Private: the ``tunnel`` kind - VXLAN (over IPv4 or IPv6), GRE and gretap (over IPv4),
+ip6gre and ip6gretap (over IPv6) devices, one per tunnel end.
 
 Every attribute is compared. What the kernel fixes at creation (kind, local and remote
 address, VNI, UDP ports, learning, GRE key, TTL: :func:`identity`) differs: the device is
@@ -21,7 +22,9 @@ broadcast, multicast and unknown unicast to each); entries are added and removed
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     GRE_KEY, GROUP, NetlinkError, NotOwned, _home_fd, namespace_fd, ours, translate,
@@ -32,7 +35,9 @@ from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
 )
 
 #: Link kinds this pass makes (and prunes).
-TUNNEL_KINDS = ("vxlan", "gre", "gretap")
+TUNNEL_KINDS = ("vxlan", "gre", "gretap", "ip6gre", "ip6gretap")
+#: The underlay family (IP version) each kind can use; VXLAN either.
+UNDERLAY_VERSIONS = {"vxlan": (4, 6), "gre": (4,), "gretap": (4,), "ip6gre": (6,), "ip6gretap": (6,)}
 
 #: The ``tunnels`` option of topo.lab.tunnel (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(
@@ -67,10 +72,30 @@ def underlay_ns(t):
     return None if ns in (None, "", t["netns"]) else ns
 
 
+def underlay(t):
+    """``(local, remote, version)`` of tunnel ``t``: its underlay addresses as the kernel
+    prints them (IPv6 compressed; remote None for a VXLAN flooding by ``fdb``) and their IP
+    version. ValueError when they are not of one family, or of a family ``t``'s kind cannot
+    carry (GRE over IPv6 is ``ip6gre``)."""
+    local = ipaddress.ip_address(t["local"])
+    remote = ipaddress.ip_address(t["remote"]) if t.get("remote") else None
+    name = "%s %s/%s" % (t["kind"], t["netns"], t["ifname"])
+    if remote is not None and local.version != remote.version:
+        raise ValueError("%s: local %s is IPv%d but remote %s is IPv%d; use one underlay family"
+                         % (name, local, local.version, remote, remote.version))
+    if local.version not in UNDERLAY_VERSIONS[t["kind"]]:
+        other = {"gre": "ip6gre", "gretap": "ip6gretap", "ip6gre": "gre", "ip6gretap": "gretap"}[t["kind"]]
+        raise ValueError("%s: a %s tunnel cannot run over IPv%d (%s -> %s); use kind %s"
+                         % (name, t["kind"], local.version, local, remote or "-", other))
+    return str(local), None if remote is None else str(remote), local.version
+
+
 def identity(t):
     """The attributes fixed at creation of tunnel ``t``, as a link summary names them: a
-    device that differs in any is made anew (``underlay``: see :func:`underlay_ns`)."""
-    ident = {"kind": t["kind"], "local": t["local"], "remote": t.get("remote"), "ttl": t.get("ttl") or 0,
+    device that differs in any is made anew (``underlay``: see :func:`underlay_ns`).
+    ValueError from :func:`underlay`."""
+    local, remote, _ = underlay(t)
+    ident = {"kind": t["kind"], "local": local, "remote": remote, "ttl": t.get("ttl") or 0,
              "underlay": underlay_ns(t)}
     if t["kind"] == "vxlan":
         ident.update(vni=t["vni"], dstport=t.get("dstport") or 4789, learning=bool(t.get("learning", True)),
@@ -130,17 +155,23 @@ def _create_tunnel(tables, lab, t):
     under = underlay_ns(t)
     kw = {"ifname": t["ifname"], "kind": t["kind"], "mtu": t["mtu"], "group": GROUP}
     ttl = t.get("ttl") or 0
+    local, remote, version = underlay(t)
     if t["kind"] == "vxlan":
-        kw.update(vxlan_id=t["vni"], vxlan_local=t["local"], vxlan_port=t.get("dstport") or 4789, vxlan_learning=int(bool(t.get("learning", True))),
-                  vxlan_ttl=ttl)
-        if t.get("remote"):
-            kw["vxlan_group"] = t["remote"]
+        six = "6" if version == 6 else ""
+        kw.update(vxlan_id=t["vni"], vxlan_port=t.get("dstport") or 4789, vxlan_ttl=ttl,
+                  vxlan_learning=int(bool(t.get("learning", True))), **{"vxlan_local" + six: local})
+        if remote:
+            kw["vxlan_group" + six] = remote
         if t.get("srcport"):
             kw["vxlan_port_range"] = {"low": t["srcport"][0], "high": t["srcport"][1]}
     else:
-        kw.update(gre_local=t["local"], gre_remote=t["remote"], gre_ttl=ttl)
+        # ip6gre and ip6gretap take gre's attributes under pyroute2's ip6gre_ names, whose
+        # flags pyroute2 encodes in host byte order (gre's in network order)
+        prefix, flags = ("ip6gre_", socket.htons(GRE_KEY)) if version == 6 else ("gre_", GRE_KEY)
+        kw.update({prefix + "local": local, prefix + "remote": remote, prefix + "ttl": ttl})
         if t.get("key") is not None:
-            kw.update(gre_iflags=GRE_KEY, gre_oflags=GRE_KEY, gre_ikey=t["key"], gre_okey=t["key"])
+            kw.update({prefix + "iflags": flags, prefix + "oflags": flags, prefix + "ikey": t["key"],
+                       prefix + "okey": t["key"]})
     if under is None:
         tables.socks.get(t["netns"]).link("add", **kw)
     else:
@@ -156,16 +187,27 @@ def _create_tunnel(tables, lab, t):
 
 
 class Tunnels(LinkKind):
-    """Tunnel ends. Items: [{kind: vxlan|gre|gretap, netns, ifname, local, remote (underlay
-    IPv4; remote may be None for a VXLAN flooding by ``fdb``), mtu: bytes (1500 when None),
-    master, ttl, vni, dstport, srcport: [low, high], learning, key, underlay_netns, fdb
-    (underlay addresses), mac}]. A device under a declared name without the lab's marker is refused
-    (NotOwned). The lab's undeclared tunnel devices in the scope are pruned first."""
+    """Tunnel ends. Items: [{kind: vxlan|gre|gretap|ip6gre|ip6gretap, netns, ifname, local,
+    remote (underlay addresses: IPv4 or IPv6 for vxlan, IPv4 for gre and gretap, IPv6 for
+    ip6gre and ip6gretap; remote may be None for a VXLAN flooding by ``fdb``), mtu: bytes
+    (1500 when None), master, ttl, vni, dstport, srcport: [low, high], learning, key,
+    underlay_netns, fdb (underlay addresses), mac}]. A device under a declared name without
+    the lab's marker is refused (NotOwned). The lab's undeclared tunnel devices in the scope
+    are pruned first."""
 
     resource = "tunnel"
     link_kinds = TUNNEL_KINDS
     forget_all = False
     prune_first = True
+
+    @staticmethod
+    def check(items):
+        for t in items:
+            if t["kind"] != "vxlan" and not t.get("remote"):
+                raise ValueError("%s: a %s tunnel needs a remote address" % (label(t), t["kind"]))
+            if t.get("fdb") and t["kind"] != "vxlan":
+                raise ValueError("%s: fdb entries are for vxlan tunnels" % label(t))
+            underlay(t)
 
     def declare(self, items):
         return set((t["netns"], t["ifname"]) for t in items)
@@ -175,10 +217,6 @@ class Tunnels(LinkKind):
         for t in items:
             name = label(t)
             t = dict(t, mtu=t.get("mtu") or 1500)
-            if t["kind"] != "vxlan" and not t.get("remote"):
-                raise ValueError("%s: a %s tunnel needs a remote address" % (name, t["kind"]))
-            if t.get("fdb") and t["kind"] != "vxlan":
-                raise ValueError("%s: fdb entries are for vxlan tunnels" % name)
             try:
                 have = tables.get(t["netns"], t["ifname"])
                 if have is not None and not ours(have, lab):
