@@ -13,10 +13,13 @@ from topo.expand.shape import Bridge, Expanded, Impairment, Node, Segment, Tunne
 from topo.expand.state import Expansion
 from topo.model import DEFAULT_IMAGE
 
-#: The sysctls every node of a lab with IPv6 gets (forwarding as ``forwarding:``): no
-#: duplicate address detection (addresses usable at once) and no router advertisements
-#: (routes only from the topology). ``default.*`` applies to the interfaces made later.
-IPV6_SYSCTLS = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0",
+#: The sysctls every node of a lab with IPv6 gets (forwarding as ``forwarding:``): IPv6 on
+#: (Docker starts containers with it disabled, so their interfaces would lack link-local
+#: addresses), no duplicate address detection (addresses usable at once) and no router
+#: advertisements (routes only from the topology). ``default.*`` applies to the
+#: interfaces made later.
+IPV6_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0",
+                "net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0",
                 "net.ipv6.conf.all.accept_ra": "0", "net.ipv6.conf.default.accept_ra": "0"}
 
 

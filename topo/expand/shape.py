@@ -145,7 +145,7 @@ class Tunnel(TypedDict):
     IPv6 underlay; VXLAN keeps its kind); local / remote: underlay ``a.b.c.d`` or
     ``x:x::x``, both of one family; mtu: bytes (underlay path MTU minus the encapsulation,
     :data:`topo.expand.mtu.OVERHEAD` / ``OVERHEAD6``: VXLAN 50 over IPv4, 70 over IPv6;
-    gre 24, gretap 38, ip6gre 48, ip6gretap 62; a GRE key 4 more; unless declared); master: bridge it is plugged into or None; ttl: outer
+    gre 24, gretap 38, ip6gre 52, ip6gretap 66; a GRE key 4 more; unless declared); master: bridge it is plugged into or None; ttl: outer
     TTL or None (inherit). VXLAN: vni, dstport (UDP), srcport ``[low, high]`` or None,
     learning. GRE/gretap: key (32-bit) or None."""
 
