@@ -198,14 +198,19 @@ class Agent:
 
 
 class Session:
-    """The agents of one check, read together with select()."""
+    """The agents of one check, read together with select(); ``family`` (4 or 6) is the
+    check's address family."""
 
-    def __init__(self, source, ip="ip", docker="docker"):
+    def __init__(self, source, ip="ip", docker="docker", family=4):
         self.source, self.ip, self.docker = source, ip, docker
+        self.family = family
         self.agents = []
 
     def start(self, participant, label, args):
-        """Start an :class:`Agent` for ``participant``; returns it."""
+        """Start an :class:`Agent` for ``participant``; returns it. Over IPv6
+        (``family`` 6) every agent gets ``family: 6``: IPv6 sockets."""
+        if self.family == 6:
+            args = dict(args, family=6)
         agent = Agent(participant, label, args, self.source, self.ip, self.docker)
         self.agents.append(agent)
         return agent
