@@ -56,7 +56,8 @@ relay::
 
     address; port (the UDP socket it receives on, bound to address:port);
     out_address; out_port: each datagram is resent, the same bytes, with SO_BROADCAST
-    (IPv4; over IPv6 to a unicast address or a group, by the kernel's route).
+    (IPv4; over IPv6 to a unicast address, or to a group - e.g. ff02::1, all nodes -
+    out of the interface that has ``address``, like the limited broadcast).
     A limited broadcast (255.255.255.255) is sent from a socket bound to ``address``, so
     it leaves by the interface that has the relay's address (unbound, it would follow the
     default route, or fail without one); a directed broadcast follows the routes.
@@ -592,7 +593,13 @@ class Agent(object):
         out = self.socket(socket.SOCK_DGRAM)
         if self.family == 4:
             out.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        if a["out_address"] == "255.255.255.255":
+        elif a["out_address"].lower().startswith("ff"):  # a group, e.g. ff02::1
+            try:
+                out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex6(a["address"]))
+            except Fatal:
+                out.close()
+                raise
+        if a["out_address"] in ("255.255.255.255", "ff02::1"):
             try:
                 out.bind((a["address"], 0))
             except OSError as exc:

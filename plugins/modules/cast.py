@@ -76,7 +76,10 @@ notes:
   - "relay: C(sender) P, C(relay) P, C(address) (the relay's), C(port), C(out_address),
     C(out_port), C(payloads), C(receivers) [P], C(silent) [P]. The relay resends each datagram
     it gets on address:port, the same bytes, to out_address:out_port with SO_BROADCAST; a
-    limited broadcast leaves by the interface that has the relay's address."
+    limited broadcast leaves by the interface that has the relay's address. Over IPv6 the
+    relay resends to a unicast address or to a group (C(ff02::1), all nodes - what topo's
+    front end uses), out of the interface that has the relay's address; the listeners then
+    join that group (a listener gets only the groups it joined)."
 options:
   check:
     description:

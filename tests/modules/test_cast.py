@@ -716,6 +716,27 @@ def test_multicast_ipv6_leave_acks_interfaces(net6, ansible, tmp_path):
            "no interface has 2001:db8:1::99")
 
 
+def test_relay_ipv6(net6, ansible):
+    """The relay resends to ff02::1 (all nodes) out of the interface that has its address;
+    the listeners join ff02::1, so a leak to a silent node would be seen."""
+    p = net6.p
+    good, unicast_out = ansible.run(
+        cast(check6("relay", "r6-all-nodes", sender=p("h1"), relay=p("r"), address="2001:db8:1::fe",
+                    port=45101, out_address="ff02::1", out_port=45102, payloads=[TEXT, RANDOM],
+                    receivers=[p("h2"), p("h3")], silent=[p("f1")])),
+        cast(check6("relay", "r6-unicast", sender=p("h1"), relay=p("r"), address="2001:db8:1::fe",
+                    port=45103, out_address="2001:db8:2::1", out_port=45104, payloads=[JSON],
+                    receivers=[p("f1")], silent=[p("h2")])),
+    )
+    passed(good)
+    assert good["figures"]["relayed"] == 2
+    assert good["figures"]["received"] == {"h2": 2, "h3": 2, "f1": 0}
+    assert {(r["src"], r["dst"]) for r in good["details"]["h3"]["receiver"]["received"]} == \
+        {("2001:db8:1::fe", "ff02::1")}
+    passed(unicast_out)
+    assert unicast_out["details"]["f1"]["receiver"]["received"][0]["src"] == "2001:db8:2::fe"
+
+
 def test_ipv6_checks_that_cannot_run(net6, ansible):
     p = net6.p
     bcast, v4_group, v4_sender, no_family, bad_bind = ansible.run(

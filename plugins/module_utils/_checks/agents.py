@@ -215,14 +215,17 @@ class Session:
         self.agents.append(agent)
         return agent
 
-    def listeners(self, check, port, timeout):
+    def listeners(self, check, port, timeout, group=None):
         """Start a UDP receiver on ``port`` in every node of ``receivers`` and of
         ``silent`` (the same program: what differs is only how its report is judged);
-        returns (receivers, silent) agents."""
-        rargs = {"role": "recv", "proto": "udp", "port": port, "bind": "", "timeout": timeout,
-                 "life": life(timeout)}
-        return ([self.start(p, "receiver", rargs) for p in check.get("receivers") or []],
-                [self.start(p, "silent", rargs) for p in check.get("silent") or []])
+        with ``group`` (an IPv6 relay's ff02::1) each joins it on its address's interface,
+        since a listener gets only the groups it joined. Returns (receivers, silent) agents."""
+        def args(p):
+            return {"role": "recv", "proto": "udp", "port": port, "bind": "", "timeout": timeout,
+                    "life": life(timeout),
+                    "groups": [{"group": group, "interface": p.get("address")}] if group else []}
+        return ([self.start(p, "receiver", args(p)) for p in check.get("receivers") or []],
+                [self.start(p, "silent", args(p)) for p in check.get("silent") or []])
 
     def sender(self, participant, proto, mode, address, port, payloads, timeout):
         """Start a sender on ``participant``: ``payloads`` (base64) over ``proto`` to
