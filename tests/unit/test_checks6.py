@@ -3,15 +3,19 @@ topo.expand.casts), expanded against nodes shaped as the IPv6 contract says (int
 with ``address6``, nodes with ``loopback6``), and the expanded checks accepted by the
 modules' own argument specs (plugins/module_utils/_checks/specs.py)."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from ansible_collections.topo.lab.plugins.module_utils._checks import specs
 from topo.expand.casts import check_family, expand_check
 from topo.model import NO_BROADCAST6, Check
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MCAST6 = os.path.join(ROOT, "examples", "mcast6.yml")
 
 
 class Stub:
@@ -52,6 +56,28 @@ def module_ok(check):
                                                     "relay", "iperf3"))
     assert problems == [], problems
     return params
+
+
+def test_mcast6_example_checks():
+    """The verify: entries of examples/mcast6.yml expand to IPv6 multicast checks."""
+    with open(MCAST6) as f:
+        doc = yaml.safe_load(f)
+    x = lab()
+    hello, other, leave = [expand(x, e, k) for k, e in enumerate(doc["verify"]) if "multicast" in e]
+    assert x.problems == []
+    assert hello["family"] == 6 and hello["group"] == "ff0e::5" and hello["ttl"] == 1
+    assert hello["senders"] == [{"node": "h1", "netns": "t-h1", "container": None,
+                                 "address": "2001:db8:1::1", "interface": "2001:db8:1::1"}]
+    assert [(m["node"], m["address"], m["interface"]) for m in hello["members"]] == [
+        ("h2", "2001:db8:1::2", "2001:db8:1::2"), ("h3", "2001:db8:1::3", "2001:db8:1::3")]
+    assert hello["silent"] == [{"node": "h4", "netns": "t-h4", "container": None,
+                                "address": "2001:db8:1::4", "join": ["ff0e::6"]}]
+    assert hello["description"] == ("UDP h1 -> group [ff0e::5]:50001 hop limit 1, members h2, h3, not h4")
+    assert hello["capture"]["interface"] == "eth0" and hello["payloads"] == [{"text": "Hello, World!"}]
+    assert other["family"] == 6 and [m["node"] for m in other["members"]] == ["h4"]
+    assert leave["family"] == 6 and leave["leave"] == ["h3"] and leave["ack"] is True
+    for c in (hello, other, leave):
+        assert module_ok(c)["family"] == 6
 
 
 def test_ipv4_checks_have_no_family_key():
