@@ -550,11 +550,39 @@ class Payload(Strict):
         return {field.rstrip("_"): getattr(self, field)}
 
 
+#: Why a broadcast check cannot be IPv6 (the cast module says the same).
+NO_BROADCAST6 = "broadcast is IPv4-only; use multicast to ff02::1"
+
+
+def _check_ip(value: str | None) -> str | None:
+    """An IPv4 or IPv6 address (no prefix length), or None: a check's address, whose
+    family decides the check's (see :attr:`_Cast.family`)."""
+    if value is not None:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    return value
+
+
+def _check_group(value: str) -> str:
+    """A multicast group: 224.0.0.0/4 or ff00::/8 (the message names the value's family's)."""
+    _check_ip(value)
+    addr = ipaddress.ip_address(value)
+    if not addr.is_multicast:
+        raise ValueError(f"{value} is not a multicast group address "
+                         f"({'ff00::/8' if addr.version == 6 else '224.0.0.0/4'})")
+    return value
+
+
 class _Cast(Strict):
     """Fields every cast check has: a name (default ``<type>-<n>``), how long receivers
-    listen (``timeout``, seconds), the messages, and an optional capture during the check."""
+    listen (``timeout``, seconds), the messages, an optional capture during the check, and
+    the address ``family`` (``ipv4`` / ``ipv6``; unset: ``ipv6`` when the check names an
+    IPv6 address or group, else ``ipv4``)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)] | None = None
+    family: Literal["ipv4", "ipv6"] | None = None
     timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     message: Annotated[str, Field(max_length=8000)] | None = None
     messages: list[Payload] | None = None
@@ -581,7 +609,7 @@ class UnicastCheck(_Cast):
     proto: Literal["udp", "tcp"] = "udp"
     expect: Literal["pass", "fail"] = "pass"
 
-    _address = field_validator("address")(_check_address)
+    _address = field_validator("address")(_check_ip)
 
 
 class BroadcastCheck(_Cast):
@@ -594,6 +622,12 @@ class BroadcastCheck(_Cast):
     silent: list[Member] = []
     address: Literal["limited", "directed"] = "limited"
     port: Port = 5000
+
+    @model_validator(mode="after")
+    def _ipv4_only(self):
+        if self.family == "ipv6":
+            raise ValueError(NO_BROADCAST6)
+        return self
 
 
 class MulticastMember(Strict):
@@ -614,9 +648,7 @@ class SilentListener(Strict):
     @classmethod
     def _groups(cls, v):
         for g in v:
-            _check_address(g)
-            if not ipaddress.IPv4Address(g).is_multicast:
-                raise ValueError(f"{g} is not a multicast group address (224.0.0.0/4)")
+            _check_group(g)
         return v
 
 
@@ -625,7 +657,8 @@ class MulticastCheck(_Cast):
     ``silent`` nodes listen on the port without joining and must get nothing, ``leave``
     members drop the group after a first round and must get nothing of a second; ``ack``:
     members answer every datagram and the senders count the answers. ``ttl`` is the
-    datagrams' IP TTL (1: they do not cross a router)."""
+    datagrams' IP TTL (1: they do not cross a router), over IPv6 their hop limit. A group
+    in ff00::/8 makes an IPv6 check (MLD join and leave)."""
 
     from_: Union[Name, list[Name]] = Field(alias="from")
     from_interface: IfName | None = None
@@ -637,13 +670,7 @@ class MulticastCheck(_Cast):
     leave: list[Name] = []
     ack: bool = False
 
-    @field_validator("group")
-    @classmethod
-    def _group(cls, v):
-        _check_address(v)
-        if not ipaddress.IPv4Address(v).is_multicast:
-            raise ValueError(f"{v} is not a multicast group address (224.0.0.0/4)")
-        return v
+    _group = field_validator("group")(_check_group)
 
 
 class AnycastCheck(_Cast):
@@ -657,12 +684,13 @@ class AnycastCheck(_Cast):
     servers: list[Name] = Field(min_length=1)
     clients: dict[Name, Name] = Field(min_length=1)
 
-    _address = field_validator("address")(_check_address)
+    _address = field_validator("address")(_check_ip)
 
 
 class RelayCheck(_Cast):
     """``from`` unicasts to ``via`` on ``port``; ``via`` rebroadcasts what it got on
-    ``out_port`` (limited broadcast); every node of ``to`` must receive it."""
+    ``out_port`` (limited broadcast; over IPv6 to ff02::1, all nodes of the link); every
+    node of ``to`` must receive it."""
 
     from_: Name = Field(alias="from")
     via: Name
@@ -685,9 +713,11 @@ def _bits(value):
 class Iperf3Check(Strict):
     """iperf3 from ``client`` to ``server`` (its first address): TCP or UDP, ``duration``
     seconds, ``parallel`` streams, once per buffer length of ``lengths`` (iperf3 -l, bytes),
-    each at least ``min`` bits per second when given; UDP at ``bitrate``."""
+    each at least ``min`` bits per second when given; UDP at ``bitrate``. ``family:
+    ipv6`` runs it over IPv6 (iperf3 -6, to the server's first IPv6 address)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)] | None = None
+    family: Literal["ipv4", "ipv6"] | None = None
     client: Name
     server: Name
     proto: Literal["tcp", "udp"] = "tcp"

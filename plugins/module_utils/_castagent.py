@@ -13,6 +13,8 @@ ARGS is one JSON object (or ``-``: the object is the first line of stdin, for ar
 too long for argv). Keys, all roles::
 
     role     "recv" | "send" | "serve" | "relay"
+    family   4 (default) | 6: the address family of every socket (AF_INET / AF_INET6);
+             over IPv6 every address below is an IPv6 address and ``ttl`` is the hop limit
     node     the node's name (acks and anycast answers carry it; reports name it)
     timeout  seconds (float): a TCP connect/read, or an answer, waits at most this long
     life     seconds (float): the agent reports and exits after this long, whatever
@@ -22,18 +24,25 @@ recv (a listener: unicast/broadcast receiver, multicast member or silent node)::
 
     proto "udp" | "tcp"; port; bind (address, "" = any);
     groups [{"group": "224.1.1.1", "interface": "a.b.c.d" | null}]  joined with
-           IP_ADD_MEMBERSHIP on that interface address (null: the kernel picks);
+           IP_ADD_MEMBERSHIP on that interface address (null: the kernel picks); over
+           IPv6 (groups ff00::/8) IPV6_JOIN_GROUP on the interface that has that address
+           (its index, read from /proc/net/if_inet6 in the node; an interface name works
+           too), which sends the MLD report;
     ack (bool): answer each datagram with a unicast ack to its source address/port,
            the JSON ``{"ack": node, "round": n, "sha256": hex}``;
     segments [lengths]: (tcp) how the sender's stream is cut into payloads, for
            the per-payload hashes of each connection.
-    Every UDP socket has IP_MULTICAST_ALL 0: it gets only the groups it joined itself.
+    Every UDP socket has IP_MULTICAST_ALL 0 (IPv6: IPV6_MULTICAST_ALL 0, and
+    IPV6_V6ONLY): it gets only the groups it joined itself.
 
 send (a sender, an anycast client)::
 
     proto; mode "unicast" | "broadcast" | "multicast"; address; port; bind (source
     address, "" = the kernel's choice); payloads [base64]; ttl and interface
-    (multicast: IP_MULTICAST_TTL and IP_MULTICAST_IF); gap (seconds between datagrams).
+    (multicast: IP_MULTICAST_TTL and IP_MULTICAST_IF; over IPv6 IPV6_MULTICAST_HOPS and
+    IPV6_MULTICAST_IF with the index of the interface that has that address, which a
+    link-scope group such as ff02::/16 needs); gap (seconds between datagrams). Broadcast
+    is IPv4-only: mode "broadcast" with family 6 is refused.
     UDP: the socket stays open after sending and records every datagram that comes back
     (acks, anycast answers). TCP: one connection per round, the payloads written in
     order, then the write side shut and the peer's answer read until it closes.
@@ -46,7 +55,9 @@ serve (an anycast server)::
 relay::
 
     address; port (the UDP socket it receives on, bound to address:port);
-    out_address; out_port: each datagram is resent, the same bytes, with SO_BROADCAST.
+    out_address; out_port: each datagram is resent, the same bytes, with SO_BROADCAST
+    (IPv4; over IPv6 to a unicast address, or to a group - e.g. ff02::1, all nodes -
+    out of the interface that has ``address``, like the limited broadcast).
     A limited broadcast (255.255.255.255) is sent from a socket bound to ``address``, so
     it leaves by the interface that has the relay's address (unbound, it would follow the
     default route, or fail without one); a directed broadcast follows the routes.
@@ -58,7 +69,7 @@ Protocol, one line each, UTF-8:
   TCP answer back at a sender), ``SENT {..}`` (a sender finished a round),
   ``RELAYED {..}``, ``ROUND n`` and ``LEFT {..}`` (echoes of the commands);
 * stdin, commands: ``ROUND n`` (datagrams received from now on count for round n),
-  ``LEAVE`` (IP_DROP_MEMBERSHIP of every group), ``SEND n`` (send round n), ``STOP``;
+  ``LEAVE`` (IP_DROP_MEMBERSHIP / IPV6_LEAVE_GROUP of every group), ``SEND n`` (send round n), ``STOP``;
   end of stdin is STOP too;
 * stdout, at the end: ONE JSON document (a line starting with ``{``), the report::
 
@@ -80,11 +91,17 @@ import json
 import os
 import select
 import socket
+import struct
 import sys
 import time
 
 IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+# Linux values (include/uapi/linux/in6.h), for Pythons that lack the names
+IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+IF_INET6 = "/proc/net/if_inet6"
 MAX_RECORDS = 1000
 MAX_STREAM = 1 << 20
 PREVIEW = 64
@@ -118,13 +135,41 @@ def emit(kind, obj=None):
 
 
 def err(exc):
-    return "%s: %s" % (type(exc).__name__, exc) if not isinstance(exc, OSError) else str(exc)
+    return str(exc) if isinstance(exc, (OSError, Fatal)) else "%s: %s" % (type(exc).__name__, exc)
+
+
+def ifindex6(interface):
+    """The index of the interface that has IPv6 address ``interface`` in this node (read
+    from /proc/net/if_inet6: address in 32 hex digits, then the index in hex), or of the
+    interface NAMED ``interface``; 0 for None. Fatal when there is none."""
+    if not interface:
+        return 0
+    try:
+        want = socket.inet_pton(socket.AF_INET6, interface)
+    except (OSError, ValueError):
+        try:
+            return socket.if_nametoindex(interface)
+        except OSError:
+            raise Fatal("no interface %r in this node" % interface)
+    try:
+        with open(IF_INET6) as f:
+            for line in f:
+                words = line.split()
+                if len(words) >= 2 and bytes.fromhex(words[0]) == want:
+                    return int(words[1], 16)
+    except OSError as exc:
+        raise Fatal("cannot read %s: %s" % (IF_INET6, err(exc)))
+    raise Fatal("no interface has %s in this node" % interface)
 
 
 class Agent(object):
     def __init__(self, args):
         self.a = args
         self.role = args["role"]
+        self.family = int(args.get("family") or 4)
+        if self.family not in (4, 6):
+            raise Fatal("family must be 4 or 6, got %r" % args.get("family"))
+        self.af = socket.AF_INET6 if self.family == 6 else socket.AF_INET
         self.node = args.get("node") or ""
         self.timeout = float(args.get("timeout", 2))
         self.deadline = time.monotonic() + float(args.get("life", 60))
@@ -232,12 +277,23 @@ class Agent(object):
             self.end_stream(fd, cut=True)
 
     # -------------------------------------------------------------- udp receiving
+    def socket(self, kind):
+        """A socket of the agent's family; an IPv6 one is IPv6-only (no IPv4-mapped)."""
+        s = socket.socket(self.af, kind)
+        if self.family == 6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return s
+
     def udp_socket(self, bind, port, reuse=True):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = self.socket(socket.SOCK_DGRAM)
         if reuse:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        if self.family == 6:
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         try:
             s.bind((bind or "", int(port)))
         except OSError as exc:
@@ -246,11 +302,13 @@ class Agent(object):
         return s
 
     def read_datagram(self, s):
-        data, anc, flags, addr = s.recvmsg(BUF, socket.CMSG_SPACE(12))
+        data, anc, flags, addr = s.recvmsg(BUF, socket.CMSG_SPACE(20))
         dst = None
         for level, kind, cdata in anc:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= 12:
                 dst = socket.inet_ntoa(cdata[8:12])
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(cdata) >= 16:
+                dst = socket.inet_ntop(socket.AF_INET6, cdata[:16])
         rec = {"round": self.round, "src": addr[0], "sport": addr[1], "dst": dst,
                "length": len(data), "sha256": sha(data), "preview": preview(data)}
         if flags & socket.MSG_TRUNC:
@@ -266,16 +324,24 @@ class Agent(object):
             self.listen_tcp(a.get("bind") or "", a["port"])
             return
         self.sock = self.udp_socket(a.get("bind"), a["port"])
-        self.memberships = []
+        self.memberships = []  # (group, level, option to leave, request)
         for g in a.get("groups") or []:
-            iface = g.get("interface") or "0.0.0.0"
-            mreq = socket.inet_aton(g["group"]) + socket.inet_aton(iface)
+            iface = g.get("interface") or ("" if self.family == 6 else "0.0.0.0")
             try:
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-            except OSError as exc:
-                self.errors.append("join %s on %s: %s" % (g["group"], iface, err(exc)))
+                if self.family == 6:
+                    level, opts = socket.IPPROTO_IPV6, (socket.IPV6_JOIN_GROUP,
+                                                        socket.IPV6_LEAVE_GROUP)
+                    mreq = socket.inet_pton(socket.AF_INET6, g["group"]) + \
+                        struct.pack("@I", ifindex6(iface))
+                else:
+                    level, opts = socket.IPPROTO_IP, (socket.IP_ADD_MEMBERSHIP,
+                                                      socket.IP_DROP_MEMBERSHIP)
+                    mreq = socket.inet_aton(g["group"]) + socket.inet_aton(iface)
+                self.sock.setsockopt(level, opts[0], mreq)
+            except (OSError, Fatal) as exc:
+                self.errors.append("join %s on %s: %s" % (g["group"], iface or "-", err(exc)))
                 continue
-            self.memberships.append(mreq)
+            self.memberships.append((g["group"], level, opts[1], mreq))
             self.report["joined"].append({"group": g["group"], "interface": g.get("interface")})
         self.watch(self.sock, self.on_datagram)
 
@@ -295,10 +361,9 @@ class Agent(object):
 
     def leave(self):
         left = []
-        for mreq in getattr(self, "memberships", []):
-            group = socket.inet_ntoa(mreq[:4])
+        for group, level, opt, mreq in getattr(self, "memberships", []):
             try:
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq)
+                self.sock.setsockopt(level, opt, mreq)
                 left.append(group)
             except OSError as exc:
                 self.errors.append("leave %s: %s" % (group, err(exc)))
@@ -309,7 +374,7 @@ class Agent(object):
 
     # -------------------------------------------------------------- tcp receiving
     def listen_tcp(self, bind, port):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = self.socket(socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((bind, int(port)))
@@ -394,11 +459,19 @@ class Agent(object):
         del self.report["received"], self.report["count"]  # a sender records replies
         if a.get("proto") == "tcp":
             return
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if a.get("mode") == "broadcast" and self.family == 6:
+            raise Fatal("broadcast is IPv4-only; use multicast to ff02::1")
+        s = self.socket(socket.SOCK_DGRAM)
         try:
             if a.get("mode") == "broadcast":
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            if a.get("mode") == "multicast":
+            if a.get("mode") == "multicast" and self.family == 6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS,
+                             int(a.get("ttl", 1)))
+                if a.get("interface"):
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF,
+                                 ifindex6(a["interface"]))
+            elif a.get("mode") == "multicast":
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, int(a.get("ttl", 1)))
                 if a.get("interface"):
                     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
@@ -433,7 +506,7 @@ class Agent(object):
 
     def send_tcp(self, n, entry):
         a = self.a
-        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c = self.socket(socket.SOCK_STREAM)
         c.settimeout(self.timeout)
         step = "connect"
         try:
@@ -517,9 +590,16 @@ class Agent(object):
         self.report.update(address=a["address"], port=a["port"], out_address=a["out_address"],
                            out_port=a["out_port"], relayed=0)
         self.sock = self.udp_socket(a["address"], a["port"])
-        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        out.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        if a["out_address"] == "255.255.255.255":
+        out = self.socket(socket.SOCK_DGRAM)
+        if self.family == 4:
+            out.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        elif a["out_address"].lower().startswith("ff"):  # a group, e.g. ff02::1
+            try:
+                out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex6(a["address"]))
+            except Fatal:
+                out.close()
+                raise
+        if a["out_address"] in ("255.255.255.255", "ff02::1"):
             try:
                 out.bind((a["address"], 0))
             except OSError as exc:

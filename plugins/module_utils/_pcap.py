@@ -18,8 +18,12 @@ import warnings
 
 #: Layers that carry no protocol of their own: left out of ``layers``.
 _FILLER = ("Raw", "Padding")
-#: Layer-name prefixes folded into one protocol name (IGMPv3_MR -> IGMP).
-_FAMILIES = ("ICMPv6", "IGMP")
+#: Layer-name prefixes folded into one protocol name, first match wins: MLD (RFC 2710,
+#: 3810: scapy's ICMPv6MLQuery/MLReport/MLDone, ICMPv6MLQuery2/MLReport2) before the
+#: rest of ICMPv6; IGMPv3_MR -> IGMP.
+_FAMILIES = (("ICMPv6ML", "MLD"), ("ICMPv6", "ICMPv6"), ("IGMP", "IGMP"))
+#: Endings of scapy's ICMP error quotes (IPerror, UDPerror, IPerror6, ...).
+_QUOTE = ("error", "error6")
 #: The limited broadcast (a subnet broadcast is told by its Ethernet destination).
 _BCAST4 = "255.255.255.255"
 #: CookedLinux (LINUX_SLL) pkttype values.
@@ -79,15 +83,15 @@ def _row(pkt, t0, s):
         name = type(layer).__name__
         if name not in _FILLER:
             names.append(name)
-        if isinstance(layer, (s["IP"], s["IPv6"])) and not name.endswith("error"):
+        if isinstance(layer, (s["IP"], s["IPv6"])) and not name.endswith(_QUOTE):
             ips.append(layer)
         elif isinstance(layer, s["VXLAN"]) and vni is None:
             vni = layer.vni
         elif isinstance(layer, s["GRE"]) and gre_key is None and layer.key_present:
             gre_key = layer.key
         layer = layer.payload
-    proto = next((n for n in reversed(names) if not n.endswith("error")), "?")
-    proto = next((f for f in _FAMILIES if proto.startswith(f)), proto)
+    proto = next((n for n in reversed(names) if not n.endswith(_QUOTE)), "?")
+    proto = next((f for prefix, f in _FAMILIES if proto.startswith(prefix)), proto)
     eth = pkt if names and names[0] == "Ether" else None
     sll = pkt if names and names[0].startswith("CookedLinux") else None
     outer, inner = (ips[0], ips[-1]) if ips else (None, None)
@@ -123,7 +127,8 @@ def summarize(path, limit=None):
          "src": "198.18.0.1",       # outer IP (v4/v6) source; MAC when the packet has no IP
          "dst": "198.18.0.2",       # likewise; None when neither exists (e.g. raw non-IP)
          "protocol": "ICMP",        # innermost layer that is not payload or an ICMP error
-                                    #  quote; ICMPv6*/IGMP* folded to ICMPv6/IGMP
+                                    #  quote; MLD messages (ICMPv6ML*) folded to MLD,
+                                    #  other ICMPv6* to ICMPv6, IGMP* to IGMP
          "length": 148,             # int, bytes on the wire (original length, not snaplen)
          "kind": "unicast",         # or broadcast / multicast, from the outer destination
          "vni": 42,                 # VXLAN VNI of the outermost VXLAN header, else None
@@ -135,7 +140,10 @@ def summarize(path, limit=None):
          "inner_dst": "198.18.1.2"} #  else None (ICMP error quotes do not count)
 
     Linktypes Ethernet, raw IP and Linux cooked (SLL/SLL2) are read alike; UDP port 4789
-    is dissected as VXLAN and GRE protocol 0x6558 as Ethernet (gretap). Raises
+    is dissected as VXLAN and GRE protocol 0x6558 as Ethernet (gretap), over IPv4 and IPv6
+    alike (an IPv6 underlay: ``["Ether", "IPv6", "UDP", "VXLAN", ...]``, ip6gre
+    ``["Ether", "IPv6", "GRE", ...]``). IPv6 extension headers (the hop-by-hop header of an
+    MLD report, IPv6ExtHdrHopByHop) appear in ``layers`` but are not addresses. Raises
     RuntimeError when scapy is missing, OSError/scapy errors on an unreadable file.
     """
     s = _load()

@@ -13,7 +13,14 @@ description:
     one after the other (or waits O(duration) seconds when there are none), waits O(settle)
     seconds and stops tcpdump. The tcpdump process is stopped whatever happens.
   - The pcap is kept at O(path) and summarised with scapy, one row per packet, tunnels
-    opened up (VXLAN, GRE, gretap), so a task can assert what crosses a link.
+    opened up (VXLAN, GRE, gretap - over an IPv4 or an IPv6 underlay), so a task can assert
+    what crosses a link.
+  - "IPv4 and IPv6 alike: a row's C(protocol) is the innermost protocol - C(UDP), C(TCP),
+    C(ICMP), C(ICMPv6) (echo, neighbour discovery, errors), C(MLD) (multicast listener
+    queries, reports and dones, v1 and v2), C(IGMP), C(ARP). An ICMP or ICMPv6 error's
+    quoted packet is not an inner packet. MLD travels after a hop-by-hop header, which
+    BPF's C(icmp6) does not look through: filter MLD with C(ip6 dst ff02::16) (MLDv2
+    reports) or C(ip6 multicast)."
   - With O(expect), the task fails unless at least O(expect.min_packets) packets match;
     the message lists the layer stacks that were seen.
   - This is an observation, not a change - it always reports C(changed=false). In check

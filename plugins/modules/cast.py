@@ -42,7 +42,17 @@ attributes:
 notes:
   - "A participant (P below) is a dict C({node, netns, container, address}): C(container) null
     runs the agent with C(ip netns exec netns), else with C(docker exec -i container);
-    C(address) is the node's first IPv4 address, the address it sends from."
+    C(address) is the node's first IPv4 address, the address it sends from (its first IPv6
+    address on an IPv6 check)."
+  - "IPv6: a check with C(family: 6) runs over IPv6 (absent or 4 - IPv4). Every address of
+    it is then IPv6 (no length), a multicast C(group) is in ff00::/8 and C(ttl) is the hop
+    limit (IPV6_MULTICAST_HOPS). Members join with IPV6_JOIN_GROUP (the kernel sends an MLD
+    report; C(leave) drops it with IPV6_LEAVE_GROUP, an MLD done) on the interface that has
+    their C(interface) address (its index, looked up in the node), and senders send out of
+    that interface (IPV6_MULTICAST_IF: a link-scope group such as ff02::/16 needs one).
+    Listeners set C(IPV6_MULTICAST_ALL=0) and C(IPV6_V6ONLY). Broadcast is IPv4-only: a
+    broadcast check with C(family: 6) fails with C(broadcast is IPv4-only; use multicast to
+    ff02::1). An address of the other family fails the check naming the field."
   - "A payload is C({text: str}) (UTF-8), C({json: value}) (C(json.dumps) with the compact
     separators comma and colon and sorted keys, UTF-8) or C({bytes: N}) (N random bytes)."
   - "unicast: C(proto) udp|tcp, C(sender) P, C(receiver) P, C(address), C(port), C(payloads),
@@ -66,13 +76,17 @@ notes:
   - "relay: C(sender) P, C(relay) P, C(address) (the relay's), C(port), C(out_address),
     C(out_port), C(payloads), C(receivers) [P], C(silent) [P]. The relay resends each datagram
     it gets on address:port, the same bytes, to out_address:out_port with SO_BROADCAST; a
-    limited broadcast leaves by the interface that has the relay's address."
+    limited broadcast leaves by the interface that has the relay's address. Over IPv6 the
+    relay resends to a unicast address or to a group (C(ff02::1), all nodes - what topo's
+    front end uses), out of the interface that has the relay's address; the listeners then
+    join that group (a listener gets only the groups it joined)."
 options:
   check:
     description:
       - One expanded check; the shapes are in the notes. Common keys C(type)
         (unicast, broadcast, multicast, anycast, relay), C(name) (the pcap's file name),
-        C(description), C(timeout) (seconds receivers listen, float, default 2) and optional
+        C(description), C(timeout) (seconds receivers listen, float, default 2), C(family)
+        (4 or 6; absent - 4, see the notes) and optional
         C(capture) C({node, interface, netns, container, filter}).
     type: dict
     required: true
@@ -106,6 +120,23 @@ EXAMPLES = r"""
       silent:
         - {node: a-h5, netns: topo-demo-a-h5, container: null, address: 192.18.0.15}
       capture: {node: a-h2, interface: eth0, netns: topo-demo-a-h2, container: null, filter: udp port 5007}
+
+- name: Over IPv6 with MLD - h2 joins ff0e::5 on eth0, h4 joined only ff0e::6 gets nothing
+  topo.lab.cast:
+    check:
+      type: multicast
+      name: hello-ff0e-5
+      family: 6
+      group: ff0e::5
+      port: 50001
+      ttl: 1
+      payloads: [{text: "Hello, World!"}]
+      senders:
+        - {node: h1, netns: topo-m6-h1, container: null, address: "2001:db8:1::1", interface: "2001:db8:1::1"}
+      members:
+        - {node: h2, netns: topo-m6-h2, container: null, address: "2001:db8:1::2", interface: "2001:db8:1::2"}
+      silent:
+        - {node: h4, netns: topo-m6-h4, container: null, address: "2001:db8:1::4", join: ["ff0e::6"]}
 
 - name: The nearest anycast server answers
   topo.lab.cast:

@@ -13,9 +13,9 @@ description:
     against O(check)'s spec, then value ranges (a positive duration, a port 1-65535, ...);
     a bad check fails with C(iperf3 check NAME: ...) naming the field."
   - For each length of O(check.lengths) (once, without C(-l), when it is empty) it starts a
-    one-off server C(iperf3 -s -1 -J -p PORT) inside the server node, waits until it listens
+    one-off server C(iperf3 -s -1 -J -p PORT [-6]) inside the server node, waits until it listens
     (C(ss -ltn) in the node's namespace), runs the client
-    C(iperf3 -c ADDRESS -p PORT -J -t DURATION -P PARALLEL --connect-timeout MS [-l LENGTH] [-u] [-b BITRATE])
+    C(iperf3 -c ADDRESS -p PORT -J -t DURATION -P PARALLEL --connect-timeout MS [-l LENGTH] [-u] [-b BITRATE] [-6])
     inside the client node and reads the figures from the client's JSON output.
   - A program runs inside a namespace node with C(ip netns exec NETNS), inside a docker node
     with C(docker exec -i CONTAINER) (through C(sh), which reports the program's PID there).
@@ -59,7 +59,7 @@ options:
           node: {description: Node name., type: str, required: true}
           netns: {description: Its network namespace (under /run/netns)., type: str}
           container: {description: Its container (docker nodes); programs then run with C(docker exec)., type: str}
-          address: {description: Its first IPv4 address., type: str}
+          address: {description: Its first IPv4 address (IPv6 on an IPv6 check)., type: str}
       server:
         description: The node running the one-off server.
         type: dict
@@ -68,8 +68,14 @@ options:
           node: {description: Node name., type: str, required: true}
           netns: {description: Its network namespace (under /run/netns)., type: str}
           container: {description: Its container (docker nodes); programs then run with C(docker exec)., type: str}
-          address: {description: Its first IPv4 address., type: str}
+          address: {description: Its first IPv4 address (IPv6 on an IPv6 check)., type: str}
       address: {description: The address the client connects to (the server's)., type: str, required: true}
+      family:
+        description:
+          - 6 - an IPv6 check - client and server run with C(-6), and O(check.address) and the
+            participants' addresses must be IPv6; absent or 4 - IPv4 (addresses must be IPv4).
+        type: int
+        choices: [4, 6]
       proto: {description: Transport., type: str, choices: [tcp, udp], default: tcp}
       duration: {description: Seconds per run (C(iperf3 -t))., type: int, default: 3}
       parallel: {description: Parallel streams (C(iperf3 -P))., type: int, default: 1}

@@ -156,3 +156,58 @@ def test_duration_without_traffic(pair, ansible, tmp_path):
                                             duration=0.5)))
     assert res["total"] == 0 and res["traffic"] == []
     assert 0.5 <= res["elapsed"] < 3
+
+
+# --------------------------------------------------------------------------- IPv6
+
+JOIN6 = ("import socket, struct, time; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+         "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton("
+         "socket.AF_INET6, 'ff0e::42') + struct.pack('@I', socket.if_nametoindex('eth0'))); "
+         "time.sleep(0.3)")
+
+
+@pytest.fixture
+def pair6(lab):
+    """(a, b): veth eth0 over IPv6 only (2001:db8:f::1/.2, no DAD) carrying vxlan vx42 with
+    IPv6 local/remote, overlay 2001:db8:e::1/.2."""
+    a, b = lab.make_ns("a"), lab.make_ns("b")
+    for ns in (a, b):
+        for key in ("all.accept_dad", "default.accept_dad"):
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.%s=0" % key)
+    lab.make_veth(a, "eth0", b, "eth0")
+    for ns, me, peer in ((a, 1, 2), (b, 2, 1)):
+        sh("ip", "-n", ns, "addr", "add", "2001:db8:f::%d/64" % me, "dev", "eth0", "nodad")
+        sh("ip", "-n", ns, "link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+           "local", "2001:db8:f::%d" % me, "remote", "2001:db8:f::%d" % peer, "dev", "eth0")
+        sh("ip", "-n", ns, "addr", "add", "2001:db8:e::%d/64" % me, "dev", "vx42", "nodad")
+        sh("ip", "-n", ns, "link", "set", "vx42", "up")
+    return a, b
+
+
+def test_ipv6_underlay_icmpv6_and_mld(pair6, ansible, tmp_path):
+    """VXLAN over an IPv6 underlay carrying ping -6 is summarised layer by layer; a group
+    join shows as MLD (not as other ICMPv6)."""
+    a, b = pair6
+    ping6 = [{"netns": a, "argv": ["ping", "-6", "-n", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:e::2"]}]
+    join = [{"netns": a, "argv": ["python3", "-c", JOIN6]}]
+    tunnel, mld = ansible.run(
+        step("capture", capture(tmp_path, b, "vx6.pcap", traffic=ping6, filter="udp port 4789",
+                                expect={"layers": ["IPv6", "VXLAN", "IPv6", "ICMPv6EchoRequest"],
+                                        "vni": 42, "inner_dst": "2001:db8:e::2", "min_packets": 3})),
+        step("capture", capture(tmp_path, b, "mld.pcap", traffic=join, filter="ip6 dst ff02::16",
+                                expect={"layers": ["IPv6", "ICMPv6MLReport2"]})),
+    )
+    ok(tunnel)
+    icmp6 = [r for r in tunnel["rows"] if r["protocol"] == "ICMPv6"]  # echoes, and the overlay's ND
+    echo = [r for r in icmp6 if r["layers"][-1].startswith("ICMPv6Echo")]
+    assert len(echo) == 6, tunnel["rows"]  # 3 requests, 3 replies
+    for r in icmp6:
+        assert r["layers"][:6] == ["Ether", "IPv6", "UDP", "VXLAN", "Ether", "IPv6"]
+        assert {r["src"], r["dst"]} == {"2001:db8:f::1", "2001:db8:f::2"} and r["vni"] == 42
+    for r in echo:
+        assert {r["inner_src"], r["inner_dst"]} == {"2001:db8:e::1", "2001:db8:e::2"}
+    ok(mld)
+    assert mld["matched"] >= 1
+    for r in mld["rows"]:
+        assert (r["protocol"], r["dst"], r["kind"]) == ("MLD", "ff02::16", "multicast")
+        assert r["src"].startswith("fe80:")  # MLD is sent from the link-local address

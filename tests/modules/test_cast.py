@@ -63,11 +63,15 @@ class Net:
         return name
 
     def port(self, switch, node, ifname, address):
-        """A veth from ``node`` (``ifname``, ``address``/24) to the bridge of ``switch``."""
+        """A veth from ``node`` (``ifname``, ``address``/24, an IPv6 one /64 with nodad)
+        to the bridge of ``switch``."""
         sh("ip", "-n", self.ns(switch), "link", "add", node, "type", "veth", "peer", "name", ifname,
            "netns", self.ns(node))
         sh("ip", "-n", self.ns(switch), "link", "set", node, "master", "br0", "up")
-        sh("ip", "-n", self.ns(node), "addr", "add", address + "/24", "dev", ifname)
+        if ":" in address:
+            sh("ip", "-n", self.ns(node), "addr", "add", address + "/64", "dev", ifname, "nodad")
+        else:
+            sh("ip", "-n", self.ns(node), "addr", "add", address + "/24", "dev", ifname)
         sh("ip", "-n", self.ns(node), "link", "set", ifname, "up")
         self.addr.setdefault(node, address)
 
@@ -522,3 +526,235 @@ def test_container_member(net, ansible, docker_client, tmp_path):
     finally:
         if container is not None:
             container.remove(force=True)
+
+
+# --------------------------------------------------------------------------- IPv6
+
+ANYCAST6 = "2001:db8:ff::1"
+GROUP6, OTHER6 = "ff0e::5", "ff0e::6"
+HELLO = {"text": "Hello, World!"}
+
+
+@pytest.fixture(scope="module")
+def net6():
+    """The IPv6 network (every name ``t6<hex>-*``)::
+
+        segment 1: 2001:db8:1::/64 (bridge in sw1)      segment 2: 2001:db8:2::/64 (sw2)
+          h1 ::1  h2 ::2  h3 ::3  h4 ::4                   f1 ::1
+          r ::fe (eth1) ------- router, IPv6 forwarding ---- r ::fe (eth2)
+
+    No DAD (accept_dad=0 before any address, and nodad), no router advertisements. The
+    bridges snoop MLD (the default) with no querier: they flood multicast to every port.
+    Anycast 2001:db8:ff::1/128 on the lo of h3 and f1; h1 reaches h3 (a host route), h2
+    the router, which routes it to f1. No multicast routing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    n = Net()
+    n.prefix = "t6%s-" % secrets.token_hex(3)
+    try:
+        for node in ("sw1", "sw2", "h1", "h2", "h3", "h4", "f1", "r"):
+            ns = n.add_ns(node)
+            for key in ("all.accept_dad", "default.accept_dad", "all.accept_ra", "default.accept_ra"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.%s=0" % key)
+        for switch in ("sw1", "sw2"):
+            sh("ip", "-n", n.ns(switch), "link", "add", "br0", "type", "bridge")
+            sh("ip", "-n", n.ns(switch), "link", "set", "br0", "up")
+        for i in range(1, 5):
+            n.port("sw1", "h%d" % i, "eth0", "2001:db8:1::%d" % i)
+        n.port("sw2", "f1", "eth0", "2001:db8:2::1")
+        n.port("sw1", "r", "eth1", "2001:db8:1::fe")
+        sh("ip", "-n", n.ns("sw2"), "link", "add", "r", "type", "veth", "peer", "name", "eth2",
+           "netns", n.ns("r"))
+        sh("ip", "-n", n.ns("sw2"), "link", "set", "r", "master", "br0", "up")
+        sh("ip", "-n", n.ns("r"), "addr", "add", "2001:db8:2::fe/64", "dev", "eth2", "nodad")
+        sh("ip", "-n", n.ns("r"), "link", "set", "eth2", "up")
+        sh("ip", "netns", "exec", n.ns("r"), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        for node in ("h1", "h2", "h3", "h4"):
+            sh("ip", "-n", n.ns(node), "-6", "route", "add", "default", "via", "2001:db8:1::fe")
+        sh("ip", "-n", n.ns("f1"), "-6", "route", "add", "default", "via", "2001:db8:2::fe")
+        for node in ("h3", "f1"):
+            sh("ip", "-n", n.ns(node), "addr", "add", ANYCAST6 + "/128", "dev", "lo", "nodad")
+        for node, via in (("h1", "2001:db8:1::3"), ("h2", "2001:db8:1::fe"), ("r", "2001:db8:2::1")):
+            sh("ip", "-n", n.ns(node), "-6", "route", "add", ANYCAST6 + "/128", "via", via)
+        yield n
+    finally:
+        n.cleanup()
+        left = [name for name in n.made if os.path.exists("/run/netns/" + name)]
+        assert not left, "namespaces left behind: %s" % left
+
+
+def check6(kind, name, **fields):
+    return check(kind, name, family=6, **fields)
+
+
+def hop_limits(path, group):
+    """The hop limit of every captured IPv6 datagram to ``group`` (read with scapy)."""
+    from scapy.layers.inet6 import IPv6
+    from scapy.utils import rdpcap
+    return [p[IPv6].hlim for p in rdpcap(path) if IPv6 in p and p[IPv6].dst == group]
+
+
+def test_unicast_and_anycast_ipv6(net6, ansible):
+    p = net6.p
+    udp, tcp, udp_wrong, nearest = ansible.run(
+        cast(check6("unicast", "u6-udp", proto="udp", sender=p("h1"), receiver=p("h2"),
+                    address="2001:db8:1::2", port=41101, payloads=PAYLOADS)),
+        # through the router
+        cast(check6("unicast", "u6-tcp", proto="tcp", sender=p("h1"), receiver=p("f1"),
+                    address="2001:db8:2::1", port=41102, payloads=PAYLOADS)),
+        cast(check6("unicast", "u6-wrong", proto="udp", sender=p("h1"), receiver=p("h2"),
+                    address="2001:db8:1::3", port=41103, payloads=[TEXT])),
+        cast(check6("anycast", "a6-nearest", address=ANYCAST6, port=44101, protos=["tcp", "udp"],
+                    servers=[p("h3"), p("f1")], payloads=[TEXT],
+                    clients=[p("h1", expect="h3"), p("h2", expect="f1"), p("h4", expect="f1")])),
+    )
+    passed(udp)
+    got = udp["details"]["h2"]["receiver"]["received"]
+    assert shas(got) == sorted(x["sha256"] for x in udp["figures"]["payloads"])
+    assert {(r["src"], r["dst"]) for r in got} == {("2001:db8:1::1", "2001:db8:1::2")}
+    assert "[2001:db8:1::2]:41101" in udp["expected"]
+    passed(tcp)
+    conn, = tcp["details"]["f1"]["receiver"]["received"]
+    assert conn["src"] == "2001:db8:1::1" and len(conn["segments"]) == 3
+    failed(udp_wrong, "h2 (receiver) got 0 of 1 payloads intact")
+    passed(nearest)
+    assert nearest["figures"]["answers"] == {"h1": {"tcp": "h3", "udp": "h3"},
+                                             "h2": {"tcp": "f1", "udp": "f1"},
+                                             "h4": {"tcp": "f1", "udp": "f1"}}
+    assert nearest["figures"]["served"] == {"h3": {"tcp": 1, "udp": 1}, "f1": {"tcp": 2, "udp": 2}}
+
+
+def test_multicast_ipv6_two_groups(net6, ansible, tmp_path):
+    """examples/mcast6.yml by hand: h2 and h3 join ff0e::5 and get "Hello, World!"; h4
+    joined only ff0e::6 gets nothing, though a capture on its wire shows the datagram;
+    then ff0e::6 reaches h4 alone. Hop limit 1 and 5 are on the wire as sent."""
+    p, m = net6.p, (lambda node, iface=None: member(net6, node, iface))
+    cap = lambda node, port: {"node": node, "interface": "eth0", "netns": net6.ns(node),  # noqa: E731
+                              "container": None, "filter": "udp port %d" % port}
+    first, second, hops5 = ansible.run(
+        cast(check6("multicast", "m6-hello", group=GROUP6, port=50001, ttl=1,
+                    senders=[m("h1", "2001:db8:1::1")],
+                    members=[m("h2", "2001:db8:1::2"), m("h3", "2001:db8:1::3")],
+                    silent=[p("h4", join=[OTHER6])], payloads=[HELLO], capture=cap("h4", 50001)),
+             capture_dir=str(tmp_path)),
+        cast(check6("multicast", "m6-other", group=OTHER6, port=50001, ttl=1,
+                    senders=[m("h1", "2001:db8:1::1")], members=[m("h4", "2001:db8:1::4")],
+                    silent=[p("h2"), p("h3")], payloads=[{"text": "Hello, ff0e::6!"}])),
+        cast(check6("multicast", "m6-hops", group=GROUP6, port=50003, ttl=5,
+                    senders=[m("h1")], members=[m("h2")], silent=[], payloads=[TEXT],
+                    capture=cap("h2", 50003)),
+             capture_dir=str(tmp_path)),
+    )
+    passed(first)
+    assert first["figures"]["received"] == {"h2": 1, "h3": 1, "h4": 0}
+    for node in ("h2", "h3"):
+        rec, = first["details"][node]["member"]["received"]
+        assert (rec["preview"], rec["src"], rec["dst"]) == ("Hello, World!", "2001:db8:1::1", GROUP6)
+        assert first["details"][node]["member"]["joined"] == [
+            {"group": GROUP6, "interface": "2001:db8:1::%s" % node[1]}]
+    assert first["details"]["h4"]["silent"]["joined"] == [{"group": OTHER6, "interface": "2001:db8:1::4"}]
+    assert first["details"]["h4"]["silent"]["received"] == []
+    assert "[ff0e::5]:50001, hop limit 1" in first["expected"]
+    rows = [(r["src"], r["dst"], r["protocol"], r["kind"]) for r in first["capture"]["rows"]]
+    assert rows == [("2001:db8:1::1", GROUP6, "UDP", "multicast")], rows  # on h4's wire
+    assert hop_limits(first["capture"]["path"], GROUP6) == [1]
+    passed(second)
+    assert second["figures"]["received"] == {"h4": 1, "h2": 0, "h3": 0}
+    passed(hops5)
+    assert hop_limits(hops5["capture"]["path"], GROUP6) == [5]
+
+
+def test_multicast_ipv6_leave_acks_interfaces(net6, ansible, tmp_path):
+    p, m = net6.p, (lambda node, iface=None: member(net6, node, iface))
+    leave, link_scope, wrong_iface, far, bad_join = ansible.run(
+        # two senders, acks, h3 leaves after round 1 (MLD report, then MLD done: on h3's wire)
+        cast(check6("multicast", "m6-leave", group=GROUP6, port=50011, ttl=1,
+                    senders=[m("h1"), m("h4")], members=[m("h2"), m("h3")], silent=[],
+                    leave=["h3"], ack=True, payloads=[TEXT, RANDOM],
+                    capture={"node": "h3", "interface": "eth0", "netns": net6.ns("h3"),
+                             "container": None, "filter": "ip6 dst ff02::16 or udp port 50011"}),
+             capture_dir=str(tmp_path)),
+        # a link-scope group needs the interface: the router sends out of eth2 only
+        cast(check6("multicast", "m6-link-scope", group="ff02::1:5", port=50012, ttl=1,
+                    senders=[m("r", "2001:db8:2::fe")], members=[m("f1")], silent=[p("h2")],
+                    ack=True, payloads=[JSON])),
+        # the router joins on eth2 (segment 2): no member on segment 1
+        cast(check6("multicast", "m6-wrong-iface", group=GROUP6, port=50013, ttl=1,
+                    senders=[m("h1")], members=[m("h2"), m("r", "2001:db8:2::fe")],
+                    payloads=[TEXT])),
+        # no multicast routing: f1 beyond the router gets nothing, whatever the hop limit
+        cast(check6("multicast", "m6-far", group=GROUP6, port=50014, ttl=8,
+                    senders=[m("h1")], members=[m("h2")], silent=[p("f1", join=[GROUP6[:-1] + "7"])],
+                    payloads=[TEXT])),
+        # 2001:db8:1::99 is no address of h3: it cannot join, and the check says so
+        cast(check6("multicast", "m6-bad-join", group=GROUP6, port=50015, ttl=1,
+                    senders=[m("h1")], members=[m("h3", "2001:db8:1::99")], payloads=[TEXT])),
+    )
+    passed(leave)
+    f = leave["figures"]
+    assert f["received_by_round"] == {"1": {"h2": 4, "h3": 4}, "2": {"h2": 4, "h3": 0}}
+    assert f["acks"] == {"h1": 6, "h4": 6} == f["expected_acks"]  # 2 x 2 + 1 x 2 each
+    assert leave["details"]["h3"]["member"]["left"] == [GROUP6]
+    assert {r["src"] for r in leave["details"]["h2"]["member"]["received"]} == {"2001:db8:1::1",
+                                                                                "2001:db8:1::4"}
+    rows = leave["capture"]["rows"]
+    # MLD goes from the link-local address (RFC 3810 5.2.13) to all MLDv2 routers, after
+    # a hop-by-hop header (which is why BPF's "icmp6" does not match it)
+    mld = [r for r in rows if r["protocol"] == "MLD" and r["src"].startswith("fe80:")]
+    assert mld and all(r["dst"] == "ff02::16" and r["kind"] == "multicast" for r in mld), rows
+    assert max(r["time"] for r in mld) > min(r["time"] for r in rows if r["protocol"] == "UDP"), \
+        "no MLD report after the first datagram (the leave)"
+    passed(link_scope)
+    assert link_scope["figures"]["received"] == {"f1": 1, "h2": 0}
+    assert link_scope["figures"]["acks"] == {"r": 1}
+    assert link_scope["details"]["f1"]["member"]["received"][0]["src"] == "2001:db8:2::fe"
+    failed(wrong_iface, "r (member) got 0 of 1 payloads from h1")
+    assert wrong_iface["figures"]["received"] == {"h2": 1, "r": 0}
+    passed(far)
+    assert far["figures"]["received"] == {"h2": 1, "f1": 0}
+    failed(bad_join, "h3 (member) got 0 of 1 payloads", "join ff0e::5 on 2001:db8:1::99",
+           "no interface has 2001:db8:1::99")
+
+
+def test_relay_ipv6(net6, ansible):
+    """The relay resends to ff02::1 (all nodes) out of the interface that has its address;
+    the listeners join ff02::1, so a leak to a silent node would be seen."""
+    p = net6.p
+    good, unicast_out = ansible.run(
+        cast(check6("relay", "r6-all-nodes", sender=p("h1"), relay=p("r"), address="2001:db8:1::fe",
+                    port=45101, out_address="ff02::1", out_port=45102, payloads=[TEXT, RANDOM],
+                    receivers=[p("h2"), p("h3")], silent=[p("f1")])),
+        cast(check6("relay", "r6-unicast", sender=p("h1"), relay=p("r"), address="2001:db8:1::fe",
+                    port=45103, out_address="2001:db8:2::1", out_port=45104, payloads=[JSON],
+                    receivers=[p("f1")], silent=[p("h2")])),
+    )
+    passed(good)
+    assert good["figures"]["relayed"] == 2
+    assert good["figures"]["received"] == {"h2": 2, "h3": 2, "f1": 0}
+    assert {(r["src"], r["dst"]) for r in good["details"]["h3"]["receiver"]["received"]} == \
+        {("2001:db8:1::fe", "ff02::1")}
+    passed(unicast_out)
+    assert unicast_out["details"]["f1"]["receiver"]["received"][0]["src"] == "2001:db8:2::fe"
+
+
+def test_ipv6_checks_that_cannot_run(net6, ansible):
+    p = net6.p
+    bcast, v4_group, v4_sender, no_family, bad_bind = ansible.run(
+        cast(check6("broadcast", "e6-bcast", sender=p("h1"), address="ff02::1", port=46101,
+                    payloads=[TEXT], receivers=[p("h2")], silent=[])),
+        cast(check6("multicast", "e6-v4-group", group=GROUP, port=46102, senders=[p("h1")],
+                    members=[p("h2")], payloads=[TEXT])),
+        cast(check6("unicast", "e6-v4-sender", sender=dict(p("h1"), address="198.18.1.1"),
+                    receiver=p("h2"), address="2001:db8:1::2", port=46103, payloads=[TEXT])),
+        # no family: IPv4, so an IPv6 group is the wrong family
+        cast(check("multicast", "e6-no-family", group=GROUP6, port=46104, senders=[p("h1")],
+                   members=[p("h2")], payloads=[TEXT])),
+        cast(check6("unicast", "e6-bind", sender=dict(p("h1"), address="2001:db8:1::77"),
+                    receiver=p("h2"), address="2001:db8:1::2", port=46105, payloads=[TEXT])),
+    )
+    failed(bcast, "broadcast check e6-bcast: broadcast is IPv4-only; use multicast to ff02::1")
+    assert bcast["details"] == {}  # refused before any agent started
+    failed(v4_group, "group 239.7.7.7 is not an IPv6 address (the check's family)")
+    failed(v4_sender, "sender h1 address 198.18.1.1 is not an IPv6 address")
+    failed(no_family, "group ff0e::5 is not an IPv4 address (the check's family when it has none)")
+    failed(bad_bind, "h1 (sender): udp socket (bind 2001:db8:1::77", "Cannot assign requested address")

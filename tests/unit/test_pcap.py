@@ -133,3 +133,78 @@ def test_matches_order_and_fields():
     assert matches(rows, vni=43) == []
     assert matches(rows, gre_key=7, inner_dst="10.0.0.2") == rows[2:]
     assert matches(rows, layers=["GRE"], inner_src="10.0.0.9") == []
+
+
+# --------------------------------------------------------------------------- IPv6
+
+def test_ipv6_udp_and_icmpv6(tmp_path):
+    from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
+    udp = (Ether(src=MAC_A, dst="33:33:00:00:00:05") / IPv6(src="2001:db8:1::1", dst="ff0e::5", hlim=1)
+           / UDP(sport=40000, dport=50001) / b"Hello, World!")
+    row = one(tmp_path, udp)
+    assert row == {
+        "time": 0.0, "src": "2001:db8:1::1", "dst": "ff0e::5", "protocol": "UDP",
+        "length": len(udp), "kind": "multicast", "vni": None, "gre_key": None,
+        "layers": ["Ether", "IPv6", "UDP"], "inner_src": None, "inner_dst": None,
+    }
+    echo = Ether(src=MAC_A, dst=MAC_B) / IPv6(src="2001:db8:1::1", dst="2001:db8:1::2") / ICMPv6EchoRequest()
+    row = one(tmp_path, echo)
+    assert (row["protocol"], row["kind"], row["layers"]) == ("ICMPv6", "unicast",
+                                                             ["Ether", "IPv6", "ICMPv6EchoRequest"])
+    ns = (Ether(src=MAC_A, dst="33:33:ff:00:00:02") / IPv6(src="2001:db8:1::1", dst="ff02::1:ff00:2")
+          / ICMPv6ND_NS(tgt="2001:db8:1::2"))
+    assert (one(tmp_path, ns)["protocol"], one(tmp_path, ns)["kind"]) == ("ICMPv6", "multicast")
+
+
+def test_mld_is_told_from_other_icmpv6(tmp_path):
+    """MLDv2 reports (join and leave, after the hop-by-hop router alert), MLDv1 report/done
+    and queries are protocol MLD; the raw-IP linktype of a tunnel device reads alike."""
+    from scapy.layers.inet6 import (ICMPv6MLDMultAddrRec, ICMPv6MLDone, ICMPv6MLQuery,
+                                    ICMPv6MLReport, ICMPv6MLReport2, IPv6, IPv6ExtHdrHopByHop,
+                                    RouterAlert)
+    hbh = IPv6ExtHdrHopByHop(options=[RouterAlert()])
+    join = (Ether(src=MAC_A, dst="33:33:00:00:00:16") / IPv6(src="2001:db8:1::2", dst="ff02::16", hlim=1)
+            / hbh / ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec(rtype=4, dst="ff0e::5")]))
+    row = one(tmp_path, join)
+    assert (row["protocol"], row["kind"], row["src"], row["dst"]) == (
+        "MLD", "multicast", "2001:db8:1::2", "ff02::16")
+    assert row["layers"] == ["Ether", "IPv6", "IPv6ExtHdrHopByHop", "ICMPv6MLReport2"]
+    assert row["inner_src"] is None  # an extension header is no second IP header
+    for msg in (ICMPv6MLReport(mladdr="ff0e::5"), ICMPv6MLDone(mladdr="ff0e::5"), ICMPv6MLQuery()):
+        pkt = IPv6(src="fe80::1", dst="ff02::1", hlim=1) / hbh / msg
+        assert one(tmp_path, pkt, linktype=101)["protocol"] == "MLD", msg
+
+
+def test_icmpv6_error_quote_is_not_an_inner_packet(tmp_path):
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+    err = (Ether() / IPv6(src="2001:db8:1::fe", dst="2001:db8:1::1") / ICMPv6DestUnreach(code=4)
+           / IPv6(src="2001:db8:1::1", dst="2001:db8:2::9") / UDP(sport=40000, dport=41000) / b"x")
+    row = one(tmp_path, err)
+    assert row["protocol"] == "ICMPv6"
+    assert row["layers"] == ["Ether", "IPv6", "ICMPv6DestUnreach", "IPerror6", "UDPerror"]
+    assert (row["src"], row["inner_src"], row["inner_dst"]) == ("2001:db8:1::fe", None, None)
+
+
+def test_tunnels_over_an_ipv6_underlay(tmp_path):
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+    vxlan = (Ether() / IPv6(src="2001:db8:ff::1", dst="2001:db8:ff::2") / UDP(sport=40000, dport=4789)
+             / VXLAN(vni=42) / Ether(src=MAC_A, dst=MAC_B) / IPv6(src="2001:db8:1::1", dst="2001:db8:1::2")
+             / ICMPv6EchoRequest())
+    row = one(tmp_path, vxlan)
+    assert row["layers"] == ["Ether", "IPv6", "UDP", "VXLAN", "Ether", "IPv6", "ICMPv6EchoRequest"]
+    assert (row["src"], row["dst"], row["vni"], row["protocol"]) == (
+        "2001:db8:ff::1", "2001:db8:ff::2", 42, "ICMPv6")
+    assert (row["inner_src"], row["inner_dst"]) == ("2001:db8:1::1", "2001:db8:1::2")
+    assert matches([row], layers=["IPv6", "VXLAN", "IPv6"], vni=42, inner_dst="2001:db8:1::2") == [row]
+
+    ip6gretap = (Ether() / IPv6(src="2001:db8:ff::1", dst="2001:db8:ff::2") / GRE(proto=0x6558, key_present=1, key=9)
+                 / Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP())
+    row = one(tmp_path, ip6gretap)
+    assert row["layers"] == ["Ether", "IPv6", "GRE", "Ether", "IP", "ICMP"]
+    assert (row["gre_key"], row["inner_src"], row["protocol"]) == (9, "10.0.0.1", "ICMP")
+
+    ip6gre = IPv6(src="2001:db8:ff::1", dst="2001:db8:ff::2") / GRE(proto=0x86DD) / IPv6(
+        src="2001:db8:1::1", dst="2001:db8:2::1") / UDP(dport=5000)
+    row = one(tmp_path, ip6gre, linktype=101)
+    assert row["layers"] == ["IPv6", "GRE", "IPv6", "UDP"]
+    assert (row["inner_dst"], row["kind"]) == ("2001:db8:2::1", "unicast")

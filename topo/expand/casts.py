@@ -8,7 +8,11 @@ members, in name order). A node taking part becomes a *participant*::
     {node, netns, container (docker nodes: the container's name; else None), address}
 
 where ``address`` is the node's first IPv4 address (its first interface's, else its
-loopback), the one it sends from and is reached at. Every check gets a unique ``name``
+loopback), the one it sends from and is reached at - on an IPv6 check its first IPv6
+address (``address6`` of its first interface that has one, else ``loopback6``). A check is
+IPv6 when it says ``family: ipv6``, or names an IPv6 address or an ff00::/8 group; the
+expanded check then carries ``family: 6`` (IPv4 checks have no ``family`` key, so IPv4
+labs expand as before), and a multicast ``ttl`` is the hop limit. Every check gets a unique ``name``
 (default ``<type>-<index in verify>``), used for its capture file, and a one-line
 ``description``. Problems (unknown nodes, a node with no address, a directed broadcast
 from a node without a subnet, an anycast server that does not hold the address ...) are
@@ -23,15 +27,28 @@ from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES  # 
 from topo.expand.state import Expansion
 
 LIMITED_BROADCAST = "255.255.255.255"
+#: What an IPv6 relay resends to: all nodes of the link (IPv6 has no broadcast).
+ALL_NODES6 = "ff02::1"
+
+
+def check_family(spec) -> int:
+    """4 or 6: the check's ``family``, else 6 when it names an IPv6 address or group
+    (``address``, ``group``, a silent node's ``join``), else 4."""
+    if getattr(spec, "family", None):
+        return 6 if spec.family == "ipv6" else 4
+    named = [getattr(spec, "address", None), getattr(spec, "group", None)]
+    named += [g for m in getattr(spec, "silent", None) or [] if not isinstance(m, str) for g in m.join]
+    return 6 if any(isinstance(a, str) and ":" in a for a in named) else 4
 
 
 class _Ctx:
     """One check being expanded: ``verify[k].<kind>``; ``ok`` until a problem is reported."""
 
-    def __init__(self, x: Expansion, k: int, kind: str):
+    def __init__(self, x: Expansion, k: int, kind: str, family: int = 4):
         self.x, self.lab, self.nodes = x, x.lab, x.out_nodes
         self.where = ("verify", k, kind)
         self.k, self.kind = k, kind
+        self.family = family
         self.ok = True
         self.groups: dict[str, list[str]] = {}
         for name, node in self.lab.nodes.items():
@@ -62,16 +79,21 @@ class _Ctx:
             return False
         return True
 
+    def _keys(self) -> tuple[str, str]:
+        """The interface and node keys of the check's family's address."""
+        return ("address6", "loopback6") if self.family == 6 else ("address", "loopback")
+
     def address(self, name: str, field: str) -> str | None:
-        """The node's first IPv4 address, no length (first interface's, else loopback's);
-        None, reported, when it has none."""
+        """The node's first address of the check's family, no length (first interface's,
+        else loopback's); None, reported, when it has none."""
         n = self.nodes[name]
+        ikey, lkey = self._keys()
         for i in n["interfaces"]:
-            if i["address"]:
-                return i["address"].split("/")[0]
-        if n["loopback"]:
-            return n["loopback"].split("/")[0]
-        self.bad(field, f"node {name} has no IPv4 address to send from or be reached at")
+            if i.get(ikey):
+                return i[ikey].split("/")[0]
+        if n.get(lkey):
+            return n[lkey].split("/")[0]
+        self.bad(field, f"node {name} has no IPv{self.family} address to send from or be reached at")
         return None
 
     def part(self, name: str, field: str) -> dict:
@@ -82,11 +104,12 @@ class _Ctx:
 
     def iface_address(self, name: str, ifname: str, field: str) -> str | None:
         """The address, no length, of ``name``'s interface ``ifname``; None, reported, when it has none."""
+        ikey = self._keys()[0]
         for i in self.nodes[name]["interfaces"]:
             if i["ifname"] == ifname:
-                if not i["address"]:
-                    self.bad(field, f"{name}:{ifname} has no address")
-                return i["address"].split("/")[0] if i["address"] else None
+                if not i.get(ikey):
+                    self.bad(field, f"{name}:{ifname} has no {'IPv6 ' if self.family == 6 else ''}address")
+                return i[ikey].split("/")[0] if i.get(ikey) else None
         self.bad(field, f"node {name} has no interface {ifname}")
         return None
 
@@ -115,8 +138,10 @@ def expand_check(x: Expansion, k: int, check) -> dict | None:
     ``x.out_nodes``."""
     kind = check.kind
     spec = getattr(check, kind)
-    ctx = _Ctx(x, k, kind)
+    ctx = _Ctx(x, k, kind, check_family(spec))
     out = {"type": kind, "name": spec.name or f"{kind}-{k}"}
+    if ctx.family == 6:
+        out["family"] = 6
     body = {"unicast": _unicast, "broadcast": _broadcast, "multicast": _multicast, "anycast": _anycast,
             "relay": _relay, "iperf3": _iperf3}[kind](ctx, spec)
     if body is None or not ctx.ok:
@@ -138,7 +163,12 @@ def _unicast(ctx, c):
         return None
     sender, receiver = ctx.part(c.from_, "from"), ctx.part(c.to, "to")
     address = c.address or receiver["address"]
-    return {"description": f"{c.proto.upper()} {c.from_} -> {c.to} {address}:{c.port}"
+    if address is None:
+        return None
+    if netaddr.IPAddress(address).version != ctx.family:
+        ctx.bad("address", f"{address} is not an IPv{ctx.family} address (family: ipv{ctx.family})")
+        return None
+    return {"description": f"{c.proto.upper()} {c.from_} -> {c.to} {_hostport(address, c.port)}"
                            + (" (must not arrive)" if c.expect == "fail" else ""),
             "proto": c.proto, "sender": sender, "receiver": receiver, "address": address, "port": c.port,
             "expect": c.expect}
@@ -177,12 +207,16 @@ def _multicast(ctx, c):
             members.append(m.node)
             member_if[m.node] = m.interface
     silent, joins = [], {}
+    group = netaddr.IPAddress(c.group)
     for m in c.silent:
         if isinstance(m, str):
             silent += [n for n in ctx.names("silent", [m]) if n not in silent]
         elif ctx.node("silent", m.node):
-            if c.group in m.join:
+            if any(netaddr.IPAddress(g) == group for g in m.join):
                 ctx.bad("silent", f"{m.node} joins {c.group}, the checked group, so it cannot be silent")
+            other = [g for g in m.join if netaddr.IPAddress(g).version != group.version]
+            if other:
+                ctx.bad("silent", f"{m.node} joins {', '.join(other)}, not IPv{group.version} like {c.group}")
             silent.append(m.node)
             joins[m.node] = list(m.join)
     _disjoint(ctx, members, silent)
@@ -201,7 +235,12 @@ def _multicast(ctx, c):
         p = ctx.part(n, "members")
         p["interface"] = ctx.iface_address(n, member_if[n], "members") if member_if.get(n) else None
         out_members.append(p)
-    return {"description": f"UDP {_few(senders)} -> group {c.group}:{c.port} TTL {c.ttl}, members {_few(members)}"
+    if ctx.family != group.version:
+        ctx.bad("group", f"{c.group} is not an IPv{ctx.family} group (family: ipv{ctx.family})")
+        return None
+    hops = "hop limit" if ctx.family == 6 else "TTL"
+    return {"description": f"UDP {_few(senders)} -> group {_hostport(c.group, c.port)} {hops} {c.ttl}, "
+                           f"members {_few(members)}"
                            + (f", not {_few(silent)}" if silent else "") + (f"; {_few(c.leave)} leave" if c.leave else "")
                            + ("; acks" if c.ack else ""),
             "group": c.group, "port": c.port, "ttl": c.ttl, "senders": out_senders, "members": out_members,
@@ -210,8 +249,13 @@ def _multicast(ctx, c):
 
 
 def _anycast(ctx, c):
+    service = netaddr.IPAddress(c.address)
+    if service.version != ctx.family:
+        ctx.bad("address", f"{c.address} is not an IPv{ctx.family} address (family: ipv{ctx.family})")
     for n in c.servers:
-        if ctx.node("servers", n) and c.address not in (ctx.lab.nodes[n].anycast or []):
+        held = [netaddr.IPAddress(a.split("/")[0]) for a in ctx.lab.nodes[n].anycast or []] \
+            if n in ctx.lab.nodes else []
+        if ctx.node("servers", n) and service not in held:
             ctx.bad("servers", f"server {n} does not hold {c.address}; add it to the node's anycast: list")
     for client, server in c.clients.items():
         ctx.node("clients", client)
@@ -224,7 +268,7 @@ def _anycast(ctx, c):
         p = ctx.part(client, "clients")
         p["expect"] = server
         clients.append(p)
-    return {"description": f"{'/'.join(p.upper() for p in c.proto)} anycast {c.address}:{c.port} on "
+    return {"description": f"{'/'.join(p.upper() for p in c.proto)} anycast {_hostport(c.address, c.port)} on "
                            f"{_few(c.servers)}: " + ", ".join(f"{a}->{b}" for a, b in sorted(c.clients.items())),
             "address": c.address, "port": c.port, "protos": list(c.proto),
             "servers": [ctx.part(n, "servers") for n in c.servers], "clients": clients}
@@ -237,9 +281,12 @@ def _relay(ctx, c):
     to = [n for n in to if n != c.via]
     _disjoint(ctx, to, silent)
     relay = ctx.part(c.via, "via")
-    return {"description": f"UDP {c.from_} -> {c.via}:{c.port}, rebroadcast on :{c.out_port} to {_few(to)}",
+    out = ALL_NODES6 if ctx.family == 6 else LIMITED_BROADCAST
+    return {"description": f"UDP {c.from_} -> {c.via}:{c.port}, "
+                           + (f"resent to {out}" if ctx.family == 6 else "rebroadcast")
+                           + f" on :{c.out_port} to {_few(to)}",
             "sender": ctx.part(c.from_, "from"), "relay": relay, "address": relay["address"], "port": c.port,
-            "out_address": LIMITED_BROADCAST, "out_port": c.out_port,
+            "out_address": out, "out_port": c.out_port,
             "receivers": [ctx.part(n, "to") for n in to], "silent": [ctx.part(n, "silent") for n in silent]}
 
 
@@ -247,6 +294,8 @@ def _iperf3(ctx, c):
     if not (ctx.node("client", c.client) & ctx.node("server", c.server)):
         return None
     server = ctx.part(c.server, "server")
+    if server["address"] is None:
+        return None
     lengths = f", lengths {'/'.join(map(str, c.lengths))} B" if c.lengths else ""
     return {"description": f"iperf3 {c.proto.upper()} {c.client} -> {c.server} {server['address']}, "
                            f"{c.duration} s x {c.parallel}{lengths}",
@@ -259,6 +308,11 @@ def _disjoint(ctx, receivers, silent):
     both = sorted(set(receivers) & set(silent))
     if both:
         ctx.bad("silent", f"{', '.join(both)} cannot both receive and stay silent")
+
+
+def _hostport(address: str, port: int) -> str:
+    """``address:port``, an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _few(names, n: int = 3) -> str:

@@ -297,6 +297,7 @@ class CastCheck(TypedDict, total=False):
     type: str
     name: str
     description: str
+    family: Literal[6]  # only on IPv6 checks (absent: IPv4)
     timeout: float
     payloads: list[dict]
     capture: CastCapture
@@ -331,6 +332,7 @@ class IperfCheck(TypedDict):
     type: Literal["iperf3"]
     name: str
     description: str
+    family: NotRequired[Literal[6]]  # only on IPv6 checks (absent: IPv4)
     client: Participant
     server: Participant
     address: str

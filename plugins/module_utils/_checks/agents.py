@@ -198,26 +198,34 @@ class Agent:
 
 
 class Session:
-    """The agents of one check, read together with select()."""
+    """The agents of one check, read together with select(); ``family`` (4 or 6) is the
+    check's address family."""
 
-    def __init__(self, source, ip="ip", docker="docker"):
+    def __init__(self, source, ip="ip", docker="docker", family=4):
         self.source, self.ip, self.docker = source, ip, docker
+        self.family = family
         self.agents = []
 
     def start(self, participant, label, args):
-        """Start an :class:`Agent` for ``participant``; returns it."""
+        """Start an :class:`Agent` for ``participant``; returns it. Over IPv6
+        (``family`` 6) every agent gets ``family: 6``: IPv6 sockets."""
+        if self.family == 6:
+            args = dict(args, family=6)
         agent = Agent(participant, label, args, self.source, self.ip, self.docker)
         self.agents.append(agent)
         return agent
 
-    def listeners(self, check, port, timeout):
+    def listeners(self, check, port, timeout, group=None):
         """Start a UDP receiver on ``port`` in every node of ``receivers`` and of
         ``silent`` (the same program: what differs is only how its report is judged);
-        returns (receivers, silent) agents."""
-        rargs = {"role": "recv", "proto": "udp", "port": port, "bind": "", "timeout": timeout,
-                 "life": life(timeout)}
-        return ([self.start(p, "receiver", rargs) for p in check.get("receivers") or []],
-                [self.start(p, "silent", rargs) for p in check.get("silent") or []])
+        with ``group`` (an IPv6 relay's ff02::1) each joins it on its address's interface,
+        since a listener gets only the groups it joined. Returns (receivers, silent) agents."""
+        def args(p):
+            return {"role": "recv", "proto": "udp", "port": port, "bind": "", "timeout": timeout,
+                    "life": life(timeout),
+                    "groups": [{"group": group, "interface": p.get("address")}] if group else []}
+        return ([self.start(p, "receiver", args(p)) for p in check.get("receivers") or []],
+                [self.start(p, "silent", args(p)) for p in check.get("silent") or []])
 
     def sender(self, participant, proto, mode, address, port, payloads, timeout):
         """Start a sender on ``participant``: ``payloads`` (base64) over ``proto`` to

@@ -16,7 +16,7 @@ import time
 from ansible_collections.topo.lab.plugins.module_utils._checks.agents import GAP, address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, b64_text
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
-    Verdict, errors_of, plural, records_of)
+    Verdict, errors_of, hostport, plural, records_of)
 
 __metaclass__ = type
 
@@ -82,8 +82,8 @@ def run(check, sess, payloads, timeout):
                               for proto in protos)
         v.add(s, "answers what reaches it", ["errors: " + "; ".join(errors_of(s))]
               if errors_of(s) else [])
-    expected = "each of %s gets its answer over %s to %s:%d from the nearest of %s (%s)" % (
-        plural(len(check["clients"]), "client"), "/".join(protos), address, port,
+    expected = "each of %s gets its answer over %s to %s from the nearest of %s (%s)" % (
+        plural(len(check["clients"]), "client"), "/".join(protos), hostport(address, port),
         plural(len(servers), "server"),
         ", ".join("%s->%s" % (p["node"], p["expect"]) for p in check["clients"]))
     observed = ", ".join("%s->%s" % (node, "/".join(

@@ -118,7 +118,7 @@ def run_check(check, capture_dir=None, ip="ip", docker="docker", tcpdump="tcpdum
             cap = Capture(check["capture"], os.path.join(os.path.abspath(cdir),
                                                          check["name"] + ".pcap"),
                           ip, docker, tcpdump)
-        sess = Session(agent_source(), ip, docker)
+        sess = Session(agent_source(), ip, docker, family=check.get("family") or 4)
         verdict, expected, observed, figures = RUNNERS[check["type"]](check, sess, payloads,
                                                                      timeout)
         result.update(expected=expected, observed=observed, figures=figures,

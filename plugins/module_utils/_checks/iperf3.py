@@ -39,6 +39,7 @@ import subprocess
 import time
 
 from ansible_collections.topo.lab.plugins.module_utils import _pcap, _process
+from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import hostport
 from ansible_collections.topo.lab.plugins.module_utils._units import fmt_bps
 
 __metaclass__ = type
@@ -170,12 +171,18 @@ def client_argv(check, length):
         argv += ["-u"]
     if check.get("bitrate"):
         argv += ["-b", str(int(check["bitrate"]))]
-    return argv
+    return argv + family_flag(check)
 
 
 def server_argv(check):
     """The one-off server's argv (``-s -1``: it exits after one test)."""
-    return ["iperf3", "-s", "-1", "-J", "-p", str(check["port"])]
+    return ["iperf3", "-s", "-1", "-J", "-p", str(check["port"])] + family_flag(check)
+
+
+def family_flag(check):
+    """``["-6"]`` for an IPv6 check (``family`` 6: iperf3 uses IPv6 only, the server
+    listens on IPv6 only), else nothing (iperf3's default: the address decides)."""
+    return ["-6"] if check.get("family") == 6 else []
 
 
 def connect_timeout(check):
@@ -445,8 +452,8 @@ def run_check(check, capture_dir=None):
     else:
         result["details"] = {client["node"]: cdetails, server["node"]: sdetails}
 
-    head = "iperf3 %s %s -> %s %s:%d" % (proto.upper(), client["node"], server["node"],
-                                         check["address"], check["port"])
+    head = "iperf3 %s %s -> %s %s" % (proto.upper(), client["node"], server["node"],
+                                      hostport(check["address"], check["port"]))
     if failed_run is not None:
         length, error = failed_run
         errors.insert(0, "the run at %s failed: %s" % (label(None, length), error))

@@ -20,7 +20,7 @@ from ansible_collections.topo.lab.plugins.module_utils._checks.agents import (
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, joined, listener_problems, missing, names, plural, records_of,
-    silent_problems, who_get)
+    hostport, silent_problems, who_get)
 
 __metaclass__ = type
 
@@ -101,8 +101,9 @@ def run(check, sess, payloads, timeout):
         v.add(s, "sends every payload%s" % (
             ", gets %d acks" % expected_acks[s.node] if ack else ""), probs)
     expected = joined(
-        who_get(members, "member", "%s from each of %s (%s:%d, ttl %d)" % (
-            plural(len(payloads), "payload"), plural(len(senders), "sender"), group, port, ttl)),
+        who_get(members, "member", "%s from each of %s (%s, %s %d)" % (
+            plural(len(payloads), "payload"), plural(len(senders), "sender"),
+            hostport(group, port), "hop limit" if check.get("family") == 6 else "ttl", ttl)),
         "%s %s the group after round 1 and %s nothing in round 2" % (
             ", ".join(sorted(leave)), "leaves" if len(leave) == 1 else "leave",
             "gets" if len(leave) == 1 else "get") if leave else "",

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
 """Private: the relay check: a sender sends to a relay node, which resends every datagram to
-``out_address:out_port``; every receiver gets every payload, every silent node nothing.
+``out_address:out_port`` (a broadcast, or over IPv6 a group such as ff02::1, which the
+listeners join); every receiver gets every payload, every silent node nothing.
 
 The check (see .specs): ``sender``, ``relay``, ``address`` (the relay's), ``port``,
 ``out_address``, ``out_port``, ``payloads``, ``receivers``, ``silent``. Figures:
@@ -28,7 +29,10 @@ def run(check, sess, payloads, timeout):
     ``payloads`` are encoded (.payloads); ``timeout`` in seconds. Returns ``(Verdict,
     expected line, observed line, figures)``."""
     port, out_port = check["port"], check["out_port"]
-    recvs, silent = sess.listeners(check, out_port, timeout)
+    out = check["out_address"]
+    # over IPv6 the relay resends to a group (ff02::1): the listeners join it
+    recvs, silent = sess.listeners(check, out_port, timeout,
+                                   group=out if ":" in out and out.lower().startswith("ff") else None)
     relay = sess.start(check["relay"], "relay", {
         "role": "relay", "address": check["address"], "port": port,
         "out_address": check["out_address"], "out_port": out_port, "timeout": timeout,

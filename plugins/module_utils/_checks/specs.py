@@ -10,6 +10,7 @@ with its defaults filled in (every field of its spec present) and ``problems`` a
 messages, each naming the check and the field::
 
     "multicast check m1: leave names h3, not members"
+    "broadcast check b1: broadcast is IPv4-only; use multicast to ff02::1"
     "unicast check u1: missing required arguments: port"
     "broadcast check b1: receivers[1] (ghost) has neither netns nor container"
 
@@ -20,6 +21,7 @@ dict (the type picks the spec) and calls :func:`validate`.
 
 from __future__ import absolute_import, division, print_function
 
+import ipaddress
 import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -28,6 +30,12 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.topo.lab.plugins.module_utils._vocabulary import CAST_TYPES
 
 __metaclass__ = type
+
+#: The address family of a check: absent (None) or 4 is IPv4, 6 is IPv6 (every address of
+#: the check is then IPv6, a multicast group is in ff00::/8 and ``ttl`` is the hop limit).
+FAMILY = dict(type="int", choices=[4, 6])
+#: Why a broadcast check cannot be IPv6 (IPv6 has no broadcast).
+NO_BROADCAST6 = "broadcast is IPv4-only; use multicast to ff02::1"
 
 #: A node taking part (a *participant*): its name, where it lives, the address it sends from.
 PLACE = dict(
@@ -69,6 +77,7 @@ def _cast(kind, payloads_required=True, **fields):
         name=dict(type="str", required=True),
         description=dict(type="str", default=""),
         timeout=dict(type="float", default=2.0),
+        family=FAMILY,
         payloads=dict(type="list", elements="dict", options=PAYLOAD, required=payloads_required,
                       mutually_exclusive=_PAYLOAD_KEYS, required_one_of=_PAYLOAD_KEYS,
                       **({} if payloads_required else {"default": []})),
@@ -110,6 +119,7 @@ SPECS = {
         client=_ONE,
         server=_ONE,
         address=dict(type="str", required=True),
+        family=FAMILY,
         proto=dict(type="str", choices=["tcp", "udp"], default="tcp"),
         duration=dict(type="int", default=3),
         parallel=dict(type="int", default=1),
@@ -183,6 +193,42 @@ def _positive(check, *keys):
             if check.get(k) is not None and check[k] <= 0]
 
 
+#: Address fields of each type (besides the participants' ``address``/``interface``).
+_ADDRESSES = {"unicast": ("address",), "broadcast": ("address",), "multicast": ("group",),
+              "anycast": ("address",), "relay": ("address", "out_address"),
+              "iperf3": ("address",)}
+
+
+def _family_rules(kind, check):
+    """Every address of ``check`` is of its family (``family`` 6: IPv6, else IPv4), a
+    multicast group is a multicast address of it, and broadcast is IPv4-only."""
+    family = check.get("family") or 4
+    if kind == "broadcast" and family == 6:
+        return [NO_BROADCAST6]
+    fields = [(key, check.get(key)) for key in _ADDRESSES.get(kind, ())]
+    for where, p in _participants(kind, check):
+        fields += [("%s %s" % (where, key), p.get(key)) for key in ("address", "interface")]
+    if kind == "multicast":
+        fields += [("silent %s join" % p["node"], g) for p in check["silent"] for g in p["join"]]
+    probs = []
+    for key, value in fields:
+        if value is None:
+            continue
+        try:
+            addr = ipaddress.ip_address(str(value))
+        except ValueError:
+            if not key.endswith("interface"):  # an interface may be named
+                probs.append("%s %r is not an IP address" % (key, value))
+            continue
+        if addr.version != family:
+            probs.append("%s %s is not an IPv%d address (the check's family%s)" % (
+                key, value, family, "" if check.get("family") else " when it has none"))
+        elif (key == "group" or key.endswith(" join")) and not addr.is_multicast:
+            probs.append("%s %s is not a multicast group (%s)" % (
+                key, value, "ff00::/8" if family == 6 else "224.0.0.0/4"))
+    return probs
+
+
 def _cast_rules(kind, check):
     probs = _port(check, "port") + _port(check, "out_port")
     if check["timeout"] <= 0:
@@ -244,6 +290,7 @@ def rules(kind, check):
              if not (p.get("netns") or p.get("container"))]
     if check.get("capture") and not (check["capture"].get("netns") or check["capture"].get("container")):
         probs.append("capture needs netns or container, got %r" % (check["capture"],))
+    probs += _family_rules(kind, check)
     if kind == "iperf3":
         return probs + _iperf3_rules(check)
     return probs + _cast_rules(kind, check)

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 from ansible_collections.topo.lab.plugins.module_utils._checks.agents import address_of, life
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
-    Verdict, errors_of, missing, plural, records_of, sources, tcp_intact)
+    Verdict, errors_of, hostport, missing, plural, records_of, sources, tcp_intact)
 
 __metaclass__ = type
 
@@ -63,7 +63,7 @@ def run(check, sess, payloads, timeout):
             ", ".join(sources(recs)))] if received else []
         v.add(recv, "nothing", probs)
         v.add(send, "tries to send (errors expected)", [])
-    what = "%s over %s to %s:%d" % (plural(len(payloads), "payload"), proto, address, port)
+    what = "%s over %s to %s" % (plural(len(payloads), "payload"), proto, hostport(address, port))
     expected = "%s %s %s from %s" % (check["receiver"]["node"],
                                      "gets" if want_pass else "gets none of the", what,
                                      check["sender"]["node"])

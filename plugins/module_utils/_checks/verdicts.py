@@ -23,6 +23,7 @@ helpers (:func:`plural`, :func:`who_get`, :func:`joined`, :func:`names`) make th
 from __future__ import absolute_import, division, print_function
 
 import collections
+import ipaddress
 
 __metaclass__ = type
 
@@ -30,12 +31,28 @@ __metaclass__ = type
 DETAIL_RECORDS = 20
 
 
+def same_address(a, b):
+    """Whether addresses ``a`` and ``b`` (text, IPv4 or IPv6, no length) are the same
+    address: IPv6 has many spellings (``2001:DB8::1`` is ``2001:db8:0::1``)."""
+    if a == b:
+        return True
+    try:
+        return ipaddress.ip_address(str(a)) == ipaddress.ip_address(str(b))
+    except ValueError:
+        return False
+
+
+def hostport(address, port):
+    """``address:port``, an IPv6 address in brackets (``[2001:db8::1]:5000``)."""
+    return "[%s]:%s" % (address, port) if ":" in str(address) else "%s:%s" % (address, port)
+
+
 def missing(records, payloads, rnd=None, src=None):
     """The payloads (multiset) with no intact datagram among ``records`` (of round
     ``rnd``, from ``src``; None: any)."""
     have = collections.Counter((r["sha256"], r["length"]) for r in records
                                if (rnd is None or r.get("round") == rnd)
-                               and (src is None or r.get("src") == src))
+                               and (src is None or same_address(r.get("src"), src)))
     out = []
     for p in payloads:
         key = (p["sha256"], p["length"])
@@ -50,7 +67,7 @@ def tcp_intact(records, payloads, src=None):
     """(payloads intact in order, best connection record or None) over TCP streams."""
     best, best_n = None, -1
     for r in records:
-        if r.get("proto") != "tcp" or (src is not None and r.get("src") != src):
+        if r.get("proto") != "tcp" or (src is not None and not same_address(r.get("src"), src)):
             continue
         segs = r.get("segments") or []
         n = 0
