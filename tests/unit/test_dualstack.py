@@ -15,10 +15,12 @@ from topo.model import resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Every example topology (not the checks files some CSV examples name with verify=).
-#: containerlab files are left out: topo gives them no pool addresses (autoaddress: false)
+#: Left out: containerlab files (topo gives them no pool addresses, autoaddress: false) and
+#: the IPv6-only examples (af without ipv4), which have no IPv4 plan to compare.
 EXAMPLES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "examples", "*.yml"))
                   + glob.glob(os.path.join(ROOT, "examples", "*.csv"))
-                  if "nodes" in load(p).data and not p.endswith(".clab.yml"))
+                  if "nodes" in load(p).data and not p.endswith(".clab.yml")
+                  and "ipv4" in str(load(p).data.get("af", "ipv4")))
 
 
 def _expand(path, af=None, previous=None, edit=None):
