@@ -125,14 +125,16 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         "topo_iperfs": [c for c in expanded["checks"] if c["type"] == "iperf3"],
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
+        # one entry per source node with its namespace, so a build host gets the pings of the
+        # nodes it builds (role verify_ping: one topo.lab.ping call per build host)
+        "topo_pings": [{"node": c["from"], "netns": nodes[c["from"]]["netns"], "targets": c["targets"]}
+                       for c in expanded["checks"] if c["type"] == "ping" and c["targets"]],
     }
-    pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
     files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": build}
     for name, node in nodes.items():
         files[f"host_vars/{name}.json"] = {
             "topo_netns": node["netns"],
             "topo_interfaces": node["interfaces"],
-            "topo_ping_targets": pings.get(name, []),
         }
     return files
 
