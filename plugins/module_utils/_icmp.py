@@ -23,12 +23,14 @@ How it works:
   matched by them (as iputils ``ping`` does, not by its source address); duplicates count
   once. Round-trip times use the kernel's receive timestamp (``SO_TIMESTAMPNS``), so a busy
   loop does not inflate them.
-* request ``k`` (0-based) of a target is sent ``k * interval`` seconds after its first;
+* each request of a target is sent ``interval`` seconds after the one before;
   sends are paced at :data:`BURST` per loop turn so that thousands of first requests do not
   overflow the receive backlog (``net.core.netdev_max_backlog``, 1000 by default) of the
   veths they cross. A target is done when all its requests were answered, or ``timeout``
   seconds after its last request was sent. A request the kernel refuses at once (no route:
-  ENETUNREACH, EHOSTUNREACH, EACCES...) counts as sent and unanswered, like a lost one.
+  ENETUNREACH, EHOSTUNREACH, EACCES...) counts as sent and unanswered, like a lost one; one
+  it refuses for lack of room (a full neighbour table) is retried, and the silent targets
+  probed again (:func:`rounds`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ RCVBUF = 4 << 20
 #: Bytes of payload after the 8-byte ICMP header (iputils ping's default is 56).
 PAYLOAD = b"topo-ping".ljust(56, b".")
 
+#: What :meth:`_Probe.send` did with a request.
+SENT, FULL, REFUSED = "sent", "full", "refused"
+#: errnos of a send the kernel refuses for now, retried (after :data:`RETRY` seconds, doubling
+#: up to 1 s) for at most :data:`REFUSED_FOR` seconds before the target is reported as not
+#: checked. EINVAL is what a send gets when the neighbour table is full: the table is shared
+#: by all namespaces, holds ``net.ipv6.neigh.default.gc_thresh3`` entries (1024 by default;
+#: IPv4's ``net.ipv4.neigh.default.gc_thresh3`` likewise) and frees an entry only 5 s after its
+#: last use, so the 2,450 IPv6 pairs of a 50-node LAN need a few rounds of 5 s.
+TRANSIENT = (errno.EINVAL, errno.ENOBUFS, errno.ENOMEM)
+RETRY = 0.05
+REFUSED_FOR = 30.0
+
 _ICMP_ECHO_REPLY, _ICMP_ECHO = 0, 8
 _ICMP6_ECHO, _ICMP6_ECHO_REPLY = 128, 129
 _SOL_RAW = 255           # linux/socket.h
@@ -68,13 +82,16 @@ class Target(object):
     """One (source, address) pair being probed; ``sent``, ``received`` and ``rtts``
     (seconds) are its outcome."""
 
-    __slots__ = ("address", "family", "sent", "received", "rtts", "first", "probe", "done")
+    __slots__ = ("address", "family", "sent", "received", "rtts", "probe", "done", "refused",
+                 "retry", "error", "quota")
 
     def __init__(self, address, family):
         self.address, self.family = address, family
         self.sent, self.received, self.rtts = 0, 0, []
-        self.first = self.probe = None
+        self.probe = self.refused = self.error = None
         self.done = False
+        self.retry = RETRY
+        self.quota = 0   # requests to have sent by the end of this round
 
     def rtt_ms(self):
         """Average round-trip time in milliseconds (3 decimals, as iputils prints it), or
@@ -153,8 +170,9 @@ class _Probe(object):
         self.pending = {}   # (ident, seq) -> (target, send time)
 
     def send(self, target, now):
-        """Send the next request of ``target``; False when the socket's buffer is full (try
-        again later)."""
+        """Send the next request of ``target``: :data:`SENT` (also when the kernel refused it
+        for good: no route...), :data:`FULL` when the socket's buffer is full (read, then try
+        again), :data:`REFUSED` when the kernel refused it for now (see :data:`TRANSIENT`)."""
         n = self.next
         ident, seq = (self.base + (n >> 16)) & 0xFFFF, n & 0xFFFF
         dest = (target.address, 0) if self.family == socket.AF_INET else (target.address, 0, 0, 0)
@@ -162,22 +180,23 @@ class _Probe(object):
         try:
             self.sock.sendto(echo_request(self.family, ident, seq), dest)
         except (BlockingIOError, InterruptedError):
-            return False
+            return FULL
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                return False
+            if exc.errno in TRANSIENT:
+                if target.refused is None:
+                    target.refused = (now, exc)
+                return REFUSED
             wall = None  # refused at once (no route, ...): sent, never answered
         self.next += 1
         target.sent += 1
-        if target.first is None:
-            target.first = now
+        target.refused = None
         if wall is not None:
             self.pending[(ident, seq)] = (target, wall)
-        return True
+        return SENT
 
-    def receive(self, count):
+    def receive(self):
         """Read every reply waiting on the socket and credit its target (unless the target
-        already timed out); a target with all ``count`` requests answered is done."""
+        already timed out); a target with all requests of its round answered is done."""
         while True:
             try:
                 data, anc, _flags, _addr = self.sock.recvmsg(2048, 64)
@@ -208,7 +227,7 @@ class _Probe(object):
                 continue
             target.received += 1
             target.rtts.append(max(0.0, (arrived or time.time()) - sent_at))
-            if target.received >= count:
+            if target.received >= target.quota:
                 target.done = True
 
 
@@ -231,9 +250,10 @@ def probe(sources, count=3, interval=0.2, timeout=2.0):
 
     ``sources``: ``[(netns or None, [address, ...]), ...]``; addresses IPv4 or IPv6 without
     length. ``count`` requests per target, ``interval`` seconds apart, ``timeout`` seconds
-    to wait for answers after the last one. ``error`` is None, or why the source could not
-    probe at all (its namespace does not exist, a socket could not be made): its targets
-    then report ``sent == 0``. Sources are probed in groups small enough for the open-file
+    to wait for answers after the last one. ``error`` is None, or why the target was not
+    checked: its source could not probe at all (its namespace does not exist, a socket could
+    not be made; ``sent == 0``), or the kernel kept refusing its requests (see
+    :data:`TRANSIENT`). Sources are probed in groups small enough for the open-file
     limit (two sockets each at most).
     """
     count, interval, timeout = max(1, int(count)), max(0.0, float(interval)), max(0.0, float(timeout))
@@ -274,20 +294,47 @@ def _probe_group(sources, count, interval, timeout):
                 t.probe = sockets.get(t.family)
             targets.append(mine)
             errors.append(error)
-        _loop(selector, [t for mine in targets for t in mine if t.probe is not None], count, interval, timeout)
+        rounds(selector, [t for mine in targets for t in mine if t.probe is not None], count, interval, timeout)
     finally:
         for p in probes:
             selector.unregister(p.sock)
             p.sock.close()
         selector.close()
-    return [[{"sent": t.sent, "received": t.received, "rtt_ms": t.rtt_ms(), "error": error} for t in mine]
+    return [[{"sent": t.sent, "received": t.received, "rtt_ms": t.rtt_ms(), "error": error or t.error}
+             for t in mine]
             for mine, error in zip(targets, errors)]
 
 
-def _loop(selector, targets, count, interval, timeout):
-    """The event loop: send each request when due (paced), read replies, until every target
-    is answered in full or ``timeout`` seconds passed since its last request."""
+def rounds(selector, targets, count, interval, timeout):
+    """Probe ``targets`` (``count`` requests each); while the kernel refused requests for
+    lack of room (:data:`TRANSIENT`) in a round, probe the targets that have not answered yet
+    again (``count`` more requests each), for at most :data:`REFUSED_FOR` seconds: a full
+    neighbour table also drops the replies of the targets that could not make an entry for
+    the source, silently, so a silent target is only known to be silent after a round that
+    had room for everyone."""
     start = time.monotonic()
+    todo = targets
+    while todo:
+        for t in todo:
+            t.quota, t.done = t.sent + count, False
+        pressure = _loop(selector, todo, interval, timeout)
+        todo = [t for t in todo if t.received == 0 and t.error is None]
+        if not pressure:
+            return
+        if time.monotonic() - start >= REFUSED_FOR:
+            for t in todo:
+                t.error = ("not answered while the kernel refused requests for lack of room (a full "
+                           "neighbour table: see sysctl net.ipv%s.neigh.default.gc_thresh3)"
+                           % ("6" if t.family == socket.AF_INET6 else "4"))
+            return
+
+
+def _loop(selector, targets, interval, timeout):
+    """One round of the event loop: send each request when due (paced), read replies, until
+    every target sent its quota and was answered in full or ``timeout`` seconds passed since
+    its last request. True when the kernel refused some request for now."""
+    start = time.monotonic()
+    pressure = False
     due = [(start, i) for i in range(len(targets))]      # (monotonic time, target index)
     deadlines = []                                        # (monotonic time, target index)
     while True:
@@ -296,23 +343,38 @@ def _loop(selector, targets, count, interval, timeout):
         while due and due[0][0] <= now and sent < BURST:
             i = due[0][1]
             t = targets[i]
-            if not t.probe.send(t, now):
-                full = True   # buffer full: read first, retry on the next turn
+            what = t.probe.send(t, now)
+            if what == FULL:
+                full = True   # read first, retry on the next turn
                 break
             heapq.heappop(due)
+            if what == REFUSED:
+                pressure = True
+                since, exc = t.refused
+                if now - since < REFUSED_FOR:
+                    heapq.heappush(due, (now + t.retry, i))
+                    t.retry = min(1.0, t.retry * 2)
+                    continue
+                t.error = "the kernel refused the echo requests to %s for %.0f s (%s)%s" % (
+                    t.address, now - since, exc.strerror,
+                    "; the neighbour table may be full: see sysctl net.ipv%s.neigh.default.gc_thresh3"
+                    % ("6" if t.family == socket.AF_INET6 else "4") if exc.errno == errno.EINVAL else "")
+                t.done = True
+                continue
+            t.retry = RETRY
             sent += 1
-            if t.sent < count:
-                heapq.heappush(due, (t.first + t.sent * interval, i))
+            if t.sent < t.quota:
+                heapq.heappush(due, (now + interval, i))
             else:
                 heapq.heappush(deadlines, (now + timeout, i))
         now = time.monotonic()
         while deadlines and (deadlines[0][0] <= now or targets[deadlines[0][1]].done):
             targets[heapq.heappop(deadlines)[1]].done = True
         if not due and not deadlines:
-            return
+            return pressure
         if full or (due and due[0][0] <= now):
             wait = 0.0
         else:
             wait = min(heap[0][0] for heap in (due, deadlines) if heap) - now
         for key, _events in selector.select(max(0.0, wait)):
-            key.data.receive(count)
+            key.data.receive()
