@@ -18,7 +18,8 @@ description:
   - Needs root (or CAP_NET_RAW) for raw ICMP sockets; no ping program is used.
   - A target with O(targets[].expect=fail) passes when it does NOT answer (a pair that
     must not reach). The task fails when any target's outcome differs from its expectation,
-    or a source cannot ping at all (its namespace does not exist), so a plain
+    or a target could not be checked (its source's namespace does not exist, or the kernel
+    kept refusing the requests for lack of room in its neighbour table), so a plain
     C(ansible-playbook) run fails too; the C(topo.lab.verify_ping) role ignores that failure
     so the lab's other checks still run, and C(topo) reads every result.
   - This is a check, not a change - it always reports C(changed=false) and runs in check mode.
@@ -34,7 +35,7 @@ options:
     type: list
     elements: dict
     default: []
-    suboptions:
+    suboptions: &target
       address: {description: IPv4 or IPv6 address (no length)., type: str, required: true}
       node: {description: Name of the node that owns the address (for the report)., type: str, default: ""}
       expect: {description: C(pass) if it must answer, C(fail) if it must not., type: str, choices: [pass, fail], default: pass}
@@ -53,10 +54,7 @@ options:
         type: list
         elements: dict
         default: []
-        suboptions:
-          address: {description: IPv4 or IPv6 address (no length)., type: str, required: true}
-          node: {description: Name of the node that owns the address (for the report)., type: str, default: ""}
-          expect: {description: C(pass) if it must answer, C(fail) if it must not., type: str, choices: [pass, fail], default: pass}
+        suboptions: *target
   count: {description: Echo requests per target; one answer is enough to pass., type: int, default: 3}
   interval: {description: Seconds between the requests to one target., type: float, default: 0.2}
   timeout: {description: Seconds to wait for answers after a target's last request (as C(ping -W))., type: float, default: 2}
@@ -89,7 +87,7 @@ RETURN = r"""
 results:
   description:
     - One entry per target, sources in the order given, then their targets in order.
-    - C(from) (the source node) only with O(sources); C(msg) only when the source could not ping.
+    - C(from) (the source node) only with O(sources); C(msg) only when the target could not be checked (why).
   returned: always
   type: list
   elements: dict
@@ -112,9 +110,9 @@ TARGET = dict(
 
 
 def entry(source, target, outcome):
-    """The result entry of one target: what was expected, what was observed. A source that
-    could not ping at all (``outcome["error"]``) fails every one of its targets, including
-    those that must not answer: nothing was checked."""
+    """The result entry of one target: what was expected, what was observed. A target that
+    could not be checked (``outcome["error"]``: its source could not ping at all, or the
+    kernel kept refusing the requests) fails, also when it must not answer."""
     observed = "pass" if outcome["received"] > 0 else "fail"
     out = {} if source is None else {"from": source}
     out.update(address=target["address"], node=target["node"], expect=target["expect"],
