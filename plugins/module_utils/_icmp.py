@@ -276,17 +276,16 @@ def _probe_group(sources, count, interval, timeout):
                 try:
                     target.family = family_of(address)
                 except ValueError as exc:
-                    error = error or str(exc)
+                    target.error = str(exc)   # this target only
                 mine.append(target)
-            if error is None:
-                try:
-                    for family in sorted({t.family for t in mine}):
-                        sockets[family] = _Probe(open_socket(netns, family), family)
-                except (NetnsError, OSError) as exc:
-                    error = "cannot ping from %s: %s" % (netns or "this namespace", exc)
-                    for p in sockets.values():
-                        p.sock.close()
-                    sockets = {}
+            try:
+                for family in sorted({t.family for t in mine if t.family is not None}):
+                    sockets[family] = _Probe(open_socket(netns, family), family)
+            except (NetnsError, OSError) as exc:
+                error = "cannot ping from %s: %s" % (netns or "this namespace", exc)
+                for p in sockets.values():
+                    p.sock.close()
+                sockets = {}
             for p in sockets.values():
                 probes.append(p)
                 selector.register(p.sock, selectors.EVENT_READ, p)
