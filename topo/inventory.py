@@ -171,7 +171,6 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
             },
         }
     }
-    pings = {c["from"]: c["targets"] for c in expanded["checks"] if c["type"] == "ping"}
     if "stitches" not in expanded:
         files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": _build_vars(expanded, lab)}
     else:
@@ -184,7 +183,6 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         files[f"host_vars/{name}.json"] = {
             "topo_netns": node["netns"],
             "topo_interfaces": node["interfaces"],
-            "topo_ping_targets": pings.get(name, []),
             **node_connection_vars(node, hosts_vars),
         }
     return files
@@ -217,8 +215,8 @@ def _check_host(check: dict, nodes: dict) -> str:
 def _on_host(expanded: Expanded, host: str) -> dict:
     """The part of a multi-host expanded lab made on build ``host``: its nodes, the bridges
     it holds a copy of, its veths, tunnels and stitch devices (in the tunnel module's shape),
-    impairments, and the checks it runs (:func:`_check_host`); features plus ``vxlan`` when
-    it has stitches."""
+    impairments, the pings of its nodes and the other checks it runs (:func:`_check_host`);
+    features plus ``vxlan`` when it has stitches."""
     nodes = expanded["nodes"]
     stitches = [_strip(d, _STITCH_ONLY) for d in expanded["stitches"] if d["host"] == host]
     features = list(expanded.get("features", []))
@@ -231,7 +229,8 @@ def _on_host(expanded: Expanded, host: str) -> dict:
         "tunnels": [_strip(t) for t in expanded["tunnels"] if t["host"] == host] + stitches,
         "impairments": [_strip(i) for i in expanded["impairments"] if i["host"] == host],
         "features": features,
-        "checks": [c for c in expanded["checks"] if c["type"] != "ping" and _check_host(c, nodes) == host],
+        "checks": [c for c in expanded["checks"]
+                   if (nodes[c["from"]]["host"] if c["type"] == "ping" else _check_host(c, nodes)) == host],
         **({"autoaddress": expanded["autoaddress"]} if "autoaddress" in expanded else {}),
     }
 
@@ -273,6 +272,10 @@ def _build_vars(expanded: dict, lab: str) -> dict:
         "topo_iperfs": [c for c in expanded["checks"] if c["type"] == "iperf3"],
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
+        # one entry per source node with its namespace, so a build host gets the pings of the
+        # nodes it builds (role verify_ping: one topo.lab.ping call per build host)
+        "topo_pings": [{"node": c["from"], "netns": nodes[c["from"]]["netns"], "targets": c["targets"]}
+                       for c in expanded["checks"] if c["type"] == "ping" and c["targets"]],
     }
     execs = [{"node": name, "netns": n["netns"], "kind": n["kind"], "commands": n["exec"]}
              for name, n in nodes.items() if n.get("exec")]

@@ -5,15 +5,17 @@
 CLI prints, ``--json`` carries and :mod:`topo.report` writes. The kind of a row is decided
 by an explicit check type, never by which keys a result happens to have:
 
-* ``topo.lab.ping`` (role verify_ping): every entry of ``results`` is one ``ping`` row;
+* ``topo.lab.ping`` (role verify_ping, one call per build host): every entry of ``results``
+  is one ``ping`` row, from its ``from`` node (or, for a call made inside a node, that
+  host); a call that failed without results is one failed row carrying its message;
 * ``topo.lab.capture``, ``topo.lab.cast``, ``topo.lab.iperf`` (roles verify_capture,
   verify_cast, verify_iperf) loop over checks: each loop item's ``item.type`` (``capture``,
   one of ``api.CAST_TYPES``, ``iperf3``) picks its decoder.
 
 Row shapes:
 
-* ping: ``{type: ping, from, node, address, expect, observed, ok, rtt_ms, sent, received}``
-  (``rtt_ms`` milliseconds or None);
+* ping: ``{type: ping, from, node, address, expect, observed, ok, rtt_ms, sent, received,
+  msg?}`` (``rtt_ms`` milliseconds or None; ``msg`` when the source could not ping at all);
 * capture: ``{type: capture, from, on: "node:iface", description, expect, ok, matched,
   total, seen, path, rows (at most 20 packet rows), msg?}``;
 * step (casts and iperf3): ``{type, name, from, description, expected, observed, ok,
@@ -43,8 +45,23 @@ class ModuleResult:
 
 
 def ping_row(host: str, entry: dict) -> dict:
-    """One target of a ``topo.lab.ping`` result as a ping row (see the module docstring)."""
-    return dict(entry, type="ping", **{"from": host})
+    """One target of a ``topo.lab.ping`` result as a ping row (see the module docstring):
+    its source is the entry's ``from`` (a batched call on build host ``host``), else ``host``."""
+    row = {k: v for k, v in entry.items() if k != "from"}
+    row.update(type="ping", **{"from": entry.get("from") or host})
+    return row
+
+
+def ping_result_rows(host: str, res: dict) -> list[dict]:
+    """The ping rows of one ``topo.lab.ping`` result. A call that failed with no results
+    (it could not run: not root, a bad argument) gives one failed row with its message, so
+    the failure is not lost when the role ignores it."""
+    entries = [e for e in res.get("results") or [] if isinstance(e, dict)]
+    if entries or not res.get("failed"):
+        return [ping_row(host, e) for e in entries]
+    msg = str(res.get("msg") or "failed")
+    return [{"address": "", "node": "", "expect": "pass", "observed": msg, "ok": False, "rtt_ms": None,
+             "sent": 0, "received": 0, "msg": msg, "type": "ping", "from": host}]
 
 
 def capture_row(host: str, res: dict) -> dict:
@@ -99,7 +116,7 @@ def check_rows(results: Iterable[ModuleResult]) -> list[dict]:
     rows: list[dict] = []
     for r in results:
         if r.module == PING_MODULE:
-            rows += [ping_row(r.host, e) for e in r.res.get("results") or [] if isinstance(e, dict)]
+            rows += ping_result_rows(r.host, r.res)
         elif r.module in LOOP_MODULES:
             decoders = decoders or _decoders()
             for entry in r.res.get("results") or []:
