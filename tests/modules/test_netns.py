@@ -172,8 +172,18 @@ def test_netns_ipv6_sysctls_reach_every_lab_interface_and_drift_is_repaired(lab,
     for key, value in (("accept_dad", "0"), ("accept_ra", "0"), ("forwarding", "1"), ("disable_ipv6", "0")):
         assert sysctl(r1, "net.ipv6.conf.eth0." + key) == value, key
     import json
-    local = [a for link in json.loads(sh("ip", "-j", "-n", r1, "-6", "addr", "show", "dev", "eth0"))
-             for a in link["addr_info"] if a["scope"] == "link"]
+    import time
+
+    # without DAD the kernel clears "tentative" from its workqueue within milliseconds of the
+    # link coming up; real DAD would hold it for a second or more (one probe, RetransTimer
+    # 1000 ms, RFC 4862), so half a second tells the two apart
+    deadline = time.monotonic() + 0.5
+    while True:
+        local = [a for link in json.loads(sh("ip", "-j", "-n", r1, "-6", "addr", "show", "dev", "eth0"))
+                 for a in link["addr_info"] if a["scope"] == "link"]
+        if (local and not local[0].get("tentative")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert len(local) == 1 and not local[0].get("tentative"), local
 
     # drift: a default.* value and forwarding reset by hand are compared and written again
