@@ -554,20 +554,9 @@ class Payload(Strict):
 NO_BROADCAST6 = "broadcast is IPv4-only; use multicast to ff02::1"
 
 
-def _check_ip(value: str | None) -> str | None:
-    """An IPv4 or IPv6 address (no prefix length), or None: a check's address, whose
-    family decides the check's (see :attr:`_Cast.family`)."""
-    if value is not None:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
-    return value
-
-
 def _check_group(value: str) -> str:
     """A multicast group: 224.0.0.0/4 or ff00::/8 (the message names the value's family's)."""
-    _check_ip(value)
+    _check_any_address(value)
     addr = ipaddress.ip_address(value)
     if not addr.is_multicast:
         raise ValueError(f"{value} is not a multicast group address "
@@ -609,7 +598,7 @@ class UnicastCheck(_Cast):
     proto: Literal["udp", "tcp"] = "udp"
     expect: Literal["pass", "fail"] = "pass"
 
-    _address = field_validator("address")(_check_ip)
+    _address = field_validator("address")(_check_any_address)
 
 
 class BroadcastCheck(_Cast):
@@ -684,7 +673,7 @@ class AnycastCheck(_Cast):
     servers: list[Name] = Field(min_length=1)
     clients: dict[Name, Name] = Field(min_length=1)
 
-    _address = field_validator("address")(_check_ip)
+    _address = field_validator("address")(_check_any_address)
 
 
 class RelayCheck(_Cast):

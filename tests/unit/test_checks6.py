@@ -157,7 +157,7 @@ def test_broadcast_is_ipv4_only():
     ("ff0e::5", None), ("ff02::1:5", None), ("224.1.1.1", None),
     ("2001:db8::5", "2001:db8::5 is not a multicast group address (ff00::/8)"),
     ("10.0.0.1", "10.0.0.1 is not a multicast group address (224.0.0.0/4)"),
-    ("ff0e::zz", "'ff0e::zz' is not an IPv4 or IPv6 address"),
+    ("ff0e::zz", "'ff0e::zz' is not an IPv6 address"),
 ])
 def test_groups_of_both_families(group, message):
     entry = {"multicast": {"from": "h1", "group": group, "members": ["h2"]}}
