@@ -75,26 +75,30 @@ def require_root() -> None:
         raise EnvironmentProblem("the ip command (iproute2) is missing; apt-get install iproute2")
 
 
-def check_programs() -> dict[str, tuple[str, str]]:
-    """Programs the checks run, by check type: ``{type: (program, Debian package)}``, for
-    ``ping``, ``capture`` and every type of ``api.STEP_TYPES`` (iperf3 checks run iperf3,
-    the casts python3 agents)."""
+def check_programs() -> dict[str, list[tuple[str, str]]]:
+    """Programs the checks run on the build host, by check type: ``{type: [(program, Debian
+    package)]}``: none for ``ping`` (topo.lab.ping is its own prober), tcpdump and ping for
+    ``capture`` (a ping is its traffic), and for every type of ``api.STEP_TYPES`` iperf3
+    (iperf3 checks) or python3 (the casts' agents)."""
     from ansible_collections.topo.lab.plugins.module_utils.api import STEP_TYPES
-    programs = {"ping": ("ping", "iputils-ping"), "capture": ("tcpdump", "tcpdump")}
+    programs = {"ping": [], "capture": [("tcpdump", "tcpdump"), ("ping", "iputils-ping")]}
     for t in STEP_TYPES:
-        programs[t] = ("iperf3", "iperf3") if t == "iperf3" else ("python3", "python3")
+        programs[t] = [("iperf3", "iperf3") if t == "iperf3" else ("python3", "python3")]
     return programs
 
 
 def require_programs(expanded: dict) -> None:
     """EnvironmentProblem, before anything is built, when a program the lab's checks need
-    is missing on the build host (a check with a ``capture`` also needs tcpdump)."""
-    kinds = {c["type"] for c in expanded["checks"]}
-    if any(c.get("capture") for c in expanded["checks"]):
-        kinds.add("capture")
+    is missing on the build host (:func:`check_programs`; a check with a ``capture`` also
+    needs tcpdump)."""
     programs = check_programs()
-    for kind in sorted(kinds):
-        program, package = programs[kind]
+    needs: dict[str, tuple[str, str]] = {}  # program -> (the check type that needs it, package)
+    for c in expanded["checks"]:
+        for program, package in programs[c["type"]]:
+            needs.setdefault(program, (c["type"], package))
+        if c.get("capture"):
+            needs.setdefault("tcpdump", ("capture", "tcpdump"))
+    for program, (kind, package) in sorted(needs.items()):
         if shutil.which(program) is None:
             raise EnvironmentProblem(f"the lab's {kind} checks need {program}, which is missing; "
                                      f"apt-get install {package} (or apply with --no-verify)")

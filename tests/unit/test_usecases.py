@@ -44,7 +44,9 @@ def test_other_results_json_keys():
 def test_every_check_type_has_its_program():
     programs = usecases.check_programs()
     assert set(programs) == {"ping", "capture", *STEP_TYPES}
-    assert programs["iperf3"] == ("iperf3", "iperf3") and programs["unicast"] == ("python3", "python3")
+    assert programs["iperf3"] == [("iperf3", "iperf3")] and programs["unicast"] == [("python3", "python3")]
+    assert programs["ping"] == []  # topo.lab.ping is its own prober
+    assert programs["capture"] == [("tcpdump", "tcpdump"), ("ping", "iputils-ping")]  # a ping is its traffic
 
 
 def test_missing_program_is_an_environment_problem(monkeypatch):
@@ -55,6 +57,10 @@ def test_missing_program_is_an_environment_problem(monkeypatch):
         usecases.require_programs(expanded)
     monkeypatch.setattr(usecases.shutil, "which", lambda p: f"/usr/bin/{p}")
     usecases.require_programs(expanded)
+    monkeypatch.setattr(usecases.shutil, "which", lambda p: None if p == "ping" else f"/usr/bin/{p}")
+    usecases.require_programs(expanded)  # ping checks and an iperf3 capture need no ping program
+    with pytest.raises(EnvironmentProblem, match="the lab's capture checks need ping"):
+        usecases.require_programs({"checks": [{"type": "capture"}]})
 
 
 def test_a_lab_without_docker_nodes_needs_no_docker():
