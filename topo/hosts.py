@@ -242,9 +242,12 @@ def _row(name: str, node: dict, links: list | None, managed: bool = True) -> dic
     """One ``topo show`` row from ``ip -j addr`` of the node's namespace (None: missing);
     ``managed``: see :func:`topo.show.interface_rows`."""
     from topo.show import interface_rows
+    from topo.show import LOOPBACK
     observed = {link["ifname"]: {
         "addresses": sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                            if a.get("family") == "inet" and f"{a['local']}/{a['prefixlen']}" != "127.0.0.1/8"),
+                            if (a.get("family") == "inet" or (a.get("family") == "inet6" and a.get("scope") != "link"
+                                                              and not a.get("dynamic")))
+                            and f"{a['local']}/{a['prefixlen']}" not in LOOPBACK),
         "mtu": link.get("mtu"), "up": "UP" in link.get("flags", [])} for link in links or []}
     return {"node": name, "kind": node["kind"], "netns": node["netns"],
             "state": "up" if links is not None else "missing",

@@ -28,33 +28,42 @@ def observe(expanded: dict) -> list[dict]:
             if exists:
                 ipr = socks.get(node["netns"])
                 links = nl.links_by_name(ipr)
-                for index, cidr in nl.ipv4_addresses(ipr):
+                for index, cidr in nl.ip_addresses(ipr):
                     addrs.setdefault(index, []).append(cidr)
             row["interfaces"] = interface_rows(node, {
-                ifname: {"addresses": sorted(a for a in addrs.get(have["index"], []) if a != "127.0.0.1/8"),
+                ifname: {"addresses": sorted(a for a in addrs.get(have["index"], []) if a not in LOOPBACK),
                          "mtu": have["mtu"], "up": have["up"]} for ifname, have in links.items()}, managed)
             rows.append(row)
     return rows
 
 
+#: What every namespace's ``lo`` has whatever the lab declares: not the lab's, never drift.
+LOOPBACK = ("127.0.0.1/8", "::1/128")
+
+
 def interface_rows(node: dict, observed: dict, managed: bool = True) -> list[dict]:
     """The interface entries of a ``show`` row: each declared interface of ``node`` (and
-    ``lo`` with its loopback address) against ``observed`` ``{ifname: {addresses (sorted
-    IPv4 CIDRs, without 127.0.0.1/8), mtu, up}}`` read from its namespace. ``managed``
-    False (a lab with ``autoaddress: false``): what is on an interface without a declared
-    address is the nodes' ``exec:`` commands' business, not drift."""
+    ``lo`` with its loopback and anycast addresses) against ``observed`` ``{ifname:
+    {addresses (sorted CIDRs of both families, without :data:`LOOPBACK` and the kernel's own
+    IPv6 addresses), mtu, up}}`` read from its namespace. An entry has ``address6`` in a lab
+    with IPv6. ``managed`` False (a lab with ``autoaddress: false``): what is on an
+    interface without a declared address is the nodes' ``exec:`` commands' business, not
+    drift."""
     declared = list(node["interfaces"])
-    if node["loopback"]:
-        declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None})
+    on_lo = [a for a in (node["loopback"], node.get("loopback6")) if a] + list(node.get("anycast") or [])
+    if on_lo:
+        declared.append({"ifname": "lo", "address": node["loopback"], "peer": "", "mtu": None, "lo": on_lo,
+                         **({"address6": node["loopback6"]} if "loopback6" in node else {})})
     out = []
     for iface in declared:
         have = observed.get(iface["ifname"])
-        entry = {"ifname": iface["ifname"], "address": iface["address"], "peer": iface["peer"]}
+        entry = {"ifname": iface["ifname"], "address": iface["address"],
+                 **({"address6": iface["address6"]} if "address6" in iface else {}), "peer": iface["peer"]}
         if have is None:
             entry["state"], entry["observed"] = "missing", None
         else:
             got = have["addresses"]
-            want = [iface["address"]] if iface["address"] else []
+            want = sorted(iface.get("lo") or [a for a in (iface["address"], iface.get("address6")) if a])
             entry["observed"] = dict(have)
             drift = []
             if got != want and (managed or want):

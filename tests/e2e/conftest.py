@@ -26,6 +26,15 @@ class Topo:
         return json.loads(r.stdout)
 
 
+def dual_stack(example: str, directory) -> str:
+    """A copy of ``example`` (a YAML topology of the checkout) in ``directory`` with
+    ``af: [ipv4, ipv6]`` added: the same lab, dual stack (its path)."""
+    path = os.path.join(str(directory), os.path.basename(example))
+    with open(os.path.join(ROOT, example)) as f, open(path, "w") as out:
+        out.write("af: [ipv4, ipv6]\n" + f.read())
+    return path
+
+
 @pytest.fixture
 def topo_cli(tmp_path):
     cli = Topo(tmp_path / "home")
@@ -36,7 +45,7 @@ def topo_cli(tmp_path):
     labs_dir = os.path.join(cli.home, "labs")
     for lab in ("clusters", "routed", "vxlan", "overlay", "impaired", "imprate", "impdelay", "e2elock",
                 "clusters-docker", "vxlan-docker", "overlay-docker", "dkimg", "casts", "mcast-ack",
-                "mcast-groups", "throughput"):
+                "mcast-groups", "throughput", "dualstack", "mcast6"):
         if not os.path.isdir(os.path.join(labs_dir, lab)) and not any(n.startswith(f"topo-{lab}-") for n in left):
             continue
         subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], capture_output=True,

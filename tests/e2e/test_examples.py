@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT, netns_list, root_state
+from tests.e2e.conftest import dual_stack
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -52,6 +53,35 @@ def test_example_lifecycle(topo_cli, example, lab, nodes, checks):
     assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")]
     assert not os.path.exists(os.path.join(topo_cli.home, "labs", lab))
     assert root_state() == before, "the root namespace must be exactly as before"
+
+
+@pytest.mark.parametrize("example,lab,v4_pings", [
+    ("examples/clusters.yml", "clusters", 240),
+    ("examples/vxlan.yml", "vxlan", 22),
+    ("examples/casts.yml", "casts", 75),
+])
+def test_example_dual_stack(topo_cli, tmp_path, example, lab, v4_pings):
+    """The example with ``af: [ipv4, ipv6]`` added: every check passes, among them an IPv6
+    ping for each IPv4 one; re-apply 0 changed; show compares both families (all up);
+    destroy leaves nothing."""
+    before = root_state()
+    lab_file = dual_stack(example, tmp_path)
+    expanded = topo_cli.json("validate", lab_file)["expanded"]
+    targets = [t["address"] for c in expanded["checks"] if c["type"] == "ping" for t in c["targets"]]
+    assert sum(":" not in a for a in targets) == v4_pings and sum(":" in a for a in targets) == v4_pings
+    total = len(targets) + sum(1 for c in expanded["checks"] if c["type"] != "ping")
+
+    first = topo_cli.json("apply", lab_file)
+    assert first["checks"] == {"total": total, "passed": total, "failed": 0}, \
+        [r for r in first["check_results"] if not r["ok"]][:5]
+    assert topo_cli.json("apply", lab_file, "--no-verify")["changed"] == 0
+    shown = topo_cli.json("show", lab_file)
+    assert all(i["state"] == "up" for n in shown["nodes"] for i in n["interfaces"])
+    assert any(i.get("address6") for n in shown["nodes"] for i in n["interfaces"])
+
+    topo_cli.json("destroy", lab_file)
+    assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")]
+    assert root_state() == before
 
 
 def test_drift_is_repaired_exactly(topo_cli):

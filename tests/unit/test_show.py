@@ -1,0 +1,33 @@
+"""topo show's comparison of what a node declares with what its namespace holds
+(topo.show.interface_rows), both address families."""
+
+from topo.show import interface_rows
+
+NODE = {"loopback": "10.0.0.1/32", "loopback6": "2001:db8::1/128", "anycast": ["10.255.0.1/32"],
+        "interfaces": [{"ifname": "eth0", "address": "10.1.0.1/30", "address6": "2001:db8:2::1/64",
+                        "peer": "r2:eth0", "mtu": None}]}
+UP = {"mtu": 1500, "up": True}
+
+
+def test_both_families_declared_and_present_are_up():
+    rows = interface_rows(NODE, {
+        "eth0": {"addresses": ["10.1.0.1/30", "2001:db8:2::1/64"], **UP},
+        "lo": {"addresses": ["10.0.0.1/32", "10.255.0.1/32", "2001:db8::1/128"], **UP}})
+    assert [(r["ifname"], r["state"]) for r in rows] == [("eth0", "up"), ("lo", "up")]
+    assert rows[0]["address6"] == "2001:db8:2::1/64" and rows[1]["address6"] == "2001:db8::1/128"
+
+
+def test_a_missing_or_foreign_ipv6_address_is_drift():
+    rows = interface_rows(NODE, {
+        "eth0": {"addresses": ["10.1.0.1/30"], **UP},
+        "lo": {"addresses": ["10.0.0.1/32", "10.255.0.1/32", "2001:db8::1/128", "2001:db8::99/128"], **UP}})
+    assert rows[0]["state"] == "drift: addresses 10.1.0.1/30"
+    assert rows[1]["state"] == "drift: addresses 10.0.0.1/32, 10.255.0.1/32, 2001:db8::1/128, 2001:db8::99/128"
+
+
+def test_an_ipv4_lab_keeps_its_rows():
+    v4 = {"loopback": None, "interfaces": [{"ifname": "eth0", "address": "10.1.0.1/30", "peer": "r2:eth0",
+                                            "mtu": 1400}]}
+    rows = interface_rows(v4, {"eth0": {"addresses": ["10.1.0.1/30"], "mtu": 1500, "up": False}})
+    assert rows == [{"ifname": "eth0", "address": "10.1.0.1/30", "peer": "r2:eth0", "state": "drift: mtu 1500",
+                     "observed": {"addresses": ["10.1.0.1/30"], "mtu": 1500, "up": False}}]
