@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, netns_list, root_state
+from tests.e2e.conftest import dual_stack
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -87,6 +88,24 @@ def test_docker_example_lifecycle(docker_client, topo_cli, clean, example, lab, 
     assert not [n for n in netns_list() if n.startswith(f"topo-{lab}-")]
     assert root_state() == before, "the root namespace must be exactly as before"
     print(f"\n{lab}: apply {apply_s:.1f} s, re-apply {reapply_s:.1f} s, destroy {destroy_s:.1f} s (wall, with checks)")
+
+
+def test_a_mixed_docker_lab_runs_dual_stack(docker_client, topo_cli, clean, tmp_path):
+    """vxlan-docker.yml with ``af: [ipv4, ipv6]``: Docker starts containers with IPv6 off;
+    the lab's sysctls switch it on, so every container interface has its IPv6 address (and
+    a link-local one) and every IPv6 ping passes beside the IPv4 ones; re-apply 0 changed."""
+    clean.append("vxlan-docker")
+    lab_file = dual_stack("examples/vxlan-docker.yml", tmp_path)
+    first = topo_cli.json("apply", lab_file)
+    pings6 = [r for r in first["check_results"] if r["type"] == "ping" and ":" in r["address"]]
+    assert first["checks"]["failed"] == 0 and len(pings6) == 22, [r for r in first["check_results"] if not r["ok"]]
+    name = lab_containers(docker_client, "vxlan-docker")[0]
+    out = docker_client.containers.get(name).exec_run(["ip", "-6", "-j", "addr", "show", "dev", "eth0"]).output
+    scopes = sorted(a["scope"] for link in json.loads(out) for a in link["addr_info"])
+    assert scopes == ["global", "link"], out
+    assert topo_cli.json("apply", lab_file, "--no-verify")["changed"] == 0
+    topo_cli.json("destroy", lab_file)
+    assert lab_containers(docker_client, "vxlan-docker") == []
 
 
 def test_container_drift_is_repaired(docker_client, topo_cli, clean):
