@@ -120,7 +120,7 @@ def read_state(lab: str) -> dict:
     try:
         with open(os.path.join(lab_dir(lab), "state.json")) as f:
             return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):  # missing, or not readable (a user who is not root)
         return {}
 
 
