@@ -56,7 +56,6 @@ def test_example_lifecycle(topo_cli, example, lab, nodes, checks):
 
 
 @pytest.mark.parametrize("example,lab,v4_pings", [
-    ("examples/clusters.yml", "clusters", 240),
     ("examples/vxlan.yml", "vxlan", 22),
     ("examples/casts.yml", "casts", 75),
 ])
