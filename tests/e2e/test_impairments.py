@@ -79,7 +79,8 @@ def test_delay_shows_in_the_round_trip(topo_cli, tmp_path):
     b_addr = shown["nodes"][2]["interfaces"][0]["address"].split("/")[0]
     out = subprocess.run(["ip", "netns", "exec", "topo-impdelay-a", "ping", "-c", "5", "-i", "0.2", b_addr],
                          capture_output=True, text=True, check=True).stdout
-    avg = float(re.search(r"= [\d.]+/([\d.]+)/", out).group(1))
-    # 50 ms one way on each end of r-b: the round trip gains 100 ms
-    assert 100.0 <= avg < 130.0, out
+    low = float(re.search(r"= ([\d.]+)/", out).group(1))
+    # 50 ms one way on each end of r-b: the round trip gains 100 ms (the minimum: a busy host,
+    # with the shared lane guest beside the host's tests, delays some replies more)
+    assert 100.0 <= low < 130.0, out
     topo_cli("destroy", lab)

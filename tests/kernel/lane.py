@@ -7,6 +7,13 @@ gretap, vxlan, 8021q, netem as modules, the host's ``/`` as a read-only root und
 overlay, no network card); it is skipped with the reason only when neither is possible.
 Inside the guest ``UML_GUEST=1`` is set, so the same test then runs for real.
 
+All the lane tests of one pytest session share one guest (:class:`LaneRun`), started in
+the background when collection ends, while the host runs its own tests on the other core;
+the lane tests are moved to the end of the session and each reports the result its
+twin had in the guest. Everything inside UML runs 10 to 30 times slower than on the host
+(every system call is a ptrace round trip: an ansible-playbook start-up takes 5 s, 100 veth
+pairs 9 s), so the lane's 35 minutes of work would otherwise add to the suite's wall time.
+
 Features are probed by making a throw-away object in a scratch namespace: a link of
 that kind, or a qdisc (``netem``, ``tbf``) on its lo.
 """
@@ -14,14 +21,19 @@ that kind, or a qdisc (``netem``, ``tbf``) on its lo.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 import pytest
 
-from tests.kernel.uml import run_in_uml, uml_available
+from tests.kernel.uml import UMLError, run_in_uml, uml_available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,17 +91,142 @@ def run_with_features(features: list[str], script: str, tmp_path) -> tuple[str, 
     return "uml", out
 
 
+#: seconds one lane test may take inside the guest (the slowest, an e2e lifecycle of the
+#: overlay lab, took 450 s alone and about 600 s beside the host's tests)
+TEST_TIMEOUT = 900
+
+
+class LaneRun:
+    """One UML guest running every lane test of the session, in the background.
+
+    ``start(nodeids)`` boots the guest in a thread; inside it pytest runs those node IDs
+    with guest_report.py writing each phase's result to ``results.jsonl`` in the
+    workdir. ``outcome(nodeid)`` waits for that test's three phases (or the guest's end)
+    and returns ``(outcome, text)`` with outcome ``passed``, ``failed`` or ``skipped``.
+    ``stop()`` powers the guest off (killing it) and is safe to call twice.
+    """
+
+    def __init__(self, nodeids: list[str]):
+        self.nodeids = list(nodeids)
+        self.workdir = tempfile.mkdtemp(prefix="topo-lane-")
+        self.results = os.path.join(self.workdir, "results.jsonl")
+        self.cancel = threading.Event()
+        self.sid: int | None = None          # the guest's session ID (= UML's PID)
+        self.ended: str | None = None        # why the guest ended, once it has
+        self.thread = threading.Thread(target=self._run, name="uml-lane", daemon=True)
+
+    def start(self) -> "LaneRun":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                "tests.kernel.guest_report", "--rootdir", ROOT, "-o", "addopts=-ra", *self.nodeids]
+        env = {"TOPO_LANE": "uml", "TOPO_LANE_RESULTS": self.results,
+               "TOPO_LANE_TEST_TIMEOUT": str(TEST_TIMEOUT)}
+        try:
+            rc, out = run_in_uml(argv, workdir=self.workdir, cwd=ROOT, mem="2G",
+                                 timeout=TEST_TIMEOUT * len(self.nodeids) + 120,
+                                 modules=GUEST_MODULES, share=[ROOT], env=env,
+                                 cancel=self.cancel, on_start=self._started)
+            self.ended = f"the guest's pytest exited {rc}:\n{out[-6000:]}"
+        except UMLError as exc:
+            self.ended = f"the guest failed: {exc}\n{exc.output[-3000:]}\n{exc.console[-2000:]}"
+        except Exception as exc:             # never let the thread die silently
+            self.ended = f"the lane could not run: {exc!r}"
+
+    def _started(self, pid: int) -> None:
+        self.sid = pid
+
+    def _phases(self, nodeid: str) -> dict:
+        phases = {}
+        try:
+            with open(self.results) as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:           # a line still being written
+                        continue
+                    if rec["nodeid"] == nodeid:
+                        phases[rec["when"]] = rec
+        except FileNotFoundError:
+            pass
+        return phases
+
+    def outcome(self, nodeid: str) -> tuple[str, str]:
+        """Wait for ``nodeid``'s result in the guest: ("passed"|"failed"|"skipped", text)."""
+        while True:
+            ended = self.ended is not None
+            phases = self._phases(nodeid)
+            if "teardown" in phases or ended:
+                break
+            time.sleep(0.5)
+        if not phases:
+            return "failed", f"{nodeid} never ran in the UML guest: {self.ended}"
+        failed = [f"{when}: {p['text']}" for when, p in phases.items() if p["outcome"] == "failed"]
+        if failed:
+            return "failed", "\n".join(failed)
+        if "teardown" not in phases:
+            return "failed", f"the guest ended during {nodeid}: {self.ended}"
+        skipped = [p["text"] for p in phases.values() if p["outcome"] == "skipped"]
+        if skipped:
+            return "skipped", skipped[0]
+        call = phases.get("call", {})
+        return "passed", f"{call.get('duration', 0)} s in the UML guest"
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self.thread.join(timeout=30)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_LANE: list[LaneRun] = []
+
+
+def start_lane(items) -> list:
+    """Move ``items`` that need the lane to the end, start one guest for them; return the new
+    order. Called once, when collection ends (tests/conftest.py)."""
+    if os.environ.get("UML_GUEST") or os.geteuid() != 0:
+        return items
+    lane = [i for i in items if (m := i.get_closest_marker("kernel")) is not None and missing(m.args)]
+    if not lane or lane_unavailable() is not None:
+        return items
+    _LANE.append(LaneRun([i.nodeid for i in lane]).start())
+    return [i for i in items if i not in lane] + lane
+
+
+def shared_lane() -> LaneRun | None:
+    """The session's background guest, if one was started."""
+    return _LANE[0] if _LANE else None
+
+
+def stop_lane() -> None:
+    for run in _LANE:
+        run.stop()
+
+
 def run_test_in_guest(item, features: list[str], workdir: str, timeout: float = 600) -> None:
-    """Run pytest node ``item`` inside a UML guest; fail with its output unless it passed."""
+    """Report pytest node ``item``'s result inside a UML guest: the session's shared guest
+    when it runs this test, else a guest of its own. Fails with the guest's output unless
+    it passed there; skips with the reason it was skipped there."""
     why = lane_unavailable()
     if why is not None:
         pytest.skip(f"this kernel lacks {', '.join(features)} and the UML lane is unavailable: {why}")
     nodeid = item.nodeid
+    item.user_properties.append(("lane", "uml"))
+    run = shared_lane()
+    if run is not None and nodeid in run.nodeids:
+        outcome, text = run.outcome(nodeid)
+        if outcome == "failed":
+            pytest.fail(f"in the UML guest (this kernel lacks {', '.join(features)}):\n{text[-8000:]}",
+                        pytrace=False)
+        if outcome == "skipped":
+            pytest.skip(f"in the UML guest: {text}")
+        return
     argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
             "--rootdir", ROOT, "-o", "addopts=-ra", nodeid]
     rc, out = run_in_uml(argv, workdir=workdir, cwd=ROOT, timeout=timeout, mem="2G",
                          modules=GUEST_MODULES, share=[ROOT], env={"TOPO_LANE": "uml"})
-    item.user_properties.append(("lane", "uml"))
     if rc != 0 or " passed" not in out:
         pytest.fail(f"in the UML guest (this kernel lacks {', '.join(features)}), "
                     f"{nodeid} exited {rc}:\n{out[-6000:]}", pytrace=False)

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from tests.kernel.lane import lane_unavailable, run_with_features
-from tests.kernel.uml import run_in_uml
+from tests.kernel.uml import run_in_uml, session_members
 
 pytestmark = pytest.mark.root
 
@@ -72,17 +72,19 @@ def test_netem_delay_shows_in_rtt(tmp_path):
 ip netns exec $A tc qdisc add dev u0 root netem delay 50ms
 ip netns exec $A ping -c 3 -i 0.2 -W 2 198.18.0.2
 """), tmp_path)
-    avg = float(re.search(r"= [\d.]+/([\d.]+)/", out).group(1))
-    assert 50.0 <= avg < 80.0, (where, avg, out)
+    # the minimum: a busy host (the shared lane guest runs beside) delays some replies more
+    low = float(re.search(r"= ([\d.]+)/", out).group(1))
+    assert 50.0 <= low < 80.0, (where, low, out)
 
 
 def test_the_lane_leaves_no_process_behind(tmp_path):
     if lane_unavailable() is not None:
         pytest.skip(f"UML lane unavailable: {lane_unavailable()}")
-    rc, out = run_in_uml(["sh", "-c", "echo inside; uname -r"], workdir=str(tmp_path), timeout=60)
+    guest = []
+    rc, out = run_in_uml(["sh", "-c", "echo inside; uname -r"], workdir=str(tmp_path), timeout=60,
+                         on_start=guest.append)
     assert rc == 0 and "inside" in out
-    left = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout.split()
-    assert "linux.uml" not in left
+    assert guest and session_members(guest[0]) == []
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".uml-job-")]
 
 

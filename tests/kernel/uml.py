@@ -41,9 +41,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_SCRIPT = os.path.join(HERE, "uml_init.sh")
@@ -159,7 +160,7 @@ def uml_available(boot_test: bool = False) -> Optional[str]:
 
 
 # --------------------------------------------------------------------------
-def _session_members(sid: int) -> list[int]:
+def session_members(sid: int) -> list[int]:
     """PIDs of all host processes in session ``sid`` (we start UML with
     start_new_session=True, so sid == UML's PID).  UML's helper processes
     (one per guest address space, plus I/O helpers) stay in that session even
@@ -194,7 +195,7 @@ def _kill_tree(proc: subprocess.Popen, grace: float = 0.0) -> None:
             pass
     deadline = time.monotonic() + 5
     while True:
-        members = _session_members(sid)
+        members = session_members(sid)
         for pid in members:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -207,7 +208,7 @@ def _kill_tree(proc: subprocess.Popen, grace: float = 0.0) -> None:
         # Killed helpers whose parent (the UML main process) died first are
         # zombies until they are re-parented to PID 1 and reaped; wait for
         # that so callers can rely on "no UML process left" afterwards.
-        left = _session_members(sid)
+        left = session_members(sid)
         if not left and proc.poll() is not None:
             return
         if time.monotonic() > deadline:
@@ -277,7 +278,9 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
                modules: Optional[list[str]] = None,
                stream: Optional[TextIO] = None,
                timing: Optional[dict] = None,
-               share: Optional[list[str]] = None) -> tuple[int, str]:
+               share: Optional[list[str]] = None,
+               cancel: Optional[threading.Event] = None,
+               on_start: Optional[Callable[[int], None]] = None) -> tuple[int, str]:
     """Boot a UML guest, run ``argv`` in it, power it off.
 
     workdir  host dir, created if needed, mounted read-write in the guest at
@@ -301,6 +304,10 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
     share    host directories mounted read-only in the guest at the same path
              (a checkout under /tmp or /run is otherwise hidden by the guest's
              fresh tmpfs there).
+    cancel   an Event that, once set, stops the guest like a timeout (for a
+             guest run from a background thread).
+    on_start called with the UML main process's PID, which is also the session
+             ID of every host process of this guest.
 
     Returns (exit_code, output).  Raises UMLUnavailable / UMLError / UMLTimeout.
     """
@@ -381,6 +388,8 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=con,
                                     stderr=subprocess.STDOUT, env=host_env,
                                     cwd=umldir, start_new_session=True)
+            if on_start is not None:
+                on_start(proc.pid)
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -390,7 +399,7 @@ def run_in_uml(argv: list[str], *, workdir: str, timeout: float = 300,
                     pass
                 if stream is not None:
                     streamed = _pump(guest_out, streamed, stream)
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
                     timed_out = True
                     break
     finally:

@@ -130,19 +130,21 @@ def test_rate_is_real(lab, ansible):
     assert got == pytest.approx(20 * MBIT, rel=0.10)
 
 
-def ping_avg(ns, ip, count=5):
+def ping_min(ns, ip, count=5):
+    """The smallest round trip of ``count`` pings (ms): the delay the path adds, without the
+    scheduling noise of a busy host (the shared lane guest runs beside the host's tests)."""
     out = sh("ip", "netns", "exec", ns, "ping", "-c", count, "-i", "0.2", "-W", "2", ip)
-    return float(re.search(r"= [\d.]+/([\d.]+)/", out).group(1))
+    return float(re.search(r"= ([\d.]+)/", out).group(1))
 
 
 @pytest.mark.kernel("netem")
 def test_delay_is_real(lab, ansible):
     a, b = build(lab)
-    before = ping_avg(a, "198.18.0.2")
+    before = ping_min(a, "198.18.0.2")
     ok(ansible.one("impair", params(lab, [{"netns": a, "ifname": "e0", "delay": 50}], [a, b])))
-    avg = ping_avg(a, "198.18.0.2")
-    print("ping RTT avg %.3f ms with 50 ms delay on one end (%.3f ms without)" % (avg, before))
-    assert 50.0 <= avg < 80.0
+    low = ping_min(a, "198.18.0.2")
+    print("ping RTT min %.3f ms with 50 ms delay on one end (%.3f ms without)" % (low, before))
+    assert 50.0 <= low < 80.0
 
 
 def test_rate_fix_remove_prune_and_foreign(lab, ansible):
