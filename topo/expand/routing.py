@@ -49,6 +49,12 @@ def routing(x: Expansion) -> None:
                 names = interface_names(x, name)
                 if r.dev in names:
                     devs[dst] = r.dev
+                    on_dev = [netaddr.IPNetwork(e[k]) for e in x.ifaces[name] for k in ("address", "address6")
+                              if e["ifname"] == r.dev and e.get(k)]
+                    if r.via and not any(netaddr.IPAddress(r.via) in net for net in on_dev):
+                        x.add(("nodes", name, "routes", i, "via"),
+                              f"next hop {r.via} for {r.dst} is on none of {r.dev}'s subnets "
+                              f"({', '.join(str(n.cidr) for n in on_dev) or 'it has no address'})")
                 else:
                     x.add(("nodes", name, "routes", i, "dev"),
                           f"node {name} has no interface {r.dev} (its interfaces: {', '.join(names) or 'none'})")
@@ -58,15 +64,14 @@ def routing(x: Expansion) -> None:
     if x.lab.routing != "auto" and any(n.routes or n.gateway for n in nodes.values()):
         _reach_by_tables(x)
     for name in nodes:
+        connected = [netaddr.IPNetwork(i[key]) for i in x.ifaces[name] for key in ("address", "address6")
+                     if i.get(key)]
         for dst, gw in routes[name].items():
-            dev = x.route_devs[name].get(dst)
-            connected = [netaddr.IPNetwork(i[key]) for i in x.ifaces[name] for key in ("address", "address6")
-                         if i.get(key) and dev in (None, i["ifname"])]
-            if gw is None:
+            if gw is None or dst in x.route_devs[name]:  # a dev route's next hop is checked above
                 continue
             if not any(netaddr.IPAddress(gw) in c for c in connected if c.version == netaddr.IPAddress(gw).version):
                 where = ("nodes", name, "gateway") if dst in ("0.0.0.0/0", "::/0") else ("nodes", name, "routes")
-                x.add(where, f"next hop {gw} for {dst} is on none of {dev or name}'s subnets")
+                x.add(where, f"next hop {gw} for {dst} is on none of {name}'s subnets")
 
 
 #: Tunnel device kinds that carry IP packets, not frames: what goes in comes out at the peer.
