@@ -87,3 +87,24 @@ tunnels:
     assert ("gre", "a", "10.0.2.1", "10.0.2.2") in by and ("gre", "b", "10.0.2.2", "10.0.2.1") in by
     assert ("ip6gre", "a", "2001:db8:2::1", "2001:db8:2::2") in by
     assert ("ip6gre", "b", "2001:db8:2::2", "2001:db8:2::1") in by
+
+
+def test_dev_routes_on_link_ipv4_and_ipv6(tmp_path):
+    """A route through a veth without a next hop sends to the destination itself on that
+    link: over IPv4 its owner answers ARP for any of its addresses (h1 reaches r1's
+    other address), over IPv6 neighbour discovery answers only for the link's own
+    addresses (h1 does not reach r1's 2001:db8:9::1 that way)."""
+    lab = tmp_path / "onlink.yml"
+    lab.write_text("""
+name: onlink
+routing: none
+nodes:
+  h1: {routes: [{dst: 10.0.9.0/24, dev: eth0}, {dst: "2001:db8:9::/64", dev: eth0}]}
+  r1: {forwarding: true}
+  h2: {}
+links:
+  - endpoints: [{node: h1, address: "10.0.1.1/24 2001:db8:1::1/64"}, {node: r1, address: "10.0.1.2/24 2001:db8:1::2/64"}]
+  - endpoints: [{node: r1, address: "10.0.9.1/24 2001:db8:9::1/64"}, {node: h2, address: "10.0.9.2/24 2001:db8:9::2/64"}]
+""")
+    got = targets(compile_file(str(lab)).expanded)
+    assert got["h1"] == {"10.0.1.2", "2001:db8:1::2", "10.0.9.1"}

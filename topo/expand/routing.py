@@ -255,8 +255,9 @@ def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:
         if len(best) > 5 and best[5] and not gw:  # an L3 tunnel: whatever goes in comes out at its peer
             return best[5], src
         nxt = holders.get((seg, gw or str(dst)))
-        if nxt is None and not gw and own.get(str(dst)) in {m["node"] for m in x.segments[seg].members}:
-            nxt = own[str(dst)]  # on-link: the owner answers ARP / ND for any of its addresses
+        on_link = {m["node"] for m in x.segments[seg].members}
+        if nxt is None and not gw and dst.version == 4 and own.get(str(dst)) in on_link:
+            nxt = own[str(dst)]  # on-link: the owner answers ARP for any of its addresses (ND: only on that link)
         return (nxt, src) if nxt else None
 
     def walk(src_node: str, dst: str):
