@@ -145,18 +145,26 @@ class Strict(BaseModel):
 
 
 class StaticRoute(Strict):
-    """A static route on a node: destination prefix and next-hop address, both IPv4
+    """A static route on a node: destination prefix and next-hop address (``via``), both IPv4
     (``0.0.0.0/0`` the default) or both IPv6 (``::/0`` the default; the next hop a global
-    address on one of the node's subnets)."""
+    address on one of the node's subnets), or an interface of the node it leaves through
+    (``dev``: a tunnel end, a veth, a bridge inside the node), or both (the next hop then
+    on that interface's subnet)."""
 
     dst: str
-    via: str
+    via: str | None = None
+    dev: IfName | None = None
 
     _dst = field_validator("dst")(_check_network)
-    _via = field_validator("via")(_check_any_address)
+    _via = field_validator("via")(lambda v: v if v is None else _check_any_address(v))
 
     @model_validator(mode="after")
     def _same_family(self):
+        if self.via is None:
+            if self.dev is None:
+                raise ValueError(f"the route to {self.dst} needs via (the next hop), dev (the interface it "
+                                 "leaves through) or both")
+            return self
         if family_of(self.dst) != family_of(self.via):
             raise ValueError(f"via {self.via} is an {family_of(self.via)} address but dst {self.dst} is an "
                              f"{family_of(self.dst)} prefix; a route's next hop is of its destination's family")
@@ -315,9 +323,21 @@ class TunnelEndpoint(Strict):
     ifname: IfName | None = None
     address: DualInterface = None
     local: str | None = None
+    #: The underlay address this end sends to: the other end's ``local`` (an explicit
+    #: ``remote`` equals it when both are given, and stands for it when it is not).
+    remote: str | None = None
     bridge: Name | None = None
 
     _local = field_validator("local")(lambda v: _check_any_address(v, " (the underlay address, no /len)"))
+    _remote = field_validator("remote")(lambda v: _check_any_address(v, " (the other end's underlay address, "
+                                                                        "no /len)"))
+
+    @model_validator(mode="after")
+    def _remote_family(self):
+        if self.local and self.remote and family_of(self.local) != family_of(self.remote):
+            raise ValueError(f"remote {self.remote} is an {family_of(self.remote)} address but local "
+                             f"{self.local} is an {family_of(self.local)} one; a tunnel's underlay is of one family")
+        return self
 
 
 def _endpoint_shorthand(value):
@@ -432,7 +452,21 @@ class Tunnel(Strict):
         if len({family_of(a) for a in locals_}) > 1:
             raise ValueError(f"local {locals_[0]} and local {locals_[1]}: both ends of a tunnel leave from "
                              "addresses of one family")
+        for j, end in enumerate(self.endpoints):
+            other = self.endpoints[1 - j]
+            if end.remote and other.local and ipaddress.ip_address(end.remote) != ipaddress.ip_address(other.local):
+                raise ValueError(f"endpoints[{j}].remote {end.remote} and endpoints[{1 - j}].local {other.local} "
+                                 f"disagree: {end.node}'s remote is {other.node}'s local (give one of them, "
+                                 "or the same address)")
+        remotes = [(j, e.remote) for j, e in enumerate(self.endpoints) if e.remote]
+        if len({family_of(a) for _, a in remotes} | {family_of(a) for a in locals_}) > 1:
+            raise ValueError("the ends' local and remote addresses are of both families; a tunnel's underlay "
+                             "is of one family")
         return self
+
+    def declared_locals(self) -> list[str | None]:
+        """Each end's declared underlay address: its ``local``, else the other end's ``remote``."""
+        return [e.local or self.endpoints[1 - j].remote for j, e in enumerate(self.endpoints)]
 
 
 class Pool(Strict):
@@ -853,7 +887,7 @@ class Lab(Strict):
         for link in self.links:
             values += [link.subnet] + [e.address for e in link.endpoints]
         for tunnel in self.tunnels:
-            values += [tunnel.subnet] + [v for e in tunnel.endpoints for v in (e.address, e.local)]
+            values += [tunnel.subnet] + [v for e in tunnel.endpoints for v in (e.address, e.local, e.remote)]
         for node in self.nodes.values():
             values += [node.gateway, *node.anycast, *(r.dst for r in node.routes)]
             if isinstance(node.loopback, str):

@@ -13,7 +13,8 @@ description:
   - Routes topo installs carry the rtnetlink protocol number 116, which marks them as
     topo's. Only such routes are compared and removed; connected routes the kernel makes
     and routes anyone else adds are left alone.
-  - A route whose destination is right but whose gateway differs is replaced in place.
+  - A route goes through a next hop (gateway), an output interface (dev) or both.
+  - A route whose destination is right but whose gateway (or declared dev) differs is replaced in place.
   - A declared destination that already has a route of another protocol (made by hand or
     by another tool) fails the task - topo never takes over a route it did not make.
   - With O(prune=true), topo's routes (protocol 116) in the namespaces of O(routes) and
@@ -44,9 +45,18 @@ options:
           gateway:
             description:
               - Next-hop address of the destination's family, on a connected subnet; for IPv6 a
-                global address (a link-local one would need an interface, which is not an option).
+                global address, or a link-local one together with O(routes[].routes[].dev).
+              - A route needs a gateway, a dev or both.
             type: str
-            required: true
+          dev:
+            description:
+              - Output interface of the route (a tunnel, veth or bridge of the namespace), as
+                C(ip route add PREFIX dev DEV); without a gateway the destination is on that
+                link (IPv4 routes get scope link, as C(ip route) gives them).
+              - Compared by the route's output interface; when omitted the kernel picks the
+                interface towards the gateway and it is not compared.
+              - Fails when the namespace has no such interface.
+            type: str
   namespaces:
     description: Namespaces whose topo routes are pruned when not listed (a namespace left out of O(routes) loses all of them).
     type: list
@@ -62,6 +72,8 @@ EXAMPLES = r"""
     routes:
       - netns: topo-demo-h1
         routes: [{dst: 0.0.0.0/0, gateway: 172.16.0.254}, {dst: "::/0", gateway: "2001:db8:1::fe"}]
+      - netns: topo-demo-leaf1
+        routes: [{dst: 110.0.0.0/24, dev: gre1}]
     namespaces: [topo-demo-h1, topo-demo-r1]
 """
 

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
     ("examples/mcast6.yml", "mcast6", 4, 15),
     pytest.param("examples/overlay.yml", "overlay", 10, 83, marks=pytest.mark.kernel("gre")),
     pytest.param("examples/overlay.csv", "overlay", 10, 82, marks=pytest.mark.kernel("gre")),
+    pytest.param("examples/overlay-course.yml", "course", 10, 63, marks=pytest.mark.kernel("gre")),
     pytest.param("examples/impaired.yml", "impaired", 4, 18, marks=pytest.mark.kernel("netem")),
 ])
 def test_example_lifecycle(topo_cli, example, lab, nodes, checks):

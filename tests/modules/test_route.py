@@ -214,3 +214,97 @@ def test_route_ipv6_drift_prune_foreign_and_families(lab, ansible):
     assert refused.get("failed") and "the destination is IPv6, the gateway IPv4" in refused["msg"], refused
     assert topo_routes6(h1) == {"2001:db8:50::/48": "2001:db8:1::fe"}
     assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+
+
+# --------------------------------------------------------------------------
+# Routes through a device (dev), with or without a gateway
+# --------------------------------------------------------------------------
+
+def build_dev(lab):
+    """h1 with eth0 to r1 (10.1.0.1/24 - 10.1.0.254/24, 2001:db8:1::1/64 - ::fe) and eth1 to r2
+    (10.2.0.1/24 - 10.2.0.254/24), made by hand; h1 routes 10.90.0.0/24 and 2001:db8:90::/64
+    through dev eth0 without a gateway, 10.91.0.0/24 via 10.2.0.254 dev eth1."""
+    h1, r1, _ = build(lab)
+    r2 = lab.make_ns("r2")
+    lab.make_veth(h1, "eth1", r2, "eth0")
+    sh("ip", "-n", h1, "addr", "add", "10.2.0.1/24", "brd", "+", "dev", "eth1")
+    sh("ip", "-n", r2, "addr", "add", "10.2.0.254/24", "brd", "+", "dev", "eth0")
+    sh("ip", "-n", h1, "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", r1, "addr", "add", "2001:db8:1::fe/64", "dev", "eth0", "nodad")
+    params = {"lab": lab.name, "namespaces": [h1, r1, r2], "routes": [
+        {"netns": h1, "routes": [{"dst": "10.90.0.0/24", "dev": "eth0"},
+                                 {"dst": "10.91.0.0/24", "gateway": "10.2.0.254", "dev": "eth1"},
+                                 {"dst": "2001:db8:90::/64", "dev": "eth0"}]},
+    ]}
+    return h1, r1, r2, params
+
+
+def test_route_dev_four_steps_read_back_and_traffic(lab, ansible):
+    h1, r1, r2, params = build_dev(lab)
+    expected = sorted([("create", "route", "%s 10.90.0.0/24" % h1),
+                       ("create", "route", "%s 10.91.0.0/24" % h1),
+                       ("create", "route", "%s 2001:db8:90::/64" % h1)])
+
+    def nothing_made():
+        assert topo_routes(h1) == {} and topo_routes6(h1) == {}
+
+    apply = four_steps(ansible, lab, "route", params, expected, after_check=nothing_made)
+    assert detail(apply, "create", "%s 10.90.0.0/24" % h1) == "dev eth0"
+    assert detail(apply, "create", "%s 10.91.0.0/24" % h1) == "via 10.2.0.254 dev eth1"
+    assert detail(apply, "create", "%s 2001:db8:90::/64" % h1) == "dev eth0"
+
+    # read back with ip -j: output interface, no gateway, scope link for IPv4 (as `ip route add dev`)
+    raw = {r["dst"]: r for r in ip_json(h1, "-4", "route", "show", "table", "main")}
+    assert raw["10.90.0.0/24"]["dev"] == "eth0" and "gateway" not in raw["10.90.0.0/24"], raw
+    assert raw["10.90.0.0/24"]["scope"] == "link" and raw["10.90.0.0/24"]["protocol"] == str(ROUTE_PROTO)
+    assert (raw["10.91.0.0/24"]["dev"], raw["10.91.0.0/24"]["gateway"]) == ("eth1", "10.2.0.254")
+    six = [r for r in routes6(h1) if r["dst"] == "2001:db8:90::/64"]
+    assert six == [{"dst": "2001:db8:90::/64", "gateway": None, "dev": "eth0", "protocol": str(ROUTE_PROTO)}]
+    # traffic takes the dev route: r1 answers ARP for an address on its lo, reached on-link
+    sh("ip", "-n", r1, "addr", "add", "10.90.0.5/32", "dev", "lo")
+    assert "1 received" in sh("ip", "netns", "exec", h1, "ping", "-c", "1", "-W", "2", "10.90.0.5")
+
+
+def test_route_dev_drift_edit_prune_and_unknown_dev(lab, ansible):
+    h1, r1, r2, full = build_dev(lab)
+    ok(ansible.one("route", full))
+
+    # drift: a dev route moved to the other interface by hand (still marked 116)
+    sh("ip", "-n", h1, "route", "replace", "10.90.0.0/24", "dev", "eth1", "proto", ROUTE_PROTO)
+    # the edit: 10.91.0.0/24 keeps its gateway but no longer names a dev (not compared then),
+    # 2001:db8:90::/64 is no longer declared
+    reduced = dict(full, routes=[{"netns": h1, "routes": [
+        {"dst": "10.90.0.0/24", "dev": "eth0"}, {"dst": "10.91.0.0/24", "gateway": "10.2.0.254"}]}])
+    check, repair, prune, again = ansible.run(
+        step("route", full, check=True), step("route", full), step("route", reduced),
+        step("route", reduced))
+    for result in (check, repair):
+        assert changes(result) == [("fix", "route", "%s 10.90.0.0/24" % h1)]
+        assert detail(result, "fix", "%s 10.90.0.0/24" % h1) == "dev eth1 -> dev eth0"
+    assert changes(prune) == [("remove", "route", "%s 2001:db8:90::/64" % h1)]
+    assert detail(prune, "remove", "%s 2001:db8:90::/64" % h1) == "dev eth0"
+    assert_noop(again)
+    assert [r["dev"] for r in routes(h1) if r["dst"] == "10.90.0.0/24"] == ["eth0"]
+    assert topo_routes6(h1) == {}
+
+    # a gateway-only route made by hand as topo's, then declared with a dev: fixed to dev only
+    moved = dict(full, routes=[{"netns": h1, "routes": [{"dst": "10.90.0.0/24", "gateway": "10.2.0.254"},
+                                                        {"dst": "10.91.0.0/24", "dev": "eth0"}]}])
+    result = ansible.one("route", moved)
+    assert changes(result) == sorted([("fix", "route", "%s 10.90.0.0/24" % h1),
+                                      ("fix", "route", "%s 10.91.0.0/24" % h1)])
+    assert detail(result, "fix", "%s 10.91.0.0/24" % h1) == "via 10.2.0.254 dev eth1 -> dev eth0"
+    raw = {r["dst"]: r for r in ip_json(h1, "-4", "route", "show", "table", "main")}
+    assert (raw["10.90.0.0/24"].get("gateway"), raw["10.90.0.0/24"]["dev"]) == ("10.2.0.254", "eth1")
+    assert (raw["10.91.0.0/24"].get("gateway"), raw["10.91.0.0/24"]["dev"]) == (None, "eth0")
+
+    # a dev the namespace does not have fails, naming it and the namespace's interfaces
+    wrong = dict(full, routes=[{"netns": h1, "routes": [{"dst": "10.92.0.0/24", "dev": "gretun1"}]}])
+    refused = ansible.one("route", wrong)
+    assert refused.get("failed") and "%s has no interface gretun1 (it has eth0, eth1, lo)" % h1 in refused["msg"], \
+        refused
+    # neither a gateway nor a dev is refused before anything changes
+    neither = dict(full, routes=[{"netns": h1, "routes": [{"dst": "10.93.0.0/24"}]}])
+    refused = ansible.one("route", neither)
+    assert refused.get("failed") and "give a gateway, a dev or both" in refused["msg"], refused
+    assert not [r for r in routes(h1) if r["dst"] in ("10.92.0.0/24", "10.93.0.0/24")]

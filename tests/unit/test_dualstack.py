@@ -61,8 +61,14 @@ def test_every_example_runs_dual_stack(name):
                for t in c["targets"]]
     v4_targets = [(c["from"], t["node"], False) for c in v4["checks"] if c["type"] == "ping" for t in c["targets"]]
     assert sorted(t for t in targets if not t[2]) == sorted(v4_targets), "the IPv4 pings are unchanged"
-    assert sorted(t[:2] for t in targets if t[2]) == sorted(t[:2] for t in v4_targets), \
-        "every pinged IPv4 address has its IPv6 counterpart pinged"
+    static = any(n.get("routes") or n.get("gateway") for n in (load(path).data.get("nodes") or {}).values()
+                 if isinstance(n, dict))
+    if not static:  # declared IPv4 routes (overlay-course.yml) have no IPv6 counterpart to follow
+        assert sorted(t[:2] for t in targets if t[2]) == sorted(t[:2] for t in v4_targets), \
+            "every pinged IPv4 address has its IPv6 counterpart pinged"
+    else:
+        assert set(t[:2] for t in targets if t[2]) <= set(t[:2] for t in v4_targets), \
+            "an IPv6 ping only where the IPv4 routes reach too"
 
 
 def test_ipv6_only_lab_has_no_ipv4(tmp_path):

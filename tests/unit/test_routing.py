@@ -31,3 +31,80 @@ def test_a_route_without_a_way_back_is_not_a_default_ping(tmp_path):
     got = targets(compile_file(str(lab)).expanded)
     assert got["h1"] == {"10.0.1.1", "10.0.2.1", "10.9.9.9"}  # r1 itself answers
     assert got["h2"] == {"10.0.2.1", "10.0.2.3"}
+
+
+def course():
+    return compile_file(os.path.join(HERE, "input", "overlay-course.yml"))
+
+
+def test_dev_routes_expand_and_default_pings_follow_them():
+    """overlay-course.yml: the routes through gretun1 have no gateway and name the device;
+    the default pings follow them (the tenant namespaces reach each other's underlay, and a
+    leaf reaches the far tenant from gretun1's address), and stop where no route comes back
+    (sc2 has no route to the tenant underlays)."""
+    compiled = course()
+    nodes = compiled.expanded["nodes"]
+    assert {"dst": "111.0.0.0/24", "gateway": None, "dev": "gretun1"} in nodes["lc11"]["routes"]
+    assert {"dst": "110.0.0.0/24", "gateway": None, "dev": "gretun1"} in nodes["lc2"]["routes"]
+    assert all("dev" not in r for r in nodes["sc1"]["routes"])
+    got = targets(compiled.expanded)
+    assert "111.0.0.2" in got["dockerns1"] and "110.0.0.2" in got["dockerns3"]
+    assert {"111.0.0.1", "111.0.0.2"} <= got["lc11"] and {"110.0.0.1", "110.0.0.2"} <= got["lc2"]
+    assert "10.2.2.1" in got["dockerns1"]          # out via sc2, back through gretun1
+    assert not {"110.0.0.2", "111.0.0.2"} & got["sc2"]  # sc2 has no route back to them
+    assert got["h1"] == {"32.0.0.2", "32.0.0.3", "32.0.0.4"}
+
+
+def test_dev_routes_carry_the_tunnel_mtu_path():
+    """vxlan0's underlay (110.0.0.2 -> 111.0.0.2) leaves lc11 through gretun1 (a dev route):
+    its MTU is gretun1's 1476 minus VXLAN's 50; built with a warning (mtu_check: warn)."""
+    compiled = course()
+    ends = {(t["kind"], t["ifname"]): t for t in compiled.expanded["tunnels"]}
+    assert ends[("gre", "gretun1")]["mtu"] == 1476
+    assert ends[("vxlan", "vxlan0")]["mtu"] == 1426
+    assert [w for w in compiled.expanded["warnings"] if "MTU is 1426" in w and "br1_dockerns" in w]
+
+
+def test_tunnel_remote_stands_for_the_other_ends_local(tmp_path):
+    """An end that names its remote: the other end (without local) leaves from that address,
+    not its default one; given on both sides and agreeing, it changes nothing. IPv6 too: a
+    remote of the IPv6 family makes the underlay IPv6 (ip6gre)."""
+    lab = tmp_path / "remote.yml"
+    lab.write_text("""
+name: remote
+nodes: {a: {}, b: {}}
+links:
+  - endpoints: [{node: a, address: 10.0.1.1/24}, {node: b, address: 10.0.1.2/24}]
+  - endpoints: [{node: a, address: "10.0.2.1/24 2001:db8:2::1/64"}, {node: b, address: "10.0.2.2/24 2001:db8:2::2/64"}]
+tunnels:
+  - {type: gre, endpoints: [{node: a, remote: 10.0.2.2}, b]}
+  - {type: gre, endpoints: [{node: a, local: 10.0.2.1, remote: 10.0.2.2}, {node: b, local: 10.0.2.2, remote: 10.0.2.1}]}
+  - {type: gre, endpoints: [a, {node: b, remote: "2001:db8:2::1"}]}
+""")
+    tunnels = compile_file(str(lab)).expanded["tunnels"]
+    by = [(t["kind"], t["netns"].split("-")[-1], t["local"], t["remote"]) for t in tunnels]
+    assert ("gre", "a", "10.0.1.1", "10.0.2.2") in by and ("gre", "b", "10.0.2.2", "10.0.1.1") in by
+    assert ("gre", "a", "10.0.2.1", "10.0.2.2") in by and ("gre", "b", "10.0.2.2", "10.0.2.1") in by
+    assert ("ip6gre", "a", "2001:db8:2::1", "2001:db8:2::2") in by
+    assert ("ip6gre", "b", "2001:db8:2::2", "2001:db8:2::1") in by
+
+
+def test_dev_routes_on_link_ipv4_and_ipv6(tmp_path):
+    """A route through a veth without a next hop sends to the destination itself on that
+    link: over IPv4 its owner answers ARP for any of its addresses (h1 reaches r1's
+    other address), over IPv6 neighbour discovery answers only for the link's own
+    addresses (h1 does not reach r1's 2001:db8:9::1 that way)."""
+    lab = tmp_path / "onlink.yml"
+    lab.write_text("""
+name: onlink
+routing: none
+nodes:
+  h1: {routes: [{dst: 10.0.9.0/24, dev: eth0}, {dst: "2001:db8:9::/64", dev: eth0}]}
+  r1: {forwarding: true}
+  h2: {}
+links:
+  - endpoints: [{node: h1, address: "10.0.1.1/24 2001:db8:1::1/64"}, {node: r1, address: "10.0.1.2/24 2001:db8:1::2/64"}]
+  - endpoints: [{node: r1, address: "10.0.9.1/24 2001:db8:9::1/64"}, {node: h2, address: "10.0.9.2/24 2001:db8:9::2/64"}]
+""")
+    got = targets(compile_file(str(lab)).expanded)
+    assert got["h1"] == {"10.0.1.2", "2001:db8:1::2", "10.0.9.1"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import netaddr
 
+from topo.expand.routing import L3_TUNNELS
 from topo.expand.state import Expansion
 
 #: Bytes each tunnel type adds to a packet (outer IPv4 20 + ...): VXLAN UDP 8 + VXLAN 8 +
@@ -42,12 +43,13 @@ def tunnel_mtus(x: Expansion) -> None:
                     for node in ifaces}
 
     def lookup(node, dst):
+        """``(gateway or None, dev or None)`` of ``node``'s longest-prefix route to ``dst``, or None."""
         best = None
         for prefix, gw in routes[node].items():
             net = netaddr.IPNetwork(prefix)
             if net.version == dst.version and dst in net and (best is None or net.prefixlen > best[0].prefixlen):
-                best = (net, netaddr.IPAddress(gw))
-        return best[1] if best else None
+                best = (net, netaddr.IPAddress(gw) if gw else None, x.route_devs.get(node, {}).get(prefix))
+        return best[1:] if best else None
 
     def path_mtu(src, dst):
         """Smallest egress MTU from node ``src`` to address ``dst``; None while a hop's MTU
@@ -62,14 +64,24 @@ def tunnel_mtus(x: Expansion) -> None:
             if cur in seen:
                 return f"the routes from {src} towards {dst} loop at {cur}"
             seen.add(cur)
-            hop = dst if any(dst in n for _, ns in mine for n in ns) else lookup(cur, dst)
-            egress = next((i for i, ns in mine if hop is not None and any(hop in n for n in ns)), None)
-            if egress is None or hop not in owner:
+            if any(dst in n for _, ns in mine for n in ns):
+                hop, dev = dst, None
+            else:
+                hop, dev = lookup(cur, dst) or (None, None)
+            if dev:  # a route through a device: the gateway, an L3 tunnel's peer, or the owner on-link
+                egress = next((i for i in ifaces[cur] if i["ifname"] == dev), None)
+                nxt = owner.get(hop or dst)
+                if egress is not None and egress["kind"] in L3_TUNNELS and hop is None:
+                    nxt = egress["peer"].split(":")[0]
+            else:
+                egress = next((i for i, ns in mine if hop is not None and any(hop in n for n in ns)), None)
+                nxt = owner.get(hop)
+            if egress is None or nxt is None:
                 return f"{cur} has no route to {dst}"
             if egress["mtu"] is None:
                 return None
             mtu = min(mtu, egress["mtu"])
-            cur = owner[hop]
+            cur = nxt
 
     pending = [t for t, tunnel in enumerate(lab.tunnels) if tunnel.mtu is None]
     while pending:

@@ -50,7 +50,8 @@ def nodes(x: Expansion) -> None:
             "loopback": x.loopbacks.get(name),
             **({"loopback6": x.loopbacks6.get(name)} if x.v6 else {}),
             "interfaces": interfaces,
-            "routes": [{"dst": d, "gateway": g} for d, g in sorted(x.routes[name].items(), key=_route_key)],
+            "routes": [{"dst": d, "gateway": g, **({"dev": x.route_devs[name][d]} if d in x.route_devs[name] else {})}
+                       for d, g in sorted(x.routes[name].items(), key=_route_key)],
         }
         if node.anycast:
             out[name]["anycast"] = [f"{a}/32" if ":" not in a else f"{netaddr.IPAddress(a)}/128"

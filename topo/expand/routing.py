@@ -5,7 +5,9 @@ by hop count (:func:`_shortest_paths`), once per address family the lab has: IPv
 follow the same shortest paths, their next hop the neighbour's global IPv6 address on the
 shared segment (not its link-local one: a route then needs no output interface). Then each
 node's declared ``gateway:`` and ``routes:`` are added (they win). Every next hop must be
-on one of the node's subnets of its family.
+on one of the node's subnets of its family (of its ``dev``'s, for a route through a device).
+A route may name the interface it leaves through (``dev:``, with or without ``via``): one
+of the node's interfaces (veths, tunnel ends) or bridges inside it.
 """
 
 from __future__ import annotations
@@ -39,11 +41,25 @@ def routing(x: Expansion) -> None:
         for gateway, default in zip(by_family(node.gateway), ("0.0.0.0/0", "::/0")):
             if gateway:
                 table[default] = gateway if default == "0.0.0.0/0" else str(netaddr.IPAddress(gateway))
-        for r in node.routes:
-            if ":" in r.dst:
-                table[str(netaddr.IPNetwork(r.dst))] = str(netaddr.IPAddress(r.via))
+        devs = x.route_devs[name] = {}
+        for i, r in enumerate(node.routes):
+            dst = str(netaddr.IPNetwork(r.dst)) if ":" in r.dst else r.dst
+            table[dst] = r.via if r.via is None or ":" not in r.via else str(netaddr.IPAddress(r.via))
+            if r.dev:
+                names = interface_names(x, name)
+                if r.dev in names:
+                    devs[dst] = r.dev
+                    on_dev = [netaddr.IPNetwork(e[k]) for e in x.ifaces[name] for k in ("address", "address6")
+                              if e["ifname"] == r.dev and e.get(k)]
+                    if r.via and not any(netaddr.IPAddress(r.via) in net for net in on_dev):
+                        x.add(("nodes", name, "routes", i, "via"),
+                              f"next hop {r.via} for {r.dst} is on none of {r.dev}'s subnets "
+                              f"({', '.join(str(n.cidr) for n in on_dev) or 'it has no address'})")
+                else:
+                    x.add(("nodes", name, "routes", i, "dev"),
+                          f"node {name} has no interface {r.dev} (its interfaces: {', '.join(names) or 'none'})")
             else:
-                table[r.dst] = r.via
+                devs.pop(dst, None)
     x.routes = routes
     if x.lab.routing != "auto" and any(n.routes or n.gateway for n in nodes.values()):
         _reach_by_tables(x)
@@ -51,9 +67,31 @@ def routing(x: Expansion) -> None:
         connected = [netaddr.IPNetwork(i[key]) for i in x.ifaces[name] for key in ("address", "address6")
                      if i.get(key)]
         for dst, gw in routes[name].items():
+            if gw is None or dst in x.route_devs[name]:  # a dev route's next hop is checked above
+                continue
             if not any(netaddr.IPAddress(gw) in c for c in connected if c.version == netaddr.IPAddress(gw).version):
                 where = ("nodes", name, "gateway") if dst in ("0.0.0.0/0", "::/0") else ("nodes", name, "routes")
                 x.add(where, f"next hop {gw} for {dst} is on none of {name}'s subnets")
+
+
+#: Tunnel device kinds that carry IP packets, not frames: what goes in comes out at the peer.
+L3_TUNNELS = ("gre", "ip6gre")
+
+
+def on_device(x: Expansion, node: str, dev: str) -> tuple[str, str | None]:
+    """``(segment, peer node or None)`` of ``node``'s interface (or bridge inside it) ``dev``:
+    the peer is the other end of an L3 tunnel (GRE), where every packet sent into it comes out."""
+    for end in x.ifaces[node]:
+        if end["ifname"] == dev:
+            peer = end["peer"].split(":")[0] if end["kind"] in L3_TUNNELS else None
+            return end["segment"], peer
+    return x.seg_of_bridge[dev], None
+
+
+def interface_names(x: Expansion, node: str) -> list[str]:
+    """The names of ``node``'s interfaces a route can leave through: its veths and tunnel
+    ends, then the bridges inside it, in order."""
+    return [i["ifname"] for i in x.ifaces[node]] + sorted(b for b, br in x.lab.bridges.items() if br.node == node)
 
 
 def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
@@ -190,7 +228,8 @@ def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:
         for name, lo in loopbacks.items():
             ip = str(netaddr.IPNetwork(lo).ip)
             own[ip], where[ip] = name, f"lo:{name}"
-    tables = {n: [(netaddr.IPNetwork(dst), gw) for dst, gw in t.items()] for n, t in x.routes.items()}
+    tables = {n: [(netaddr.IPNetwork(dst), gw, x.route_devs.get(n, {}).get(dst)) for dst, gw in t.items()]
+              for n, t in x.routes.items()}
 
     def step(node: str, dst: netaddr.IPAddress):
         """(next node, source address at ``node``) for ``dst``, or None when dropped."""
@@ -198,15 +237,27 @@ def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:
         for net, seg, ip in connected[node]:
             if net.version == dst.version and dst in net and (best is None or net.prefixlen >= best[0]):
                 best = (net.prefixlen, 1, seg, None, ip)
-        for net, gw in tables.get(node, []):
+        for net, gw, dev in tables.get(node, []):
             if net.version == dst.version and dst in net and (best is None or (net.prefixlen, 0) > best[:2]):
+                if dev:  # through a device: the source is its address, else the node's first of the family
+                    egress = on_device(x, node, dev)
+                    mine = [ip for cnet, seg, ip in connected[node] if seg == egress[0]] + \
+                           [ip for cnet, seg, ip in connected[node]]
+                    source = next((ip for ip in mine if netaddr.IPAddress(ip).version == dst.version), None)
+                    best = (net.prefixlen, 0, egress[0], gw, source, egress[1]) if source else None
+                    continue
                 gw_ip = netaddr.IPAddress(gw)
                 on = [(seg, ip) for cnet, seg, ip in connected[node] if gw_ip in cnet]
                 best = (net.prefixlen, 0, on[0][0], str(gw_ip), on[0][1]) if on else None
         if best is None:
             return None
-        _, _, seg, gw, src = best
+        seg, gw, src = best[2:5]
+        if len(best) > 5 and best[5] and not gw:  # an L3 tunnel: whatever goes in comes out at its peer
+            return best[5], src
         nxt = holders.get((seg, gw or str(dst)))
+        on_link = {m["node"] for m in x.segments[seg].members}
+        if nxt is None and not gw and dst.version == 4 and own.get(str(dst)) in on_link:
+            nxt = own[str(dst)]  # on-link: the owner answers ARP for any of its addresses (ND: only on that link)
         return (nxt, src) if nxt else None
 
     def walk(src_node: str, dst: str):

@@ -37,10 +37,13 @@ class Interface(TypedDict):
 class Route(TypedDict):
     """A static route: dst ``a.b.c.d/len`` (``0.0.0.0/0`` the default) via gateway ``a.b.c.d``,
     or dst ``x:x::/len`` (``::/0`` the default) via gateway ``x:x::x``, a global IPv6 address
-    (``routing: auto`` takes the neighbour's on the shared segment, never a link-local one)."""
+    (``routing: auto`` takes the neighbour's on the shared segment, never a link-local one);
+    dev: the interface it leaves through (declared ``dev:`` routes only; gateway None when
+    the route has none)."""
 
     dst: str
-    gateway: str
+    gateway: str | None
+    dev: NotRequired[str]
 
 
 class Container(TypedDict):

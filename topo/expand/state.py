@@ -85,7 +85,9 @@ class Expansion:
     ``[(netns, port, Impairment)]`` (segments); ``tunnel_ends`` ``[[End, End]]`` per tunnel
     (tunnels); ``taken`` explicit IPv4 subnets ``[(net, what, path)]``, ``taken6`` the IPv6
     ones, ``loopbacks`` ``{node: "a.b.c.d/32"}`` and ``loopbacks6`` ``{node: "x:x::x/128"}``
-    (addressing); ``routes`` ``{node: {dst: gateway}}`` (both families), ``reach``
+    (addressing); ``routes`` ``{node: {dst: gateway}}`` (both families; gateway None for a
+    route through a device only) and ``route_devs`` ``{node: {dst: dev}}`` of the declared
+    ``dev:`` routes, ``reach``
     ``{node: {node}}``, ``reach_segments`` ``{node: {segment or "lo:<node>"}}`` whose IPv4
     addresses it reaches, ``reach_segments6`` the same for IPv6 (routing); ``out_nodes``
     (output shape of nodes, which the checks read). ``v6``: whether the lab has IPv6
@@ -113,7 +115,8 @@ class Expansion:
     loopbacks: dict[str, str] = field(default_factory=dict)
     taken6: list[tuple[netaddr.IPNetwork, str, tuple]] = field(default_factory=list)
     loopbacks6: dict[str, str] = field(default_factory=dict)
-    routes: dict[str, dict[str, str]] = field(default_factory=dict)
+    routes: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    route_devs: dict[str, dict[str, str]] = field(default_factory=dict)
     reach: dict[str, set[str]] = field(default_factory=dict)
     reach_segments: dict[str, set[str]] = field(default_factory=dict)
     reach_segments6: dict[str, set[str]] = field(default_factory=dict)

@@ -32,12 +32,13 @@ def tunnels(x: Expansion) -> None:
     lab = x.lab
     for t, tunnel in enumerate(lab.tunnels):
         ends = []
+        declared = tunnel.declared_locals()
         for j, ep in enumerate(tunnel.endpoints):
             used = x.used_ifnames[ep.node]
             ifname = ep.ifname or tunnel_ifname(tunnel, used)
             used.setdefault(ifname, ("tunnels", t, "endpoints", j))
             ends.append(new_end(ep.node, ifname, ep.address, ("tunnels", t, "endpoints", j), mac=None,
-                                bridge=ep.bridge, local=ep.local, kind=tunnel.type, impair=tunnel.impair))
+                                bridge=ep.bridge, local=declared[j], kind=tunnel.type, impair=tunnel.impair))
         a, b = ends
         a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
         bridged = [e for e in ends if e["bridge"]]

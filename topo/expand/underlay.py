@@ -1,7 +1,8 @@
 """Phase "underlay": the address each tunnel end leaves from (``local``) and sends to
 (``remote``), IPv4 or IPv6.
 
-A declared ``local:`` must be one of the node's addresses; otherwise the end leaves from
+A declared ``local:`` (or the other end's ``remote:``, which stands for it) must be one of
+the node's addresses; otherwise the end leaves from
 the node's loopback, else from its first addressed veth. Both ends use one family: the
 family of a declared ``local`` (either end), else IPv4 when both ends have an IPv4 address
 to leave from, else the family more ends have one of (IPv4 on a tie). An end without one of
@@ -41,20 +42,25 @@ def _candidate(x: Expansion, node: str, v6: bool) -> str | None:
 
 def underlay(x: Expansion) -> None:
     """Set ``local`` on every tunnel end (problems for those that have none)."""
-    for ends in x.tunnel_ends:
+    for t, ends in enumerate(x.tunnel_ends):
         declared = [e["local"] for e in ends if e["local"]]
         if declared:
             v6 = family_of(declared[0]) == "IPv6"
         else:  # IPv4 when both ends can; else the family more ends can leave from
             can4, can6 = (sum(bool(_candidate(x, e["node"], v6)) for e in ends) for v6 in (False, True))
             v6 = can4 < 2 and can6 > can4
-        for end in ends:
+        for j, end in enumerate(ends):
             if v6:
                 end["kind"] = IP6_KINDS[end["kind"]]
             path = end["path"] + ("local",)
             if end["local"]:
                 end["local"] = str(netaddr.IPAddress(end["local"]))  # one spelling (IPv6: compressed, lower case)
                 if end["local"] not in own_addresses(x, end["node"]):
+                    if x.lab.tunnels[t].endpoints[j].local is None:  # the other end's remote: stands for it
+                        x.add(ends[1 - j]["path"] + ("remote",),
+                              f"{end['local']} is not an address of node {end['node']}, the tunnel's other end "
+                              f"(its addresses: {', '.join(own_addresses(x, end['node'])) or 'none'})")
+                        continue
                     x.add(path, f"{end['local']} is not an address of node {end['node']} "
                                 f"(its addresses: {', '.join(own_addresses(x, end['node'])) or 'none'})")
                 continue

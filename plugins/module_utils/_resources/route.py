@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: topo developers. MIT license.
-"""Private: the ``route`` kind - static IPv4 and IPv6 routes in the main table, marked as
-topo's by their rtnetlink protocol number :data:`~.._netns.ROUTE_PROTO` (116), both families
-the same way."""
+"""Private: the ``route`` kind - static IPv4 and IPv6 routes in the main table, through a
+next hop (``gateway``), an output device (``dev``) or both, marked as topo's by their
+rtnetlink protocol number :data:`~.._netns.ROUTE_PROTO` (116), both families the same way."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
 MAIN_TABLE = 254
+#: rtnetlink scope of an IPv4 route without a next hop (iproute2's ``scope link``, which
+#: ``ip route add PREFIX dev DEV`` sets); every other route is scope universe (0).
+SCOPE_LINK = 253
 #: The families of routes topo reads and makes, with the unspecified address that names a
 #: default route's destination (the kernel sends none).
 FAMILIES = ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"))
@@ -24,7 +27,8 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
     netns=dict(type="str", required=True),
     routes=dict(type="list", elements="dict", default=[], options=dict(
         dst=dict(type="str", required=True),
-        gateway=dict(type="str", required=True),
+        gateway=dict(type="str"),
+        dev=dict(type="str"),
     )),
 ))
 
@@ -32,11 +36,15 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 class Routes(Kind):
     """Exactly the declared routes (protocol 116) in each namespace of the items.
 
-    Items: [{netns, routes: [{dst: prefix, gateway: address}]}], IPv4 or IPv6 (``::/0`` the
-    IPv6 default route); a route's dst and gateway are of one family (ValueError otherwise),
-    an IPv6 next hop a global address on a connected subnet, as an IPv4 one. A route to a declared
+    Items: [{netns, routes: [{dst: prefix, gateway: address, dev: interface}]}], IPv4 or IPv6
+    (``::/0`` the IPv6 default route); each route has a gateway, a dev or both (ValueError
+    otherwise); a route's dst and gateway are of one family (ValueError otherwise), an IPv6
+    next hop a global address on a connected subnet, as an IPv4 one. A route with a dev
+    leaves through that interface of the namespace (compared by the route's output
+    interface; NetnsError when the namespace has no such interface); one without takes the
+    kernel's choice for its gateway (the output interface is then not compared). A route to a declared
     destination that exists with another protocol was not made by topo and is refused
-    (NotOwned), never replaced; a topo route with another gateway is replaced in place.
+    (NotOwned), never replaced; a topo route with another gateway or dev is replaced in place.
     Prune removes the topo routes that are not declared in the namespaces of the items and
     of the scope (after the declared ones are converged); routes of any other protocol are
     never touched. NetnsError for a missing namespace with routes (outside check mode,
@@ -54,6 +62,11 @@ class Routes(Kind):
     def check(items):
         for item in items:
             for r in item["routes"]:
+                if not r.get("gateway") and not r.get("dev"):
+                    raise ValueError("route %s in %s: give a gateway, a dev or both" % (r["dst"], item["netns"]))
+                if not r.get("gateway"):
+                    ipaddress.ip_network(r["dst"])
+                    continue
                 dst, gw = ipaddress.ip_network(r["dst"]), ipaddress.ip_address(r["gateway"])
                 if dst.version != gw.version:
                     raise ValueError("route %s via %s in %s: the destination is IPv%d, the gateway IPv%d; "
@@ -64,25 +77,32 @@ class Routes(Kind):
         for item in items:
             table = self.wanted.setdefault(item["netns"], {})
             for r in item["routes"]:
-                table[str(ipaddress.ip_network(r["dst"]))] = str(ipaddress.ip_address(r["gateway"]))
+                gw = str(ipaddress.ip_address(r["gateway"])) if r.get("gateway") else None
+                table[str(ipaddress.ip_network(r["dst"]))] = (gw, r.get("dev") or None)
         return set((ns, dst) for ns, table in self.wanted.items() for dst in table)
 
     def read(self, ns):
-        """({dst: (gateway, proto)} of topo's routes, the same of the others) in ``ns``'s main
-        table, IPv4 and IPv6, read once; both empty for a namespace that does not exist (yet).
+        """({dst: ((gateway, dev), proto)} of topo's routes, the same of the others) in ``ns``'s
+        main table, IPv4 and IPv6, read once (gateway None for a route without one, dev the
+        output interface's name); both empty for a namespace that does not exist (yet).
         The kernel's own IPv6 routes there (connected prefixes, fe80::/64) count as others."""
         if ns not in self.tables:
             ours, foreign = {}, {}
             if self.ctx.exists(ns):
                 ipr = self.ctx.socks.get(ns)
+                names = self.ifnames(ns)
                 for family, unspecified in FAMILIES:
                     for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
                         dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified,
                                                                   msg["dst_len"]), strict=False))
-                        (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (msg.get_attr("RTA_GATEWAY"),
-                                                                                   msg["proto"])
+                        via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))
+                        (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (via, msg["proto"])
             self.tables[ns] = ours, foreign
         return self.tables[ns]
+
+    def ifnames(self, ns):
+        """{ifindex: name} of the interfaces in ``ns``."""
+        return {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ctx.socks.get(ns).get_links()}
 
     def converge(self, items, changes):
         ctx, check = self.ctx, self.ctx.check
@@ -96,18 +116,36 @@ class Routes(Kind):
                     raise NotOwned("route %s in %s exists (protocol %s) but was not made by topo; remove it "
                                    "or the declared route" % (dst, ns, foreign[dst][1]))
             for dst in sorted(want):
-                gw, old = want[dst], ours.get(dst, (None, None))[0]
-                if old == gw:
+                (gw, dev), old = want[dst], ours.get(dst, ((None, None), None))[0]
+                if old == (gw, dev) or (dev is None and gw is not None and old[0] == gw):
                     continue
+                after = describe((gw, dev))
                 action = "fix" if dst in ours else "create"
-                changes.add(action, "%s %s" % (ns, dst),
-                            "via %s" % gw if action == "create" else "via %s -> %s" % (old, gw),
-                            before=("via %s" % old) if dst in ours else None, after="via %s" % gw)
+                before = describe(old if dev else (old[0], None)) if dst in ours else None
+                change = after if action == "create" else "%s -> %s" % (
+                    before, gw if not dev and old[0] is not None else after)  # "via A -> B" for a new gateway
+                changes.add(action, "%s %s" % (ns, dst), change, before=before, after=after)
                 if not check:
-                    try:
-                        ctx.socks.get(ns).route("replace", dst=dst, gateway=gw, proto=ROUTE_PROTO)
-                    except NetlinkError as exc:
-                        raise translate(exc, "route %s via %s in %s" % (dst, gw, ns))
+                    self.make(ns, dst, gw, dev)
+
+    def make(self, ns, dst, gw, dev):
+        """Create or replace the route ``dst`` (via ``gw`` and/or dev ``dev``) in ``ns``."""
+        ipr, where = self.ctx.socks.get(ns), "route %s %s in %s" % (dst, describe((gw, dev)), ns)
+        spec = dict(dst=dst, proto=ROUTE_PROTO)
+        if gw:
+            spec["gateway"] = gw
+        if dev:
+            index = ipr.link_lookup(ifname=dev)
+            if not index:
+                raise NetnsError("%s: %s has no interface %s (it has %s)" % (
+                    where, ns, dev, ", ".join(sorted(self.ifnames(ns).values()))))
+            spec["oif"] = index[0]
+            if not gw and ":" not in dst:
+                spec["scope"] = SCOPE_LINK
+        try:
+            ipr.route("replace", **spec)
+        except NetlinkError as exc:
+            raise translate(exc, where)
 
     def owned(self, scope):
         for ns in sorted(set(self.wanted) | set(scope)):
@@ -115,12 +153,24 @@ class Routes(Kind):
             for dst in sorted(ours):
                 yield (ns, dst), "%s %s" % (ns, dst), ours[dst][0]
 
-    def removal(self, gateway):
-        return "via %s" % gateway, "via %s" % gateway
+    def removal(self, via):
+        text = describe((via[0], None) if via[0] else via)
+        return text, text
 
-    def remove(self, key, gateway):
+    def remove(self, key, via):
         ns, dst = key
+        spec = dict(dst=dst, proto=ROUTE_PROTO)
+        if via[0]:
+            spec["gateway"] = via[0]
         try:
-            self.ctx.socks.get(ns).route("del", dst=dst, gateway=gateway, proto=ROUTE_PROTO)
+            self.ctx.socks.get(ns).route("del", **spec)
         except NetlinkError as exc:
             raise translate(exc, "remove route %s in %s" % (dst, ns))
+
+
+def describe(via):
+    """``via GW``, ``dev DEV`` or ``via GW dev DEV`` of a route's ``(gateway, dev)``: a
+    read route always has a dev, so callers pass ``(gateway, None)`` where the dev is not
+    compared."""
+    gw, dev = via
+    return " ".join(part for part in ("via %s" % gw if gw else "", "dev %s" % dev if dev else "") if part)
