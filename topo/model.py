@@ -75,11 +75,11 @@ def _check_network(value: str) -> str:
         net = (ipaddress.IPv6Network if v6 else ipaddress.IPv4Network)(value, strict=False)
     except ValueError:
         raise ValueError(f"{value!r} is not an {family_of(value)} subnet ({example})") from None
-    if str(net) != value and "/" in value:
-        raise ValueError(f"{value!r} has host bits set; the subnet is {net}")
     if "/" not in value:
         raise ValueError(f"{value!r} has no prefix length; write it as {example}")
-    return value
+    if net.network_address != ipaddress.ip_address(value.split("/", 1)[0]):
+        raise ValueError(f"{value!r} has host bits set; the subnet is {net}")
+    return str(net)  # canonical: 2001:DB8:8:0::/64 and 2001:db8:8::/64 are one subnet
 
 
 def _optional_network(value: str | None) -> str | None:

@@ -9,6 +9,7 @@ import os
 import netaddr
 import pytest
 
+from topo.errors import InputError
 from topo.expand import expand
 from topo.load import load
 from topo.model import resolve
@@ -170,3 +171,17 @@ def test_cli_ipv6_bad_input_exit_2_addresses_printed_as_written():
     r = subprocess.run([sys.executable, "-m", "topo", "validate", "errors/v6-routes.yml"],
                        capture_output=True, text=True, cwd=here, env=env)
     assert r.returncode == 2 and "next hop 2001:cd::1 for ::/0 is on none of a's subnets" in r.stderr
+
+
+def test_an_ipv6_subnet_in_capitals_or_long_form_is_one_subnet(tmp_path):
+    """``2001:DB8:8:0::/64`` is ``2001:db8:8::/64`` (RFC 5952 is how it is printed, not the
+    only way to write it): accepted, and stored in canonical form; host bits still refused."""
+    path = tmp_path / "caps.yml"
+    path.write_text("name: caps\naf: [ipv6]\nnodes: [a, b]\n"
+                    "links: [{endpoints: [a, b], subnet: '2001:DB8:8:0::/64'}]\n")
+    lab = expand(resolve(load(str(path))))
+    assert [s["subnet6"] for s in lab["segments"].values()] == ["2001:db8:8::/64"]
+    path.write_text(path.read_text().replace("2001:DB8:8:0::/64", "2001:DB8:8::1/64"))
+    with pytest.raises(InputError) as caught:
+        expand(resolve(load(str(path))))
+    assert any("has host bits set; the subnet is 2001:db8:8::/64" in p.message for p in caught.value.problems)
