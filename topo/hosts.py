@@ -47,7 +47,9 @@ def ssh_argv(name: str, host: dict, argv: list[str], *, tty: bool = False) -> li
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (its inventory ``host``
     variables), batch mode (never a password prompt), sharing Ansible's master connection."""
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", f"ControlPath={CONTROL_DIR}/%C"]
+           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", f"ControlPath={CONTROL_DIR}/%C",
+           # the master this may start is Ansible's too: the same keep-alives (inventory.REMOTE_SSH)
+           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
     ssh += ["-t"] if tty else ["-T"]
     if host.get("ansible_port"):
         ssh += ["-p", str(host["ansible_port"])]
