@@ -152,6 +152,31 @@ def probe_all(hosts: dict) -> list[Probe]:
         return list(pool.map(lambda nv: probe(*nv), remote))
 
 
+def with_underlay_mtus(hosts: dict) -> dict:
+    """``hosts`` (``{name: vars}``) with ``topo_underlay_mtu`` read from each remote build host
+    that does not set it: the MTU of the interface holding its underlay address
+    (:func:`underlay_address`), asked in one SSH call per host, the hosts in parallel. A host
+    that does not answer, or has no interface with that address, keeps the default
+    (stitch.DEFAULT_UNDERLAY_MTU); :func:`require_reachable` then names an unreachable one.
+    Cross-host links get this MTU minus VXLAN's 50 bytes (topo/expand/stitch.py)."""
+    ask = [(n, v) for n, v in hosts.items() if is_remote(v) and "topo_underlay_mtu" not in v]
+    if not ask:
+        return hosts
+
+    def mtu(nv):
+        name, v = nv
+        proc = run(name, v, ["ip", "-j", "addr", "show", "to", underlay_address(name, v)], timeout=30)
+        try:
+            links = json.loads(proc.stdout) if proc.returncode == 0 else []
+        except ValueError:
+            links = []
+        return name, next((link["mtu"] for link in links if isinstance(link.get("mtu"), int)), None)
+
+    with ThreadPoolExecutor(max_workers=min(16, len(ask))) as pool:
+        found = dict(pool.map(mtu, ask))
+    return {n: (dict(v, topo_underlay_mtu=found[n]) if found.get(n) else v) for n, v in hosts.items()}
+
+
 def require_reachable(hosts: dict) -> None:
     """EnvironmentProblem (exit 3) naming every remote build host of ``hosts`` that does not
     answer over SSH as root (or with become), before anything is built anywhere."""

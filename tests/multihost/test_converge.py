@@ -129,3 +129,22 @@ def test_a_host_lost_during_apply_is_named_and_the_next_apply_converges(sim, tmp
         sim.topo("destroy", "--lab", "mhlost", "--hosts", sim.inventory["three"], check=False)
     for h in HOSTS:
         assert [n for n in sim.netns_on(h) if n.startswith("topo-mhlost-")] == [], h
+
+
+def test_the_underlay_mtu_is_read_from_the_hosts(sim, tmp_path):
+    """bh2's underlay interface at MTU 1400 (the inventory names no topo_underlay_mtu): the
+    link from bh1 to bh2 gets 1400 - 50 = 1350 bytes, the one from bh1 to bh3 1500 - 50."""
+    path = tmp_path / "mhmtu.yml"
+    path.write_text("name: mhmtu\nnodes:\n  a: {host: bh1}\n  b: {host: bh2}\n  c: {host: bh3}\n"
+                    "links:\n  - [a, b]\n  - [a, c]\n")
+    sim.on_host("bh2", "ip", "link", "set", "eth0", "mtu", "1400")
+    try:
+        first = sim.topo_json("apply", str(path), "--hosts", sim.inventory["three"])
+        assert first["checks"]["failed"] == 0, first["checks"]
+        mtus = {i["ifname"]: i["mtu"] for i in json.loads(sim.on_host("bh1", "ip", "-n", "topo-mhmtu-a", "-j", "link"))}
+        assert mtus["eth0"] == 1350 and mtus["eth1"] == 1450, mtus
+        b = {i["ifname"]: i["mtu"] for i in json.loads(sim.on_host("bh2", "ip", "-n", "topo-mhmtu-b", "-j", "link"))}
+        assert b["eth0"] == 1350, b
+    finally:
+        sim.on_host("bh2", "ip", "link", "set", "eth0", "mtu", "1500")
+        sim.topo("destroy", "--lab", "mhmtu", "--hosts", sim.inventory["three"], check=False)
