@@ -47,7 +47,9 @@ def ssh_argv(name: str, host: dict, argv: list[str], *, tty: bool = False) -> li
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (its inventory ``host``
     variables), batch mode (never a password prompt), sharing Ansible's master connection."""
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", f"ControlPath={CONTROL_DIR}/%C"]
+           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", f"ControlPath={CONTROL_DIR}/%C",
+           # the master this may start is Ansible's too: the same keep-alives (inventory.REMOTE_SSH)
+           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
     ssh += ["-t"] if tty else ["-T"]
     if host.get("ansible_port"):
         ssh += ["-p", str(host["ansible_port"])]
@@ -148,6 +150,31 @@ def probe_all(hosts: dict) -> list[Probe]:
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:
         return list(pool.map(lambda nv: probe(*nv), remote))
+
+
+def with_underlay_mtus(hosts: dict) -> dict:
+    """``hosts`` (``{name: vars}``) with ``topo_underlay_mtu`` read from each remote build host
+    that does not set it: the MTU of the interface holding its underlay address
+    (:func:`underlay_address`), asked in one SSH call per host, the hosts in parallel. A host
+    that does not answer, or has no interface with that address, keeps the default
+    (stitch.DEFAULT_UNDERLAY_MTU); :func:`require_reachable` then names an unreachable one.
+    Cross-host links get this MTU minus VXLAN's 50 bytes (topo/expand/stitch.py)."""
+    ask = [(n, v) for n, v in hosts.items() if is_remote(v) and "topo_underlay_mtu" not in v]
+    if not ask:
+        return hosts
+
+    def mtu(nv):
+        name, v = nv
+        proc = run(name, v, ["ip", "-j", "addr", "show", "to", underlay_address(name, v)], timeout=30)
+        try:
+            links = json.loads(proc.stdout) if proc.returncode == 0 else []
+        except ValueError:
+            links = []
+        return name, next((link["mtu"] for link in links if isinstance(link.get("mtu"), int)), None)
+
+    with ThreadPoolExecutor(max_workers=min(16, len(ask))) as pool:
+        found = dict(pool.map(mtu, ask))
+    return {n: (dict(v, topo_underlay_mtu=found[n]) if found.get(n) else v) for n, v in hosts.items()}
 
 
 def require_reachable(hosts: dict) -> None:

@@ -54,8 +54,12 @@ REMOTE_PYTHONPATH = "/var/lib/topo/pyroute2.zip"
 REMOTE_PYTHON = "/usr/bin/python3"
 #: SSH to a remote build host unless its inventory says otherwise: one master connection per
 #: host kept 10 minutes (every task and every node on that host shares it), modules piped
-#: into Python rather than copied (ansible.builtin.ssh's ssh_args and pipelining).
-REMOTE_SSH = {"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=600s",
+#: into Python rather than copied (ansible.builtin.ssh's ssh_args and pipelining). A host
+#: that dies mid-run sends nothing, not even a reset: without keep-alives its session would
+#: wait for TCP's own timeout (about 15 minutes); with them ssh gives up after 3 unanswered
+#: probes 5 s apart, Ansible marks the host unreachable and the other hosts finish.
+REMOTE_SSH = {"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=600s "
+                                  "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
               "ansible_ssh_pipelining": True}
 #: A build host's variables a node on it copies, so that its connection reaches the same host
 #: the same way (plugins/connection/netns.py's options for a remote build host).

@@ -135,9 +135,10 @@ def _compile(file: str, hosts: str | None = None, placed: bool = False):
     from topo.pipeline import compile_file
 
     def build_hosts_of(lab: str) -> dict | None:
+        from topo.hosts import with_underlay_mtus
         from topo.inventory import build_hosts
         inv = _hosts_file(lab, hosts)
-        return build_hosts(inv) if inv else None
+        return with_underlay_mtus(build_hosts(inv)) if inv else None
 
     return compile_file(file, sticky=True, hosts=build_hosts_of if placed else None)
 

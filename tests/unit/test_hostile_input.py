@@ -134,16 +134,18 @@ def test_hostile_case(tmp_path, monkeypatch, case):
 
 
 def test_huge_csv_is_refused_within_a_second(tmp_path):
-    """A 100,000-row CSV is refused by the loader (rows or bytes), before validation, in < 1 s."""
+    """A 100,000-row CSV is refused by the loader (rows or bytes), before validation, in < 1 s
+    of this process's CPU time (not wall time: the suite runs beside the kernel lane's guest,
+    and other load must not make the test fail)."""
     path = tmp_path / "big.csv"
     with open(path, "w") as f:
         f.write("node,peer\n")
         for i in range(100_000):
             f.write(f"n{i},n{i + 1}\n")
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(InputError) as caught:
         compile_file(str(path))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert caught.value.exit_code == EXIT_INPUT and caught.value.phase == "load"
     assert any("rows" in p.message or "bytes" in p.message for p in caught.value.problems)
     assert elapsed < 1.0, f"took {elapsed:.2f} s"

@@ -17,8 +17,9 @@ one build host; with one host it does nothing. What crosses hosts:
   unknown unicast reach every member. The member veths stay local.
 
 Underlay, per build host (its inventory vars): ``topo_underlay`` (the IPv4 address VXLAN
-leaves from; default ``ansible_host``) and ``topo_underlay_mtu`` (bytes, default 1500;
-the lab role can report the real one).
+leaves from; default ``ansible_host``) and ``topo_underlay_mtu`` (bytes; the front end
+reads it from each remote host that does not set it, :func:`topo.hosts.with_underlay_mtus`;
+default 1500).
 
 VNIs: one per stitched link or bridge, from the lab's ``multihost.vni_base`` (default
 10000) upwards in declaration order (links, then bridges), skipping VNIs taken, also those
