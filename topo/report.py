@@ -276,7 +276,9 @@ def _why(node: str, on_wire: int, delivered: int, group: str | None, proto: str,
             causes.append(f"bridge {b['name']} snoops {proto} but has no querier (`querier: true` is not set), "
                           f"so it floods multicast to every port")
         else:
-            causes.append(f"bridge {b['name']}'s querier had not taken over yet (10 s after it is switched on)")
+            causes.append(f"bridge {b['name']} is declared with a querier but flooded: its querier had not "
+                          f"taken over yet (10 s after it is switched on), or its settings were changed "
+                          f"outside topo (`topo plan` shows that)")
     return text + "; on the wire because " + ("; ".join(causes) if causes else "no snooping bridge is between it and the sender")
 
 

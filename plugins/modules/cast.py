@@ -81,8 +81,8 @@ notes:
     check otherwise); a Linux bridge counts its own querier only
     C(mcast_query_response_interval) (10 s by default) after it was switched on and floods
     until then, so while a wire is not clean the whole check runs again (agents and
-    captures anew, 1 s apart) until C(settle) seconds (default 12) have passed since the
-    first attempt."
+    captures anew, 1 s apart), each new attempt starting within C(settle) seconds (default
+    12) of the first; the last attempt is judged."
   - "anycast: C(address) (on every server), C(port), C(protos) [tcp, udp], C(servers) [P],
     C(clients) [P + expect (a server's node name)], optional C(payloads) (the requests). Each
     server answers every request with its node name - over UDP each payload is a request,

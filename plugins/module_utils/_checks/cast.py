@@ -135,8 +135,9 @@ def run_check(check, capture_dir=None, ip="ip", docker="docker", tcpdump="tcpdum
             seen = _wire_seen(check, [(c, c.result()) for c in wires])
             wires = []
             waited = time.monotonic() - start
+            # another attempt only if it starts within ``settle`` seconds of the first
             if (not wire_places or verdict.problems or not any(s["datagrams"] for s in seen.values())
-                    or waited >= check["settle"]):
+                    or waited + multicast.WIRE_RETRY > check["settle"]):
                 break
             sess.kill_all()
             time.sleep(multicast.WIRE_RETRY)  # the bridge's querier has not taken over yet

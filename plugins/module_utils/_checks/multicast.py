@@ -39,7 +39,7 @@ from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
 __metaclass__ = type
 
 #: How long (seconds) a ``wire: clean`` check waits for a bridge's querier to take over,
-#: by default. The kernel counts the bridge's own querier only once
+#: by default: a new attempt starts while this long has not passed since the first one. The kernel counts the bridge's own querier only once
 #: ``mcast_query_response_interval`` has passed since ``mcast_querier`` was switched on
 #: (net/bridge/br_multicast.c: br_multicast_set_querier sets the delay,
 #: __br_multicast_querier_exists waits for it; the default is 10 s, ``ip -d link show``
@@ -90,9 +90,9 @@ def judge_wire(check, result, seen, attempts=1, waited=0.0):
         n, got = s["datagrams"], received.get(node, 0)
         why = ""
         if n and not got:
-            why = ("not delivered: %s did not join %s, so its kernel dropped %s; the bridge "
-                   "flooded %s to it" % (node, check["group"], "it" if n == 1 else "them",
-                                          "it" if n == 1 else "them"))
+            why = ("not delivered: %s did not join %s, so its kernel dropped %s (the bridge "
+                   "flooded %s onto its wire)" % (node, check["group"], "it" if n == 1 else "them",
+                                                 "it" if n == 1 else "them"))
         entry = details.setdefault(node, {}).get("silent")
         if entry is not None:
             entry["wire"] = {"interfaces": s["interfaces"], "datagrams": n, "delivered": got, "why": why}
