@@ -681,7 +681,9 @@ class MulticastCheck(_Cast):
     members drop the group after a first round and must get nothing of a second; ``ack``:
     members answer every datagram and the senders count the answers. ``ttl`` is the
     datagrams' IP TTL (1: they do not cross a router), over IPv6 their hop limit. A group
-    in ff00::/8 makes an IPv6 check (MLD join and leave)."""
+    in ff00::/8 makes an IPv6 check (MLD join and leave). ``wire: clean``: no datagram of
+    the group may reach a silent node's wire either (its interfaces are captured); every
+    bridge a silent node is on must then snoop IGMP/MLD and have a querier."""
 
     from_: Union[Name, list[Name]] = Field(alias="from")
     from_interface: IfName | None = None
@@ -692,6 +694,7 @@ class MulticastCheck(_Cast):
     silent: list[Union[Member, SilentListener]] = []
     leave: list[Name] = []
     ack: bool = False
+    wire: Literal["clean"] | None = None
 
     _group = field_validator("group")(_check_group)
 

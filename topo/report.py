@@ -169,6 +169,9 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
         if c["type"] == "iperf3":
             lines += _iperf_section(c, plots.get(c["name"]))
     for c in checks:
+        if c["type"] == "multicast" and (c.get("figures") or {}).get("wire") is not None:
+            lines += silent_section(c, expanded)
+    for c in checks:
         rows, title = None, None
         intro = []
         if c["type"] == "capture":
@@ -219,6 +222,73 @@ def _iperf_section(c: dict, plot: str | None) -> list[str]:
     if plot:
         lines += [f"![throughput against buffer length]({os.path.basename(plot)})", ""]
     return lines
+
+
+def silent_section(c: dict, expanded: dict | None = None) -> list[str]:
+    """For multicast check row ``c`` whose silent nodes' wires were captured (figures
+    ``wire``): per silent node, what reached its sockets and what reached its wire, and why
+    a datagram on its wire was not delivered - it did not join the group, so its kernel
+    dropped it; the bridge flooded it, for the reason the bridge's settings in ``expanded``
+    give (no IGMP/MLD snooping; snooping without a querier; a querier not settled yet)."""
+    fig = c.get("figures") or {}
+    wire, received = fig.get("wire") or {}, fig.get("received") or {}
+    group = fig.get("group")
+    proto = "MLD" if group and ":" in group else "IGMP"
+    lines = [f"## Multicast `{c['name']}`: the silent nodes", "",
+             "What reached each silent node: its sockets (delivered to the program listening on the "
+             "check's port) and its wire (captured on its interface).", "",
+             "| silent node | delivered to its sockets | on its wire | why |", "|---|---:|---:|---|"]
+    for node in sorted(wire):
+        w = ((c.get("details") or {}).get(node, {}).get("silent") or {}).get("wire") or {}
+        where = ", ".join(w.get("interfaces") or [])
+        on_wire = f"{wire[node]}" + (f" ({where})" if where else "")
+        lines.append(f"| {node} | {received.get(node, 0)} | {on_wire} | {_cell(_why(node, wire[node], received.get(node, 0), group, proto, expanded))} |")
+    lines.append("")
+    if any(wire.values()):
+        lines += [f"A datagram to a group reaches the wire of a node that did not join it when the bridge "
+                  f"floods; the node's kernel then drops it, because no socket of the node joined the group "
+                  f"(the listeners set IP_MULTICAST_ALL=0), so nothing is delivered. A bridge floods every "
+                  f"multicast to every port when it does no {proto} snooping, and a snooping Linux bridge floods "
+                  f"too while no querier is on the segment. With `querier: true` on the bridge it learns the "
+                  f"members from their {proto} reports and forwards the group to them only; `wire: clean` on "
+                  f"the check then makes a datagram on a silent node's wire a failure.", ""]
+    if fig.get("wire_attempts"):
+        lines += [f"`wire: clean`: {fig['wire_attempts']} attempt(s) over {fig.get('wire_waited', 0)} s "
+                  f"(a Linux bridge counts its own querier 10 s after it is switched on, "
+                  f"mcast_query_response_interval; the check tries again while a wire is not clean, for up to "
+                  f"{fig.get('wire_settle', 12)} s).", ""]
+    return lines
+
+
+def _why(node: str, on_wire: int, delivered: int, group: str | None, proto: str, expanded: dict | None) -> str:
+    """Why silent ``node`` got what it got (see :func:`silent_section`)."""
+    if delivered:
+        return "delivered: the check fails (see its problems)"
+    if not on_wire:
+        return "nothing on its wire: the bridge forwarded the group to its members only"
+    text = f"not delivered: {node} did not join {group or 'the group'}, so its kernel dropped it"
+    causes = []
+    for b in _bridges_of(node, expanded):
+        if not b["mcast_snooping"]:
+            causes.append(f"bridge {b['name']} does no {proto} snooping (`igmp_snooping: false`) and floods "
+                          f"every multicast")
+        elif not b["mcast_querier"]:
+            causes.append(f"bridge {b['name']} snoops {proto} but has no querier (`querier: true` is not set), "
+                          f"so it floods multicast to every port")
+        else:
+            causes.append(f"bridge {b['name']} is declared with a querier but flooded: its querier had not "
+                          f"taken over yet (10 s after it is switched on), or its settings were changed "
+                          f"outside topo (`topo plan` shows that)")
+    return text + "; on the wire because " + ("; ".join(causes) if causes else "no snooping bridge is between it and the sender")
+
+
+def _bridges_of(node: str, expanded: dict | None) -> list[dict]:
+    """The bridges (``{name, mcast_snooping, mcast_querier}``) on the segments of ``node``'s
+    interfaces in ``expanded``."""
+    if not expanded or node not in expanded.get("nodes", {}):
+        return []
+    segs = {i["segment"] for i in expanded["nodes"][node]["interfaces"]}
+    return [dict(b, name=name) for name, b in (expanded.get("bridges") or {}).items() if b["segment"] in segs]
 
 
 def matched_explained(c: dict) -> str:

@@ -62,13 +62,27 @@ notes:
     C(payloads), C(receivers) [P], C(silent) [P]. The sender binds its address, so a limited
     broadcast leaves by the interface that has it."
   - "multicast: C(group), C(port), C(ttl), C(senders) [P + interface], C(members) [P + interface],
-    C(silent) [P + optional join], C(leave) [member names], C(ack) bool, C(payloads). Members
+    C(silent) [P + optional join, optional wire (interface names)], C(leave) [member names],
+    C(ack) bool, C(wire) (null or clean), C(settle) (seconds, default 12), C(payloads). Members
     join on C(interface) (null - their address); senders send with IP_MULTICAST_TTL=ttl and
     IP_MULTICAST_IF=interface. A silent node joins the other groups in its C(join) list (it
     is a member of those) and must still get nothing of this one. With C(leave), round 2
     follows after the leavers dropped the group: they must get nothing, the others all of it.
     With C(ack), every member acks each datagram to its source; each sender must count
     members x payloads acks per round."
+  - "multicast wires: when C(capture) is on a silent node's interface, the result also says
+    what reached that node's wire (figures C(wire), details C(wire)): a datagram of the group
+    on a non-member's wire is not delivered (the node did not join, its kernel drops it); it
+    got there because the bridge flooded it (no IGMP/MLD snooping, or no querier yet).
+    With C(wire=clean), every interface in each silent node's C(wire) list is captured
+    (tcpdump, C(udp and dst host GROUP and dst port PORT), C(<name>-wire-<node>-<if>.pcap)),
+    and a datagram of the group on any of them fails the check naming the node. The bridges
+    the silent nodes are on must snoop and have a querier (topo's front end refuses the
+    check otherwise); a Linux bridge counts its own querier only
+    C(mcast_query_response_interval) (10 s by default) after it was switched on and floods
+    until then, so while a wire is not clean the whole check runs again (agents and
+    captures anew, 1 s apart), each new attempt starting within C(settle) seconds (default
+    12) of the first; the last attempt is judged."
   - "anycast: C(address) (on every server), C(port), C(protos) [tcp, udp], C(servers) [P],
     C(clients) [P + expect (a server's node name)], optional C(payloads) (the requests). Each
     server answers every request with its node name - over UDP each payload is a request,
@@ -138,6 +152,22 @@ EXAMPLES = r"""
       silent:
         - {node: h4, netns: topo-m6-h4, container: null, address: "2001:db8:1::4", join: ["ff0e::6"]}
 
+- name: Members only - no datagram of 224.1.1.5 may reach h4's wire (bridge with querier)
+  topo.lab.cast:
+    check:
+      type: multicast
+      name: clean-224-1-1-5
+      group: 224.1.1.5
+      port: 50001
+      wire: clean
+      payloads: [{text: "Hello, members only!"}]
+      senders:
+        - {node: h1, netns: topo-mc-h1, container: null, address: 172.16.0.1, interface: null}
+      members:
+        - {node: h2, netns: topo-mc-h2, container: null, address: 172.16.0.2, interface: null}
+      silent:
+        - {node: h4, netns: topo-mc-h4, container: null, address: 172.16.0.4, wire: [eth0]}
+
 - name: The nearest anycast server answers
   topo.lab.cast:
     check:
@@ -178,7 +208,10 @@ figures:
     - "unicast: C(proto), C(sent), C(received) (datagrams or connections), C(intact), C(bytes)."
     - "broadcast: C(received) {node: datagrams}, C(expected_per_receiver)."
     - "multicast: C(acks) {sender: acks counted}, C(expected_acks) {sender: n},
-      C(received) {node: datagrams}, C(received_by_round) {round: {node: datagrams}}, C(rounds)."
+      C(received) {node: datagrams}, C(received_by_round) {round: {node: datagrams}}, C(rounds);
+      when a silent node's wire was captured also C(group) and C(wire) {silent node: datagrams
+      of the group on its wire}, and with C(wire=clean) C(wire_attempts), C(wire_waited) and
+      C(wire_settle) (seconds)."
     - "anycast: C(answers) {client: {proto: answering server or null}}, C(expected)
       {client: server}, C(served) {server: {proto: requests}}."
     - "relay: C(relay_received), C(relayed), C(received) {node: datagrams},
@@ -193,6 +226,8 @@ details:
     - "Per node, per role label (receiver, silent, member, sender, relay, server, client/tcp,
       client/udp): what the node's agent reported, with C(expect) (what was expected of it),
       C(ok) and C(problems)."
+    - "A multicast silent node whose wire was captured adds C(wire) {interfaces, datagrams
+      (on its wire), delivered (to its sockets), why}."
     - "Listeners report C(received) (the first 20 of C(count) records: round, src, sport, dst,
       length, sha256, preview - the payload as text when short UTF-8); senders C(sent),
       C(replies), C(acks), C(acks_from); everyone C(errors)."

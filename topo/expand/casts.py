@@ -239,13 +239,53 @@ def _multicast(ctx, c):
         ctx.bad("group", f"{c.group} is not an IPv{ctx.family} group (family: ipv{ctx.family})")
         return None
     hops = "hop limit" if ctx.family == 6 else "TTL"
-    return {"description": f"UDP {_few(senders)} -> group {_hostport(c.group, c.port)} {hops} {c.ttl}, "
-                           f"members {_few(members)}"
-                           + (f", not {_few(silent)}" if silent else "") + (f"; {_few(c.leave)} leave" if c.leave else "")
-                           + ("; acks" if c.ack else ""),
-            "group": c.group, "port": c.port, "ttl": c.ttl, "senders": out_senders, "members": out_members,
-            "silent": [dict(ctx.part(n, "silent"), join=joins.get(n, [])) for n in silent],
-            "leave": list(c.leave), "ack": c.ack}
+    out_silent = [dict(ctx.part(n, "silent"), join=joins.get(n, [])) for n in silent]
+    wired = {}
+    if c.wire == "clean":
+        wired = _wires(ctx, silent)
+        if wired is None:
+            return None
+        for p in out_silent:
+            p["wire"] = wired[p["node"]]
+    out = {"description": f"UDP {_few(senders)} -> group {_hostport(c.group, c.port)} {hops} {c.ttl}, "
+                          f"members {_few(members)}"
+                          + (f", not {_few(silent)}" if silent else "") + (f"; {_few(c.leave)} leave" if c.leave else "")
+                          + ("; acks" if c.ack else "") + ("; silent wires clean" if wired else ""),
+           "group": c.group, "port": c.port, "ttl": c.ttl, "senders": out_senders, "members": out_members,
+           "silent": out_silent, "leave": list(c.leave), "ack": c.ack}
+    if wired:
+        out["wire"] = "clean"
+    return out
+
+
+def _wires(ctx, silent) -> dict[str, list[str]] | None:
+    """For ``wire: clean``: {silent node: the interfaces whose wire is captured (all but
+    lo)}; None, reported under ``wire``, when there is no silent node or a bridge a silent
+    node is on cannot keep its wire clean (no IGMP/MLD snooping, or no querier: a Linux
+    bridge floods every multicast to every port while no querier is on the segment)."""
+    proto = "MLD" if ctx.family == 6 else "IGMP"
+    if not silent:
+        ctx.bad("wire", "wire: clean checks the wires of the silent nodes; name them under silent")
+        return None
+    out, told = {}, set()
+    for n in silent:
+        ifaces = ctx.nodes[n]["interfaces"]
+        out[n] = [i["ifname"] for i in ifaces]
+        for seg in dict.fromkeys(i["segment"] for i in ifaces):
+            for b in sorted(b for b, s in ctx.x.seg_of_bridge.items() if s == seg):
+                br = ctx.lab.bridges[b]
+                if b in told or (br.igmp_snooping and br.querier):
+                    continue
+                told.add(b)
+                if not br.igmp_snooping:
+                    ctx.bad("wire", f"bridge {b} (silent node {n} is on it) does no {proto} snooping "
+                                    f"(igmp_snooping: false), so it floods every multicast to every port; "
+                                    f"wire: clean needs igmp_snooping: true and querier: true on bridges.{b}")
+                else:
+                    ctx.bad("wire", f"bridge {b} (silent node {n} is on it) has no querier, and a bridge without "
+                                    f"one floods every multicast to every port; set querier: true on bridges.{b} "
+                                    f"so its {proto} snooping forwards the group to its members only")
+    return out if not told else None
 
 
 def _anycast(ctx, c):

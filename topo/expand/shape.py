@@ -265,7 +265,8 @@ class Participant(TypedDict):
     """A node taking part in a cast or iperf3 check: its namespace, its container (docker
     nodes) or None, and the ``a.b.c.d`` it sends from and is reached at. Multicast senders
     and members add ``interface`` (an ``a.b.c.d`` or None), silent listeners ``join``
-    (groups), anycast clients ``expect`` (the server that must answer)."""
+    (groups) and, on a ``wire: clean`` check, ``wire`` (the interfaces whose wire is
+    captured: all of the node's), anycast clients ``expect`` (the server that must answer)."""
 
     node: str
     netns: str
@@ -273,6 +274,7 @@ class Participant(TypedDict):
     address: str | None
     interface: NotRequired[str | None]
     join: NotRequired[list[str]]
+    wire: NotRequired[list[str]]
     expect: NotRequired[str]
 
 
@@ -293,7 +295,8 @@ class CastCheck(TypedDict, total=False):
     (seconds), payloads (what is sent, see the module), capture (when asked for). Per type: unicast: proto, sender,
     receiver, address, port, expect; broadcast: sender, address (``255.255.255.255`` or
     the directed broadcast), port, receivers, silent; multicast: group, port, ttl,
-    senders, members, silent, leave (node names), ack; anycast: address, port, protos,
+    senders, members, silent, leave (node names), ack, wire (``clean``, only when asked:
+    no datagram of the group may reach a silent node's wire); anycast: address, port, protos,
     servers, clients; relay: sender, relay, address, port, out_address, out_port,
     receivers, silent. Ports are UDP/TCP port numbers."""
 
@@ -322,6 +325,7 @@ class CastCheck(TypedDict, total=False):
     ttl: int
     leave: list[str]
     ack: bool
+    wire: NotRequired[Literal["clean"]]
     protos: list[str]
     expect: str
 

@@ -35,6 +35,7 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import tempfile
+import time
 import traceback
 
 from ansible_collections.topo.lab.plugins.module_utils import _pcap, _process
@@ -74,13 +75,15 @@ class Capture:
 
     def result(self):
         """Stops tcpdump; ``{path, node, interface, filter, total, rows (the first
-        CAPTURE_ROWS)}``, with ``error`` when the pcap cannot be read."""
+        CAPTURE_ROWS)}``, with ``error`` when the pcap cannot be read. Every row stays in
+        ``self.rows``."""
         self.dump.stop()
+        self.rows = []
         res = {"path": self.path, "node": self.spec.get("node"),
                "interface": self.spec["interface"], "filter": self.spec.get("filter"),
                "total": 0, "rows": []}
         try:
-            rows = _pcap.summarize(self.path)
+            rows = self.rows = _pcap.summarize(self.path)
             res.update(total=len(rows), rows=rows[:CAPTURE_ROWS])
         except Exception as exc:  # a missing scapy, an empty or unreadable pcap
             res["error"] = "%s (tcpdump: %s)" % (exc, _process.tail(self.dump.err, 3))
@@ -107,24 +110,50 @@ def run_check(check, capture_dir=None, ip="ip", docker="docker", tcpdump="tcpdum
         result.update(observed="the check cannot run", msg="; ".join(probs))
         return result
     timeout = float(check["timeout"])
-    sess, cap = None, None
+    sess, cap, wires = None, None, []
+    wire_places = multicast.wire_places(check) if check["type"] == "multicast" else []
+    cdir = None
     try:
         try:
             payloads = encode(check["payloads"], urandom)
         except PayloadError as exc:
             raise CastError(str(exc))
+        if check.get("capture") or wire_places:
+            cdir = os.path.abspath(capture_dir or tempfile.mkdtemp(prefix="topo-cast-"))
         if check.get("capture"):
-            cdir = capture_dir or tempfile.mkdtemp(prefix="topo-cast-")
-            cap = Capture(check["capture"], os.path.join(os.path.abspath(cdir),
-                                                         check["name"] + ".pcap"),
+            cap = Capture(check["capture"], os.path.join(cdir, check["name"] + ".pcap"),
                           ip, docker, tcpdump)
-        sess = Session(agent_source(), ip, docker, family=check.get("family") or 4)
-        verdict, expected, observed, figures = RUNNERS[check["type"]](check, sess, payloads,
-                                                                     timeout)
+        start, attempts = time.monotonic(), 0
+        while True:  # one attempt, and with wire: clean more while the wires are not clean
+            attempts += 1
+            wires = [Capture(dict(p, interface=i, filter=multicast.wire_filter(check)),
+                             os.path.join(cdir, "%s-wire-%s-%s.pcap" % (check["name"], p["node"], i)),
+                             ip, docker, tcpdump) for p, i in wire_places]
+            sess = Session(agent_source(), ip, docker, family=check.get("family") or 4)
+            verdict, expected, observed, figures = RUNNERS[check["type"]](check, sess, payloads,
+                                                                         timeout)
+            seen = _wire_seen(check, [(c, c.result()) for c in wires])
+            wires = []
+            waited = time.monotonic() - start
+            # another attempt only if it starts within ``settle`` seconds of the first
+            if (not wire_places or verdict.problems or not any(s["datagrams"] for s in seen.values())
+                    or waited + multicast.WIRE_RETRY > check["settle"]):
+                break
+            sess.kill_all()
+            time.sleep(multicast.WIRE_RETRY)  # the bridge's querier has not taken over yet
         result.update(expected=expected, observed=observed, figures=figures,
                       details=verdict.details)
-        if verdict.problems:
-            result["msg"] = "; ".join(verdict.problems)
+        if cap is not None:
+            result["capture"] = cap.result()
+            if check["type"] == "multicast":
+                for node, s in _wire_seen(check, [(cap, result["capture"])]).items():
+                    seen.setdefault(node, s)
+            cap = None
+        problems = verdict.problems
+        if check["type"] == "multicast":
+            problems = problems + multicast.judge_wire(check, result, seen, attempts, waited)
+        if problems:
+            result["msg"] = "; ".join(problems)
         else:
             result.update(ok=True, failed=False)
     except Exception as exc:  # CastError: the message says it all; anything else is a bug
@@ -140,6 +169,27 @@ def run_check(check, capture_dir=None, ip="ip", docker="docker", tcpdump="tcpdum
     finally:
         if sess is not None:
             sess.kill_all()
+        for c in wires:
+            c.dump.stop()
         if cap is not None:
             result["capture"] = cap.result()
     return result
+
+
+def _wire_seen(check, captures):
+    """{silent node: {"interfaces": [captured], "datagrams": n}} from ``captures``
+    [(Capture, its result)] of a multicast check: datagrams of the group seen on the
+    wires of its silent nodes (a capture of a non-silent node does not count)."""
+    silent = set(p["node"] for p in check.get("silent") or [])
+    out = {}
+    for c, res in captures:
+        node = res.get("node")
+        if node not in silent:
+            continue
+        s = out.setdefault(node, {"interfaces": [], "datagrams": 0})
+        if res.get("error"):
+            s.setdefault("errors", []).append("%s: %s" % (res["interface"], res["error"]))
+            continue
+        s["interfaces"].append(res["interface"])
+        s["datagrams"] += len(multicast.group_rows(c.rows, check["group"]))
+    return out

@@ -9,6 +9,20 @@ The check (see .specs): ``group``, ``port``, ``ttl``, ``senders``, ``members``, 
 Figures: ``acks`` {sender: counted}, ``expected_acks`` {sender: n}, ``received`` {node:
 datagrams}, ``received_by_round`` {"1": {node: datagrams}, ...}, ``rounds``,
 ``payloads``.
+
+What reached the silent nodes' *wires* (:func:`judge_wire`, called by .cast once the
+captures are read): a silent node's wire is seen when the check's ``capture`` is on one
+of its interfaces, and with ``wire: clean`` on every interface of every silent node
+(``silent[].wire``, one tcpdump each, filtered to the group and port). Figures then add
+``wire`` {node: datagrams of the group on its wire} and ``group``, and with ``wire: clean``,
+``wire_attempts``, ``wire_waited`` and ``wire_settle`` (the bound; seconds); each silent node's ``details`` entry adds
+``wire`` {interfaces, datagrams, delivered, why}.
+
+Why a datagram can be on a non-member's wire and still not be delivered: the node did not
+join the group, so its kernel drops the datagram (no socket of it asked for the group;
+every listener sets IP_MULTICAST_ALL=0). It got onto the wire because the bridge floods:
+a bridge without IGMP/MLD snooping sends every multicast out of every port, and a
+snooping Linux bridge does so too while no querier is on the segment.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,9 +34,85 @@ from ansible_collections.topo.lab.plugins.module_utils._checks.agents import (
 from ansible_collections.topo.lab.plugins.module_utils._checks.payloads import b64, public
 from ansible_collections.topo.lab.plugins.module_utils._checks.verdicts import (
     Verdict, errors_of, joined, listener_problems, missing, names, plural, records_of,
-    hostport, silent_problems, who_get)
+    hostport, same_address, silent_problems, who_get)
 
 __metaclass__ = type
+
+#: How long (seconds) a ``wire: clean`` check waits for a bridge's querier to take over,
+#: by default: a new attempt starts while this long has not passed since the first one. The kernel counts the bridge's own querier only once
+#: ``mcast_query_response_interval`` has passed since ``mcast_querier`` was switched on
+#: (net/bridge/br_multicast.c: br_multicast_set_querier sets the delay,
+#: __br_multicast_querier_exists waits for it; the default is 10 s, ``ip -d link show``
+#: prints mcast_query_response_intvl 1000, in centiseconds), and floods every multicast
+#: until then; topo leaves that timer at its default. Measured on Debian 12 (6.1): a new
+#: bridge with a querier flooded a non-member for 9-10 s, then never. 2 s of margin.
+WIRE_SETTLE = 12.0
+#: Seconds between two attempts of a ``wire: clean`` check whose wires were not clean yet.
+WIRE_RETRY = 1.0
+
+
+def wire_filter(check):
+    """The tcpdump filter of a wire capture: UDP datagrams to the group and port."""
+    return "udp and dst host %s and dst port %d" % (check["group"], check["port"])
+
+
+def wire_places(check):
+    """[(silent participant, interface)]: the wires a ``wire: clean`` check captures."""
+    if check.get("wire") != "clean":
+        return []
+    return [(p, i) for p in check.get("silent") or [] for i in p.get("wire") or []]
+
+
+def group_rows(rows, group):
+    """The capture rows (``_pcap.summarize``) of UDP datagrams to ``group``."""
+    return [r for r in rows if r.get("dst") and "UDP" in (r.get("layers") or [])
+            and same_address(r["dst"], group)]
+
+
+def judge_wire(check, result, seen, attempts=1, waited=0.0):
+    """Add what reached the silent nodes' wires to ``result`` (the module result, after the
+    run): ``seen`` is {silent node: {"interfaces": [captured], "datagrams": n}} for the
+    silent nodes whose wire was captured. Returns the problems (with ``wire: clean``:
+    each silent node whose wire carried a datagram of the group)."""
+    if not seen:
+        return []
+    clean = check.get("wire") == "clean"
+    group = hostport(check["group"], check["port"])
+    figures, details = result["figures"], result["details"]
+    received = figures.get("received") or {}
+    figures["wire"] = dict((n, s["datagrams"]) for n, s in sorted(seen.items()))
+    figures["group"] = check["group"]
+    if clean:
+        figures.update(wire_attempts=attempts, wire_waited=round(waited, 1),
+                       wire_settle=check.get("settle", WIRE_SETTLE))
+    probs, dirty = [], []
+    for node, s in sorted(seen.items()):
+        n, got = s["datagrams"], received.get(node, 0)
+        why = ""
+        if n and not got:
+            why = ("not delivered: %s did not join %s, so its kernel dropped %s (the bridge "
+                   "flooded %s onto its wire)" % (node, check["group"], "it" if n == 1 else "them",
+                                                 "it" if n == 1 else "them"))
+        entry = details.setdefault(node, {}).get("silent")
+        if entry is not None:
+            entry["wire"] = {"interfaces": s["interfaces"], "datagrams": n, "delivered": got, "why": why}
+        if clean and s.get("errors"):
+            probs.append("%s (silent) its wire could not be read: %s" % (node, "; ".join(s["errors"])))
+        if n:
+            dirty.append("%s %s" % (node, plural(n, "datagram")))
+            if clean:
+                probs.append("%s (silent) %s to %s reached its wire (%s)%s: the bridge flooded %s" % (
+                    node, plural(n, "datagram"), group, ", ".join(s["interfaces"]),
+                    " after %d attempts over %.0f s" % (attempts, waited) if attempts > 1 else "",
+                    "it" if n == 1 else "them"))
+    if dirty:
+        text = "on the silent nodes' wires: %s of the group (%s)" % (
+            ", ".join(dirty), "a non-member's kernel drops what it did not join" if not probs
+            else "must stay clean")
+    else:
+        text = "the silent nodes' wires stayed clean (%s)" % ", ".join(sorted(seen))
+    result["observed"] = joined(result.get("observed"), text)
+    return probs
 
 
 def run(check, sess, payloads, timeout):

@@ -47,8 +47,10 @@ PLACE = dict(
 #: A multicast sender or member: ``interface`` is the address of the interface it sends
 #: or joins on (None: its ``address``).
 MEMBER = dict(PLACE, interface=dict(type="str"))
-#: A multicast silent node: ``join`` lists the other groups it is a member of.
-SILENT_MEMBER = dict(PLACE, join=dict(type="list", elements="str", default=[]))
+#: A multicast silent node: ``join`` lists the other groups it is a member of; ``wire``
+#: the interfaces whose wire is captured (``wire: clean`` checks).
+SILENT_MEMBER = dict(PLACE, join=dict(type="list", elements="str", default=[]),
+                     wire=dict(type="list", elements="str", default=[]))
 #: An anycast client: ``expect`` is the node name of the server that must answer.
 CLIENT = dict(PLACE, expect=dict(type="str", required=True))
 #: A capture while a cast or iperf3 check runs.
@@ -103,7 +105,8 @@ SPECS = {
         "multicast", group=dict(type="str", required=True), port=_PORT,
         ttl=dict(type="int", default=1), senders=_places(MEMBER, required=True),
         members=_places(MEMBER), silent=_places(SILENT_MEMBER),
-        leave=dict(type="list", elements="str", default=[]), ack=dict(type="bool", default=False)),
+        leave=dict(type="list", elements="str", default=[]), ack=dict(type="bool", default=False),
+        wire=dict(type="str", choices=["clean"]), settle=dict(type="float", default=12.0)),
     "anycast": _cast(
         "anycast", payloads_required=False, address=dict(type="str", required=True), port=_PORT,
         protos=dict(type="list", elements="str", choices=["tcp", "udp"], default=["tcp", "udp"]),
@@ -245,6 +248,10 @@ def _cast_rules(kind, check):
             probs.append("leave names %s, not members" % ", ".join(map(str, ghosts)))
         if not 0 <= check["ttl"] <= 255:
             probs.append("ttl must be 0..255, got %r" % (check["ttl"],))
+        if check["wire"] == "clean" and not any(p["wire"] for p in check["silent"]):
+            probs.append("wire: clean needs silent nodes with the interfaces to capture (silent[].wire)")
+        if check["settle"] < 0:
+            probs.append("settle must be 0 or more seconds, got %r" % (check["settle"],))
     if kind == "anycast" and not check["protos"]:
         probs.append("protos must be a non-empty list of tcp and udp, got []")
     groups = _DISJOINT.get(kind)
