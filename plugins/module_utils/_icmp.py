@@ -39,13 +39,12 @@ import array
 import errno
 import heapq
 import os
-import resource
 import selectors
 import socket
 import struct
 import time
 
-from ansible_collections.topo.lab.plugins.module_utils._netns import NetnsError, entered
+from ansible_collections.topo.lab.plugins.module_utils._netns import NetnsError, entered, raise_open_files
 
 #: Echo requests sent per loop turn at most before the loop reads replies again.
 BURST = 64
@@ -231,19 +230,6 @@ class _Probe(object):
                 target.done = True
 
 
-def _raise_open_files(wanted):
-    """Raise the soft limit of open files towards ``wanted``; return the limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-            soft = new
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
 def probe(sources, count=3, interval=0.2, timeout=2.0):
     """Ping every target of every source at once; return, per source, one dict per target
     ``{sent, received, rtt_ms, error}`` in the order given.
@@ -257,7 +243,7 @@ def probe(sources, count=3, interval=0.2, timeout=2.0):
     limit (two sockets each at most).
     """
     count, interval, timeout = max(1, int(count)), max(0.0, float(interval)), max(0.0, float(timeout))
-    limit = _raise_open_files(2 * len(sources) + 64)
+    limit = raise_open_files(2 * len(sources) + 64)
     group = max(1, (limit - 64) // 2)
     out = []
     for start in range(0, len(sources), group):

@@ -27,6 +27,7 @@ import ctypes
 import errno
 import ipaddress
 import os
+import resource
 import socket
 from contextlib import contextmanager
 
@@ -528,8 +529,32 @@ def conf_read(name, ifname, key, family="ipv4"):
             return None
 
 
+def raise_open_files(wanted):
+    """Raise this process's soft limit of open files towards ``wanted`` (up to the hard
+    limit); return the limit in force. A login over SSH often starts with a soft limit of
+    1024 while the hard one is far higher, and a lab of 1000 namespaces needs about 4000
+    descriptors (see :class:`Sockets`)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+#: open descriptors one pyroute2 0.9 IPRoute holds: its netlink socket, and its own asyncio
+#: event loop's epoll descriptor and self-pipe (measured: 4.0 per instance)
+FDS_PER_SOCKET = 4
+
+
 class Sockets(object):
     """One IPRoute socket per namespace, opened on first use and closed together.
+    Each holds :data:`FDS_PER_SOCKET` descriptors; the soft limit of open files is raised as
+    they grow (:func:`raise_open_files`), so a build host's login limit of 1024 does not
+    stop a lab of a few hundred namespaces.
 
     Use as a context manager::
 
@@ -544,6 +569,8 @@ class Sockets(object):
         """The socket for namespace ``name``; NetnsError if it does not exist."""
         ipr = self._open.get(name)
         if ipr is None:
+            if len(self._open) % 64 == 0:  # room for the next 64, and 256 to spare
+                raise_open_files(FDS_PER_SOCKET * (len(self._open) + 64) + 256)
             with entered(name):
                 ipr = IPRoute()
             self._open[name] = ipr
