@@ -8,7 +8,8 @@ example's own checks (the broadcast to all 7 members of A, the multicast with si
 listeners and a capture on a silent node, the relay from A's master through B's to B's 7
 members) the lab gets a unicast over UDP and TCP, a multicast with acks, a leave and a
 silent node, an iperf3 run and a capture check, each between nodes on different hosts.
-One lab for every assertion (one apply: about a minute).
+One lab for every assertion (one apply: about a minute). examples/casts.yml, placed
+automatically, adds anycast across hosts.
 """
 
 from __future__ import annotations
@@ -183,3 +184,25 @@ def test_verify_again_and_destroy_leaves_nothing(sim, clusters):
     for host in HOSTS:
         assert sim.netns_on(host) == [], host
     shutil.rmtree(os.path.dirname(clusters["path"]), ignore_errors=True)
+
+
+def test_anycast_placed_automatically_over_three_hosts(sim):
+    """examples/casts.yml placed automatically: its anycast servers and clients and its
+    multicast senders and members land on several hosts; each client is still answered by
+    the server behind its own router, and the multicast with a leave passes."""
+    give_tools(sim)
+    try:
+        first = sim.topo_json("apply", os.path.join(ROOT, "examples", "casts.yml"), "--hosts",
+                              sim.inventory["three"], check=False)
+        rows = by_name(first)
+        assert first["checks"]["failed"] == 0, [c for c in first["check_results"] if not c["ok"]][:3]
+        assert rows["nearest-server"]["ok"] and rows["sensors"]["ok"], rows
+        answers = rows["nearest-server"]["figures"]["answers"]
+        assert answers == {c: {p: s for p in ("tcp", "udp")} for c, s in (("c1", "s1"), ("c3", "s3"), ("c5", "s5"))}
+        on = {h: {n.removeprefix("topo-casts-") for n in sim.netns_on(h) if n.startswith("topo-casts-")} for h in HOSTS}
+        servers = {h for h, names in on.items() for n in names if n[0] == "s" and n[1:].isdigit()}
+        assert len(servers) >= 2, on  # the anycast check spans hosts
+    finally:
+        sim.topo("destroy", "--lab", "casts", "--hosts", sim.inventory["three"], check=False)
+    for host in HOSTS:
+        assert sim.netns_on(host) == [], host
