@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,6 @@ from dataclasses import dataclass, field
 from topo.errors import EnvironmentProblem
 from topo.inventory import is_remote
 
-#: Seconds an SSH connection may take to open (ssh's ConnectTimeout).
-CONNECT_TIMEOUT = 5
 #: Where the ControlMaster sockets live: Ansible's control_path_dir (its default, or
 #: ANSIBLE_SSH_CONTROL_PATH_DIR), shared with it.
 CONTROL_DIR = os.path.expanduser(os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or "~/.ansible/cp")
@@ -45,21 +42,10 @@ VXLAN_OVERHEAD = 50
 
 def ssh_argv(name: str, host: dict, argv: list[str], *, tty: bool = False) -> list[str]:
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (its inventory ``host``
-    variables), batch mode (never a password prompt), sharing Ansible's master connection."""
-    ssh = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", f"ControlPath={CONTROL_DIR}/%C",
-           # the master this may start is Ansible's too: the same keep-alives (inventory.REMOTE_SSH)
-           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
-    ssh += ["-t"] if tty else ["-T"]
-    if host.get("ansible_port"):
-        ssh += ["-p", str(host["ansible_port"])]
-    key = host.get("ansible_ssh_private_key_file") or host.get("ansible_private_key_file")
-    if key:
-        ssh += ["-i", os.path.expanduser(str(key))]
-    if host.get("ansible_user"):
-        ssh += ["-l", str(host["ansible_user"])]
-    ssh += shlex.split(str(host.get("ansible_ssh_common_args") or ""))
-    return ssh + [str(host.get("ansible_host", name)), "--", shlex.join(argv)]
+    variables), batch mode (never a password prompt), sharing Ansible's master connection
+    directory: the collection's own (``api.ssh_argv``), which the check modules use too."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import ssh_argv as argv_of
+    return argv_of(name, host, argv, tty=tty)
 
 
 def run(name: str, host: dict, argv: list[str], *, stdin: str | None = None,

@@ -66,6 +66,14 @@ REMOTE_SSH = {"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60
 SSH_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
             "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_args",
             "ansible_ssh_pipelining", "ansible_python_interpreter", "topo_pythonpath")
+#: The host that runs the cast, iperf3 and capture checks of a lab with a remote build host:
+#: the controller itself (group ``topo_controller``, connection local), which reaches each
+#: participant through its build host (module_utils/_process.py says why).
+CONTROLLER = "topo-controller"
+#: A build host's variables a participant on it carries (its ``ssh``), so that the controller
+#: can start programs in the node over SSH (module_utils/_process.py's ``ssh_argv``).
+PLACE_SSH_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
+                  "ansible_private_key_file", "ansible_ssh_common_args")
 
 
 def build_hosts(path: str | None = None) -> dict:
@@ -148,7 +156,8 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
     """
     python = python or sys.executable
     hosts_vars = host_vars(build_hosts() if hosts is None else hosts, python)
-    clash = sorted(set(hosts_vars) & set(expanded["nodes"]))
+    on_controller = "stitches" in expanded and any(is_remote(v) for v in hosts_vars.values())
+    clash = sorted((set(hosts_vars) | ({CONTROLLER} if on_controller else set())) & set(expanded["nodes"]))
     if clash:
         from topo.errors import UsageError
         raise UsageError(f"build host{'s' if len(clash) > 1 else ''} {', '.join(clash)} also "
@@ -175,6 +184,19 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
             },
         }
     }
+    controller = {}
+    if on_controller:
+        # Several build hosts, some remote: the checks that span nodes run on the controller,
+        # which reaches each participant over SSH through its build host (participants of one
+        # check may sit on several hosts); the build hosts keep their pings (one batched call
+        # each, from the nodes they hold). One remote host alone runs them as before.
+        checks = [_reached(c, nodes, hosts_vars) for c in expanded["checks"] if c["type"] != "ping"]
+        controller = {"topo_captures": [c for c in checks if c["type"] == "capture"],
+                      "topo_casts": [c for c in checks if c["type"] in CAST_TYPES],
+                      "topo_iperfs": [c for c in checks if c["type"] == "iperf3"]}
+        hosts["all"]["children"]["topo_controller"] = {"hosts": {CONTROLLER: {
+            "ansible_connection": "local", "ansible_python_interpreter": python}}}
+        expanded = dict(expanded, checks=[c for c in expanded["checks"] if c["type"] == "ping"])
     if "stitches" not in expanded:
         files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": _build_vars(expanded, lab)}
     else:
@@ -183,6 +205,8 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": {"topo_lab": lab}}
         for h in hosts_vars:
             files[f"host_vars/{h}.json"] = _build_vars(_on_host(expanded, h), lab)
+    if on_controller:
+        files["group_vars/topo_controller.json"] = controller
     for name, node in nodes.items():
         files[f"host_vars/{name}.json"] = {
             "topo_netns": node["netns"],
@@ -194,6 +218,35 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
 
 #: Keys of a stitch device that are the expansion's, not the tunnel module's.
 _STITCH_ONLY = ("host", "stitch")
+
+
+def _reached(check: dict, nodes: dict, hosts: dict) -> dict:
+    """A copy of ``check`` whose participants on a remote build host carry ``ssh``: that
+    host's name and SSH settings (:data:`PLACE_SSH_VARS`), how the controller reaches them.
+    Participants are the dicts with ``node`` and ``netns`` (a capture check's own place and
+    its traffic's, known by namespace)."""
+    by_netns = {n["netns"]: name for name, n in nodes.items()}
+
+    def ssh(node: str | None) -> dict | None:
+        h = node_build_host(nodes[node], hosts) if node in nodes else None
+        v = hosts.get(h) if h else None
+        if v is None or not is_remote(v):
+            return None
+        return {"name": h, **{k: v[k] for k in PLACE_SSH_VARS if k in v}}
+
+    def reach(item):
+        if isinstance(item, list):
+            return [reach(i) for i in item]
+        if not isinstance(item, dict):
+            return item
+        out = {k: reach(v) for k, v in item.items()}
+        if "netns" in item:
+            via = ssh(item.get("node") or by_netns.get(item["netns"]))
+            if via:
+                out["ssh"] = via
+        return out
+
+    return reach(check)
 
 
 def _strip(item: dict, keys=("host",)) -> dict:

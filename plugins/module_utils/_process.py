@@ -23,6 +23,22 @@ Two ways in, argv lists only (never a shell string built from names):
   namespace (PID from ``docker inspect``). tcpdump runs this way, so it is always a
   build-host process that can be stopped by its PID.
 
+A node on a remote build host - the place carries ``ssh``, its build host's SSH settings
+as in the build-host inventory (``name``, ``ansible_host``, ``ansible_user``,
+``ansible_port``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``) - is
+reached from the controller through that host: the same argv, run there by
+:func:`ssh_argv` (``ssh -T ... HOST -- 'ip netns exec NETNS argv'``, quoted for the remote
+shell). Why the controller drives the nodes of every host (topo.lab.cast, iperf and capture
+run on the controller for a lab with a remote build host): a check's participants may sit
+on several build hosts, and its rounds need one program that reads all of them together
+(select() over their pipes); an SSH session per participant carries its agent's stdin and
+stdout unchanged, so the checks' code is the same for a local and a remote node, a pcap
+streams back into the controller's lab directory (tcpdump ``-w -``), and scapy, which
+reads it, is needed on the controller only. The sessions share one master connection per
+host (ControlMaster, the directory Ansible uses: ``ANSIBLE_SSH_CONTROL_PATH_DIR`` or
+``~/.ansible/cp``), so a check opens no new TCP connection. A remote program is stopped by
+its PID on that host (``kill`` over SSH: the wrapper prints it first), never by a name.
+
 Background programs are :class:`NodeProcess` (start, wait for a line such as READY, stop
 by PID, exit code and output tails); tcpdump is :class:`Tcpdump` (start, wait until it
 listens, stop with SIGINT so the pcap is flushed). Errors: :class:`ProcessError` (a
@@ -56,6 +72,10 @@ SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbi
 #: The shell that prints a container program's PID before it execs it.
 _PID_WRAPPER = ["sh", "-c", 'echo "$$"; exec "$@"', "sh"]
 _PID_LINE = re.compile(rb"^\s*(\d+)\n")
+#: Seconds an SSH connection to a build host may take to open (ssh's ConnectTimeout).
+SSH_CONNECT_TIMEOUT = 5
+#: The program names used on a remote build host (its PATH as root has /usr/sbin).
+REMOTE_BINS = {"ip": "ip", "tcpdump": "tcpdump"}
 
 
 class ProcessError(Exception):
@@ -100,9 +120,65 @@ def place_of(netns, kind="netns"):
     return {"netns": netns, "container": netns if kind == "docker" else None}
 
 
-def netns_exists(netns):
-    """Whether ``/run/netns/NETNS`` exists (the name is a named namespace)."""
-    return bool(netns) and os.path.exists(os.path.join(NETNS_RUN_DIR, netns))
+def netns_exists(netns, place=None):
+    """Whether ``/run/netns/NETNS`` exists (the name is a named namespace); for a remote
+    ``place`` (:func:`remote`), on its build host (one ``test -e`` over SSH)."""
+    if not netns:
+        return False
+    if place is not None and remote(place):
+        try:
+            return subprocess.run(_via(place, ["test", "-e", os.path.join(NETNS_RUN_DIR, netns)]),
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return os.path.exists(os.path.join(NETNS_RUN_DIR, netns))
+
+
+# --------------------------------------------------------------------------- ssh
+
+def control_dir():
+    """Where SSH master connections live: Ansible's control_path_dir
+    (``ANSIBLE_SSH_CONTROL_PATH_DIR``, default ``~/.ansible/cp``), shared with it."""
+    return os.path.expanduser(os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or "~/.ansible/cp")
+
+
+def ssh_argv(name, host, argv, tty=False):
+    """The ``ssh`` argv that runs ``argv`` on build host ``name`` (``host``: its inventory
+    variables ``ansible_host``, ``ansible_user``, ``ansible_port``,
+    ``ansible_ssh_private_key_file`` or ``ansible_private_key_file``,
+    ``ansible_ssh_common_args``), batch mode (never a password prompt), sharing a master
+    connection per host (:func:`control_dir`). ``argv`` is quoted for the remote shell."""
+    import shlex
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % SSH_CONNECT_TIMEOUT,
+           "-o", "ControlMaster=auto", "-o", "ControlPersist=600s",
+           "-o", "ControlPath=%s/%%C" % control_dir(),
+           # the master this may start is Ansible's too: the same keep-alives as the lab
+           # inventory's ansible_ssh_args (topo/inventory.py REMOTE_SSH)
+           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    ssh += ["-t"] if tty else ["-T"]
+    if host.get("ansible_port"):
+        ssh += ["-p", str(host["ansible_port"])]
+    key = host.get("ansible_ssh_private_key_file") or host.get("ansible_private_key_file")
+    if key:
+        ssh += ["-i", os.path.expanduser(str(key))]
+    if host.get("ansible_user"):
+        ssh += ["-l", str(host["ansible_user"])]
+    ssh += shlex.split(str(host.get("ansible_ssh_common_args") or ""))
+    return ssh + [str(host.get("ansible_host", name)), "--", " ".join(shlex.quote(str(a)) for a in argv)]
+
+
+def remote(place):
+    """The SSH settings of ``place``'s build host when it is remote (its ``ssh`` key), else None."""
+    ssh = place.get("ssh")
+    return ssh if isinstance(ssh, dict) and ssh else None
+
+
+def _via(place, argv):
+    """``argv`` as is for a node on this machine, else run on its build host over SSH."""
+    ssh = remote(place)
+    if ssh is None:
+        return list(argv)
+    return ssh_argv(ssh.get("name") or ssh.get("ansible_host"), ssh, argv)
 
 
 # --------------------------------------------------------------------------- argv
@@ -110,10 +186,13 @@ def netns_exists(netns):
 def exec_argv(place, argv, interactive=False, tty=False, ip="ip", docker="docker"):
     """The argv that runs the node's own program ``argv`` in ``place``: ``docker exec
     [-i] [-t] CONTAINER argv`` when it has a container, else ``ip netns exec NETNS argv``
-    (``interactive``: keep stdin open; ``tty``: allocate a terminal - docker only)."""
+    (``interactive``: keep stdin open; ``tty``: allocate a terminal - docker only); through
+    its build host when the place is remote (:func:`remote`)."""
     if place.get("container"):
         return ([docker, "exec"] + (["-i"] if interactive else []) + (["-t"] if tty else [])
                 + [place["container"]] + list(argv))
+    if remote(place):
+        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv))
     return [ip, "netns", "exec", place["netns"]] + list(argv)
 
 
@@ -133,7 +212,10 @@ def container_pid(container, docker="docker"):
 def netns_argv(place, argv, ip="ip", docker="docker"):
     """The argv that runs build-host program ``argv`` in ``place``'s network namespace:
     ``ip netns exec NETNS argv`` when it has a named one, else ``nsenter -t PID -n argv``
-    with its container's PID. ProcessError when the container is not running."""
+    with its container's PID; through its build host when the place is remote. ProcessError
+    when the container is not running."""
+    if place.get("netns") and remote(place):
+        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv))
     if place.get("netns"):
         return [ip, "netns", "exec", place["netns"]] + list(argv)
     return ["nsenter", "-t", str(container_pid(place["container"], docker)), "-n"] + list(argv)
@@ -161,10 +243,12 @@ class NodeProcess:
     """A program started in the background inside a node (:func:`exec_argv`).
 
     ``stdin``: True gives a pipe to write commands to (:meth:`send`), else stdin is
-    closed. ``track_pid``: for a container, the program runs under ``sh -c 'echo $$;
-    exec "$@"'`` so its PID *in the container* is known and :meth:`stop` can signal it
-    there (stopping the ``docker exec`` client alone would leave it running); for a
-    namespace node the PID is always the host's (``ip netns exec`` execs the program).
+    closed. ``track_pid``: for a container or a node on a remote build host, the program
+    runs under ``sh -c 'echo $$; exec "$@"'`` so its PID *in the container* or *on that
+    host* is known and :meth:`stop` can signal it there (stopping the ``docker exec`` or
+    ``ssh`` client alone would leave it running); for a namespace node on this machine the
+    PID is always the host's (``ip netns exec`` execs the program). An untracked remote
+    program (a cast agent) ends when its SSH session closes its stdin.
 
     Attributes: ``proc`` (the Popen), ``pid`` (see above; None when unknown), ``out`` and
     ``err`` (bytes read so far), ``killed`` (it had to be stopped), ``where`` (for
@@ -174,7 +258,8 @@ class NodeProcess:
         self.place, self.argv = place, list(argv)
         self.docker = docker
         self.in_container = bool(place.get("container"))
-        self.track_pid = track_pid and self.in_container
+        self.remote = remote(place) is not None and not self.in_container
+        self.track_pid = track_pid and (self.in_container or self.remote)
         full = exec_argv(place, (_PID_WRAPPER if self.track_pid else []) + self.argv,
                          interactive=self.in_container, ip=ip, docker=docker)
         self.out, self.err = b"", b""
@@ -186,7 +271,7 @@ class NodeProcess:
                                          bufsize=0, close_fds=True)
         except OSError as exc:
             raise ProcessError("%s: cannot start %s: %s" % (self.where, full[0], exc))
-        self.pid = None if self.in_container else self.proc.pid
+        self.pid = None if self.in_container or self.remote else self.proc.pid
         if self.track_pid:
             self._read_pid()
 
@@ -280,11 +365,19 @@ class NodeProcess:
     def signal(self, sig):
         """Send ``sig`` to the program by its PID: the host's for a namespace node, the
         container's (the shell's ``kill`` builtin, for slim images) for a tracked
-        container program, else the local ``docker exec`` client."""
+        container program, the remote build host's (``kill`` over SSH) for a tracked
+        remote program, else the local ``docker exec`` or ``ssh`` client."""
         if self.in_container and self.pid is not None:
             subprocess.run([self.docker, "exec", self.place["container"], "sh", "-c",
                             "kill -%d %d" % (sig, self.pid)], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=30, check=False)
+            return
+        if self.remote and self.pid is not None:
+            try:
+                subprocess.run(_via(self.place, ["kill", "-%d" % sig, str(self.pid)]),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             return
         try:
             self.proc.send_signal(sig)
@@ -336,14 +429,21 @@ class Tcpdump:
 
     :meth:`start` returns once tcpdump listens; :meth:`stop` ends it with SIGINT, so the
     pcap is complete when it returns. ``err`` holds its stderr; :meth:`info` is
-    ``{"pid", "rc", "stderr" (tail)}``."""
+    ``{"pid", "rc", "stderr" (tail)}``. On a remote build host (:func:`remote`) tcpdump
+    writes the pcap to its stdout, which SSH carries into ``path`` here, and prints its PID
+    on stderr first, so that SIGINT reaches it there (``kill -INT PID`` over SSH)."""
 
     def __init__(self, place, interface, path, bpf=None, snaplen=262144, count=None,
                  tcpdump="tcpdump", ip="ip", docker="docker"):
         self.place, self.interface, self.path = place, interface, path
-        self.argv_tail = tcpdump_argv(tcpdump, interface, path, bpf, snaplen, count)
+        self.remote = remote(place) is not None and not place.get("container")
+        if self.remote:
+            self.argv_tail = (["sh", "-c", 'echo "$$" >&2; exec "$@"', "sh"]
+                              + tcpdump_argv(REMOTE_BINS["tcpdump"], interface, "-", bpf, snaplen, count))
+        else:
+            self.argv_tail = tcpdump_argv(tcpdump, interface, path, bpf, snaplen, count)
         self.ip, self.docker = ip, docker
-        self.proc, self.err = None, b""
+        self.proc, self.err, self.pid, self.sink = None, b"", None, None
 
     def start(self, listen_timeout=LISTEN_TIMEOUT):
         """Start tcpdump and wait until it says "listening on". CaptureError when it
@@ -352,9 +452,13 @@ class Tcpdump:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         argv = netns_argv(self.place, self.argv_tail, self.ip, self.docker)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE)
+            if self.remote:
+                self.sink = open(self.path, "wb")
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=self.sink or subprocess.DEVNULL, stderr=subprocess.PIPE)
         except OSError as exc:
+            if self.sink is not None:
+                self.sink.close()
             raise CaptureError("cannot start %s: %s" % (argv[0], exc))
         try:
             self._wait_listening(listen_timeout)
@@ -378,6 +482,10 @@ class Tcpdump:
                     raise CaptureError("tcpdump exited with %s before listening: %s"
                                        % (self.proc.returncode, tail(self.err) or "(no output)"))
                 self.err += chunk
+                m = _PID_LINE.match(self.err) if self.remote and self.pid is None else None
+                if m:
+                    self.pid = int(m.group(1))
+                    self.err = self.err[m.end():]
 
     def wait(self, timeout):
         """Wait up to ``timeout`` seconds for tcpdump to end by itself (its ``count``);
@@ -395,13 +503,22 @@ class Tcpdump:
         if proc is None or proc.stderr is None or proc.stderr.closed:
             return
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            if self.remote and self.pid is not None:
+                try:
+                    subprocess.run(_via(self.place, ["kill", "-INT", str(self.pid)]), stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=30, check=False)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            else:
+                proc.send_signal(signal.SIGINT)
         try:
             rest = proc.communicate(timeout=FLUSH_TIMEOUT)[1]
         except subprocess.TimeoutExpired:
             proc.kill()
             rest = proc.communicate()[1]
         self.err += rest or b""
+        if self.sink is not None:
+            self.sink.close()
 
     def info(self):
         """``{"pid": int, "rc": int or None, "stderr": the last lines of its stderr}``."""

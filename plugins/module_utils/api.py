@@ -54,6 +54,7 @@ _EXPORTS = {
     "NAME_PATTERN": ("_vocabulary", "NAME_PATTERN"),
     # programs inside nodes, and which labs own what
     "node_argv": ("_frontend", "node_argv"),
+    "ssh_argv": ("_process", "ssh_argv"),
     "capture": ("_frontend", "capture"),
     "labs_in_kernel": ("_frontend", "labs_in_kernel"),
     "lab_namespaces": ("_frontend", "lab_namespaces"),

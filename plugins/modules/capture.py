@@ -35,6 +35,14 @@ options:
   netns: {description: Namespace to capture in., type: str, required: true}
   interface: {description: Interface inside O(netns) (C(any) for all)., type: str, required: true}
   filter: {description: BPF filter expression (tcpdump syntax)., type: str}
+  ssh:
+    description:
+      - O(netns) is on this remote build host, reached over SSH from where the module runs
+        (the controller, for a lab with a remote build host) - the host's C(name) and
+        inventory SSH settings (C(ansible_host), C(ansible_user), C(ansible_port),
+        C(ansible_ssh_private_key_file), C(ansible_ssh_common_args)). tcpdump runs there and
+        its pcap streams back to O(path) here; its interface is not looked up beforehand.
+    type: dict
   count: {description: Stop after this many packets., type: int, default: 1000}
   snaplen: {description: Bytes kept of each packet., type: int, default: 262144}
   path: {description: Where the pcap is written; the parent directory is created., type: path, required: true}
@@ -46,7 +54,8 @@ options:
     default: []
     suboptions:
       argv: {description: The command and its arguments., type: list, elements: str, required: true}
-      netns: {description: Namespace to run it in; the capture's O(netns) when omitted., type: str}
+      netns: {description: "Namespace to run it in; the capture's O(netns) (and O(ssh)) when omitted.", type: str}
+      ssh: {description: "The remote build host of this command's namespace, as O(ssh).", type: dict}
       timeout: {description: Seconds before the command is killed., type: float, default: 60}
   duration: {description: Seconds to capture when there is no O(traffic)., type: float, default: 3}
   settle: {description: Seconds to keep capturing after the traffic., type: float, default: 0.5}
@@ -116,12 +125,14 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
     NetnsError, entered, namespace_exists)
 
 
-def run_traffic(ip, item, default_netns):
-    """Run one traffic command inside its namespace (:func:`_process.run`); its result
+def run_traffic(ip, item, default_netns, default_ssh=None):
+    """Run one traffic command inside its namespace (:func:`_process.run`; on its remote
+    build host with ``ssh``, the capture's own for the capture's namespace); its result
     entry ``{netns, argv, rc, timed_out, stdout, stderr}`` (output tails)."""
     netns = item["netns"] or default_netns
+    place = {"netns": netns, "ssh": item.get("ssh") if item["netns"] else default_ssh}
     res = {"netns": netns, "argv": item["argv"]}
-    res.update(_process.run({"netns": netns}, item["argv"], item["timeout"], ip=ip))
+    res.update(_process.run(place, item["argv"], item["timeout"], ip=ip))
     return res
 
 
@@ -129,14 +140,14 @@ def capture(p, tcpdump, ip):
     """Run tcpdump as the params ``p`` say (:class:`_process.Tcpdump`), around the
     traffic; returns (traffic results, tcpdump's {pid, rc, stderr}, elapsed seconds).
     CaptureError when tcpdump does not listen."""
-    dump = _process.Tcpdump({"netns": p["netns"]}, p["interface"], p["path"], p["filter"],
+    dump = _process.Tcpdump({"netns": p["netns"], "ssh": p["ssh"]}, p["interface"], p["path"], p["filter"],
                             p["snaplen"], p["count"], tcpdump=tcpdump, ip=ip)
     started = time.monotonic()
     traffic = []
     try:
         dump.start(p["listen_timeout"])
         for item in p["traffic"]:
-            traffic.append(run_traffic(ip, item, p["netns"]))
+            traffic.append(run_traffic(ip, item, p["netns"], p["ssh"]))
         time.sleep(p["settle"] if p["traffic"] else p["duration"])
     finally:
         dump.stop()
@@ -176,16 +187,17 @@ def main():
     wrong = specs.rules("capture", p)
     if wrong:
         module.fail_json(msg="; ".join(wrong))
-    tcpdump = module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
+    tcpdump = "tcpdump" if p["ssh"] else module.get_bin_path("tcpdump", opt_dirs=["/usr/sbin", "/usr/bin"])
     if tcpdump is None:
         module.fail_json(msg="tcpdump is not installed on the build host "
                              "(Debian/Ubuntu: apt-get install tcpdump)")
     ip = module.get_bin_path("ip", required=True, opt_dirs=["/usr/sbin", "/sbin", "/usr/bin"])
-    missing = [ns for ns in [p["netns"]] + [t["netns"] for t in p["traffic"] if t["netns"]]
-               if not namespace_exists(ns)]
+    places = [(p["netns"], p["ssh"])] + [(t["netns"], t["ssh"]) for t in p["traffic"] if t["netns"]]
+    missing = [ns for ns, ssh in places if not (_process.netns_exists(ns, {"ssh": ssh}) if ssh
+                                                 else namespace_exists(ns))]
     if missing:
         module.fail_json(msg="namespace %s does not exist" % ", ".join(sorted(set(missing))))
-    if p["interface"] != "any":
+    if p["interface"] != "any" and not p["ssh"]:
         try:
             with entered(p["netns"]):
                 socket.if_nametoindex(p["interface"])

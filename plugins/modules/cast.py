@@ -43,7 +43,12 @@ notes:
   - "A participant (P below) is a dict C({node, netns, container, address}): C(container) null
     runs the agent with C(ip netns exec netns), else with C(docker exec -i container);
     C(address) is the node's first IPv4 address, the address it sends from (its first IPv6
-    address on an IPv6 check)."
+    address on an IPv6 check). A participant (or C(capture)) with C(ssh) lives on a remote
+    build host - C(ssh) is that host's C(name) and inventory SSH settings (C(ansible_host),
+    C(ansible_user), C(ansible_port), C(ansible_ssh_private_key_file),
+    C(ansible_ssh_common_args)) - and its agent (or tcpdump, whose pcap comes back over SSH)
+    runs there through C(ssh HOST -- ip netns exec NETNS ...); topo runs the module on the
+    controller then, so one check may span several build hosts."
   - "IPv6: a check with C(family: 6) runs over IPv6 (absent or 4 - IPv4). Every address of
     it is then IPv6 (no length), a multicast C(group) is in ff00::/8 and C(ttl) is the hop
     limit (IPV6_MULTICAST_HOPS). Members join with IPV6_JOIN_GROUP (the kernel sends an MLD
@@ -278,7 +283,7 @@ def main():
     if any(p.get("container") for p in _participants(check)):
         bins["docker"] = need("docker", ["/usr/bin", "/usr/local/bin"],
                               "the check has docker nodes and the docker CLI is not installed on the build host")
-    if isinstance(check.get("capture"), dict):
+    if isinstance(check.get("capture"), dict) and not check["capture"].get("ssh"):
         bins["tcpdump"] = need("tcpdump", ["/usr/sbin", "/usr/bin"], "tcpdump is not installed on the build host "
                                "(Debian/Ubuntu: apt-get install tcpdump)")
     result = runner.run_check(check, module.params["capture_dir"], **bins)

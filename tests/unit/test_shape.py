@@ -13,7 +13,7 @@ from topo.pipeline import compile_file
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples")
 INPUTS = ([os.path.join(HERE, "input", n) for n in sorted(os.listdir(os.path.join(HERE, "input")))]
           + [os.path.join(EXAMPLES, n) for n in sorted(os.listdir(EXAMPLES))
-             if not n.endswith("-checks.yml")])  # a CSV lab's verify: list, not a lab
+             if not n.endswith("-checks.yml") and os.path.isfile(os.path.join(EXAMPLES, n))])  # a CSV lab's verify: list, not a lab
 CHECKS = {"ping": shape.PingCheck, "capture": shape.CaptureCheck, "iperf3": shape.IperfCheck}
 
 

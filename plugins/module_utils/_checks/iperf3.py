@@ -133,9 +133,15 @@ def require_iperf3(part):
                              % (_process.where(part), INSTALL_HINT))
         raise IperfError("cannot run a program in %s: %s"
                          % (_process.where(part), tail(proc.stderr) or "exit status %d" % proc.returncode))
-    if not _process.netns_exists(part["netns"]):
+    if not _process.netns_exists(part["netns"], part):
         raise IperfError("%s: the namespace does not exist" % _process.where(part))
-    if _process.which("iperf3") is None:
+    if _process.remote(part):  # a node on a remote build host runs that host's iperf3
+        proc = subprocess.run(_process.exec_argv(part, ["sh", "-c", "command -v iperf3"]),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise IperfError("iperf3 is not installed in %s - it runs its build host's programs (%s)"
+                             % (_process.where(part), INSTALL_HINT))
+    elif _process.which("iperf3") is None:
         raise IperfError("iperf3 is not installed in %s - it runs the build host's programs (%s)"
                          % (_process.where(part), INSTALL_HINT))
 
@@ -146,8 +152,8 @@ def listening(part, port):
     namespace when there is one (docker nodes' are named too), else inside the node."""
     argv = ["ss", "-ltnH", "sport = :%d" % port]
     netns = part.get("netns")
-    full = _process.netns_argv({"netns": netns}, argv) if _process.netns_exists(netns) \
-        else _process.exec_argv(part, argv)
+    full = _process.netns_argv({"netns": netns, "ssh": part.get("ssh")}, argv) \
+        if _process.netns_exists(netns, part) else _process.exec_argv(part, argv)
     try:
         proc = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=30, check=False)
@@ -337,15 +343,15 @@ class Capture:
 
     def start(self):
         """Start tcpdump and wait until it listens; IperfError otherwise."""
-        tcpdump = _process.which("tcpdump")
+        tcpdump = "tcpdump" if _process.remote(self.spec) else _process.which("tcpdump")
         if tcpdump is None:
             raise IperfError("tcpdump is not installed on the build host (Debian/Ubuntu: "
                              "apt-get install tcpdump)")
         netns = self.spec.get("netns")
-        if not _process.netns_exists(netns):
+        if not _process.netns_exists(netns, self.spec):
             raise IperfError("capture on %s: no named network namespace %s"
                              % (self.spec.get("node"), netns))
-        self.dump = _process.Tcpdump({"netns": netns}, self.spec["interface"], self.path,
+        self.dump = _process.Tcpdump({"netns": netns, "ssh": self.spec.get("ssh")}, self.spec["interface"], self.path,
                                      self.spec.get("filter"), CAPTURE_SNAPLEN, CAPTURE_COUNT,
                                      tcpdump=tcpdump)
         try:

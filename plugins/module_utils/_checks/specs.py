@@ -37,12 +37,18 @@ FAMILY = dict(type="int", choices=[4, 6])
 #: Why a broadcast check cannot be IPv6 (IPv6 has no broadcast).
 NO_BROADCAST6 = "broadcast is IPv4-only; use multicast to ff02::1"
 
+#: How the controller reaches a node on a remote build host: the host's SSH settings as in
+#: its inventory (``name``, ``ansible_host``, ``ansible_user``, ``ansible_port``,
+#: ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``); absent - this machine
+#: (module_utils/_process.py, ``remote``).
+SSH = dict(type="dict")
 #: A node taking part (a *participant*): its name, where it lives, the address it sends from.
 PLACE = dict(
     node=dict(type="str", required=True),
     netns=dict(type="str"),
     container=dict(type="str"),
     address=dict(type="str"),
+    ssh=SSH,
 )
 #: A multicast sender or member: ``interface`` is the address of the interface it sends
 #: or joins on (None: its ``address``).
@@ -60,6 +66,7 @@ CAPTURE_ON = dict(
     netns=dict(type="str"),
     container=dict(type="str"),
     filter=dict(type="str"),
+    ssh=SSH,
 )
 #: A payload: exactly one of ``text`` (str, sent UTF-8), ``json`` (any value, sent as
 #: compact sorted JSON) or ``bytes`` (a count of random bytes, 1..65507).
@@ -141,9 +148,11 @@ SPECS = {
         count=dict(type="int", default=1000),
         snaplen=dict(type="int", default=262144),
         path=dict(type="path", required=True),
+        ssh=SSH,
         traffic=dict(type="list", elements="dict", default=[], options=dict(
             argv=dict(type="list", elements="str", required=True),
             netns=dict(type="str"),
+            ssh=SSH,
             timeout=dict(type="float", default=60),
         )),
         duration=dict(type="float", default=3),

@@ -1,0 +1,90 @@
+"""Checks of a lab on several build hosts run on the controller (no root, no SSH needed):
+the projection sends them to group topo_controller with each remote participant's SSH
+settings, and the node-process layer turns such a participant into an ``ssh`` argv."""
+
+import os
+import shlex
+
+import yaml
+
+from ansible_collections.topo.lab.plugins.module_utils import _process
+from ansible_collections.topo.lab.plugins.module_utils._checks import specs
+from tests.unit.snapshot import PYTHON
+from tests.unit.test_multihost import CASES, compile_
+from topo.inventory import CONTROLLER, project
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REMOTE = {"name": "bh2", "ansible_host": "192.0.2.12", "ansible_user": "root", "ansible_port": 2222,
+          "ansible_ssh_private_key_file": "/k", "ansible_ssh_common_args": "-o StrictHostKeyChecking=no"}
+
+
+def places(item):
+    """Every dict of ``item`` (a check) with a ``netns``."""
+    if isinstance(item, list):
+        return [p for i in item for p in places(i)]
+    if not isinstance(item, dict):
+        return []
+    return ([item] if "netns" in item else []) + [p for v in item.values() for p in places(v)]
+
+
+def test_a_multihost_lab_runs_its_casts_on_the_controller():
+    path, hosts = CASES["clusters-auto"]
+    expanded = compile_(path, hosts)
+    files = project(expanded, python=PYTHON, hosts=hosts)
+    group = files["hosts.yml"]["all"]["children"]["topo_controller"]["hosts"]
+    assert group == {CONTROLLER: {"ansible_connection": "local", "ansible_python_interpreter": PYTHON}}
+    mine = files["group_vars/topo_controller.json"]
+    want = sorted(c["name"] for c in expanded["checks"] if c["type"] != "ping")
+    assert sorted(c["name"] for c in mine["topo_casts"] + mine["topo_captures"] + mine["topo_iperfs"]) == want
+    where = {n: node["host"] for n, node in expanded["nodes"].items()}
+    for check in mine["topo_casts"]:
+        for p in places(check):
+            assert p["ssh"]["name"] == where[p["node"]], p
+            assert p["ssh"]["ansible_host"] == hosts[where[p["node"]]]["ansible_host"]
+        assert not specs.validate(check)[1], check["name"]  # the ssh key is part of the spec
+    for h in hosts:  # the build hosts keep their pings and nothing else
+        build = files[f"host_vars/{h}.json"]
+        assert build["topo_casts"] == build["topo_captures"] == build["topo_iperfs"] == []
+        assert build["topo_pings"] and {p["node"] for p in build["topo_pings"]} <= {n for n, x in where.items() if x == h}
+    assert "ssh" not in str(expanded["checks"])  # the expanded lab itself is untouched
+
+
+def test_a_local_lab_has_no_controller_group():
+    path, _ = CASES["routed-auto"]
+    files = project(compile_(path, None), python=PYTHON, hosts={"localhost": {"ansible_connection": "local"}})
+    assert "topo_controller" not in files["hosts.yml"]["all"]["children"]
+    assert not any("topo_controller" in f for f in files)
+
+
+def test_verify_runs_the_spanning_checks_on_the_controller_when_there_is_one():
+    with open(os.path.join(ROOT, "playbooks", "verify.yml")) as f:
+        plays = {p["name"]: p["hosts"] for p in yaml.safe_load(f)}
+    assert plays["Ping checks"] == "topo_hosts"
+    for name in ("Capture checks", "Cast checks", "iperf3 checks"):
+        assert "topo_controller" in plays[name] and "topo_hosts" in plays[name], plays[name]
+
+
+def test_a_remote_place_is_reached_over_ssh():
+    place = {"node": "h3", "netns": "topo-x-h3", "container": None, "ssh": REMOTE}
+    argv = _process.exec_argv(place, ["python3", "-c", "print('a b')"], ip="/usr/sbin/ip")
+    assert argv[0] == "ssh" and argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-l") + 1] == "root"
+    assert "BatchMode=yes" in argv and "ControlMaster=auto" in argv and "StrictHostKeyChecking=no" in argv
+    assert argv[-3:-1] == ["192.0.2.12", "--"]
+    # the remote host's own ip (its PATH), never the controller's path
+    assert shlex.split(argv[-1]) == ["ip", "netns", "exec", "topo-x-h3", "python3", "-c", "print('a b')"]
+    assert _process.netns_argv(place, ["tcpdump", "-i", "eth0"])[-1] == "ip netns exec topo-x-h3 tcpdump -i eth0"
+    local = dict(place, ssh=None)
+    assert _process.exec_argv(local, ["true"], ip="/usr/sbin/ip") == ["/usr/sbin/ip", "netns", "exec", "topo-x-h3", "true"]
+
+
+def test_ssh_shares_the_master_connections_in_ansibles_directory(monkeypatch):
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", "/tmp/cp-test")
+    argv = _process.ssh_argv("bh2", REMOTE, ["true"])
+    assert "ControlPath=/tmp/cp-test/%C" in argv and "ControlPersist=600s" in argv
+
+
+def test_a_remote_tcpdump_streams_its_pcap_and_tells_its_pid():
+    dump = _process.Tcpdump({"netns": "topo-x-h3", "ssh": REMOTE}, "eth0", "/tmp/x.pcap", "udp")
+    remote = shlex.split(_process.netns_argv(dump.place, dump.argv_tail)[-1])
+    assert remote[:7] == ["ip", "netns", "exec", "topo-x-h3", "sh", "-c", 'echo "$$" >&2; exec "$@"']
+    assert remote[8] == "tcpdump" and remote[remote.index("-w") + 1] == "-" and remote[-2:] == ["--", "udp"]
