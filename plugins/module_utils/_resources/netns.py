@@ -151,6 +151,13 @@ class Namespaces(Kind):
     def removal(self, node):
         return "node=%s" % node, "node=%s" % node
 
+    def forecast(self, name, node):
+        # its links go with it, and each veth's peer elsewhere
+        for ifname in sorted(self.ctx.tables.links(name)):
+            self.ctx.gone(name, ifname)
+        self.ctx.fresh.add(name)
+        self.ctx.tables.forget(name)
+
     def remove(self, name, node):
         self.ctx.socks.forget(name)
         self.ctx.tables.forget(name)
