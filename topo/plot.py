@@ -82,7 +82,7 @@ def figure(runs: list[dict], title: str, reference: dict | None = None, referenc
             if ref_hi > ref_lo:
                 ax.axhspan(ref_lo / factor, ref_hi / factor, color="gray", alpha=0.15)
         if spread or ref:
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(sorted(set(xs))))
         ax.xaxis.set_minor_locator(NullLocator())

@@ -174,6 +174,38 @@ def test_five_drifts_on_a_routed_vxlan_lab_plan_equals_apply(topo_cli):
     assert topo_cli.json("apply", "examples/vxlan.yml", "--no-verify")["changed"] == 0
 
 
+def test_plan_equals_apply_when_apply_takes_routes_and_peers_with_it(topo_cli, tmp_path):
+    """Two things apply does that take more with them than they name: fixing a host's only
+    IPv4 address (removed and added again: the kernel flushes the device's routes, which the
+    route pass then makes again), and removing a node whose veth's peer sits on a bridge
+    that stays (the peer goes at once, not when the kernel gets round to freeing the
+    namespace). Plan lists exactly what apply does, each time."""
+    topo_cli("apply", "examples/routed.yml", "--no-verify")
+    ns = "topo-routed-h1"
+    cidr = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True,
+                          text=True, check=True).stdout.split()[3]
+    for argv in (["addr", "add", "10.99.0.1/24", "dev", "eth0"], ["addr", "del", cidr, "dev", "eth0"],
+                 ["addr", "add", cidr, "brd", "10.99.0.255", "dev", "eth0"],  # the routes stay through this
+                 ["addr", "del", "10.99.0.1/24", "dev", "eth0"]):
+        subprocess.run(["ip", "-n", ns, *argv], check=True)
+    plan = topo_cli.json("plan", "examples/routed.yml")
+    assert changes_of(plan) == [("create", "route", ns + " 0.0.0.0/0"), ("fix", "address", ns + "/eth0")]
+    assert changes_of(topo_cli.json("apply", "examples/routed.yml", "--no-verify")) == changes_of(plan)
+
+    edited = tmp_path / "routed.yml"
+    edited.write_text(open(os.path.join(ROOT, "examples/routed.yml")).read()
+                      .replace("  h4: {}\n", "").replace("  - [h4, lan2]\n", ""))
+    plan = topo_cli.json("plan", str(edited))
+    assert ("remove", "netns", "topo-routed-h4") in changes_of(plan)
+    assert not [c for c in changes_of(plan) if c[1] == "veth"], "h4's peer on lan2 goes with h4's namespace"
+    applied = topo_cli.json("apply", str(edited))
+    assert changes_of(applied) == changes_of(plan), "plan must list exactly what apply does"
+    assert applied["checks"]["failed"] == 0
+    assert "h4-eth0" not in subprocess.run(["ip", "-n", "topo-routed-lan2", "-o", "link"], capture_output=True,
+                                           text=True, check=True).stdout
+    topo_cli("destroy", str(edited))
+
+
 def test_a_kernel_without_gre_stops_before_building(topo_cli):
     from tests.kernel.lane import host_has
     if host_has("gre"):

@@ -79,7 +79,8 @@ class Routes(Kind):
                 ipr = self.ctx.socks.get(ns)
                 for family, unspecified in FAMILIES:
                     for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
-                        if self.ctx.tables.routes_lost(ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
+                        if self.ctx.check and self.ctx.tables.routes_lost(
+                                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
                             continue
                         dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified,
                                                                   msg["dst_len"]), strict=False))
