@@ -36,10 +36,11 @@ class Tables(object):
         self._lost = {}
 
     def drop(self, ns, ifname):
-        """Check mode: apply would delete link ``ifname`` of ``ns`` (to make it again, or to
-        prune it). It is forgotten here, so the later passes of the run see it missing and
-        predict what apply makes anew on it (addresses, impairment, bridge membership), and
-        its routes count as lost (:meth:`routes_lost`). Returns the link (None if unknown)."""
+        """Forget link ``ifname`` of ``ns`` without a new dump: it was deleted, or - in check
+        mode - apply would delete it (to make it again, or to prune it), so the later passes
+        of the run see it missing and predict what apply makes anew on it (addresses,
+        impairment, bridge membership), and its routes count as lost (:meth:`routes_lost`,
+        which only check mode reads). Returns the link (None if unknown)."""
         link = self.links(ns).pop(ifname, None)
         if link is not None:
             self.lose_routes(ns, link["index"])

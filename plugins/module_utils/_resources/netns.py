@@ -178,7 +178,7 @@ class Namespaces(Kind):
         # listed, or not, by chance): such veths are deleted first, which takes the peer at once.
         for ifname, link, peer in list(self._kept_peers(name)):
             delete(self.ctx.tables, name, link, "remove veth %s/%s" % (name, ifname))
-            self.ctx.tables.forget(peer[0])
+            self.ctx.tables.drop(*peer)
         self.ctx.socks.forget(name)
         self.ctx.tables.forget(name)
         delete_namespace(name)
