@@ -736,10 +736,16 @@ def _bits(value):
     return value
 
 
+#: The most times an iperf3 sweep may run (``repeats``): 20 rounds of a 6-length sweep of
+#: 2 s runs are already 4 minutes.
+MAX_REPEATS = 20
+
+
 class Iperf3Check(Strict):
     """iperf3 from ``client`` to ``server`` (its first address): TCP or UDP, ``duration``
     seconds, ``parallel`` streams, once per buffer length of ``lengths`` (iperf3 -l, bytes),
-    each at least ``min`` bits per second when given; UDP at ``bitrate``. ``family:
+    the whole sweep ``repeats`` times (1 to 20; each length's figure is the median of its
+    runs), each median at least ``min`` bits per second when given; UDP at ``bitrate``. ``family:
     ipv6`` runs it over IPv6 (iperf3 -6, to the server's first IPv6 address)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)] | None = None
@@ -750,12 +756,21 @@ class Iperf3Check(Strict):
     duration: Annotated[int, Field(ge=1, le=600)] = 3
     parallel: Annotated[int, Field(ge=1, le=128)] = 1
     lengths: list[Annotated[int, Field(ge=16, le=1_048_576)]] = []
+    repeats: int = 3
     min: Annotated[float, Field(gt=0)] | None = None
     bitrate: Annotated[float, Field(gt=0)] | None = None
     port: Port = 5201
     capture: Union[CaptureOn, CaptureDuring] | None = None
 
     _rates = field_validator("min", "bitrate", mode="before")(_bits)
+
+    @field_validator("repeats")
+    @classmethod
+    def _repeats(cls, value: int) -> int:
+        if not 1 <= value <= MAX_REPEATS:
+            raise ValueError(f"must be 1 to {MAX_REPEATS} (how many times the sweep runs; each length's "
+                             f"figure is the median of its runs), got {value}")
+        return value
 
 
 CHECK_TYPES = ("ping", "capture", "unicast", "broadcast", "multicast", "anycast", "relay", "iperf3")

@@ -80,7 +80,7 @@ def write(lab: str, directory: str, file: str, checks: list[dict], summary: dict
     picture = _picture(expanded, directory) if expanded else None
     paths = {"json": os.path.join(directory, "verify.json"), "junit": os.path.join(directory, "junit.xml"),
              "markdown": os.path.join(directory, "report.md")}
-    plots = _plots(directory, checks)
+    plots = _plots(directory, checks, expanded)
     _atomic(paths["json"], json.dumps({"lab": lab, "file": file, "when": when, "summary": summary,
                                        "checks": checks, "plots": plots}, indent=1, default=str) + "\n")
     _atomic(paths["junit"], junit(lab, checks))
@@ -165,9 +165,10 @@ def markdown(lab: str, file: str, when: str, checks: list[dict], summary: dict, 
             lines.append(f"| {_cell(_name(c))} | {c['type']} | {_cell(expected_text(c))} | {_cell(_observed(c))} | "
                          f"{'pass' if c['ok'] else '**FAIL**'} |")
         lines.append("")
+    refs = references(checks, expanded)
     for c in checks:
         if c["type"] == "iperf3":
-            lines += _iperf_section(c, plots.get(c["name"]))
+            lines += _iperf_section(c, plots.get(c["name"]), refs.get(c["name"]))
     for c in checks:
         if c["type"] == "multicast" and (c.get("figures") or {}).get("wire") is not None:
             lines += silent_section(c, expanded)
@@ -205,20 +206,38 @@ def _lab_section(expanded: dict, picture: str | None) -> list[str]:
     return lines + [""]
 
 
-def _iperf_section(c: dict, plot: str | None) -> list[str]:
+def _iperf_section(c: dict, plot: str | None, ref: dict | None = None) -> list[str]:
+    """An iperf3 check's section: per length, the throughput - with repeats, the median, the
+    lowest and highest run and how many ran - and retransmits (TCP) or jitter and loss (UDP);
+    the reference run (``ref``, the row of another check, see :func:`references`) named and
+    given; the plot."""
     from ansible_collections.topo.lab.plugins.module_utils.api import fmt_bps
     runs = (c.get("figures") or {}).get("runs") or []
     lines = [f"## iperf3 `{c['name']}`", "", c.get("description", ""), ""]
     if runs:
         udp = any(r.get("jitter_ms") is not None for r in runs)
-        head = "| length (B) | throughput | " + ("jitter ms | loss % |" if udp else "retransmits |")
-        lines += [head, "|---:|---:|" + ("---:|---:|" if udp else "---:|")]
+        repeated = any((r.get("repeats") or 1) > 1 for r in runs)
+        head = ("| length (B) | median | min | max | runs | " if repeated else "| length (B) | throughput | ") + \
+            ("jitter ms | loss % |" if udp else "retransmits |")
+        lines += [head, "|---:|---:|" + ("---:|---:|---:|" if repeated else "") + ("---:|---:|" if udp else "---:|")]
         for r in runs:
             length = r.get("length") or "default"
+            spread = (f"{fmt_bps(r.get('min_bps'))} | {fmt_bps(r.get('max_bps'))} | {r.get('repeats', 1)} | "
+                      if repeated else "")
             extra = (f"{r.get('jitter_ms', '-')} | {r.get('lost_percent', '-')} |" if udp
                      else f"{r.get('retransmits', '-')} |")
-            lines.append(f"| {length} | {fmt_bps(r.get('bits_per_second'))} | {extra}")
+            lines.append(f"| {length} | {fmt_bps(r.get('bits_per_second'))} | {spread}{extra}")
         lines.append("")
+        if repeated:
+            lines += [f"Each length ran {max(r.get('repeats') or 1 for r in runs)} times, the whole sweep over "
+                      "and over: the throughput is the median of its runs, min and max their spread.", ""]
+    if ref:
+        run = ref["figures"]["runs"][0]
+        spread = (f" (min {fmt_bps(run.get('min_bps'))}, max {fmt_bps(run.get('max_bps'))}, "
+                  f"{run.get('repeats')} runs)" if (run.get("repeats") or 1) > 1 else "")
+        lines += [f"Reference: check `{ref['name']}`, the same path at iperf3's default length "
+                  f"({run.get('length')} B): {fmt_bps(run.get('bits_per_second'))}{spread}"
+                  + (", the dashed line on the plot." if plot else "."), ""]
     if plot:
         lines += [f"![throughput against buffer length]({os.path.basename(plot)})", ""]
     return lines
@@ -291,6 +310,32 @@ def _bridges_of(node: str, expanded: dict | None) -> list[dict]:
     return [dict(b, name=name) for name, b in (expanded.get("bridges") or {}).items() if b["segment"] in segs]
 
 
+def references(checks: list[dict], expanded: dict | None) -> dict:
+    """{sweep check name: the row of its reference check}: for each iperf3 check with two or
+    more lengths, the first iperf3 check of the same lab without lengths (iperf3's default
+    length: what the path carries at best) between the same client and server, with the same
+    protocol and address family, that ran. The pairing needs the expanded lab (``expanded``;
+    None: no reference)."""
+    if not expanded:
+        return {}
+    spec = {c.get("name"): c for c in expanded.get("checks") or [] if c.get("type") == "iperf3"}
+
+    def path(c):
+        return (c["client"]["node"], c["server"]["node"], c.get("proto"), c.get("family"))
+    rows = {c["name"]: c for c in checks if c["type"] == "iperf3" and c.get("name") in spec}
+    out = {}
+    for name, row in rows.items():
+        if len(spec[name].get("lengths") or []) < 2:
+            continue
+        for other, cand in rows.items():
+            runs = (cand.get("figures") or {}).get("runs") or []
+            if not spec[other].get("lengths") and path(spec[other]) == path(spec[name]) and len(runs) == 1 \
+                    and runs[0].get("bits_per_second") is not None:
+                out[name] = cand
+                break
+    return out
+
+
 def matched_explained(c: dict) -> str:
     """One sentence saying what "matched/total" of capture row ``c`` counts: the packets seen
     on the wire whose layer stack holds the expected layers in order (and the VNI or GRE
@@ -330,14 +375,19 @@ def _capture_section(title: str, rows: list[dict], intro: list[str] = (), limit:
     return lines + [""]
 
 
-def _plots(directory: str, checks: list[dict]) -> dict:
-    """PNG plots of iperf3 sweeps (two or more lengths): {check name: path}."""
+def _plots(directory: str, checks: list[dict], expanded: dict | None = None) -> dict:
+    """PNG plots of iperf3 sweeps (two or more lengths): {check name: path}; each with its
+    reference run (:func:`references`) when there is one."""
     out = {}
+    refs = references(checks, expanded)
     for c in checks:
         runs = [r for r in (c.get("figures") or {}).get("runs") or [] if r.get("length") and r.get("bits_per_second")]
         if c["type"] != "iperf3" or len(runs) < 2:
             continue
         from topo.plot import throughput_plot
         path = os.path.join(directory, f"throughput-{c['name']}.png")
-        out[c["name"]] = throughput_plot(runs, path, f"{c['name']}: {c.get('description', '').split(',')[0]}")
+        ref = refs.get(c["name"])
+        out[c["name"]] = throughput_plot(runs, path, f"{c['name']}: {c.get('description', '').split(',')[0]}",
+                                         ref["figures"]["runs"][0] if ref else None,
+                                         f"reference {ref['name']}" if ref else "reference")
     return out

@@ -12,7 +12,11 @@ description:
     C(verify:) (the dict C(topo) writes into the inventory). Its fields are validated
     against O(check)'s spec, then value ranges (a positive duration, a port 1-65535, ...);
     a bad check fails with C(iperf3 check NAME: ...) naming the field."
-  - For each length of O(check.lengths) (once, without C(-l), when it is empty) it starts a
+  - The sweep runs O(check.repeats) times (3 by default), in rounds - every length once,
+    then every length again - so a slow moment of the machine spreads over the lengths
+    instead of sinking one. Each length's figures are the median of its runs, with their
+    spread (the lowest and highest rate).
+  - For each run of each length of O(check.lengths) (once, without C(-l), when it is empty) it starts a
     one-off server C(iperf3 -s -1 -J -p PORT [-6]) inside the server node, waits until it listens
     (C(ss -ltn) in the node's namespace), runs the client
     C(iperf3 -c ADDRESS -p PORT -J -t DURATION -P PARALLEL --connect-timeout MS [-l LENGTH] [-u] [-b BITRATE] [-6])
@@ -24,7 +28,8 @@ description:
   - The check fails when a run does not run (iperf3 missing in a node, connection refused,
     no route, a timeout - the message carries iperf3's own error text), or when
     O(check.min_bps) is set and a run measured less (the message names the length and the
-    figure). The sweep stops at the first run that does not run.
+    figure; the minimum applies to each length's median). The sweep stops at the first run
+    that does not run.
   - With O(check.capture), C(tcpdump) runs on that node's interface (in its named namespace,
     from the build host) for the whole sweep; the pcap is O(capture_dir)/<name>.pcap, at
     most 1000 packets of at most 256 bytes.
@@ -80,10 +85,16 @@ options:
       duration: {description: Seconds per run (C(iperf3 -t))., type: int, default: 3}
       parallel: {description: Parallel streams (C(iperf3 -P))., type: int, default: 1}
       lengths:
-        description: Buffer lengths in bytes (C(iperf3 -l)), one run each; empty for one run with iperf3's default.
+        description: Buffer lengths in bytes (C(iperf3 -l)), one run each per repeat; empty for iperf3's default.
         type: list
         elements: int
         default: []
+      repeats:
+        description:
+          - How many times the sweep runs, 1 to 20; each length's figures are the median of its
+            runs, and RV(figures.runs[].min_bps) and RV(figures.runs[].max_bps) their spread.
+        type: int
+        default: 3
       bitrate: {description: Target bits per second (C(iperf3 -b)); UDP's rate (iperf3's default 1 Mbit/s), a cap for TCP., type: float}
       min_bps: {description: Minimum bits per second every run must reach; none - any rate passes., type: float}
       port: {description: TCP/UDP port of the server (C(iperf3 -p))., type: int, default: 5201}
@@ -116,6 +127,7 @@ EXAMPLES = r"""
       duration: 1
       parallel: 1
       lengths: [200, 400, 800, 1600, 3200, 6400]
+      repeats: 3
       bitrate: null
       min_bps: 100000000
       port: 5201
@@ -145,10 +157,10 @@ expected:
   type: str
   sample: ">= 100 Mbit/s at every length (200, 400, 800 B)"
 observed:
-  description: One line - what happened, per length (UDP adds loss and jitter).
+  description: One line - what happened, per length, the median and its spread over the repeats (UDP adds loss and jitter).
   returned: always
   type: str
-  sample: "200 B: 1.23 Gbit/s, 400 B: 2.34 Gbit/s, 800 B: 4.45 Gbit/s"
+  sample: "200 B: 1.23 Gbit/s (1.2 Gbit/s..1.25 Gbit/s, 3 runs), 400 B: 2.34 Gbit/s (2.3 Gbit/s..2.4 Gbit/s, 3 runs)"
 figures:
   description:
     - The measurements, all from iperf3's JSON output (C(iperf3 -J), iperf 3.12 keys) of the client.
@@ -158,21 +170,30 @@ figures:
     - C(runs[].retransmits) (TCP) is C(end.sum_sent.retransmits); C(jitter_ms), C(lost_packets),
       C(packets), C(lost_percent) (UDP) are C(end.sum)'s (the server's counts); the others are null.
     - C(runs[].length) is the buffer length in bytes (C(start.test_start.blksize) for iperf3's default).
+    - One entry of C(runs) per length - each figure is the median over that length's repeats
+      (Python's statistics.median - the mean of the two middle ones for an even count);
+      C(runs[].median_bps) is C(runs[].bits_per_second), C(runs[].min_bps) and C(runs[].max_bps)
+      the lowest and highest rate of its runs, C(runs[].repeats) how many ran, C(runs[].samples_bps)
+      each run's rate in the order they ran.
     - C(min_bps) and C(median_bps) are the lowest and the median of the runs' bits_per_second
-      (null without runs); C(threshold_bps) is O(check.min_bps).
+      (null without runs); C(threshold_bps) is O(check.min_bps); C(repeats) is O(check.repeats).
   returned: always
   type: dict
   sample:
     runs:
       - {length: 200, bits_per_second: 1234567890.0, retransmits: 0, jitter_ms: null,
-         lost_percent: null, lost_packets: null, packets: null}
+         lost_percent: null, lost_packets: null, packets: null, median_bps: 1234567890.0,
+         min_bps: 1200000000.0, max_bps: 1250000000.0, repeats: 3,
+         samples_bps: [1234567890.0, 1200000000.0, 1250000000.0]}
     min_bps: 1234567890.0
     median_bps: 1234567890.0
     threshold_bps: 100000000.0
+    repeats: 3
 details:
   description:
     - Per node (by name), what it ran - C(role) (client, server, or client and server), C(netns),
-      C(container), C(address), and C(runs) (one entry per run - the client's C(argv), C(rc),
+      C(container), C(address), and C(runs) (one entry per run, in the order they ran, each with its
+      C(length) and C(repeat) (1, 2, ...) - the client's C(argv), C(rc),
       C(error); the server's C(pid) (the host's, or the container's for a docker node), C(rc),
       C(stopped) (it had to be stopped), the C(bits_per_second) it measured itself, C(error)).
   returned: always

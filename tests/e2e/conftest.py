@@ -35,6 +35,12 @@ def dual_stack(example: str, directory) -> str:
     return path
 
 
+def changes_of(result):
+    """Sorted ``(action, resource, name)`` of a plan's or an apply's changes: a list, so a
+    change predicted once but made twice (or the reverse) shows."""
+    return sorted((c["action"], c["resource"], c["name"]) for c in result["changes"])
+
+
 @pytest.fixture
 def topo_cli(tmp_path):
     cli = Topo(tmp_path / "home")

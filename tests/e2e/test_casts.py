@@ -23,15 +23,24 @@ def test_throughput_report_has_table_plot_junit_and_json(topo_cli):
     runs = sweep["figures"]["runs"]
     assert [r["length"] for r in runs] == [200, 400, 800, 1600, 3200, 6400]
     assert all(r["bits_per_second"] > 50e6 for r in runs)
+    # each length ran 3 times (the default): its median, with the lowest and highest run
+    assert all(r["repeats"] == 3 and r["min_bps"] <= r["median_bps"] == r["bits_per_second"] <= r["max_bps"]
+               for r in runs), runs
     ver = topo_cli.json("verify", "examples/throughput.yml")
     reports = ver["reports"]
     doc = json.load(open(reports["json"]))
     assert doc["summary"] == ver["checks"] and len(doc["checks"]) == 4
+    swept = [c for c in doc["checks"] if c.get("name") == "tcp-sweep"][0]["figures"]
+    assert swept["repeats"] == 3 and all({"median_bps", "min_bps", "max_bps", "repeats"} <= set(r)
+                                         for r in swept["runs"])
     suite = ET.parse(reports["junit"]).getroot()
     assert suite.tag == "testsuite" and suite.get("tests") == "4" and suite.get("failures") == "0"
     assert {c.get("classname") for c in suite.iter("testcase")} == {"topo.throughput.ping", "topo.throughput.iperf3"}
     md = open(reports["markdown"]).read()
     assert "## iperf3 `tcp-sweep`" in md and "| 6400 |" in md and "throughput-tcp-sweep.png" in md
+    assert "| length (B) | median | min | max | runs | retransmits |" in md
+    # the reference run (the same path at iperf3's default length) is named, and on the plot
+    assert "Reference: check `tcp-reference`, the same path at iperf3's default length" in md
     png = reports["plots"]["tcp-sweep"]
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

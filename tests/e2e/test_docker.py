@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, netns_list, root_state
-from tests.e2e.conftest import dual_stack
+from tests.e2e.conftest import changes_of, dual_stack
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -124,6 +124,7 @@ def test_container_drift_is_repaired(docker_client, topo_cli, clean):
     assert any(c["resource"] == "tunnel" and c["name"].startswith("topo-vxlan-docker-vtep2/") for c in plan["changes"])
     applied = topo_cli.json("apply", ex)
     assert {(c["action"], c["name"]) for c in applied["changes"] if c["resource"] == "container"} == containers
+    assert changes_of(applied) == changes_of(plan), "plan must list exactly what apply does"
     assert applied["checks"]["failed"] == 0, [c for c in applied["check_results"] if not c["ok"]]
     assert topo_cli.json("apply", ex, "--no-verify")["changed"] == 0
 

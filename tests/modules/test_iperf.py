@@ -46,7 +46,7 @@ class Pair:
     def check(self, name, **over):
         c = {"type": "iperf3", "name": name, "description": "iperf3 test " + name,
              "client": self.part("a"), "server": self.part("b"), "address": B_ADDR,
-             "proto": "tcp", "duration": 1, "parallel": 1, "lengths": [], "bitrate": None,
+             "proto": "tcp", "duration": 1, "parallel": 1, "lengths": [], "repeats": 1, "bitrate": None,
              "min_bps": None, "port": 5201}
         c.update(over)
         return c
@@ -151,6 +151,40 @@ def test_tcp_sweep_and_udp_run(pair, ansible, tmp_path):
     # a check runs in check mode too
     ok(checked)
     assert len(checked["figures"]["runs"]) == 3
+
+
+def test_sweep_repeats_give_each_length_its_median_and_spread(pair, ansible):
+    """The sweep runs three times, in rounds (200, 3200, 200, 3200, ...): each length's rate
+    is the median of its three runs, with the lowest and highest beside it; every server of
+    the six runs is reaped. Without ``repeats`` the module runs three too."""
+    check = pair.check("repeated", lengths=[200, 3200], repeats=3, min_bps=30e6)
+    default = dict(pair.check("default-repeats"))
+    del default["repeats"]
+    res, dflt, bad = iperf(ansible, check, default, pair.check("too-many", repeats=21))
+    ok(res)
+    runs = res["figures"]["runs"]
+    assert [r["length"] for r in runs] == [200, 3200] and res["figures"]["repeats"] == 3
+    for r in runs:
+        assert r["repeats"] == 3 and len(r["samples_bps"]) == 3 and all(x > 30e6 for x in r["samples_bps"])
+        assert r["bits_per_second"] == r["median_bps"] == statistics.median(r["samples_bps"])
+        assert r["min_bps"] == min(r["samples_bps"]) <= r["median_bps"] <= r["max_bps"] == max(r["samples_bps"])
+        assert isinstance(r["retransmits"], (int, float)) and r["retransmits"] >= 0
+    client_runs = res["details"]["a"]["runs"]
+    assert [(c["repeat"], c["argv"].split()[-1]) for c in client_runs] == \
+        [(1, "200"), (1, "3200"), (2, "200"), (2, "3200"), (3, "200"), (3, "3200")]
+    assert len(server_pids(res)) == 6 and all(host_pid_gone(p) for p in server_pids(res))
+    assert res["expected"] == ">= 30 Mbit/s at every length (200, 3200 B), median of 3 runs"
+    assert res["observed"].startswith("200 B: ") and res["observed"].count(", 3 runs)") == 2, res["observed"]
+    print("\nveth TCP, median of 3 (min..max): " + ", ".join(
+        "%d B %.0f (%.0f..%.0f) Mbit/s" % (r["length"], mbit(r), r["min_bps"] / 1e6, r["max_bps"] / 1e6)
+        for r in runs))
+
+    ok(dflt)
+    (run,) = dflt["figures"]["runs"]
+    assert run["repeats"] == 3 and len(dflt["details"]["a"]["runs"]) == 3
+
+    assert bad["failed"] is True and "repeats must be 1 to 20 (runs of the sweep), got 21" in bad["msg"]
+    assert "details" not in bad  # refused before anything ran
 
 
 def test_below_minimum_fails_naming_length(pair, ansible):

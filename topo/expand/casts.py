@@ -341,7 +341,7 @@ def _iperf3(ctx, c):
                            f"{c.duration} s x {c.parallel}{lengths}",
             "client": ctx.part(c.client, "client"), "server": server, "address": server["address"],
             "proto": c.proto, "duration": c.duration, "parallel": c.parallel, "lengths": list(c.lengths),
-            "bitrate": int(c.bitrate) if c.bitrate else None, "min_bps": c.min, "port": c.port}
+            "repeats": c.repeats, "bitrate": int(c.bitrate) if c.bitrate else None, "min_bps": c.min, "port": c.port}
 
 
 def _disjoint(ctx, receivers, silent):

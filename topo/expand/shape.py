@@ -333,7 +333,8 @@ class CastCheck(TypedDict, total=False):
 class IperfCheck(TypedDict):
     """An iperf3 run (topo.lab.iperf) from ``client`` to ``server`` at ``address``:
     proto ``tcp``/``udp``, duration (seconds), parallel streams, lengths (bytes per write,
-    one run each; [] the default), bitrate (bits per second or None: unlimited for TCP),
+    one run each; [] the default), repeats (how many times the sweep runs, 1-20; each
+    length's figure is the median of its runs), bitrate (bits per second or None: unlimited for TCP),
     min_bps (bits per second the run must reach, or None), port."""
 
     type: Literal["iperf3"]
@@ -347,6 +348,7 @@ class IperfCheck(TypedDict):
     duration: int
     parallel: int
     lengths: list[int]
+    repeats: int
     bitrate: int | None
     min_bps: float | None
     port: int

@@ -134,6 +134,7 @@ SPECS = {
         duration=dict(type="int", default=3),
         parallel=dict(type="int", default=1),
         lengths=dict(type="list", elements="int", default=[]),
+        repeats=dict(type="int", default=3),
         bitrate=dict(type="float"),
         min_bps=dict(type="float"),
         port=dict(type="int", default=5201),
@@ -272,6 +273,11 @@ def _cast_rules(kind, check):
     return probs
 
 
+#: The most times an iperf3 sweep may run (``repeats``): 20 x a 6-length sweep of 2 s runs
+#: is already 4 minutes.
+MAX_REPEATS = 20
+
+
 def _iperf3_rules(check):
     probs = []
     if not _NAME.match(check["name"]):
@@ -280,6 +286,8 @@ def _iperf3_rules(check):
     for key in ("duration", "parallel"):
         if check[key] < 1:
             probs.append("%s must be at least 1, got %d" % (key, check[key]))
+    if not 1 <= check["repeats"] <= MAX_REPEATS:
+        probs.append("repeats must be 1 to %d (runs of the sweep), got %d" % (MAX_REPEATS, check["repeats"]))
     probs += _port(check, "port")
     bad = [n for n in check["lengths"] if n < 1]
     if bad:

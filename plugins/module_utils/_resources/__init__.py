@@ -40,7 +40,9 @@ from __future__ import annotations
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     Changes, namespace_exists, ours, require_features, run as run_module,
 )
-from ansible_collections.topo.lab.plugins.module_utils._resources.links import Tables, delete, in_scope
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
+    Peers, Tables, delete, drop_link, in_scope,
+)
 
 #: Argument specs every resource module shares: the lab, the prune switch, and the prune
 #: scope (namespace names; ``namespaces`` in every module that prunes links, routes or qdiscs).
@@ -55,10 +57,11 @@ class Context(object):
 
     Attributes: ``socks`` (:class:`~.._netns.Sockets`), ``lab`` (str), ``check`` (bool, check
     mode), ``tables`` (:class:`~.links.Tables`, one link dump per namespace, kept current as
-    passes change links) and ``fresh`` (set of namespace names): in check mode, the
-    namespaces of docker nodes whose container the container pass would make, start or
-    name anew; the later passes see them as not existing yet, so ``topo plan`` lists the
-    veths, addresses and routes apply will make in them. Empty outside check mode.
+    passes change links), ``peers`` (:class:`~.links.Peers`) and ``fresh`` (set of
+    namespace names): in check mode, the namespaces of docker nodes whose container the
+    container pass would make, start or name anew, and those the namespace pass would
+    prune; the later passes see them as not existing, so ``topo plan`` lists the veths,
+    addresses and routes apply will make in them. Empty outside check mode.
     """
 
     def __init__(self, socks, lab, check):
@@ -67,6 +70,14 @@ class Context(object):
         self.check = bool(check)
         self.fresh = set()
         self.tables = Tables(socks, self.exists)
+        self.peers = Peers(socks)
+
+    def gone(self, ns, ifname):
+        """Check mode: apply deletes link ``ifname`` of ``ns`` here (to make it again, or to
+        prune it); the later passes see it - and a veth's peer - missing
+        (:func:`~.links.drop_link`). Nothing outside check mode, where the kernel is read."""
+        if self.check:
+            drop_link(self.tables, self.peers, ns, ifname)
 
     def exists(self, ns):
         """True when namespace ``ns`` is named under /run/netns and not in :attr:`fresh`."""
@@ -125,6 +136,11 @@ class Kind(object):
         """Remove one object :meth:`owned` yielded (never called in check mode)."""
         raise NotImplementedError
 
+    def forecast(self, key, have):
+        """Check mode's :meth:`remove`: tell the later passes what removing ``have`` takes
+        with it (:meth:`Context.gone`). Nothing by default (an address, a route, a qdisc
+        takes nothing with it)."""
+
     def finish(self, changes):
         """Called once after converge and prune (the container pass does its Docker work
         here, in parallel); nothing by default."""
@@ -144,6 +160,9 @@ class LinkKind(Kind):
         lab, kinds = self.ctx.lab, self.link_kinds
         return in_scope(self.ctx.tables, scope, lambda link: link["kind"] in kinds and ours(link, lab))
 
+    def forecast(self, key, link):
+        self.ctx.gone(*key)
+
     def remove(self, key, link):
         ns, name = key
         delete(self.ctx.tables, ns, link, "remove %s %s/%s" % (link["kind"], ns, name))
@@ -154,15 +173,17 @@ class LinkKind(Kind):
 
 
 def prune(kind, changes, scope, declared):
-    """The one prune loop: record and (unless check mode) remove every object of ``kind``
-    (a :class:`Kind` instance) that the lab owns in ``scope`` and whose key is not in
-    ``declared``."""
+    """The one prune loop: record and remove every object of ``kind`` (a :class:`Kind`
+    instance) that the lab owns in ``scope`` and whose key is not in ``declared``; in check
+    mode, record it and :meth:`Kind.forecast` the removal instead."""
     for key, label, have in kind.owned(scope):
         if key in declared:
             continue
         detail, before = kind.removal(have)
         changes.add("remove", label, detail, before=before)
-        if not kind.ctx.check:
+        if kind.ctx.check:
+            kind.forecast(key, have)
+        else:
             kind.remove(key, have)
 
 

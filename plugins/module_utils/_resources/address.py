@@ -144,6 +144,11 @@ class Addresses(Kind):
             if cidr not in present and cidr not in removals:
                 changes.add("create", name, cidr, after=cidr)
         if check:
+            v4 = [c for c, _, _ in have if ipaddress.ip_interface(c).version == 4]
+            if v4 and all(c in removals for c in v4):
+                # apply removes every IPv4 address before adding: the kernel flushes the
+                # device's IPv4 routes then, and the route pass makes them again
+                self.ctx.tables.lose_routes(ns, index, 4)
             return
         try:
             if keep_secondaries:

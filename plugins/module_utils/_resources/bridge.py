@@ -47,6 +47,7 @@ class Bridges(LinkKind):
                                    % (label, have["kind"] or "device", lab))
                 if have is not None and have["kind"] != "bridge":
                     changes.add("remove", label, "is a %s, not a bridge" % have["kind"])
+                    ctx.gone(ns, name)
                     if not check:
                         ctx.socks.get(ns).link("del", index=have["index"])
                         tables.invalidate()

@@ -14,8 +14,10 @@ up, peer, peer_netnsid, mac, group, qdisc, and per-kind keys).
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    NetlinkError, NetnsError, if_marker, link_summary, links_by_name, namespace_exists, translate,
+    NetlinkError, NetnsError, if_marker, link_summary, links_by_name, namespace_exists, namespace_fd, translate,
 )
 
 
@@ -31,6 +33,31 @@ class Tables(object):
         self.socks = socks
         self.exists = exists
         self._tables = {}
+        self._lost = {}
+
+    def drop(self, ns, ifname):
+        """Forget link ``ifname`` of ``ns`` without a new dump: it was deleted, or - in check
+        mode - apply would delete it (to make it again, or to prune it), so the later passes
+        of the run see it missing and predict what apply makes anew on it (addresses,
+        impairment, bridge membership), and its routes count as lost (:meth:`routes_lost`,
+        which only check mode reads). Returns the link (None if unknown)."""
+        link = self.links(ns).pop(ifname, None)
+        if link is not None:
+            self.lose_routes(ns, link["index"])
+        return link
+
+    def lose_routes(self, ns, index, version=None):
+        """Check mode: the routes through the link with ifindex ``index`` of ``ns`` go when
+        apply runs - those of IP ``version`` (4 or 6), or of both when None (the link is
+        deleted). The kernel flushes a device's IPv4 routes when its last IPv4 address goes,
+        and all its routes with the device."""
+        self._lost.setdefault(ns, set()).add((index, version))
+
+    def routes_lost(self, ns, index, version):
+        """True when :meth:`lose_routes` said the IPv``version`` routes through ifindex
+        ``index`` of ``ns`` go."""
+        lost = self._lost.get(ns, ())
+        return (index, None) in lost or (index, version) in lost
 
     def links(self, ns):
         """{ifname: link} of namespace ``ns`` (dumped on first use)."""
@@ -53,6 +80,10 @@ class Tables(object):
         table[ifname] = link_summary(msg)
         return table[ifname]
 
+    def read(self):
+        """Names of the namespaces whose table has been read (and not forgotten)."""
+        return list(self._tables)
+
     def invalidate(self):
         """Forget every table: a removed veth end takes its peer, in any namespace, with it."""
         self._tables = {}
@@ -60,6 +91,57 @@ class Tables(object):
     def forget(self, ns):
         """Forget one namespace's table (the namespace is being removed)."""
         self._tables.pop(ns, None)
+
+
+class Peers(object):
+    """The namespace id under which namespace A sees namespace B (IFLA_LINK_NETNSID), cached.
+    ``socks``: a :class:`~.._netns.Sockets`."""
+
+    def __init__(self, socks):
+        self.socks = socks
+        self.ids = {}
+
+    def nsid(self, seen_from, other):
+        """The id (int) under which ``seen_from`` sees namespace ``other``; None for none."""
+        key = (seen_from, other)
+        if key not in self.ids:
+            fd = namespace_fd(other)
+            try:
+                nsid = self.socks.get(seen_from).get_netnsid(fd=fd).get("nsid")
+            finally:
+                os.close(fd)
+            self.ids[key] = None if nsid in (None, -1, 4294967295) else nsid
+        return self.ids[key]
+
+
+def peer_of(tables, peers, ns, link):
+    """``(namespace, ifname)`` of the other end of the veth ``link`` of ``ns``, looked for in
+    the namespaces ``tables`` has read (every lab namespace, in a lab run: the namespace
+    pass reads them all); None when it is not a veth or its peer is not there. An ifindex
+    alone proves nothing (fresh namespaces number alike): the peer must point back, and
+    sit in the namespace ``link``'s IFLA_LINK_NETNSID names (``peers``: :class:`Peers`)."""
+    if link.get("kind") != "veth" or link.get("peer") is None:
+        return None
+    nsid = link.get("peer_netnsid")
+    for other in ([ns] if nsid is None else sorted(set(tables.read()) - {ns})):
+        for name, end in sorted(tables.links(other).items()):
+            if end["kind"] == "veth" and end["index"] == link["peer"] and end["peer"] == link["index"] \
+                    and (nsid is None or peers.nsid(ns, other) == nsid):
+                return other, name
+    return None
+
+
+def drop_link(tables, peers, ns, ifname):
+    """Check mode: apply would delete link ``ifname`` of ``ns`` - and with a veth, its peer:
+    both are forgotten (:meth:`Tables.drop`), so the later passes predict what goes with
+    them. The one place a kind says "this link goes" in check mode."""
+    link = tables.get(ns, ifname)
+    if link is None:
+        return
+    peer = peer_of(tables, peers, ns, link)
+    tables.drop(ns, ifname)
+    if peer is not None:
+        tables.drop(*peer)
 
 
 def label(item):
@@ -83,7 +165,8 @@ def in_scope(tables, scope, keep):
     tables is seen by the next namespace) for which ``keep(link)`` is true."""
     for ns in sorted(set(scope)):
         for name, link in sorted(tables.links(ns).items()):
-            if keep(link):
+            # a removal meanwhile (a veth's peer, in apply or check mode) took it
+            if keep(link) and name in tables.links(ns):
                 yield (ns, name), "%s/%s" % (ns, name), link
 
 

@@ -16,6 +16,7 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
     namespace_exists, ns_marker, sysctl_read, sysctl_write,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
+from ansible_collections.topo.lab.plugins.module_utils._resources.links import delete, peer_of
 
 #: The ``namespaces`` option of topo.lab.netns (and topo.lab.lab).
 SPEC = dict(type="list", elements="dict", default=[], options=dict(
@@ -97,9 +98,11 @@ class Namespaces(Kind):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.nodes = owned_namespaces(ctx.tables, ctx.lab)
+        self.declared = set()
 
     def declare(self, items):
-        return set(ns["name"] for ns in items)
+        self.declared = set(ns["name"] for ns in items)
+        return self.declared
 
     def converge(self, items, changes):
         ctx, lab, check = self.ctx, self.ctx.lab, self.ctx.check
@@ -151,7 +154,31 @@ class Namespaces(Kind):
     def removal(self, node):
         return "node=%s" % node, "node=%s" % node
 
+    def _kept_peers(self, name):
+        """``(ifname, link, (namespace, ifname))`` of each veth of namespace ``name`` whose
+        peer is in a namespace that stays declared."""
+        tables = self.ctx.tables
+        if not self.declared:  # destroy: every namespace goes, no peer stays
+            return
+        for ifname, link in sorted(tables.links(name).items()):
+            peer = peer_of(tables, self.ctx.peers, name, link)
+            if peer is not None and peer[0] in self.declared:
+                yield ifname, link, peer
+
+    def forecast(self, name, node):
+        # its links go with it, and the peers of its veths in the namespaces that stay
+        for _, _, peer in list(self._kept_peers(name)):
+            self.ctx.tables.drop(*peer)
+        self.ctx.fresh.add(name)
+        self.ctx.tables.forget(name)
+
     def remove(self, name, node):
+        # The kernel frees an unnamed namespace - and its veths - in its own time, so a peer
+        # in a namespace that stays could still be there when the veth pass prunes (and be
+        # listed, or not, by chance): such veths are deleted first, which takes the peer at once.
+        for ifname, link, peer in list(self._kept_peers(name)):
+            delete(self.ctx.tables, name, link, "remove veth %s/%s" % (name, ifname))
+            self.ctx.tables.drop(*peer)
         self.ctx.socks.forget(name)
         self.ctx.tables.forget(name)
         delete_namespace(name)

@@ -85,7 +85,9 @@ class Routes(Kind):
         """({dst: ((gateway, dev), proto)} of topo's routes, the same of the others) in ``ns``'s
         main table, IPv4 and IPv6, read once (gateway None for a route without one, dev the
         output interface's name); both empty for a namespace that does not exist (yet).
-        The kernel's own IPv6 routes there (connected prefixes, fe80::/64) count as others."""
+        The kernel's own IPv6 routes there (connected prefixes, fe80::/64) count as others.
+        In check mode, routes through a device the earlier passes would delete or strip of
+        its IPv4 addresses (:meth:`~.links.Tables.routes_lost`) count as gone, as in apply."""
         if ns not in self.tables:
             ours, foreign = {}, {}
             if self.ctx.exists(ns):
@@ -93,6 +95,9 @@ class Routes(Kind):
                 names = self.ifnames(ns)
                 for family, unspecified in FAMILIES:
                     for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
+                        if self.ctx.check and self.ctx.tables.routes_lost(
+                                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
+                            continue
                         dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified,
                                                                   msg["dst_len"]), strict=False))
                         via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))

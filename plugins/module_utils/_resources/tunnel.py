@@ -235,6 +235,7 @@ class Tunnels(LinkKind):
                             set_fdb(tables, t, have["index"], *fdb["fdb"])
                         continue
                     record_fix(changes, name, diff, "recreated: ")
+                    ctx.gone(t["netns"], t["ifname"])
                     if not check:
                         ctx.socks.get(t["netns"]).link("del", index=have["index"])
                         tables.forget(t["netns"])

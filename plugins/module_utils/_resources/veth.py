@@ -12,7 +12,7 @@ from ansible_collections.topo.lab.plugins.module_utils._netns import (
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
-    converge_end, fix_end, label,
+    Peers, converge_end, fix_end, label,
 )
 
 _END = dict(
@@ -27,25 +27,6 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
     a=dict(type="dict", required=True, options=_END),
     b=dict(type="dict", required=True, options=_END),
 ))
-
-
-class _Peers(object):
-    """The namespace id under which namespace A sees namespace B (IFLA_LINK_NETNSID), cached."""
-
-    def __init__(self, socks):
-        self.socks = socks
-        self.ids = {}
-
-    def nsid(self, seen_from, other):
-        key = (seen_from, other)
-        if key not in self.ids:
-            fd = namespace_fd(other)
-            try:
-                nsid = self.socks.get(seen_from).get_netnsid(fd=fd).get("nsid")
-            finally:
-                os.close(fd)
-            self.ids[key] = None if nsid in (None, -1, 4294967295) else nsid
-        return self.ids[key]
 
 
 def _paired(peers, a, b, ha, hb):
@@ -116,7 +97,7 @@ class Veths(LinkKind):
 
     def converge(self, items, changes):
         ctx, lab, check, tables = self.ctx, self.ctx.lab, self.ctx.check, self.ctx.tables
-        peers = _Peers(ctx.socks)
+        peers = Peers(ctx.socks)
         for pair in items:
             a, b = pair["a"], pair["b"]
             name = "%s <-> %s" % (label(a), label(b))
@@ -134,6 +115,7 @@ class Veths(LinkKind):
                         raise NotOwned("%s exists (a %s) but was not made by topo for lab %s; remove or "
                                        "rename it" % (label(end), have["kind"] or "device", lab))
                     found.append(label(end))
+                    ctx.gone(end["netns"], end["ifname"])
                     if not check:
                         ctx.socks.get(end["netns"]).link("del", index=have["index"])
                         tables.invalidate()
