@@ -115,6 +115,7 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
         return dist, first_hop
 
     seg_subnets = {s.name: getattr(s, subnet_attr) for s in segments.values() if getattr(s, subnet_attr) is not None}
+    stubs: dict[str, dict[str, str]] = {}
     for src in sorted(nodes):
         searches = {}
 
@@ -155,10 +156,81 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
             near = sorted((dist[v], v) for v in holders if v in dist)
             if near:
                 table[f"{address}/{host_len}"] = first_hop[near[0][1]]
-        if not nodes[src].forwarding and table and len(set(table.values())) == 1:
-            table = {default: next(iter(table.values()))}
-        routes[src] = table
+        routes[src] = _compact(nodes[src], table, default)
+        if default in routes[src] and table and default not in table:
+            stubs[src] = table  # kept in case a cycle of defaults sends it back to its routes
+    owner = {addr: peer for n in nodes for _, peer, addr in adjacency[n]}
+    _break_cycles(lab, routes, stubs, owner, default)
     return routes, reach, reach_segments
+
+
+def _compact(node, table, default):
+    """Fewer routes that forward every routed address as before: ``table`` ``{dst:
+    gateway}`` of ``node`` (a model Node) in one family (``default``: its default route).
+
+    * A stub - a node whose routes all share one gateway (its only neighbour router) -
+      gets one default route toward it instead. A forwarding node that declares a gateway
+      or a default route of this family keeps its routes (the declared default would take
+      over all of them), and where two forwarding nodes' defaults would point at each other
+      (or round a longer cycle), the first of them by name keeps its routes instead, so an
+      address no node routes is dropped, not bounced until its hop limit runs out.
+    * Otherwise the prefixes that share a gateway are merged where the addressing allows:
+      adjacent prefixes (consecutive /30s of a chain, say) into the fewest covering
+      prefixes, which cover exactly the same addresses. A node whose routes overlap each
+      other (a /32 inside a routed subnet) keeps them as they are.
+
+    On a routed chain of N forwarding nodes with consecutive /30s this makes about
+    2 log2(N) routes a node instead of N - 2 (and one at each end).
+    """
+    declared = any(r.dst in ("0.0.0.0/0", "::/0") and (":" in r.dst) == (":" in default) for r in node.routes) or \
+        any(g and (":" in g) == (":" in default) for g in by_family(node.gateway))
+    if table and len(set(table.values())) == 1 and not (node.forwarding and declared):
+        return {default: next(iter(table.values()))}
+    return _merge(table)
+
+
+def _break_cycles(lab, routes, stubs, owner, default):
+    """Where forwarding nodes' default routes (``routes`` ``{node: {dst: gateway}}``, changed
+    in place) point round a cycle, the first node of the cycle by name gets its own routes
+    back (``stubs`` ``{node: its routes before the default}``, merged); ``owner`` ``{gateway
+    address: node}``."""
+    points = {n: owner[t[default]] for n, t in routes.items()
+              if n in stubs and lab.nodes[n].forwarding and t.get(default) in owner}
+    done: set[str] = set()
+    for start in sorted(points):
+        path, n = [], start
+        while n in points and n not in done and n not in path:
+            path.append(n)
+            n = points[n]
+        if n in path:  # a cycle: n ... back to n
+            keep = min(path[path.index(n):])
+            routes[keep] = _merge(stubs[keep])
+        done.update(path)
+
+
+def _merge(table):
+    """``table`` ``{dst: gateway}`` with the prefixes of each gateway merged into the fewest
+    prefixes covering exactly the same addresses; unchanged when any two prefixes overlap."""
+    if len(table) < 2:
+        return dict(table)
+    nets = sorted((netaddr.IPNetwork(dst), gw) for dst, gw in table.items())
+    for (a, _), (b, _) in zip(nets, nets[1:]):
+        if b.first <= a.last:
+            return dict(table)
+    by_gateway: dict[str, list[list[int]]] = {}
+    for net, gw in nets:  # sorted: consecutive ranges of one gateway join
+        ranges = by_gateway.setdefault(gw, [])
+        if ranges and ranges[-1][1] + 1 == net.first:
+            ranges[-1][1] = net.last
+        else:
+            ranges.append([net.first, net.last])
+    version = nets[0][0].version
+    out = {}
+    for gw, ranges in by_gateway.items():
+        for first, last in ranges:
+            for cidr in netaddr.iprange_to_cidrs(netaddr.IPAddress(first, version), netaddr.IPAddress(last, version)):
+                out[str(cidr)] = gw
+    return out
 
 
 def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:
