@@ -113,7 +113,6 @@ class Namespaces(Kind):
     def converge(self, items, changes):
         ctx, lab, check = self.ctx, self.ctx.lab, self.ctx.check
         changes.extra["owned"] = sorted(self.nodes)
-        lo_up = dict((name, ctx.tables.get(name, "lo")["up"]) for name in self.nodes)
         for ns in items:
             name = ns["name"]
             marker = ns_marker(lab, ns["node"])
@@ -141,7 +140,7 @@ class Namespaces(Kind):
                 changes.add("fix", name, "marker node %s -> %s" % (self.nodes[name], ns["node"]))
                 if not check:
                     ipr.link("set", index=1, ifalias=marker)
-            if not lo_up[name]:
+            if not ctx.tables.get(name, "lo")["up"]:  # declared ones only: destroy dumps no table
                 changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
                 if not check:
                     ipr.link("set", index=1, state="up")
