@@ -81,20 +81,26 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
         for address in nodes[name].anycast:
             if netaddr.IPAddress(address).version == version:
                 anycast.setdefault(str(netaddr.IPAddress(address)), []).append(name)
-    adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
     node_segments: dict[str, set[str]] = {n: set() for n in nodes}
+    routes = {n: {} for n in nodes}
+    reach: dict[str, set[str]] = {n: set() for n in nodes}
+    holders = {}  # segment -> [(node, address without prefix length)] of the members with an address
     for seg in segments.values():
+        holders[seg.name] = [(m["node"], m[key].split("/")[0]) for m in seg.members if m.get(key)]
+        addressed = {n for n, _ in holders[seg.name]}
         for m in seg.members:
             node_segments[m["node"]].add(seg.name)
-            for other in seg.members:
-                if other["node"] != m["node"] and other.get(key):
-                    adjacency[m["node"]].append((seg.name, other["node"], other[key].split("/")[0]))
+            reach[m["node"]] |= addressed - {m["node"]}
+    if lab.routing != "auto":
+        # No adjacency lists: one bridge of N members would make N*(N-1) entries of them
+        # (issue 16: 1000 members, 218 MiB) where only who reaches whom is needed.
+        return routes, reach, {n: set(node_segments[n]) for n in nodes}
+    adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
+    for seg in segments.values():
+        for m in seg.members:
+            adjacency[m["node"]] += [(seg.name, peer, addr) for peer, addr in holders[seg.name] if peer != m["node"]]
     for n in adjacency:
         adjacency[n].sort()
-    routes = {n: {} for n in nodes}
-    reach = {n: {o for _, o, _ in adjacency[n]} for n in nodes}
-    if lab.routing != "auto":
-        return routes, reach, {n: set(node_segments[n]) for n in nodes}
     reach_segments = {n: set(node_segments[n]) for n in nodes}
     rides = {s.name: s.tunnels for s in segments.values()}
     underlay_ips = {t: [ip for ip in map(netaddr.IPAddress, pair) if ip.version == version]
