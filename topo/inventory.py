@@ -36,7 +36,10 @@ import sys
 import yaml
 
 from ansible_collections.topo.lab.plugins.module_utils.api import CAST_TYPES
-from topo.expand.shape import Expanded
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not at run time: destroy imports this module without the expansion
+    from topo.expand.shape import Expanded
 
 CONNECTION = "topo.lab.netns"
 #: How Ansible reaches a docker node: community.docker's docker connection (``docker exec``)
@@ -104,6 +107,18 @@ def build_hosts(path: str | None = None) -> dict:
 def is_remote(host: dict) -> bool:
     """True when a build host (its inventory variables) is reached over SSH, not ``local``."""
     return host.get("ansible_connection", "ssh") != "local"
+
+
+def destroy_inventory(lab: str, hosts: str | None = None) -> str:
+    """A minimal inventory for destroying ``lab`` by its markers on every build host of
+    ``hosts`` (default: this machine), with no topology file; returns its path (in the lab
+    directory)."""
+    from topo import labdir
+    d = labdir.prepare(lab)
+    inv = os.path.join(d, "destroy-inventory")
+    write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
+        "topo_hosts": {"hosts": host_vars(build_hosts(hosts), sys.executable)}}}}})
+    return inv
 
 
 def host_vars(hosts: dict, python: str) -> dict:

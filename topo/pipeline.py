@@ -120,11 +120,6 @@ def write_inventory(compiled: Compiled, hosts: str | None = None) -> str:
     return inv
 
 
-def destroy_inventory(lab: str, hosts: str | None = None) -> str:
-    """A minimal inventory for destroying ``lab`` by its markers on every build host of
-    ``hosts`` (default: this machine), with no topology file."""
-    d = labdir.prepare(lab)
-    inv = os.path.join(d, "destroy-inventory")
-    inventory.write(inv, {"hosts.yml": {"all": {"vars": {"topo_lab": lab}, "children": {
-        "topo_hosts": {"hosts": inventory.host_vars(inventory.build_hosts(hosts), sys.executable)}}}}})
-    return inv
+#: Kept here for callers of the pipeline; lives in :mod:`topo.inventory`, which destroy imports
+#: without the front end's model and expansion.
+destroy_inventory = inventory.destroy_inventory

@@ -5,7 +5,6 @@ interface, find the labs that own namespaces. Reached through ``api`` only."""
 from __future__ import absolute_import, division, print_function
 
 from ansible_collections.topo.lab.plugins.module_utils import _process
-from ansible_collections.topo.lab.plugins.module_utils._netns import Sockets
 from ansible_collections.topo.lab.plugins.module_utils._resources import netns as netns_kind
 
 __metaclass__ = type
@@ -15,16 +14,13 @@ def labs_in_kernel():
     """Names of labs that own at least one namespace, by the marker on its ``lo``
     (``topo:<lab>:<node>``), sorted. The scan is the netns kind's
     (:func:`~._resources.netns.marked_namespaces`)."""
-    with Sockets() as socks:
-        return netns_kind.labs_in_kernel(socks)
+    return netns_kind.labs_in_kernel()
 
 
 def lab_namespaces():
     """``{namespace: lab}`` of every namespace whose ``lo`` carries a lab marker (the netns
     kind's scan)."""
-    with Sockets() as socks:
-        return {name: lab for name, (lab, _) in
-                netns_kind.marked_namespaces(lambda n: netns_kind.read_marker(socks, n)).items()}
+    return {name: lab for name, (lab, _) in netns_kind.marked_namespaces(netns_kind.read_marker).items()}
 
 
 def node_argv(netns, kind, argv, interactive=False, tty=False):

@@ -23,7 +23,7 @@ __metaclass__ = type
 #: public name -> (private module, name there)
 _EXPORTS = {
     # locks
-    "flock_wait": ("_netns", "flock_wait"),
+    "flock_wait": ("_lock", "flock_wait"),
     # namespaces and links
     "Sockets": ("_netns", "Sockets"),
     "namespace_exists": ("_netns", "namespace_exists"),

@@ -50,6 +50,14 @@ options:
         tunnels, impairments and routes (each module's O(prune)).
     type: bool
     default: true
+  state:
+    description:
+      - C(present) converges to the lists; C(absent) removes every container labelled with the
+        lab and every namespace carrying its marker (and so every interface, bridge, tunnel and
+        route in them), whatever the lists say - what C(topo destroy) runs, in one module call.
+    type: str
+    choices: [present, absent]
+    default: present
 """
 
 EXAMPLES = r"""
@@ -62,6 +70,11 @@ EXAMPLES = r"""
       - a: {netns: topo-demo-h1, ifname: eth0}
         b: {netns: topo-demo-lan, ifname: h1-eth0, master: lan}
     addresses: [{netns: topo-demo-h1, ifname: eth0, addresses: [172.16.0.1/24]}]
+
+- name: Remove everything lab demo owns (containers, then namespaces)
+  topo.lab.lab:
+    lab: demo
+    state: absent
 """
 
 RETURN = r"""
@@ -83,7 +96,7 @@ owned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, run
+from ansible_collections.topo.lab.plugins.module_utils._resources import LAB, PRUNE, STATE, run
 from ansible_collections.topo.lab.plugins.module_utils._resources import address, bridge, container, impairment, netns, route, tunnel, veth
 
 
@@ -101,6 +114,7 @@ def main():
             addresses=address.SPEC,
             routes=route.SPEC,
             prune=PRUNE,
+            state=STATE,
         ),
         supports_check_mode=True,
     )

@@ -97,8 +97,9 @@ def test_ipv6_defaults_are_the_documented_ones():
     # the routers' loopbacks are routed in both families, next hop the neighbour's global address
     h1 = {r["dst"]: r["gateway"] for r in lab["nodes"]["h1"]["routes"]}
     assert h1 == {"0.0.0.0/0": "172.16.0.3", "::/0": "2001:db8:1::3"}
+    # r2's only neighbour router is r1: one default route per family toward it, not one per prefix
     r2 = {r["dst"]: r["gateway"] for r in lab["nodes"]["r2"]["routes"]}
-    assert r2["2001:db8::1/128"] == "2001:db8:2::1" and r2["2001:db8:1::/64"] == "2001:db8:2::1"
+    assert r2 == {"0.0.0.0/0": "10.1.0.1", "::/0": "2001:db8:2::1"}
 
 
 def test_ipv6_allocation_is_sticky():

@@ -108,3 +108,44 @@ links:
 """)
     got = targets(compile_file(str(lab)).expanded)
     assert got["h1"] == {"10.0.1.2", "2001:db8:1::2", "10.0.9.1"}
+
+
+def _routes(expanded, node):
+    return {r["dst"]: r["gateway"] for r in expanded["nodes"][node]["routes"]}
+
+
+def test_auto_routes_of_a_chain_are_merged_and_its_ends_get_a_default(tmp_path):
+    """A routed chain of 20 forwarding nodes: the ends (one neighbour router each) get one
+    default route; an inner node's routes per side are merged into the few prefixes that
+    cover exactly that side's /30s, so every address still goes the way it went, and the
+    default pings still cover every pair."""
+    import netaddr
+    nodes = [f"n{i}" for i in range(1, 21)]
+    lab = tmp_path / "chain.yml"
+    lab.write_text("name: chain\nrouting: auto\nnodes:\n" + "".join(f"  {n}: {{forwarding: true}}\n" for n in nodes)
+                   + "links:\n" + "".join(f"  - [{a}, {b}]\n" for a, b in zip(nodes, nodes[1:])))
+    e = compile_file(str(lab)).expanded
+    assert _routes(e, "n1") == {"0.0.0.0/0": "10.1.0.2"} and _routes(e, "n20") == {"0.0.0.0/0": "10.1.0.73"}
+    total = sum(len(n["routes"]) for n in e["nodes"].values())
+    assert total < 20 * 18 / 3, total  # was 20 * 18 (one route per /30 not connected)
+    # n10 sits on 10.1.0.32/30 (to n9) and 10.1.0.36/30 (to n10): everything left of it
+    # (10.1.0.0-31) via n9, everything right (10.1.0.40-75) via n11, nothing else
+    n10 = {netaddr.IPNetwork(d): g for d, g in _routes(e, "n10").items()}
+    for k in range(19):
+        net = netaddr.IPNetwork(f"10.1.0.{4 * k}/30")
+        via = [g for d, g in n10.items() if net in d]
+        assert via == ([] if k in (8, 9) else ["10.1.0.33"] if k < 8 else ["10.1.0.38"]), (k, via)
+    pinged = targets(e)
+    assert all(len(pinged[n]) == 38 - len(e["nodes"][n]["interfaces"]) for n in nodes)
+
+
+def test_two_forwarding_stubs_do_not_bounce_defaults_at_each_other(tmp_path):
+    """a -- b, both forwarding with loopbacks: each routes only the other's loopback, via the
+    other. Defaults both ways would bounce any unrouted address between them until its TTL
+    ran out, so the first by name keeps its route and only b gets the default."""
+    lab = tmp_path / "pair.yml"
+    lab.write_text("name: pair\nrouting: auto\nnodes:\n  a: {forwarding: true, loopback: true}\n"
+                   "  b: {forwarding: true, loopback: true}\nlinks:\n  - [a, b]\n")
+    e = compile_file(str(lab)).expanded
+    a, b = _routes(e, "a"), _routes(e, "b")
+    assert list(b) == ["0.0.0.0/0"] and "0.0.0.0/0" not in a and len(a) == 1

@@ -119,20 +119,26 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
         for address in nodes[name].anycast:
             if netaddr.IPAddress(address).version == version:
                 anycast.setdefault(str(netaddr.IPAddress(address)), []).append(name)
-    adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
     node_segments: dict[str, set[str]] = {n: set() for n in nodes}
+    routes = {n: {} for n in nodes}
+    reach: dict[str, set[str]] = {n: set() for n in nodes}
+    holders = {}  # segment -> [(node, address without prefix length)] of the members with an address
     for seg in segments.values():
+        holders[seg.name] = [(m["node"], m[key].split("/")[0]) for m in seg.members if m.get(key)]
+        addressed = {n for n, _ in holders[seg.name]}
         for m in seg.members:
             node_segments[m["node"]].add(seg.name)
-            for other in seg.members:
-                if other["node"] != m["node"] and other.get(key):
-                    adjacency[m["node"]].append((seg.name, other["node"], other[key].split("/")[0]))
+            reach[m["node"]] |= addressed - {m["node"]}
+    if lab.routing != "auto":
+        # No adjacency lists: one bridge of N members would make N*(N-1) entries of them
+        # (issue 16: 1000 members, 218 MiB) where only who reaches whom is needed.
+        return routes, reach, {n: set(node_segments[n]) for n in nodes}
+    adjacency: dict[str, list[tuple[str, str, str]]] = {n: [] for n in nodes}  # node -> (segment, peer, peer address)
+    for seg in segments.values():
+        for m in seg.members:
+            adjacency[m["node"]] += [(seg.name, peer, addr) for peer, addr in holders[seg.name] if peer != m["node"]]
     for n in adjacency:
         adjacency[n].sort()
-    routes = {n: {} for n in nodes}
-    reach = {n: {o for _, o, _ in adjacency[n]} for n in nodes}
-    if lab.routing != "auto":
-        return routes, reach, {n: set(node_segments[n]) for n in nodes}
     reach_segments = {n: set(node_segments[n]) for n in nodes}
     rides = {s.name: s.tunnels for s in segments.values()}
     underlay_ips = {t: [ip for ip in map(netaddr.IPAddress, pair) if ip.version == version]
@@ -153,6 +159,7 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
         return dist, first_hop
 
     seg_subnets = {s.name: getattr(s, subnet_attr) for s in segments.values() if getattr(s, subnet_attr) is not None}
+    stubs: dict[str, dict[str, str]] = {}
     for src in sorted(nodes):
         searches = {}
 
@@ -193,10 +200,81 @@ def _shortest_paths(lab, segments, loopbacks, underlay, version=4):
             near = sorted((dist[v], v) for v in holders if v in dist)
             if near:
                 table[f"{address}/{host_len}"] = first_hop[near[0][1]]
-        if not nodes[src].forwarding and table and len(set(table.values())) == 1:
-            table = {default: next(iter(table.values()))}
-        routes[src] = table
+        routes[src] = _compact(nodes[src], table, default)
+        if default in routes[src] and table and default not in table:
+            stubs[src] = table  # kept in case a cycle of defaults sends it back to its routes
+    owner = {addr: peer for n in nodes for _, peer, addr in adjacency[n]}
+    _break_cycles(lab, routes, stubs, owner, default)
     return routes, reach, reach_segments
+
+
+def _compact(node, table, default):
+    """Fewer routes that forward every routed address as before: ``table`` ``{dst:
+    gateway}`` of ``node`` (a model Node) in one family (``default``: its default route).
+
+    * A stub - a node whose routes all share one gateway (its only neighbour router) -
+      gets one default route toward it instead. A forwarding node that declares a gateway
+      or a default route of this family keeps its routes (the declared default would take
+      over all of them), and where two forwarding nodes' defaults would point at each other
+      (or round a longer cycle), the first of them by name keeps its routes instead, so an
+      address no node routes is dropped, not bounced until its hop limit runs out.
+    * Otherwise the prefixes that share a gateway are merged where the addressing allows:
+      adjacent prefixes (consecutive /30s of a chain, say) into the fewest covering
+      prefixes, which cover exactly the same addresses. A node whose routes overlap each
+      other (a /32 inside a routed subnet) keeps them as they are.
+
+    On a routed chain of N forwarding nodes with consecutive /30s this makes about
+    2 log2(N) routes a node instead of N - 2 (and one at each end).
+    """
+    declared = any(r.dst in ("0.0.0.0/0", "::/0") and (":" in r.dst) == (":" in default) for r in node.routes) or \
+        any(g and (":" in g) == (":" in default) for g in by_family(node.gateway))
+    if table and len(set(table.values())) == 1 and not (node.forwarding and declared):
+        return {default: next(iter(table.values()))}
+    return _merge(table)
+
+
+def _break_cycles(lab, routes, stubs, owner, default):
+    """Where forwarding nodes' default routes (``routes`` ``{node: {dst: gateway}}``, changed
+    in place) point round a cycle, the first node of the cycle by name gets its own routes
+    back (``stubs`` ``{node: its routes before the default}``, merged); ``owner`` ``{gateway
+    address: node}``."""
+    points = {n: owner[t[default]] for n, t in routes.items()
+              if n in stubs and lab.nodes[n].forwarding and t.get(default) in owner}
+    done: set[str] = set()
+    for start in sorted(points):
+        path, n = [], start
+        while n in points and n not in done and n not in path:
+            path.append(n)
+            n = points[n]
+        if n in path:  # a cycle: n ... back to n
+            keep = min(path[path.index(n):])
+            routes[keep] = _merge(stubs[keep])
+        done.update(path)
+
+
+def _merge(table):
+    """``table`` ``{dst: gateway}`` with the prefixes of each gateway merged into the fewest
+    prefixes covering exactly the same addresses; unchanged when any two prefixes overlap."""
+    if len(table) < 2:
+        return dict(table)
+    nets = sorted((netaddr.IPNetwork(dst), gw) for dst, gw in table.items())
+    for (a, _), (b, _) in zip(nets, nets[1:]):
+        if b.first <= a.last:
+            return dict(table)
+    by_gateway: dict[str, list[list[int]]] = {}
+    for net, gw in nets:  # sorted: consecutive ranges of one gateway join
+        ranges = by_gateway.setdefault(gw, [])
+        if ranges and ranges[-1][1] + 1 == net.first:
+            ranges[-1][1] = net.last
+        else:
+            ranges.append([net.first, net.last])
+    version = nets[0][0].version
+    out = {}
+    for gw, ranges in by_gateway.items():
+        for first, last in ranges:
+            for cidr in netaddr.iprange_to_cidrs(netaddr.IPAddress(first, version), netaddr.IPAddress(last, version)):
+                out[str(cidr)] = gw
+    return out
 
 
 def _reach_by_tables(x: Expansion, max_hops: int = 64) -> None:

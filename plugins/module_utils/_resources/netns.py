@@ -12,7 +12,7 @@ without it was not made by topo and is never touched.
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    MARKER, NetlinkError, NetnsError, NotOwned, create_namespace, delete_namespace, list_namespaces,
+    MARKER, NetlinkError, NetnsError, NotOwned, create_namespace, delete_namespace, list_namespaces, lo_alias,
     namespace_exists, ns_marker, sysctl_read, sysctl_write,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
@@ -36,11 +36,11 @@ def parse_marker(alias):
     return (parts[1], parts[2]) if len(parts) == 3 else None
 
 
-def read_marker(socks, name):
-    """The alias of lo in namespace ``name`` (str or None), or None when unreadable.
-    ``socks``: a :class:`~.._netns.Sockets`."""
+def read_marker(name):
+    """The alias of lo in namespace ``name`` (str or None), or None when unreadable
+    (:func:`~.._netns.lo_alias`: one request, no ``IPRoute`` socket)."""
     try:
-        return socks.get(name).get_links(1)[0].get_attr("IFLA_IFALIAS")
+        return lo_alias(name)
     except (NetnsError, OSError, NetlinkError):
         return None
 
@@ -65,21 +65,28 @@ def marked_namespaces(lo_alias, exists=namespace_exists):
     return out
 
 
-def labs_in_kernel(socks):
+def labs_in_kernel():
     """Names of the labs that own at least one namespace, sorted (reads only each lo)."""
-    return sorted(set(lab for lab, _ in marked_namespaces(lambda n: read_marker(socks, n)).values()))
+    return sorted(set(lab for lab, _ in marked_namespaces(read_marker).values()))
 
 
-def owned_namespaces(tables, lab):
+def owned_namespaces(tables, lab, dump=True):
     """{namespace: node} of every namespace whose lo carries ``lab``'s marker.
 
-    Reads each namespace's whole link table into ``tables`` (a :class:`~.links.Tables`),
-    which the bridge, veth and address passes of the same run need anyway.
+    Every namespace's marker is read. With ``dump``, those named ``topo-<lab>-...`` (the
+    names topo gives; the marker still decides) are read by dumping their whole link table
+    into ``tables`` (a :class:`~.links.Tables`), which the bridge, veth and address passes of
+    the same run need anyway; any other namespace, and every one without ``dump`` (a run
+    that only removes), by reading lo alone (:func:`read_marker`).
     """
-    def lo_alias(name):
-        lo = tables.get(name, "lo")
-        return lo["alias"] if lo else None
-    return dict((name, node) for name, (owner, node) in marked_namespaces(lo_alias, tables.exists).items()
+    prefix = "topo-%s-" % lab
+
+    def alias(name):
+        if dump and name.startswith(prefix):
+            lo = tables.get(name, "lo")
+            return lo["alias"] if lo else None
+        return lo_alias(name)
+    return dict((name, node) for name, (owner, node) in marked_namespaces(alias, tables.exists).items()
                 if owner == lab)
 
 
@@ -97,17 +104,18 @@ class Namespaces(Kind):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.nodes = owned_namespaces(ctx.tables, ctx.lab)
+        self.nodes = {}
         self.declared = set()
 
     def declare(self, items):
+        # With nothing declared (destroy) every owned namespace goes: read only markers.
+        self.nodes = owned_namespaces(self.ctx.tables, self.ctx.lab, dump=bool(items))
         self.declared = set(ns["name"] for ns in items)
         return self.declared
 
     def converge(self, items, changes):
         ctx, lab, check = self.ctx, self.ctx.lab, self.ctx.check
         changes.extra["owned"] = sorted(self.nodes)
-        lo_up = dict((name, ctx.tables.get(name, "lo")["up"]) for name in self.nodes)
         for ns in items:
             name = ns["name"]
             marker = ns_marker(lab, ns["node"])
@@ -129,13 +137,13 @@ class Namespaces(Kind):
                 continue
             if name not in self.nodes:
                 raise NotOwned("namespace %s exists but was not made by topo for lab %s (lo alias %r); "
-                               "remove or rename it" % (name, lab, read_marker(ctx.socks, name)))
+                               "remove or rename it" % (name, lab, read_marker(name)))
             ipr = ctx.socks.get(name)
             if self.nodes[name] != ns["node"]:
                 changes.add("fix", name, "marker node %s -> %s" % (self.nodes[name], ns["node"]))
                 if not check:
                     ipr.link("set", index=1, ifalias=marker)
-            if not lo_up[name]:
+            if not ctx.tables.get(name, "lo")["up"]:  # declared ones only: destroy dumps no table
                 changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
                 if not check:
                     ipr.link("set", index=1, state="up")
