@@ -142,6 +142,7 @@ def test_impair_rate_clear_plan_and_apply_restores(topo_cli, tmp_path, cleanup):
     assert topo_cli.json("impair", lab, "a:eth1", "--rate", "1000kbit")["changed"] == 0
     plan = topo_cli.json("plan", lab)["changes"]
     assert [(c["action"], c["resource"], c["name"]) for c in plan] == [("remove", "impair", f"{a}/eth1")]
+    assert state_of(topo_cli.json("show", lab), "a", "eth1") == "drift: impair rate 1000000 bit/s"
 
     cleared = topo_cli.json("impair", lab, "a:eth1", "--clear")
     assert [(c["action"], c["name"]) for c in cleared["changes"]] == [("remove", f"{a}/eth1")]
@@ -154,6 +155,49 @@ def test_impair_rate_clear_plan_and_apply_restores(topo_cli, tmp_path, cleanup):
     assert [(c["action"], c["resource"]) for c in applied["changes"]] == [("remove", "impair")]
     assert root_qdisc(a, "eth1")["handle"] == "0:"
     assert topo_cli.json("plan", lab)["changes"] == []
+    assert state_of(topo_cli.json("show", lab), "a", "eth1") == "up"
     r = topo_cli("impair", lab, "a:eth1", "--jitter", "5", check=False)
     assert r.returncode == 2 and "jitter needs a delay" in r.stderr
+    topo_cli("destroy", lab)
+
+
+#: a - r - b, and r - c: r's eth0 faces a, eth1 b, eth2 c.
+STAR = """name: rtdur
+routing: auto
+nodes: {a: {}, r: {forwarding: true}, b: {}, c: {}}
+links:
+  - [a, r]
+  - [r, b]
+  - [r, c]
+verify:
+  - ping: {from: a, to: b}
+  - ping: {from: a, to: b, expect: fail, during: {down: [r:eth1]}}
+  - ping: {from: a, to: b, during: {down: [b:eth0]}}
+  - ping: {from: a, to: b, during: {down: [r:eth2]}}
+  - unicast: {from: a, to: b, expect: fail, during: {down: [r:eth1, r:eth2]}}
+"""
+
+
+def test_during_takes_links_down_for_one_check(topo_cli, tmp_path, cleanup):
+    cleanup.append("rtdur")
+    lab = tmp_path / "rtdur.yml"
+    lab.write_text(STAR)
+    lab = str(lab)
+    topo_cli("apply", lab, "--no-verify")
+    b_routes = routes("topo-rtdur-b")
+    assert b_routes
+    r = topo_cli("verify", "--json", lab, check=False)
+    assert r.returncode == 1, r.stderr  # the third check must fail: b:eth0 is b's only way out
+    rows = json.loads(r.stdout)["check_results"]
+    pings_from_a = [(row["expect"], row["ok"]) for row in rows if row["type"] == "ping" and row["from"] == "a"]
+    # in verify order: the plain ping; with r:eth1 down, b is unreachable (expect: fail holds);
+    # with b:eth0 down the ping fails; with r:eth2 (c's link) down it still passes
+    assert pings_from_a == [("pass", True), ("fail", True), ("pass", False), ("pass", True)], rows
+    (cast,) = [row for row in rows if row["type"] == "unicast"]
+    assert cast["ok"] and cast["description"].endswith("with r:eth1, r:eth2 down"), cast
+    # every link is up again, with the routes the kernel dropped, also after the failed check
+    for ns, ifname in (("topo-rtdur-r", "eth1"), ("topo-rtdur-r", "eth2"), ("topo-rtdur-b", "eth0")):
+        assert is_up(ns, ifname), (ns, ifname)
+    assert routes("topo-rtdur-b") == b_routes
+    assert topo_cli.json("plan", lab)["changes"] == []
     topo_cli("destroy", lab)
