@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                     help="stop after this long at most (default 10)")
     sp.add_argument("--filter", default=None, metavar="BPF", help="tcpdump filter, e.g. 'udp port 4789'")
+    def runtime_args(sp):
+        """NODE:IFACE and --wait, of topo link and topo impair."""
+        sp.add_argument("on", metavar="NODE:IFACE", help="node and interface, e.g. r1:eth1")
+        sp.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                        help="if another topo holds this lab, wait this long (default: refuse at once)")
+
     sp = cmd("link", "take a link down or up at runtime (topo apply restores the file's state)",
              "Set interface IFACE of NODE down or up at once, in the applied lab FILE describes, on\n"
              "the build host that holds it. Down on one end of a link takes the link down both\n"
@@ -139,10 +145,8 @@ def _parser() -> argparse.ArgumentParser:
              "  topo link examples/routed.yml r1:eth1 up     # or: topo apply examples/routed.yml\n\n"
              "NODE:IFACE names an interface of the file (topo show lists them); an unknown one is\n"
              "refused with what exists (exit 2); a lab not applied yet, with exit 3.")
-    sp.add_argument("on", metavar="NODE:IFACE", help="node and interface, e.g. r1:eth1")
+    runtime_args(sp)
     sp.add_argument("state", choices=["down", "up"], help="down or up")
-    sp.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                    help="if another topo holds this lab, wait this long (default: refuse at once)")
     sp = cmd("impair", "delay, jitter, loss or rate-limit an interface at runtime (--clear removes)",
              "Set the egress impairment of IFACE of NODE, at once, in the applied lab FILE\n"
              "describes, to exactly the values given (what is not given is unset), or remove it\n"
@@ -156,14 +160,12 @@ def _parser() -> argparse.ArgumentParser:
              "  topo impair examples/routed.yml r1:eth1 --clear   # or: topo apply examples/routed.yml\n\n"
              "Delay, jitter and loss need the kernel's netem (sch_netem), rate its tbf (sch_tbf);\n"
              "topo doctor says which this machine has.")
-    sp.add_argument("on", metavar="NODE:IFACE", help="node and interface, e.g. r1:eth1")
+    runtime_args(sp)
     sp.add_argument("--delay", type=float, metavar="MS", help="added one-way delay, milliseconds")
     sp.add_argument("--jitter", type=float, metavar="MS", help="random variation of the delay, milliseconds (needs --delay)")
     sp.add_argument("--loss", type=float, metavar="PCT", help="random loss, percent (0 to 100)")
     sp.add_argument("--rate", metavar="RATE", help="rate limit: bits per second, or 500kbit, 20mbit, 1gbit")
     sp.add_argument("--clear", action="store_true", help="remove the interface's impairment")
-    sp.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                    help="if another topo holds this lab, wait this long (default: refuse at once)")
     sp = cmd("destroy", "remove everything a lab made",
              "Remove every container labelled topo.lab=<lab> and every namespace (with its\n"
              "interfaces, bridges and routes) that carries the lab's ownership marker, and the lab\n"

@@ -7,6 +7,8 @@ Setting one end of a veth down takes the link down both ways (its peer loses car
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ansible_collections.topo.lab.plugins.module_utils._netns import NetlinkError, NetnsError, NotOwned, ours, translate
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import label
@@ -30,13 +32,11 @@ class LinkStates(Kind):
     resource = "link"
 
     def declare(self, items):
-        declared = set()
-        for item in items:
-            key = (item["netns"], item["ifname"])
-            if key in declared:
-                raise ValueError("the state of %s is given twice" % label(item))
-            declared.add(key)
-        return declared
+        keys = [(item["netns"], item["ifname"]) for item in items]
+        twice = sorted(key for key, n in Counter(keys).items() if n > 1)
+        if twice:
+            raise ValueError("the state of %s/%s is given twice" % twice[0])
+        return set(keys)
 
     def converge(self, items, changes):
         lab, tables = self.ctx.lab, self.ctx.tables
