@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
              "topo doctor says which this machine has.")
     runtime_args(sp)
     sp.add_argument("--delay", type=float, metavar="MS", help="added one-way delay, milliseconds")
-    sp.add_argument("--jitter", type=float, metavar="MS", help="random variation of the delay, milliseconds (needs --delay)")
+    sp.add_argument("--jitter", type=float, metavar="MS",
+                    help="random variation of the delay, milliseconds (needs --delay)")
     sp.add_argument("--loss", type=float, metavar="PCT", help="random loss, percent (0 to 100)")
     sp.add_argument("--rate", metavar="RATE", help="rate limit: bits per second, or 500kbit, 20mbit, 1gbit")
     sp.add_argument("--clear", action="store_true", help="remove the interface's impairment")
@@ -509,6 +510,10 @@ def cmd_apply(args) -> int:
     return EXIT_VERIFY if r.failed else EXIT_OK
 
 
+#: How a change's action is marked on screen (plan, link, impair).
+SIGNS = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
+
+
 def cmd_plan(args) -> int:
     r = usecases.plan(args.file, hosts=args.hosts)
     if args.json:
@@ -518,10 +523,9 @@ def cmd_plan(args) -> int:
     if not r.changes:
         out.print(f"lab [bold]{r.lab}[/]: nothing to do - the kernel matches {r.file}")
         return EXIT_OK
-    sign = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
     for ch in r.changes:
         detail = f"  [dim]{ch['detail']}[/]" if ch.get("detail") else ""
-        out.print(f"{sign[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
+        out.print(f"{SIGNS[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
     counts = Counter(ch["action"] for ch in r.changes)
     out.print(f"\nplan: {counts.get('create', 0)} to create, {counts.get('fix', 0)} to fix, "
               f"{counts.get('remove', 0)} to remove")
@@ -589,8 +593,9 @@ def _print_runtime(args, r) -> int:
         return EXIT_OK
     if r.changes:
         out.print(f"lab [bold]{r.lab}[/]: {escape(r.on)} {escape(r.what)} ({r.seconds:.1f} s)")
-        for ch in r.changes:
-            out.print(f"  [yellow]~[/] {ch['resource']:8} {escape(ch['name'])}  [dim]{escape(ch.get('detail') or '')}[/]")
+        for ch in r.changes:  # the interface, and what coming up again brought back
+            out.print(f"  {SIGNS[ch['action']]} {ch['resource']:8} {escape(ch['name'])}  "
+                      f"[dim]{escape(ch.get('detail') or '')}[/]")
         out.print(f"[dim]topo plan {r.file} shows the difference from the file; topo apply {r.file} restores it[/]")
     else:
         out.print(f"lab [bold]{r.lab}[/]: {escape(r.on)} already {escape(r.what)} - [green]0 changed[/]")

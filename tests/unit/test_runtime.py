@@ -138,7 +138,8 @@ def test_during_checks_run_on_their_own(tmp_path):
     files = inventory.project(e)
     build = files["group_vars/topo_hosts.json"]
     assert build["topo_during"] == during
-    assert [p["node"] for p in build["topo_pings"]] == ["a"] and {t["node"] for t in build["topo_pings"][0]["targets"]} == {"c"}
+    assert [p["node"] for p in build["topo_pings"]] == ["a"]
+    assert {t["node"] for t in build["topo_pings"][0]["targets"]} == {"c"}
     assert build["topo_casts"] == []
 
 
