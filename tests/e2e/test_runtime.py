@@ -187,7 +187,7 @@ def test_during_takes_links_down_for_one_check(topo_cli, tmp_path, cleanup):
     b_routes = routes("topo-rtdur-b")
     assert b_routes
     r = topo_cli("verify", "--json", lab, check=False)
-    assert r.returncode == 1, r.stderr  # the third check must fail: b:eth0 is b's only way out
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr  # the third check must fail: b:eth0 is b's only way out
     rows = json.loads(r.stdout)["check_results"]
     pings_from_a = [(row["expect"], row["ok"]) for row in rows if row["type"] == "ping" and row["from"] == "a"]
     # in verify order: the plain ping; with r:eth1 down, b is unreachable (expect: fail holds);
