@@ -147,3 +147,9 @@ def test_no_during_no_key(tmp_path):
     """A lab without during: has no topo_during in its inventory (snapshots unchanged)."""
     e = compile_file(write(tmp_path, "verify:\n  - ping: {from: a, to: c}\n")).expanded
     assert "topo_during" not in inventory.project(e)["group_vars/topo_hosts.json"]
+
+
+def test_runtime_result_json_keys():
+    r = usecases.RuntimeResult("l", "l.yml", "a:eth0", "down", [{"action": "fix", "resource": "link"}], 1.234, "/log")
+    assert r.to_json() == {"lab": "l", "file": "l.yml", "on": "a:eth0", "what": "down", "changed": 1,
+                           "changes": r.changes, "seconds": 1.23, "log": "/log"}
