@@ -50,6 +50,8 @@ quick start (as root):
   topo doctor                          what this machine can build, and the fixes
   topo graph examples/vxlan.yml -o vxlan.svg   a picture of the lab (also .png .mmd .html)
   topo list                            every lab on this machine and its state
+  topo link examples/routed.yml r1:eth1 down    fail a link at runtime (topo apply restores it)
+  topo impair examples/routed.yml r1:eth1 --rate 1mbit   shape it at runtime (--clear removes)
 
 exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 environment problem
 lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
@@ -57,7 +59,7 @@ lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
 
 
 #: Commands that take --hosts INV (a build-host inventory).
-HOSTS_COMMANDS = ("apply", "plan", "verify", "show", "exec", "destroy", "list", "doctor")
+HOSTS_COMMANDS = ("apply", "plan", "verify", "show", "exec", "destroy", "list", "doctor", "link", "impair")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,6 +126,47 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                     help="stop after this long at most (default 10)")
     sp.add_argument("--filter", default=None, metavar="BPF", help="tcpdump filter, e.g. 'udp port 4789'")
+    def runtime_args(sp):
+        """NODE:IFACE and --wait, of topo link and topo impair."""
+        sp.add_argument("on", metavar="NODE:IFACE", help="node and interface, e.g. r1:eth1")
+        sp.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                        help="if another topo holds this lab, wait this long (default: refuse at once)")
+
+    sp = cmd("link", "take a link down or up at runtime (topo apply restores the file's state)",
+             "Set interface IFACE of NODE down or up at once, in the applied lab FILE describes, on\n"
+             "the build host that holds it. Down on one end of a link takes the link down both\n"
+             "ways (the peer loses its carrier): traffic stops, routes through it go. The file is\n"
+             "not changed: topo show lists the interface as down, topo plan as a fix, and the\n"
+             "next topo apply sets it up again. To prove what depends on a link in the checks\n"
+             "themselves, give a check during: {down: [NODE:IFACE]} instead.",
+             "examples:\n  topo link examples/routed.yml r1:eth1 down\n"
+             "  topo exec examples/routed.yml h1 -- ping -c2 172.16.1.10   # no longer answers\n"
+             "  topo plan examples/routed.yml      # ~ veth ...r1/eth1  up False -> True\n"
+             "  topo link examples/routed.yml r1:eth1 up     # or: topo apply examples/routed.yml\n\n"
+             "NODE:IFACE names an interface of the file (topo show lists them); an unknown one is\n"
+             "refused with what exists (exit 2); a lab not applied yet, with exit 3.")
+    runtime_args(sp)
+    sp.add_argument("state", choices=["down", "up"], help="down or up")
+    sp = cmd("impair", "delay, jitter, loss or rate-limit an interface at runtime (--clear removes)",
+             "Set the egress impairment of IFACE of NODE, at once, in the applied lab FILE\n"
+             "describes, to exactly the values given (what is not given is unset), or remove it\n"
+             "with --clear. Only that interface's egress is shaped (the link's other end keeps its\n"
+             "own); the same qdiscs as a link's impair: in the file (netem for delay, jitter and\n"
+             "loss; tbf for rate). The file is not changed: topo plan lists the difference, and the\n"
+             "next topo apply restores what the file declares (its impair:, or none).",
+             "examples:\n  topo impair examples/routed.yml r1:eth1 --rate 1mbit\n"
+             "  topo impair examples/routed.yml r1:eth1 --delay 50 --jitter 5 --loss 1\n"
+             "  topo plan examples/routed.yml       # - impair ...r1/eth1  no longer declared\n"
+             "  topo impair examples/routed.yml r1:eth1 --clear   # or: topo apply examples/routed.yml\n\n"
+             "Delay, jitter and loss need the kernel's netem (sch_netem), rate its tbf (sch_tbf);\n"
+             "topo doctor says which this machine has.")
+    runtime_args(sp)
+    sp.add_argument("--delay", type=float, metavar="MS", help="added one-way delay, milliseconds")
+    sp.add_argument("--jitter", type=float, metavar="MS",
+                    help="random variation of the delay, milliseconds (needs --delay)")
+    sp.add_argument("--loss", type=float, metavar="PCT", help="random loss, percent (0 to 100)")
+    sp.add_argument("--rate", metavar="RATE", help="rate limit: bits per second, or 500kbit, 20mbit, 1gbit")
+    sp.add_argument("--clear", action="store_true", help="remove the interface's impairment")
     sp = cmd("destroy", "remove everything a lab made",
              "Remove every container labelled topo.lab=<lab> and every namespace (with its\n"
              "interfaces, bridges and routes) that carries the lab's ownership marker, and the lab\n"
@@ -199,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     handler = {"apply": cmd_apply, "plan": cmd_plan, "verify": cmd_verify, "show": cmd_show,
                "exec": cmd_exec, "destroy": cmd_destroy, "capture": cmd_capture, "validate": cmd_validate, "doctor": cmd_doctor,
-               "image": cmd_image, "graph": cmd_graph, "list": cmd_list}[args.command]
+               "image": cmd_image, "graph": cmd_graph, "list": cmd_list,
+               "link": cmd_link, "impair": cmd_impair}[args.command]
     try:
         return handler(args)
     except TopoError as exc:
@@ -466,6 +510,10 @@ def cmd_apply(args) -> int:
     return EXIT_VERIFY if r.failed else EXIT_OK
 
 
+#: How a change's action is marked on screen (plan, link, impair).
+SIGNS = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
+
+
 def cmd_plan(args) -> int:
     r = usecases.plan(args.file, hosts=args.hosts)
     if args.json:
@@ -475,10 +523,9 @@ def cmd_plan(args) -> int:
     if not r.changes:
         out.print(f"lab [bold]{r.lab}[/]: nothing to do - the kernel matches {r.file}")
         return EXIT_OK
-    sign = {"create": "[green]+[/]", "fix": "[yellow]~[/]", "remove": "[red]-[/]"}
     for ch in r.changes:
         detail = f"  [dim]{ch['detail']}[/]" if ch.get("detail") else ""
-        out.print(f"{sign[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
+        out.print(f"{SIGNS[ch['action']]} {ch['resource']:8} {ch['name']}{detail}")
     counts = Counter(ch["action"] for ch in r.changes)
     out.print(f"\nplan: {counts.get('create', 0)} to create, {counts.get('fix', 0)} to fix, "
               f"{counts.get('remove', 0)} to remove")
@@ -536,6 +583,36 @@ def cmd_capture(args) -> int:
     else:
         _print_capture_rows(f"{r.on}: {len(r.rows)} packets ({r.path})", r.rows, limit=args.count)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- link, impair
+
+def _print_runtime(args, r) -> int:
+    if args.json:
+        _emit(args, r.to_json())
+        return EXIT_OK
+    if r.changes:
+        out.print(f"lab [bold]{r.lab}[/]: {escape(r.on)} {escape(r.what)} ({r.seconds:.1f} s)")
+        for ch in r.changes:  # the interface, and what coming up again brought back
+            out.print(f"  {SIGNS[ch['action']]} {ch['resource']:8} {escape(ch['name'])}  "
+                      f"[dim]{escape(ch.get('detail') or '')}[/]")
+        out.print(f"[dim]topo plan {r.file} shows the difference from the file; topo apply {r.file} restores it[/]")
+    else:
+        out.print(f"lab [bold]{r.lab}[/]: {escape(r.on)} already {escape(r.what)} - [green]0 changed[/]")
+    return EXIT_OK
+
+
+def cmd_link(args) -> int:
+    r = usecases.set_link(args.file, args.on, args.state, hosts=args.hosts, wait=args.wait,
+                          progress=_progress(args), notify=err.print)
+    return _print_runtime(args, r)
+
+
+def cmd_impair(args) -> int:
+    r = usecases.impair(args.file, args.on, delay=args.delay, jitter=args.jitter, loss=args.loss, rate=args.rate,
+                        clear=args.clear, hosts=args.hosts, wait=args.wait, progress=_progress(args),
+                        notify=err.print)
+    return _print_runtime(args, r)
 
 
 # --------------------------------------------------------------------------- doctor, image

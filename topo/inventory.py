@@ -284,6 +284,11 @@ def _check_host(check: dict, nodes: dict) -> str:
     return next(iter(nodes.values()))["host"]
 
 
+def _runs_on(check: dict, nodes: dict) -> str:
+    """The build host that runs ``check``: a ping's source node's, else :func:`_check_host`."""
+    return nodes[check["from"]]["host"] if check["type"] == "ping" else _check_host(check, nodes)
+
+
 def _on_host(expanded: Expanded, host: str) -> dict:
     """The part of a multi-host expanded lab made on build ``host``: its nodes, the bridges
     it holds a copy of, its veths, tunnels and stitch devices (in the tunnel module's shape),
@@ -301,8 +306,10 @@ def _on_host(expanded: Expanded, host: str) -> dict:
         "tunnels": [_strip(t) for t in expanded["tunnels"] if t["host"] == host] + stitches,
         "impairments": [_strip(i) for i in expanded["impairments"] if i["host"] == host],
         "features": features,
-        "checks": [c for c in expanded["checks"]
-                   if (nodes[c["from"]]["host"] if c["type"] == "ping" else _check_host(c, nodes)) == host],
+        # a check with links down goes to every build host (each sets its own links down),
+        # naming the one that runs it
+        "checks": [c if "during" not in c else dict(c, runs_on=_runs_on(c, nodes)) for c in expanded["checks"]
+                   if "during" in c or _runs_on(c, nodes) == host],
         **({"autoaddress": expanded["autoaddress"]} if "autoaddress" in expanded else {}),
     }
 
@@ -311,6 +318,7 @@ def _build_vars(expanded: dict, lab: str) -> dict:
     """The desired state a build host converges (the lab role's variables), from an
     expanded lab or one host's part of it (:func:`_on_host`)."""
     nodes = expanded["nodes"]
+    checks = [c for c in expanded["checks"] if "during" not in c]  # the others run in role verify_during
     namespaces = [{"name": n["netns"], "node": name, "sysctls": n["sysctls"], "kind": n["kind"]}
                   for name, n in nodes.items()]
     namespaces += [{"name": b["netns"], "node": name, "sysctls": {}, "kind": "netns"}
@@ -339,16 +347,19 @@ def _build_vars(expanded: dict, lab: str) -> dict:
         "topo_tunnels": expanded.get("tunnels", []),
         "topo_impairments": expanded.get("impairments", []),
         "topo_features": expanded.get("features", []),
-        "topo_captures": [c for c in expanded["checks"] if c["type"] == "capture"],
-        "topo_casts": [c for c in expanded["checks"] if c["type"] in CAST_TYPES],
-        "topo_iperfs": [c for c in expanded["checks"] if c["type"] == "iperf3"],
+        "topo_captures": [c for c in checks if c["type"] == "capture"],
+        "topo_casts": [c for c in checks if c["type"] in CAST_TYPES],
+        "topo_iperfs": [c for c in checks if c["type"] == "iperf3"],
         "topo_addresses": addresses,
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
         # one entry per source node with its namespace, so a build host gets the pings of the
         # nodes it builds (role verify_ping: one topo.lab.ping call per build host)
         "topo_pings": [{"node": c["from"], "netns": nodes[c["from"]]["netns"], "targets": c["targets"]}
-                       for c in expanded["checks"] if c["type"] == "ping" and c["targets"]],
+                       for c in checks if c["type"] == "ping" and c["targets"]],
     }
+    during = [c for c in expanded["checks"] if "during" in c]
+    if during:  # checks with links down, one at a time (role verify_during)
+        build["topo_during"] = during
     execs = [{"node": name, "netns": n["netns"], "kind": n["kind"], "commands": n["exec"]}
              for name, n in nodes.items() if n.get("exec")]
     if execs:

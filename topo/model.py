@@ -492,12 +492,27 @@ class Pool(Strict):
         return _check_network(v)
 
 
+#: ``node:interface`` of a link end (a capture point, a link taken down during a check).
+LinkEnd = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]{0,14}$")]
+
+
+class During(Strict):
+    """``during: {down: [node:interface, ...]}`` on a ping or cast check: those interfaces
+    are set down for the check and up again after it (also when it fails), with their
+    node's addresses and routes restored, so a lab proves that a path depends on a link
+    (``expect: fail``) or survives its loss."""
+
+    down: list[LinkEnd] = Field(min_length=1)
+
+
 class PingCheck(Strict):
-    """Ping from nodes to nodes; ``expect: fail`` for pairs that must not reach."""
+    """Ping from nodes to nodes; ``expect: fail`` for pairs that must not reach; ``during``:
+    links taken down while it runs."""
 
     from_: list[Name] | Literal["all"] = Field("all", alias="from")
     to: list[Name] | Literal["all"] = "all"
     expect: Literal["pass", "fail"] = "pass"
+    during: During | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -600,7 +615,8 @@ def _check_group(value: str) -> str:
 
 class _Cast(Strict):
     """Fields every cast check has: a name (default ``<type>-<n>``), how long receivers
-    listen (``timeout``, seconds), the messages, an optional capture during the check, and
+    listen (``timeout``, seconds), the messages, an optional capture during the check, links
+    taken down while it runs (``during``, see :class:`During`), and
     the address ``family`` (``ipv4`` / ``ipv6``; unset: ``ipv6`` when the check names an
     IPv6 address or group, else ``ipv4``)."""
 
@@ -610,6 +626,7 @@ class _Cast(Strict):
     message: Annotated[str, Field(max_length=8000)] | None = None
     messages: list[Payload] | None = None
     capture: Union[CaptureOn, CaptureDuring] | None = None
+    during: During | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -18,21 +18,27 @@ def observe(expanded: dict) -> list[dict]:
     ``exec:`` commands set: its addresses are observed, never drift).
     """
     managed = expanded.get("autoaddress", True)
+    declared = {(i["netns"], i["ifname"]): i for i in expanded.get("impairments", [])}
     rows = []
     with nl.Sockets() as socks:
         for name, node in expanded["nodes"].items():
             row = {"node": name, "kind": node["kind"], "netns": node["netns"], "interfaces": []}
             exists = nl.namespace_exists(node["netns"])
             row["state"] = "up" if exists else "missing"
-            links, addrs = {}, {}
+            links, addrs, qdiscs = {}, {}, {}
             if exists:
                 ipr = socks.get(node["netns"])
                 links = nl.links_by_name(ipr)
                 for index, cidr in nl.ip_addresses(ipr):
                     addrs.setdefault(index, []).append(cidr)
+                if any(link.get("qdisc") in ("netem", "tbf") for link in links.values()):
+                    qdiscs = nl.read_qdiscs(ipr)
             row["interfaces"] = interface_rows(node, {
                 ifname: {"addresses": sorted(a for a in addrs.get(have["index"], []) if a not in LOOPBACK),
-                         "mtu": have["mtu"], "up": have["up"]} for ifname, have in links.items()}, managed)
+                         "mtu": have["mtu"], "up": have["up"],
+                         "impair": nl.impairment_shape(*qdiscs.get(have["index"], (None, None))) or {}}
+                for ifname, have in links.items()}, managed,
+                impairments={i["ifname"]: declared.get((node["netns"], i["ifname"]), {}) for i in node["interfaces"]})
             rows.append(row)
     return rows
 
@@ -41,14 +47,21 @@ def observe(expanded: dict) -> list[dict]:
 LOOPBACK = ("127.0.0.1/8", "::1/128")
 
 
-def interface_rows(node: dict, observed: dict, managed: bool = True) -> list[dict]:
+#: The keys of an impairment a file declares (topo.lab.impair's), compared by ``show``.
+IMPAIR_KEYS = ("delay", "jitter", "loss", "rate")
+
+
+def interface_rows(node: dict, observed: dict, managed: bool = True, impairments: dict | None = None) -> list[dict]:
     """The interface entries of a ``show`` row: each declared interface of ``node`` (and
     ``lo`` with its loopback and anycast addresses) against ``observed`` ``{ifname:
     {addresses (sorted CIDRs of both families, without :data:`LOOPBACK` and the kernel's own
     IPv6 addresses), mtu, up}}`` read from its namespace. An entry has ``address6`` in a lab
     with IPv6. ``managed`` False (a lab with ``autoaddress: false``): what is on an
     interface without a declared address is the nodes' ``exec:`` commands' business, not
-    drift."""
+    drift. ``impairments`` (``{ifname: {delay, jitter, loss, rate}}``, the declared ones;
+    None: not compared) against the observed ``impair`` (topo's qdisc read back as the impair
+    module reads it, ``{}`` for none): a difference beyond the kernel's rounding is drift
+    ``impair <what the kernel has>`` (e.g. after ``topo impair``)."""
     declared = list(node["interfaces"])
     on_lo = [a for a in (node["loopback"], node.get("loopback6")) if a] + list(node.get("anycast") or [])
     if on_lo:
@@ -70,6 +83,12 @@ def interface_rows(node: dict, observed: dict, managed: bool = True) -> list[dic
                 drift.append(f"addresses {', '.join(got) or 'none'}")
             if iface.get("mtu") and have["mtu"] != iface["mtu"]:
                 drift.append(f"mtu {have['mtu']}")
+            if impairments is not None and "impair" in have and iface["ifname"] in impairments:
+                got_imp = {k: v for k, v in have["impair"].items() if k != "burst"}
+                want_imp = {k: float(v) if k != "rate" else v for k in IMPAIR_KEYS
+                            if (v := impairments[iface["ifname"]].get(k))}
+                if nl.impairment_differences(got_imp, want_imp):
+                    drift.append(f"impair {nl.describe_impairment(got_imp)}")
             entry["state"] = ("drift: " + "; ".join(drift)) if drift else ("up" if have["up"] else "down")
         out.append(entry)
     return out

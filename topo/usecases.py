@@ -16,6 +16,8 @@ use case       what it does                                    returns
 ``show``       nodes, interfaces, addresses and their state    :class:`ShowResult`
 ``exec_in``    run an argv inside a node                       :class:`ExecResult`
 ``capture``    tcpdump on a node's interface, summarised       :class:`CaptureResult`
+``set_link``   take an interface down or up at runtime          :class:`RuntimeResult`
+``impair``     impair an interface at runtime, or clear it     :class:`RuntimeResult`
 ``destroy``    remove what a lab made (one lab)                :class:`DestroyResult`
 ``doctor``     what this machine can build                     :class:`DoctorResult`
 ``build_image`` the node image for docker nodes                 :class:`ImageResult`
@@ -280,6 +282,26 @@ class CaptureResult:
 
     def to_json(self) -> dict:
         return {"lab": self.lab, "on": self.on, "path": self.path, "packets": len(self.rows), "rows": self.rows}
+
+
+@dataclass
+class RuntimeResult:
+    """A runtime change of an applied lab (``topo link``, ``topo impair``): the interface
+    (``on``, ``NODE:IFACE``), what was asked (``what``: ``down``, ``up``, ``rate 1000000
+    bit/s``, ``clear``), the modules' ``changes`` (shape of :class:`ApplyResult`'s; empty when
+    the kernel already was so), the run's ``seconds`` and ``log``."""
+
+    lab: str
+    file: str
+    on: str
+    what: str
+    changes: list[dict]
+    seconds: float
+    log: str
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "file": self.file, "on": self.on, "what": self.what, "changed": len(self.changes),
+                "changes": self.changes, "seconds": round(self.seconds, 2), "log": self.log}
 
 
 @dataclass
@@ -648,13 +670,7 @@ def capture(file: str, on: str, *, count: int = 50, duration: float = 10.0, bpf:
     in the lab directory's ``captures/`` and summarised one row per packet."""
     c = _compile(file)
     require_root()
-    node_name, sep, ifname = on.partition(":")
-    node = c.expanded["nodes"].get(node_name)
-    if not sep or node is None:
-        raise UsageError(f"{on!r} is not NODE:IFACE of {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
-    known = [i["ifname"] for i in node["interfaces"]] + ["lo", "any"]
-    if ifname not in known:
-        raise UsageError(f"node {node_name} has no interface {ifname!r}; it has: {', '.join(known)}")
+    node_name, ifname, node = _node_interface(c, on, also=("lo", "any"))
     if count < 1 or duration <= 0:
         raise UsageError("--count must be at least 1 and --duration positive")
     if shutil.which("tcpdump") is None:
@@ -669,6 +685,112 @@ def capture(file: str, on: str, *, count: int = 50, duration: float = 10.0, bpf:
     if not os.path.exists(path):
         raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
     return CaptureResult(c.lab, on, path, api.summarize_pcap(path))
+
+
+def _node_interface(c, on: str, also: tuple[str, ...] = ()) -> tuple[str, str, dict]:
+    """``(node name, interface, expanded node)`` of ``on`` (``NODE:IFACE``) in compiled lab
+    ``c``; ``also``: interface names allowed besides the node's declared ones (``lo``). UsageError
+    (exit 2) naming what is wrong and listing what exists: the nodes, or the node's interfaces."""
+    node_name, sep, ifname = on.partition(":")
+    node = c.expanded["nodes"].get(node_name)
+    if not sep or node is None:
+        what = f"no node {node_name!r}" if sep else "not NODE:IFACE"
+        raise UsageError(f"{on!r}: {what} in {c.file}; nodes: {', '.join(sorted(c.expanded['nodes']))}")
+    known = [i["ifname"] for i in node["interfaces"]] + list(also)
+    if ifname not in known:
+        raise UsageError(f"{on!r}: node {node_name} has no interface {ifname!r}; it has: "
+                         f"{', '.join(known) or 'none'}")
+    return node_name, ifname, node
+
+
+def _runtime(file: str, on: str, what: str, key: str, item: dict, *, hosts: str | None, wait: float,
+             progress: Progress | None, notify: Notify) -> RuntimeResult:
+    """Run playbooks/runtime.yml on the applied lab of ``file`` for one interface ``on``:
+    ``key`` (``topo_runtime_links`` or ``topo_runtime_impairments``) gets ``{build host:
+    [item + netns, ifname]}``. Under the lab's lock (waiting ``wait`` seconds); UsageError for
+    an unknown node or interface, EnvironmentProblem when the lab is not applied."""
+    c = _compile(file, hosts, placed=True)
+    node_name, ifname, node = _node_interface(c, on)
+    require_root()
+    inv_hosts = _hosts_file(c.lab, hosts)
+    table = _require_hosts(inv_hosts)
+    from topo.inventory import node_build_host
+    host = node_build_host(node, table)
+    applied = labdir.read_state(c.lab)
+    if not applied or (_remote_host(c, node, hosts) is None
+                       and not os.path.exists(os.path.join("/run/netns", node["netns"]))):
+        raise EnvironmentProblem(f"lab {c.lab} is not applied (node {node_name} does not exist); "
+                                 f"run topo apply {c.file} first")
+    from topo.pipeline import write_inventory
+    from topo.runner import run_playbook
+    with labdir.locked(c.lab, wait=wait, notify=notify):
+        inv = write_inventory(c, inv_hosts)
+        result = run_playbook(c.lab, "runtime", inventory=inv, progress=progress, title=f"{on} {what}",
+                              extravars={key: {host: [dict(item, netns=node["netns"], ifname=ifname)]}})
+    if not result.ok:
+        _raise_run_failure(result)
+    return RuntimeResult(c.lab, c.file, on, what, result.changes, result.seconds, result.log)
+
+
+def set_link(file: str, on: str, state: str, *, hosts: str | None = None, wait: float = 0.0,
+             progress: Progress | None = None, notify: Notify = None) -> RuntimeResult:
+    """Set interface ``on`` (``NODE:IFACE``) of the applied lab ``file`` ``down`` or ``up``,
+    at once, on its build host (topo.lab.link through playbooks/runtime.yml). Setting one
+    end of a veth down takes the link down both ways. The file is unchanged: ``topo plan``
+    lists the interface as a fix (``up False -> True``), ``topo show`` as ``down``, and the
+    next apply sets it up again. UsageError (exit 2) for another state, an unknown node or
+    interface; EnvironmentProblem (exit 3) when the lab is not applied."""
+    if state not in ("up", "down"):
+        raise UsageError(f"{state!r} is not a link state; say down or up")
+    return _runtime(file, on, state, "topo_runtime_links", {"state": state}, hosts=hosts, wait=wait,
+                    progress=progress, notify=notify)
+
+
+def runtime_impairment(delay: float | None = None, jitter: float | None = None, loss: float | None = None,
+                       rate: str | int | None = None, clear: bool = False) -> dict:
+    """The impairment ``topo impair`` sets, as topo.lab.impair takes it: ``{delay, jitter,
+    loss, rate}`` (ms, ms, percent, bit/s; None unset), validated as a link's ``impair:`` is
+    (:class:`topo.model.Impairment`: ``rate`` may be ``20mbit``; jitter needs a delay);
+    ``clear`` gives all None (topo's qdisc removed). UsageError (exit 2) for nothing asked,
+    ``clear`` with values, or a value out of range, naming the option."""
+    given = {k: v for k, v in (("delay", delay), ("jitter", jitter), ("loss", loss), ("rate", rate))
+             if v is not None}
+    if clear:
+        if given:
+            raise UsageError(f"--clear removes the impairment; it takes no --{', --'.join(given)}")
+        return {"delay": None, "jitter": None, "loss": None, "rate": None}
+    if not given:
+        raise UsageError("say what to impair: --delay MS, --jitter MS, --loss PCT, --rate RATE (or --clear)")
+    from pydantic import ValidationError
+    from topo.model import Impairment
+    try:
+        imp = Impairment.model_validate(given)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            problems.append(f"--{where}: {e['msg']}" if where else e["msg"].removeprefix("Value error, "))
+        raise UsageError("; ".join(p.replace("Value error, ", "") for p in problems)) from None
+    return imp.model_dump()
+
+
+def impair(file: str, on: str, *, delay: float | None = None, jitter: float | None = None,
+           loss: float | None = None, rate: str | int | None = None, clear: bool = False,
+           hosts: str | None = None, wait: float = 0.0, progress: Progress | None = None,
+           notify: Notify = None) -> RuntimeResult:
+    """Set the egress impairment of interface ``on`` (``NODE:IFACE``) of the applied lab
+    ``file`` to exactly the values given (:func:`runtime_impairment`), or remove it
+    (``clear``), at once, on its build host (topo.lab.impair through playbooks/runtime.yml,
+    the lab's other interfaces untouched). The file is unchanged: ``topo plan`` lists the
+    difference and the next apply restores what the file declares. delay, jitter and loss
+    need the kernel's netem (RunFailed naming it when missing), rate its tbf."""
+    item = runtime_impairment(delay, jitter, loss, rate, clear)
+    from ansible_collections.topo.lab.plugins.module_utils.api import fmt_bps
+    units = {"delay": " ms", "jitter": " ms", "loss": " %"}
+    what = "clear" if clear else ", ".join(
+        f"rate {fmt_bps(v)}" if k == "rate" else f"{k} {v:g}{units[k]}" for k, v in item.items() if v is not None)
+    return _runtime(file, on, what, "topo_runtime_impairments", item, hosts=hosts, wait=wait,
+                    progress=progress, notify=notify)
 
 
 def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: bool = False) -> list[str]:

@@ -37,6 +37,11 @@ _EXPORTS = {
     "missing_features": ("_netns", "missing_features"),
     "KERNEL_FEATURES": ("_netns", "KERNEL_FEATURES"),
     "ALTERNATIVES": ("_netns", "ALTERNATIVES"),
+    # impairments (topo's qdiscs): read back, compared, described as the impair module does
+    "read_qdiscs": ("_qdisc", "read_roots"),
+    "impairment_shape": ("_qdisc", "decode"),
+    "impairment_differences": ("_qdisc", "differences"),
+    "describe_impairment": ("_qdisc", "describe"),
     # Docker
     "docker_client": ("_docker", "client"),
     "DockerError": ("_docker", "DockerError"),

@@ -31,3 +31,22 @@ def test_an_ipv4_lab_keeps_its_rows():
     rows = interface_rows(v4, {"eth0": {"addresses": ["10.1.0.1/30"], "mtu": 1500, "up": False}})
     assert rows == [{"ifname": "eth0", "address": "10.1.0.1/30", "peer": "r2:eth0", "state": "drift: mtu 1500",
                      "observed": {"addresses": ["10.1.0.1/30"], "mtu": 1500, "up": False}}]
+
+
+def test_an_impairment_that_differs_from_the_file_is_drift():
+    """What ``topo impair`` leaves is drift; the kernel's rounding is not; no ``impair``
+    observed (a remote read) is not compared."""
+    v4 = {"loopback": None, "interfaces": [{"ifname": "eth0", "address": "10.1.0.1/30", "peer": "r2:eth0",
+                                            "mtu": None}]}
+    have = {"addresses": ["10.1.0.1/30"], "mtu": 1500, "up": True}
+    declared = {"eth0": {"delay": None, "jitter": None, "loss": None, "rate": 20_000_000}}
+    rate = {"rate": 20_000_000, "burst": 25000}
+    state = lambda impair, declared=declared: interface_rows(  # noqa: E731
+        v4, {"eth0": dict(have, impair=impair)}, impairments=declared)[0]["state"]
+    assert state(rate) == "up"
+    assert state({"rate": 20_000_004, "burst": 25000}) == "up"
+    assert state({"rate": 1_000_000, "burst": 3028}) == "drift: impair rate 1000000 bit/s"
+    assert state({}) == "drift: impair none"
+    assert state(rate, {"eth0": {}}) == "drift: impair rate 20000000 bit/s"
+    assert state({}, {"eth0": {}}) == "up"
+    assert interface_rows(v4, {"eth0": have}, impairments=declared)[0]["state"] == "up"

@@ -37,6 +37,7 @@ def checks(x: Expansion) -> list[dict]:
         return addrs
 
     wanted: dict[str, dict[str, str]] = {}
+    during_pings: list[dict] = []
     declared = lab.verify if lab.verify is not None else [None]
     captures = []
     check_names: dict[str, int] = {}
@@ -46,6 +47,10 @@ def checks(x: Expansion) -> list[dict]:
             continue
         if check is not None and check.kind != "ping":
             expanded = expand_check(x, k, check)
+            during = _during(x, k, check.kind, getattr(check, check.kind))
+            if expanded and during:
+                expanded["during"] = during
+                expanded["description"] += f" with {', '.join(d['on'] for d in during['down'])} down"
             if expanded and expanded["name"] in check_names:
                 x.add(("verify", k), f"another check (verify[{check_names[expanded['name']]}]) is named {expanded['name']!r}; "
                   "check names must be unique (they name capture files and report rows)",
@@ -62,6 +67,9 @@ def checks(x: Expansion) -> list[dict]:
             for n in names:
                 if n not in out_nodes:
                     x.add(("verify", k, "ping", key), f"unknown node {n!r}")
+        with_down = ping is not None and ping.during is not None
+        # a ping with links down runs on its own (one check per source), not in the batch
+        bucket: dict[str, dict[str, tuple[str, str]]] = {} if with_down else wanted
         for s in srcs:
             for d in dsts:
                 if s == d or s not in out_nodes or d not in out_nodes:
@@ -70,12 +78,50 @@ def checks(x: Expansion) -> list[dict]:
                 if implicit and d not in reach[s]:
                     continue  # "all" means every node this one should reach
                 for addr in addresses(d, s if implicit else None):
-                    wanted.setdefault(s, {})[addr] = (d, expect)
-    pings = [{"type": "ping", "from": s,
-              "targets": [{"node": d, "address": a, "expect": e}
-                          for a, (d, e) in sorted(wanted[s].items(), key=lambda t: _address_key(t[0]))]}
-             for s in sorted(wanted)]
-    return pings + [c for c in captures if c]
+                    bucket.setdefault(s, {})[addr] = (d, expect)
+        during = _during(x, k, "ping", ping) if with_down else None
+        if during:
+            during_pings += [{"type": "ping", "from": s, "targets": _targets(targets), "during": during}
+                             for s, targets in sorted(bucket.items())]
+    pings = [{"type": "ping", "from": s, "targets": _targets(wanted[s])} for s in sorted(wanted)]
+    return pings + during_pings + [c for c in captures if c]
+
+
+def _targets(wanted: dict[str, tuple[str, str]]) -> list[dict]:
+    """Ping targets ``[{node, address, expect}]`` of ``{address: (node, expect)}``, in address order."""
+    return [{"node": d, "address": a, "expect": e}
+            for a, (d, e) in sorted(wanted.items(), key=lambda t: _address_key(t[0]))]
+
+
+def _during(x: Expansion, k: int, kind: str, spec) -> dict | None:
+    """The expanded ``during`` of the check ``spec`` at ``verify[k]`` (see
+    :class:`topo.model.During`): ``{down: [{on: "node:iface", node, link: {netns, ifname},
+    host?}]}`` (``link``: as topo.lab.link takes it; ``host``: the node's build host, several
+    build hosts only); None when the check has
+    none or names an interface the lab does not have (reported on ``x`` with what exists)."""
+    if spec is None or getattr(spec, "during", None) is None:
+        return None
+    down, ok = [], True
+    for j, on in enumerate(spec.during.down):
+        where = ("verify", k, kind, "during", "down", j)
+        node, ifname = on.split(":", 1)
+        n = x.out_nodes.get(node)
+        if n is None:
+            x.add(where, f"unknown node {node!r} (nodes: {', '.join(sorted(x.out_nodes))})")
+            ok = False
+            continue
+        known = [i["ifname"] for i in n["interfaces"]]
+        if ifname not in known:
+            x.add(where, f"node {node} has no interface {ifname!r} ({', '.join(known) or 'none'})")
+            ok = False
+            continue
+        if any(d["on"] == on for d in down):
+            x.add(where, f"{on} is listed twice")
+            ok = False
+            continue
+        down.append({"on": on, "node": node, "link": {"netns": n["netns"], "ifname": ifname},
+                     **({"host": n["host"]} if n.get("host") else {})})
+    return {"down": down} if ok else None
 
 
 def _address_key(address: str) -> tuple[int, int]:

@@ -232,9 +232,35 @@ class PingTarget(TypedDict):
     expect: Literal["pass", "fail"]
 
 
+class LinkRef(TypedDict):
+    """An interface as topo.lab.link takes it (with a ``state``): its namespace and name."""
+
+    netns: str
+    ifname: str
+
+
+class DownLink(TypedDict):
+    """One interface a check takes down: ``on`` as written (``node:iface``), the node, the
+    interface (``link``); host: the node's build host (several build hosts only)."""
+
+    on: str
+    node: str
+    link: LinkRef
+    host: NotRequired[str]
+
+
+class During(TypedDict):
+    """A check's ``during:``: the interfaces set down while it runs (and up after it, with
+    their nodes' addresses and routes restored). Such a check runs on its own, after the
+    others (role verify_during)."""
+
+    down: list[DownLink]
+
+
 #: Pings from node ``from`` to ``targets`` (one check per source node). Functional form:
 #: ``from`` is a Python keyword.
-PingCheck = TypedDict("PingCheck", {"type": Literal["ping"], "from": str, "targets": list[PingTarget]})
+PingCheck = TypedDict("PingCheck", {"type": Literal["ping"], "from": str, "targets": list[PingTarget],
+                                    "during": NotRequired[During]})
 
 
 class Traffic(TypedDict):
@@ -328,6 +354,7 @@ class CastCheck(TypedDict, total=False):
     wire: NotRequired[Literal["clean"]]
     protos: list[str]
     expect: str
+    during: During
 
 
 class IperfCheck(TypedDict):
