@@ -7,6 +7,7 @@ A user's mistake never produces a traceback: the CLI catches :class:`TopoError`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field as _field
 
 EXIT_OK = 0
@@ -18,11 +19,15 @@ EXIT_ENV = 3
 def field_path(path) -> str:
     """The one spelling of a path into a topology: ``('links', 2, 'endpoints', 0, 'node')``
     -> ``'links[2].endpoints[0].node'``. Integers are list indexes, strings keys;
-    pydantic's validator markers (``function-after``, ``function-before``) are skipped."""
+    pydantic's validator markers (``function-after``, ``function-before``) are skipped. A key
+    that cannot be printed on one line as it is (a newline or another control character in
+    it, which YAML allows) is quoted as JSON, so a problem always stays one line."""
     out = ""
     for part in path:
         if part in ("function-after", "function-before"):
             continue
+        if isinstance(part, str) and not part.isprintable():
+            part = json.dumps(part)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

@@ -111,6 +111,8 @@ CASES = {
     "python-tag-on-key": (".yml", "name: x\n!!python/object:os.system nodes: [h1]\n",
                           "FILE:2: bad key: could not determine a constructor for the tag "
                           "'tag:yaml.org,2002:python/object:os.system'"),
+    "newline-in-key": (".yml", 'name: x\nnodes:\n  h1: {"f\\ntrue": 1}\n',
+                       'FILE:3: nodes.h1."f\\ntrue": unknown key (misspelt?)'),
     "csv-shell-cell": (".csv", "node,peer\nh1,h2;rm\n", None),
     "binary": (".yml", "\x00\x01\x02name: x\n", None),
     "alias-bomb": (".yml", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
