@@ -92,16 +92,16 @@ def run_with_features(features: list[str], script: str, tmp_path) -> tuple[str, 
 
 
 #: seconds one lane test may take inside the guest (the slowest, an e2e lifecycle of the
-#: overlay lab, took 450 s alone and about 600 s beside the host's tests)
+#: overlay lab, took 450 s in a guest of its own and 110 to 250 s in the shared one)
 TEST_TIMEOUT = 900
 
 
 class LaneRun:
     """One UML guest running every lane test of the session, in the background.
 
-    ``start(nodeids)`` boots the guest in a thread; inside it pytest runs those node IDs
-    with guest_report.py writing each phase's result to ``results.jsonl`` in the
-    workdir. ``outcome(nodeid)`` waits for that test's three phases (or the guest's end)
+    ``LaneRun(nodeids).start()`` boots the guest in a thread; inside it pytest runs those
+    node IDs with guest_report.py writing each phase's result to ``results.jsonl`` in a
+    fresh workdir. ``outcome(nodeid)`` waits for that test's three phases (or the guest's end)
     and returns ``(outcome, text)`` with outcome ``passed``, ``failed`` or ``skipped``.
     ``stop()`` powers the guest off (killing it) and is safe to call twice.
     """
@@ -111,7 +111,6 @@ class LaneRun:
         self.workdir = tempfile.mkdtemp(prefix="topo-lane-")
         self.results = os.path.join(self.workdir, "results.jsonl")
         self.cancel = threading.Event()
-        self.sid: int | None = None          # the guest's session ID (= UML's PID)
         self.ended: str | None = None        # why the guest ended, once it has
         self.thread = threading.Thread(target=self._run, name="uml-lane", daemon=True)
 
@@ -128,15 +127,12 @@ class LaneRun:
             rc, out = run_in_uml(argv, workdir=self.workdir, cwd=ROOT, mem="2G",
                                  timeout=TEST_TIMEOUT * len(self.nodeids) + 120,
                                  modules=GUEST_MODULES, share=[ROOT], env=env,
-                                 cancel=self.cancel, on_start=self._started)
+                                 cancel=self.cancel)
             self.ended = f"the guest's pytest exited {rc}:\n{out[-6000:]}"
         except UMLError as exc:
             self.ended = f"the guest failed: {exc}\n{exc.output[-3000:]}\n{exc.console[-2000:]}"
         except Exception as exc:             # never let the thread die silently
             self.ended = f"the lane could not run: {exc!r}"
-
-    def _started(self, pid: int) -> None:
-        self.sid = pid
 
     def _phases(self, nodeid: str) -> dict:
         phases = {}
