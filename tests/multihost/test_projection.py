@@ -26,7 +26,8 @@ def test_remote_host_gets_python_pyroute2_and_ssh_settings():
     files = inventory.project(routed(), python="/ctl/python", hosts=REMOTE)
     bh1 = files["hosts.yml"]["all"]["children"]["topo_hosts"]["hosts"]["bh1"]
     assert bh1 == {"ansible_python_interpreter": "/usr/bin/python3", "topo_pythonpath": "/var/lib/topo/pyroute2.zip",
-                   "ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=600s",
+                   "ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=600s "
+                                       "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
                    "ansible_ssh_pipelining": True, **REMOTE["bh1"]}
     r1 = files["host_vars/r1.json"]
     assert r1["topo_build_host"] == "bh1" and r1["ansible_host"] == "192.0.2.11"
