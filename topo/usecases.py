@@ -768,9 +768,9 @@ def runtime_impairment(delay: float | None = None, jitter: float | None = None, 
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"])
-            problems.append(f"--{where}: {e['msg']}" if where else e["msg"].removeprefix("Value error, "))
-        raise UsageError("; ".join(p.replace("Value error, ", "") for p in problems)) from None
+            where, msg = ".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")
+            problems.append(f"--{where}: {msg}" if where else msg)
+        raise UsageError("; ".join(problems)) from None
     return imp.model_dump()
 
 
