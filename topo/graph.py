@@ -14,7 +14,8 @@ Input is the expanded lab (:func:`topo.expand.expand`'s plain dict; only the key
   with the node's interface and addresses;
 - a tunnel is a dashed edge labelled with its type and VNI (vxlan) or key (gre, gretap),
   its end interface names (and overlay addresses) at its ends; an L2 tunnel plugged into
-  bridges joins those bridges, an L3 one its two nodes;
+  bridges joins those bridges, an L3 one its two nodes; a tunnel whose other end is
+  outside the lab goes to a dashed box ``outside <remote address>`` (kind ``outside``);
 - an impaired link is drawn orange with its impairments (delay, jitter, loss, rate);
 - with ``hosts`` (``{node or bridge: build host}``), one cluster per build host, and links
   whose ends are on two hosts drawn red and labelled ``cross-host``.
@@ -67,7 +68,8 @@ class GraphError(UsageError, ValueError):
 
 @dataclass
 class _Vertex:
-    """A node or a bridge: ``kind`` is netns, docker or bridge."""
+    """A node or a bridge: ``kind`` is netns, docker or bridge; or a tunnel's peer outside the
+    lab: ``outside``."""
 
     name: str
     kind: str
@@ -250,18 +252,24 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
                             if j["ifname"] == other_if), {})
             a = end(name, name, ifname, i.get("address"), i.get("address6"))
             here = (f"{name}:{ifname}", (name, ifname))
-            if tunnel is not None and other in nodes:
+            if tunnel is not None and peer is None:  # the other end is outside the lab: a box for it
+                far_name = f"outside {tunnel.get('remote')}"
+                vertices.setdefault(far_name, _Vertex(far_name, "outside", lines=["not built by topo"],
+                                                      info=[f"{far_name}: a tunnel peer outside the lab"]))
+                a.vertex = tunnel.get("master") or name
+                title = _tunnel_title(tunnel)
+                edges.append(_Edge("tunnel", a, end(far_name, None, None, None), title, impair_of([here]),
+                                   f"{title}: {name}:{ifname} - outside peer, underlay {tunnel.get('local')} - "
+                                   f"{tunnel.get('remote')}"))
+            elif tunnel is not None and other in nodes:
                 # an L2 tunnel plugged into bridges joins them; its ends' hosts are its nodes'
                 far = tunnels.get((nodes[other].get("netns"), other_if)) or {}
                 a.vertex = tunnel.get("master") or name
                 b = end(far.get("master") or other, other, other_if, peer_if.get("address"), peer_if.get("address6"))
                 b.host = vertices[other].host
                 kind = tunnel.get("kind") or "tunnel"
-                if kind == "vxlan":
-                    title, under = f"vxlan VNI {tunnel.get('vni')}", f"udp/{tunnel.get('dstport')}"
-                else:
-                    title = kind + (f" key {tunnel['key']}" if tunnel.get("key") is not None else "")
-                    under = kind
+                title = _tunnel_title(tunnel)
+                under = f"udp/{tunnel.get('dstport')}" if kind == "vxlan" else kind
                 edges.append(_Edge("tunnel", a, b, title, impair_of([here, (peer, (other, other_if))]),
                                    f"{title}: {name}:{ifname} - {peer}, underlay {tunnel.get('local')} - "
                                    f"{tunnel.get('remote')} {under}"))
@@ -282,6 +290,14 @@ def _drawing(expanded: dict, hosts: dict | None) -> _Drawing:
         if v.host and v.host not in order:
             order.append(v.host)
     return _Drawing(expanded.get("lab") or "lab", vertices, edges, colours, order)
+
+
+def _tunnel_title(tunnel: dict) -> str:
+    """A tunnel edge's middle label: ``vxlan VNI 42``, ``gre``, ``gretap key 7``."""
+    kind = tunnel.get("kind") or "tunnel"
+    if kind == "vxlan":
+        return f"vxlan VNI {tunnel.get('vni')}"
+    return kind + (f" key {tunnel['key']}" if tunnel.get("key") is not None else "")
 
 
 def _both(item: dict) -> str | None:
@@ -341,6 +357,7 @@ def _legend(d: _Drawing) -> str:
         (("docker", True) in kinds, "double octagon: Docker router"),
         (any(k == "bridge" for k, _ in kinds), "grey ellipse: bridge (LAN)"),
         (any(e.kind == "tunnel" for e in d.edges), "dashed: tunnel"),
+        (any(k == "outside" for k, _ in kinds), "dashed box: tunnel peer outside the lab (not built)"),
         (any(e.impair for e in d.edges), "orange: impaired link"),
         (any(e.cross for e in d.edges), "red: cross-host link"),
     ) if present]
@@ -372,7 +389,8 @@ def dot_source(expanded: dict, hosts: dict | None = None) -> str:
 
     def add(target, v: _Vertex):
         label = "\\n".join([v.name] + v.lines)
-        style = "filled" if v.kind == "bridge" else ("filled,rounded" if _shape(v) == "box" else "filled")
+        style = "filled" if v.kind == "bridge" else "dashed" if v.kind == "outside" else (
+            "filled,rounded" if _shape(v) == "box" else "filled")
         target.node(v.name, label=label, shape=_shape(v), style=style, fillcolor=_fill(v, d.colours),
                     tooltip="\\n".join(v.info),
                     **({"gradientangle": "90"} if ":" in _fill(v, d.colours) else {}))
@@ -423,7 +441,7 @@ def mermaid_source(expanded: dict, hosts: dict | None = None) -> str:
     out = [f"%% topo lab {d.lab}", "flowchart LR"]
 
     def vertex(v: _Vertex, indent="  "):
-        left, right = brackets[_shape(v)]
+        left, right = ('[/"', '"/]') if v.kind == "outside" else brackets[_shape(v)]
         label = "<br/>".join([v.name] + v.lines)
         out.append(f"{indent}{ids[v.name]}{left}{_mmd(label)}{right}")
 

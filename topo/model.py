@@ -324,7 +324,9 @@ class TunnelEndpoint(Strict):
     address: DualInterface = None
     local: str | None = None
     #: The underlay address this end sends to: the other end's ``local`` (an explicit
-    #: ``remote`` equals it when both are given, and stands for it when it is not).
+    #: ``remote`` equals it when both are given, and stands for it when it is not). On the
+    #: only end of a tunnel whose other end is outside the lab, the outside peer's address
+    #: (required there; any address that is not a lab node's).
     remote: str | None = None
     bridge: Name | None = None
 
@@ -399,6 +401,10 @@ class Tunnel(Strict):
     over an IPv4 or an IPv6 underlay (gre and gretap over IPv6 are the kernel's ``ip6gre``
     and ``ip6gretap`` devices, chosen by the expansion).
 
+    A tunnel with one endpoint has its other end outside the lab (a VM or router topo does
+    not build): that endpoint's ``remote`` is the outside peer's underlay address, and topo
+    builds this end only (:attr:`outside`).
+
     Each endpoint is a node (``"leaf1"`` or ``{node, ifname, address, local, bridge}``):
     ``local`` is the underlay address the tunnel leaves from (IPv4 or IPv6; default: the
     node's loopback, else the address of its first interface; IPv4 unless an end has none
@@ -407,7 +413,7 @@ class Tunnel(Strict):
     """
 
     type: Literal["vxlan", "gre", "gretap"]
-    endpoints: list[TunnelEndpoint] = Field(min_length=2, max_length=2)
+    endpoints: list[TunnelEndpoint] = Field(min_length=1, max_length=2)
     vni: Annotated[int, Field(ge=0, le=16_777_215)] | None = None
     dstport: Annotated[int, Field(ge=1, le=65535)] = 4789
     srcport: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(None, min_length=2, max_length=2)
@@ -452,7 +458,11 @@ class Tunnel(Strict):
         if len({family_of(a) for a in locals_}) > 1:
             raise ValueError(f"local {locals_[0]} and local {locals_[1]}: both ends of a tunnel leave from "
                              "addresses of one family")
-        for j, end in enumerate(self.endpoints):
+        if self.outside and self.endpoints[0].remote and self.endpoints[0].local and \
+                ipaddress.ip_address(self.endpoints[0].remote) == ipaddress.ip_address(self.endpoints[0].local):
+            raise ValueError(f"endpoints[0].remote {self.endpoints[0].remote} is its own local; the outside "
+                             "peer's underlay address differs from this end's")
+        for j, end in enumerate([] if self.outside else self.endpoints):
             other = self.endpoints[1 - j]
             if end.remote and other.local and ipaddress.ip_address(end.remote) != ipaddress.ip_address(other.local):
                 raise ValueError(f"endpoints[{j}].remote {end.remote} and endpoints[{1 - j}].local {other.local} "
@@ -464,8 +474,16 @@ class Tunnel(Strict):
                              "is of one family")
         return self
 
+    @property
+    def outside(self) -> bool:
+        """Whether the tunnel's other end is outside the lab (one endpoint, sending to its ``remote``)."""
+        return len(self.endpoints) == 1
+
     def declared_locals(self) -> list[str | None]:
-        """Each end's declared underlay address: its ``local``, else the other end's ``remote``."""
+        """Each end's declared underlay address: its ``local``, else the other end's ``remote``
+        (an outside tunnel's one end: its ``local``)."""
+        if self.outside:
+            return [self.endpoints[0].local]
         return [e.local or self.endpoints[1 - j].remote for j, e in enumerate(self.endpoints)]
 
 

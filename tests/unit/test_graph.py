@@ -42,10 +42,19 @@ def expanded(name):
     return copy.deepcopy(_expanded(name))
 
 
+def outside_peers(e):
+    """The vertices drawn for tunnel peers outside the lab: ``outside <remote>``, one per
+    tunnel end whose interface has no peer in the lab."""
+    lone = {(n["netns"], i["ifname"]) for n in e["nodes"].values() for i in n["interfaces"] if i["peer"] is None}
+    return [f"outside {t['remote']}" for t in e["tunnels"] if (t["netns"], t["ifname"]) in lone]
+
+
 def edge_count(e):
     """Edges the drawing must hold: each veth (a link, or a port on a bridge), each tunnel
-    (one entry per end), and each bridge living in a node's namespace."""
-    return len(e["veths"]) + len(e["tunnels"]) // 2 + sum(1 for b in e["bridges"].values() if b.get("node"))
+    (one entry per end in the lab; a tunnel to a peer outside the lab has one), and each
+    bridge living in a node's namespace."""
+    return (len(e["veths"]) + (len(e["tunnels"]) + len(outside_peers(e))) // 2
+            + sum(1 for b in e["bridges"].values() if b.get("node")))
 
 
 def tunnel_title(t):
@@ -71,9 +80,11 @@ def test_dot_names_every_node_link_end_and_tunnel(name):
             assert re.search(rf'label="([^"]*\\n)?{re.escape(f"{node} {end}")}(\\n|")', dot), (node, end)
     for t in e["tunnels"]:
         assert tunnel_title(t) in dot and f"{netns[t['netns']]} {t['ifname']}" in dot
-    tunnels = re.findall(r"\[.*style=dashed.*\]$", dot, re.M)
-    assert len(tunnels) == len(e["tunnels"]) // 2
-    assert len(re.findall(r"^\t\S+ -- \S+ \[", dot, re.M)) == edge_count(e)
+    tunnels = re.findall(r"^\t\S.* -- .*\[.*style=dashed.*\]$", dot, re.M)
+    assert len(tunnels) == (len(e["tunnels"]) + len(outside_peers(e))) // 2
+    for far in outside_peers(e):
+        assert re.search(rf'^\t"{far}" \[label="{far}\\nnot built by topo".* style=dashed', dot, re.M), far
+    assert len(re.findall(r'^\t("[^"]+"|\S+) -- ("[^"]+"|\S+) \[', dot, re.M)) == edge_count(e)
     for group in {g for n in e["nodes"].values() for g in n["groups"]}:
         assert f"group {group}</td>" in dot  # in the legend
 
@@ -148,7 +159,7 @@ def test_svg(name, tmp_path):
     path = render(e, str(tmp_path / "sub" / "lab.svg"))  # the directory is created
     svg = ET.parse(path).getroot()
     titles = [g.find(f"{SVG}title").text for g in svg.iter(f"{SVG}g") if g.get("class") == "node"]
-    assert sorted(titles) == sorted(list(e["nodes"]) + list(e["bridges"]))
+    assert sorted(titles) == sorted(list(e["nodes"]) + list(e["bridges"]) + outside_peers(e))
     edges = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "edge"]
     assert len(edges) == edge_count(e)
     text = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
@@ -165,10 +176,10 @@ def test_mermaid(name, tmp_path):
     assert lines[1] == "flowchart LR"
     ids = {}
     for line in lines:
-        m = re.match(r'^\s+(n\d+)[\[({]+"([^"<]+)', line)
+        m = re.match(r'^\s+(n\d+)[\[({/]+"([^"<]+)', line)
         if m:
             ids[m.group(2)] = m.group(1)
-    assert sorted(ids) == sorted(list(e["nodes"]) + list(e["bridges"]))
+    assert sorted(ids) == sorted(list(e["nodes"]) + list(e["bridges"]) + outside_peers(e))
     edges = [line for line in lines if re.match(r"^\s+n\d+ (---|-\.-)", line)]
     assert len(edges) == edge_count(e)
     for node, n in e["nodes"].items():

@@ -2,7 +2,10 @@
 
 A tunnel's MTU is the smallest egress MTU on the routed underlay path between its two
 ends, both ways, minus the encapsulation's :data:`OVERHEAD` (bytes; :data:`OVERHEAD6`
-over an IPv6 underlay).
+over an IPv6 underlay). A tunnel whose other end is outside the lab knows only its own
+side: the smallest egress MTU from its node towards ``remote`` until the path leaves the
+lab (an on-link remote: the interface on that subnet; else the lab's routes, up to the
+first next hop no node holds).
 """
 
 from __future__ import annotations
@@ -51,9 +54,10 @@ def tunnel_mtus(x: Expansion) -> None:
                 best = (net, netaddr.IPAddress(gw) if gw else None, x.route_devs.get(node, {}).get(prefix))
         return best[1:] if best else None
 
-    def path_mtu(src, dst):
+    def path_mtu(src, dst, outside=False):
         """Smallest egress MTU from node ``src`` to address ``dst``; None while a hop's MTU
-        is unknown; a string when there is no path (the reason)."""
+        is unknown; a string when there is no path (the reason). ``outside``: ``dst`` is no
+        lab node's; the path ends where it leaves the lab (a next hop no node holds)."""
         dst = netaddr.IPAddress(dst)
         cur, mtu, seen = src, 65535, set()
         while True:
@@ -71,24 +75,26 @@ def tunnel_mtus(x: Expansion) -> None:
             if dev:  # a route through a device: the gateway, an L3 tunnel's peer, or the owner on-link
                 egress = next((i for i in ifaces[cur] if i["ifname"] == dev), None)
                 nxt = owner.get(hop or dst)
-                if egress is not None and egress["kind"] in L3_TUNNELS and hop is None:
+                if egress is not None and egress["kind"] in L3_TUNNELS and hop is None and egress["peer"]:
                     nxt = egress["peer"].split(":")[0]
             else:
                 egress = next((i for i, ns in mine if hop is not None and any(hop in n for n in ns)), None)
                 nxt = owner.get(hop)
-            if egress is None or nxt is None:
+            if egress is None or nxt is None and not outside:
                 return f"{cur} has no route to {dst}"
             if egress["mtu"] is None:
                 return None
             mtu = min(mtu, egress["mtu"])
+            if nxt is None:  # outside: the path leaves the lab here
+                return mtu
             cur = nxt
 
     pending = [t for t, tunnel in enumerate(lab.tunnels) if tunnel.mtu is None]
     while pending:
         progress = []
         for t in pending:
-            a, b = tunnel_ends[t]
-            found = [path_mtu(a["node"], a["remote"]), path_mtu(b["node"], b["remote"])]
+            a = tunnel_ends[t][0]
+            found = [path_mtu(e["node"], e["remote"], outside=e["peer"] is None) for e in tunnel_ends[t]]
             if any(isinstance(f, str) for f in found):
                 why = next(f for f in found if isinstance(f, str))
                 x.add(("tunnels", t), f"the underlay cannot carry this tunnel: {why} "
@@ -98,7 +104,8 @@ def tunnel_mtus(x: Expansion) -> None:
                 tunnel = lab.tunnels[t]
                 overhead = (OVERHEAD6 if ":" in a["local"] else OVERHEAD)[a["kind"]]
                 mtu = min(found) - overhead - (4 if tunnel.key is not None else 0)
-                a["mtu"] = b["mtu"] = mtu
+                for end in tunnel_ends[t]:
+                    end["mtu"] = mtu
                 progress.append(t)
         if not progress:
             for t in pending:

@@ -87,7 +87,11 @@ def references(x: Expansion) -> None:
         elif br.node is not None and bname in used_ifnames[br.node]:
             x.add(("bridges", bname), f"node {br.node} already has an interface named {bname}")
     for t, tunnel in enumerate(lab.tunnels):
-        if tunnel.endpoints[0].node == tunnel.endpoints[1].node:
+        if tunnel.outside and not tunnel.endpoints[0].remote:
+            x.add(("tunnels", t, "endpoints", 0), "remote is required: a tunnel with one endpoint sends to a "
+                  "peer outside the lab, at its underlay address remote: (a peer in the lab is named as the "
+                  "second endpoint)", field=("tunnels", t, "endpoints", 0, "remote"))
+        elif not tunnel.outside and tunnel.endpoints[0].node == tunnel.endpoints[1].node:
             x.add(("tunnels", t), "a tunnel joins two different nodes", field=("tunnels", t, "endpoints"))
         for j, ep in enumerate(tunnel.endpoints):
             path = ("tunnels", t, "endpoints", j)

@@ -72,6 +72,8 @@ def _graph(x: Expansion):
                 members[bridge].append(nodes[0])
                 bridges_of[nodes[0]].append(bridge)
     for tunnel in lab.tunnels:  # bridges joined by a tunnel are one segment: keep them near
+        if tunnel.outside:
+            continue
         a, b = (ep.node for ep in tunnel.endpoints)
         peers[a].append(b)
         peers[b].append(a)

@@ -28,7 +28,7 @@ def routing(x: Expansion) -> None:
     IPv6), ``x.reach``, ``x.reach_segments`` and ``x.reach_segments6``; report next hops
     that are on none of the node's subnets."""
     nodes = x.lab.nodes
-    underlay = {t: (a["local"], b["local"]) for t, (a, b) in enumerate(x.tunnel_ends)}
+    underlay = {t: (ends[0]["local"], ends[0]["remote"]) for t, ends in enumerate(x.tunnel_ends)}
     routes, x.reach, x.reach_segments = _shortest_paths(x.lab, x.segments, x.loopbacks, underlay)
     x.reach_segments6 = {n: set() for n in nodes}
     if x.v6:
@@ -80,10 +80,11 @@ L3_TUNNELS = ("gre", "ip6gre")
 
 def on_device(x: Expansion, node: str, dev: str) -> tuple[str, str | None]:
     """``(segment, peer node or None)`` of ``node``'s interface (or bridge inside it) ``dev``:
-    the peer is the other end of an L3 tunnel (GRE), where every packet sent into it comes out."""
+    the peer is the other end of an L3 tunnel (GRE), where every packet sent into it comes out
+    (None when that end is outside the lab: nothing in the lab answers there)."""
     for end in x.ifaces[node]:
         if end["ifname"] == dev:
-            peer = end["peer"].split(":")[0] if end["kind"] in L3_TUNNELS else None
+            peer = end["peer"].split(":")[0] if end["kind"] in L3_TUNNELS and end["peer"] else None
             return end["segment"], peer
     return x.seg_of_bridge[dev], None
 

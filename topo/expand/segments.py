@@ -63,6 +63,8 @@ def segments(x: Expansion) -> None:
         return b
 
     for tunnel in lab.tunnels:
+        if tunnel.outside:
+            continue
         a, b = (ep.bridge for ep in tunnel.endpoints)
         if a and b and root(a) != root(b):
             joined[max(root(a), root(b), key=order.index)] = min(root(a), root(b), key=order.index)

@@ -23,7 +23,8 @@ class Interface(TypedDict):
     or ``ip6gretap`` (gre / gretap over an IPv6 underlay); address: ``a.b.c.d/len`` or None
     (a tunnel end plugged into a bridge, or no IPv4 subnet on the segment); address6
     (IPv6 lab only): ``x:x::x/len`` or None; segment: the segment's name; peer:
-    ``node:ifname`` (the other end) or ``bridge:port`` (the bridge-side veth)."""
+    ``node:ifname`` (the other end) or ``bridge:port`` (the bridge-side veth); None for a
+    tunnel end whose peer is outside the lab (its ``tunnels:`` entry's remote says where)."""
 
     ifname: str
     kind: str
@@ -31,7 +32,7 @@ class Interface(TypedDict):
     address6: NotRequired[str | None]
     mtu: int | None
     segment: str
-    peer: str
+    peer: str | None
 
 
 class Route(TypedDict):
@@ -143,7 +144,8 @@ class Veth(TypedDict):
 
 
 class Tunnel(TypedDict):
-    """One tunnel device (two per tunnel, one per end). kind: ``vxlan``, ``gre`` or
+    """One tunnel device (one per end in the lab: two per tunnel, one for a tunnel to a peer
+    outside the lab, whose remote is that peer's address). kind: ``vxlan``, ``gre`` or
     ``gretap`` (IPv4 underlay), ``ip6gre`` or ``ip6gretap`` (a gre / gretap tunnel over an
     IPv6 underlay; VXLAN keeps its kind); local / remote: underlay ``a.b.c.d`` or
     ``x:x::x``, both of one family; mtu: bytes (underlay path MTU minus the encapsulation,

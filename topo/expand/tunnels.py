@@ -2,11 +2,14 @@
 
 An end plugged into a bridge (``bridge:``) joins that bridge's segment; a tunnel with no
 bridged end is a point-to-point segment of its own, ``<a>.<ifname>--<b>.<ifname>``. An
-undeclared end name is :func:`tunnel_ifname`. Where each end leaves from is the
+undeclared end name is :func:`tunnel_ifname`. A tunnel whose other end is outside the lab
+has one end; its point-to-point segment is ``<a>.<ifname>--<remote address>``, with one member. Where each end leaves from is the
 underlay phase's (:mod:`topo.expand.underlay`), its MTU the MTU phase's (:mod:`topo.expand.mtu`).
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from topo.expand.segments import new_end, set_subnets
 from topo.expand.state import Expansion, Segment
@@ -27,8 +30,10 @@ def tunnel_ifname(tunnel: Tunnel, used) -> str:
 
 
 def tunnels(x: Expansion) -> None:
-    """Fill ``x.tunnel_ends`` (``[[End, End]]`` per tunnel), add the ends to ``x.ifaces``
-    and to their segments (bridged ends are bridge ports, not segment members)."""
+    """Fill ``x.tunnel_ends`` (``[[End, End]]`` per tunnel; ``[End]`` for a tunnel whose
+    other end is outside the lab: its ``peer`` None, its ``remote`` the outside address),
+    add the ends to ``x.ifaces`` and to their segments (bridged ends are bridge ports, not
+    segment members)."""
     lab = x.lab
     for t, tunnel in enumerate(lab.tunnels):
         ends = []
@@ -39,13 +44,19 @@ def tunnels(x: Expansion) -> None:
             used.setdefault(ifname, ("tunnels", t, "endpoints", j))
             ends.append(new_end(ep.node, ifname, ep.address, ("tunnels", t, "endpoints", j), mac=None,
                                 bridge=ep.bridge, local=declared[j], kind=tunnel.type, impair=tunnel.impair))
-        a, b = ends
-        a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
+        if tunnel.outside:  # the other end is outside the lab: no peer in it
+            a, = ends
+            a["peer"], a["remote"] = None, str(ipaddress.ip_address(tunnel.endpoints[0].remote))
+            far = a["remote"]
+        else:
+            a, b = ends
+            a["peer"], b["peer"] = f"{b['node']}:{b['ifname']}", f"{a['node']}:{a['ifname']}"
+            far = f"{b['node']}.{b['ifname']}"
         bridged = [e for e in ends if e["bridge"]]
         if bridged:
             seg = x.segments[x.seg_of_bridge[bridged[0]["bridge"]]]
         else:
-            name = f"{a['node']}.{a['ifname']}--{b['node']}.{b['ifname']}"
+            name = f"{a['node']}.{a['ifname']}--{far}"
             seg = x.segments[name] = Segment(name, "p2p", ("tunnels", t))
             set_subnets(seg, tunnel.subnet, ("tunnels", t, "subnet"))
         seg.tunnels.add(t)

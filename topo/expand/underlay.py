@@ -3,7 +3,8 @@
 
 A declared ``local:`` (or the other end's ``remote:``, which stands for it) must be one of
 the node's addresses; otherwise the end leaves from
-the node's loopback, else from its first addressed veth. Both ends use one family: the
+the node's loopback, else from its first addressed veth. A tunnel whose other end is
+outside the lab takes the family of its ``remote``, which must be no lab node's address. Both ends use one family: the
 family of a declared ``local`` (either end), else IPv4 when both ends have an IPv4 address
 to leave from, else the family more ends have one of (IPv4 on a tie). An end without one of
 that family is an error. Over IPv6, a
@@ -44,7 +45,10 @@ def underlay(x: Expansion) -> None:
     """Set ``local`` on every tunnel end (problems for those that have none)."""
     for t, ends in enumerate(x.tunnel_ends):
         declared = [e["local"] for e in ends if e["local"]]
-        if declared:
+        if x.lab.tunnels[t].outside:  # the family of the outside peer's address
+            _outside(x, ends[0])
+            v6 = ":" in ends[0]["remote"]
+        elif declared:
             v6 = family_of(declared[0]) == "IPv6"
         else:  # IPv4 when both ends can; else the family more ends can leave from
             can4, can6 = (sum(bool(_candidate(x, e["node"], v6)) for e in ends) for v6 in (False, True))
@@ -72,7 +76,20 @@ def underlay(x: Expansion) -> None:
                                    "tunnel to leave from; link it to the underlay, give it a loopback, or set local:")
 
 
+def _outside(x: Expansion, end: dict) -> None:
+    """Refuse an outside peer's ``remote`` that is a lab node's address (name that node instead)."""
+    for node in x.lab.nodes:
+        if end["remote"] in own_addresses(x, node):
+            x.add(end["path"] + ("remote",),
+                  f"{end['remote']} is an address of node {node}, in the lab; name it as the tunnel's second "
+                  f"endpoint (endpoints: [{end['node']}, {node}]) so topo builds that end too")
+            return
+
+
 def remotes(x: Expansion) -> None:
-    """Set ``remote`` on every tunnel end: the other end's ``local`` (run after the gate)."""
-    for a, b in x.tunnel_ends:
-        a["remote"], b["remote"] = b["local"], a["local"]
+    """Set ``remote`` on every tunnel end: the other end's ``local`` (run after the gate);
+    an end whose peer is outside the lab keeps its declared ``remote``."""
+    for ends in x.tunnel_ends:
+        if len(ends) == 2:
+            a, b = ends
+            a["remote"], b["remote"] = b["local"], a["local"]

@@ -24,6 +24,9 @@ vni             the VXLAN network identifier (vxlan rows)
 dstport         the VXLAN UDP port (default 4789)
 key             the GRE key (gre and gretap rows)
 peer_bridge     on a tunnel row: the bridge inside ``peer`` that its end joins
+local           on a tunnel row: the underlay address ``node``'s end leaves from
+remote          on a tunnel row: the underlay address ``node``'s end sends to (``peer``'s
+                local); with no ``peer``, an outside peer that topo does not build
 delay           impairment on both ends: one-way delay in ms
 jitter          delay variation in ms (needs delay)
 loss            packet loss in percent
@@ -32,7 +35,9 @@ rate            rate limit: bits per second, or 500kbit, 20mbit, 1gbit
 
 A row with neither ``peer`` nor ``bridge`` declares the node alone (with its groups).
 On a tunnel row, ``bridge`` is the bridge inside ``node`` that the tunnel's end joins (an
-L2 tunnel); a bridge named there lives inside that node.
+L2 tunnel); a bridge named there lives inside that node. A tunnel row with ``remote`` and
+no ``peer`` is a tunnel with one end in the lab (its other end is outside: see the YAML
+``remote:``).
 Lines starting with ``#`` are comments; a comment ``# topo: key=value ...`` before the
 header sets lab options: ``name``, ``routing`` (``auto`` or ``none``), ``af`` (the address
 families the pools hand out: ``ipv4``, ``ipv6`` or ``ipv4,ipv6``), ``mtu_check``
@@ -53,7 +58,7 @@ from topo.load import RawLab
 
 COLUMNS = ("node", "ifname", "address", "peer", "peer_ifname", "peer_address", "bridge",
            "subnet", "mtu", "groups", "forwarding", "type", "vni", "dstport", "key", "peer_bridge",
-           "delay", "jitter", "loss", "rate", "kind", "image", "host")
+           "delay", "jitter", "loss", "rate", "kind", "image", "host", "local", "remote")
 TUNNEL_TYPES = ("vxlan", "gre", "gretap")
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 #: Rows accepted; more is refused (a 100,000-row file is not a lab, and memory stays bounded).
@@ -221,7 +226,7 @@ def _row(lab, row, line, problems, nodes, bridges, links):
     if kind != "veth":
         problems.add(line, "column 'type'", f"{row['type']!r} is not one of: veth, {', '.join(TUNNEL_TYPES)}")
         return
-    for col in ("vni", "dstport", "key", "peer_bridge"):
+    for col in ("vni", "dstport", "key", "peer_bridge", "local", "remote"):
         if row.get(col):
             problems.add(line, f"column {col!r}", "is for tunnel rows (type vxlan, gre or gretap)")
     peer, bridge = row.get("peer", ""), row.get("bridge", "")
@@ -295,17 +300,26 @@ def _impair(row, item, path, lab, line, problems):
 
 
 def _tunnel_row(lab, row, line, problems, kind):
-    """A tunnel from ``node`` to ``peer``; a bridge named on either end lives in that node."""
+    """A tunnel from ``node`` to ``peer`` (or, with ``remote`` and no ``peer``, to an outside
+    peer); a bridge named on either end lives in that node. ``local`` and ``remote`` are
+    ``node``'s end's underlay addresses."""
     name, peer = row["node"], row.get("peer", "")
-    if not peer:
-        problems.add(line, "column 'peer'", f"a {kind} row needs the peer node at the tunnel's other end")
+    if not peer and not row.get("remote"):
+        problems.add(line, "column 'peer'", f"a {kind} row needs the peer node at the tunnel's other end "
+                                            "(or, for a peer outside the lab, its underlay address in 'remote')")
         return
-    lab.data["nodes"].setdefault(peer, {})
-    lab.lines.setdefault(("nodes", peer), line)
+    if not peer:
+        for col in ("peer_ifname", "peer_address", "peer_bridge"):
+            if row.get(col):
+                problems.add(line, f"column {col!r}", "needs a 'peer' on the same row (a remote with no peer "
+                                                      "is outside the lab: topo builds only this end)")
+    else:
+        lab.data["nodes"].setdefault(peer, {})
+        lab.lines.setdefault(("nodes", peer), line)
     index = len(lab.data["tunnels"])
     ends = []
     for node, ifcol, addrcol, brcol in ((name, "ifname", "address", "bridge"),
-                                        (peer, "peer_ifname", "peer_address", "peer_bridge")):
+                                        (peer, "peer_ifname", "peer_address", "peer_bridge"))[:2 if peer else 1]:
         end = {"node": node}
         for col, key in ((ifcol, "ifname"), (addrcol, "address"), (brcol, "bridge")):
             if row.get(col):
@@ -318,6 +332,7 @@ def _tunnel_row(lab, row, line, problems, kind):
                                                         f"{bridge['node']}; a bridge lives in one node")
             bridge["node"] = node
         ends.append(end)
+    ends[0].update({col: row[col] for col in ("local", "remote") if row.get(col)})
     tunnel = {"type": kind, "endpoints": ends}
     if row.get("subnet"):
         tunnel["subnet"] = row["subnet"]
