@@ -51,7 +51,7 @@ def topo_cli(tmp_path):
     labs_dir = os.path.join(cli.home, "labs")
     for lab in ("clusters", "routed", "vxlan", "overlay", "impaired", "imprate", "impdelay", "e2elock",
                 "clusters-docker", "vxlan-docker", "overlay-docker", "dkimg", "casts", "mcast-ack",
-                "mcast-groups", "throughput", "dualstack", "mcast6", "mcast-clean", "mcast6-clean"):
+                "mcast-groups", "throughput", "dualstack", "mcast6", "mcast-clean", "mcast6-clean", "outside"):
         if not os.path.isdir(os.path.join(labs_dir, lab)) and not any(n.startswith(f"topo-{lab}-") for n in left):
             continue
         subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], capture_output=True,

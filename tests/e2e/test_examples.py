@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
     ("examples/mcast6.yml", "mcast6", 4, 15),
     ("examples/mcast-clean.yml", "mcast-clean", 5, 21),
     ("examples/mcast6-clean.yml", "mcast6-clean", 5, 21),
+    # a tunnel to a peer outside the lab: only the lab's own pings (h1 <-> h2) are checked
+    ("examples/outside-peer.yml", "outside", 3, 2),
     pytest.param("examples/overlay.yml", "overlay", 10, 83, marks=pytest.mark.kernel("gre")),
     pytest.param("examples/overlay.csv", "overlay", 10, 82, marks=pytest.mark.kernel("gre")),
     pytest.param("examples/overlay-course.yml", "course", 10, 63, marks=pytest.mark.kernel("gre")),
