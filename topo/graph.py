@@ -307,18 +307,23 @@ def _both(item: dict) -> str | None:
 
 def address_plan(expanded: dict) -> list[dict]:
     """The lab's address plan, one row per node interface in the lab's order:
-    ``[{node, ifname, address, segment, peer}]`` (address, segment and peer None when unset);
+    ``[{node, ifname, address, segment, peer}]`` (address, segment and peer None when unset;
+    a tunnel end whose peer is outside the lab: peer ``outside <remote address>``);
     a node's loopback and anycast addresses come after its interfaces as ifname ``lo``.
     In a lab with IPv6 (its interfaces have ``address6``) every row also has ``address6``
     (the interface's IPv6 address; for ``lo``, the IPv6 loopback, or an IPv6 anycast
     address on a row of its own)."""
     rows = []
+    remotes = {(t.get("netns"), t.get("ifname")): t.get("remote") for t in expanded.get("tunnels") or []}
     for name, node in (expanded.get("nodes") or {}).items():
         v6 = "loopback6" in node
         for i in node.get("interfaces") or []:
+            peer = i.get("peer")
+            if peer is None and (node.get("netns"), i["ifname"]) in remotes:  # a tunnel to a peer outside the lab
+                peer = f"outside {remotes[(node.get('netns'), i['ifname'])]}"
             rows.append({"node": name, "ifname": i["ifname"], "address": i.get("address"),
                          **({"address6": i.get("address6")} if v6 else {}),
-                         "segment": i.get("segment"), "peer": i.get("peer")})
+                         "segment": i.get("segment"), "peer": peer})
         if v6:
             pairs = [(node.get("loopback"), node.get("loopback6"))] if node.get("loopback") or node.get("loopback6") else []
             pairs += [(None, a) if ":" in a else (a, None) for a in node.get("anycast") or []]

@@ -250,3 +250,17 @@ def test_missing_dot_program_names_the_package(tmp_path, monkeypatch):
             render(expanded("routed.yml"), str(tmp_path / f"lab{fmt}"))
     render(expanded("routed.yml"), str(tmp_path / "lab.dot"))  # no dot needed for the source
     render(expanded("routed.yml"), str(tmp_path / "lab.mmd"))
+
+
+def test_a_tunnel_peer_outside_the_lab_is_a_dashed_box_named_in_the_address_plan():
+    """outside-peer.yml: vtep1's VXLAN end goes to the outside VTEP 192.0.2.100, which topo
+    does not build: a dashed box of its own, the legend says what it is, the tunnel edge
+    joins br1 (where the end is plugged) to it, and the address plan names it as the peer."""
+    e = expanded("outside-peer.yml")
+    dot = dot_source(e)
+    assert re.search(r'^\tbr1 -- "outside 192.0.2.100" \[label="vxlan VNI 77\\nvtep1 vxlan77".*style=dashed', dot, re.M)
+    assert "dashed box: tunnel peer outside the lab (not built)" in dot
+    rows = [r for r in address_plan(e) if r["ifname"] == "vxlan77"]
+    assert rows == [{"node": "vtep1", "ifname": "vxlan77", "address": None, "segment": "br1",
+                     "peer": "outside 192.0.2.100"}]
+    assert '[/"outside 192.0.2.100<br/>not built by topo"/]' in mermaid_source(e)
