@@ -97,8 +97,9 @@ def tunnel_mtus(x: Expansion) -> None:
             found = [path_mtu(e["node"], e["remote"], outside=e["peer"] is None) for e in tunnel_ends[t]]
             if any(isinstance(f, str) for f in found):
                 why = next(f for f in found if isinstance(f, str))
-                x.add(("tunnels", t), f"the underlay cannot carry this tunnel: {why} "
-                                      "(routing: auto, or routes on the nodes)")
+                x.add(("tunnels", t), f"the underlay cannot carry this tunnel: {why} " + (
+                    "(its peer is outside the lab: give the node a route or gateway towards it, or set mtu:)"
+                    if lab.tunnels[t].outside else "(routing: auto, or routes on the nodes)"))
                 progress.append(t)
             elif None not in found:
                 tunnel = lab.tunnels[t]
