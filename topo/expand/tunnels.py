@@ -3,8 +3,9 @@
 An end plugged into a bridge (``bridge:``) joins that bridge's segment; a tunnel with no
 bridged end is a point-to-point segment of its own, ``<a>.<ifname>--<b>.<ifname>``. An
 undeclared end name is :func:`tunnel_ifname`. A tunnel whose other end is outside the lab
-has one end; its point-to-point segment is ``<a>.<ifname>--<remote address>``, with one member. Where each end leaves from is the
-underlay phase's (:mod:`topo.expand.underlay`), its MTU the MTU phase's (:mod:`topo.expand.mtu`).
+has one end; its point-to-point segment is ``<a>.<ifname>--<remote address>``, with one
+member. Where each end leaves from is the underlay phase's (:mod:`topo.expand.underlay`),
+its MTU the MTU phase's (:mod:`topo.expand.mtu`).
 """
 
 from __future__ import annotations

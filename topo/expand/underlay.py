@@ -3,11 +3,11 @@
 
 A declared ``local:`` (or the other end's ``remote:``, which stands for it) must be one of
 the node's addresses; otherwise the end leaves from
-the node's loopback, else from its first addressed veth. A tunnel whose other end is
-outside the lab takes the family of its ``remote``, which must be no lab node's address. Both ends use one family: the
+the node's loopback, else from its first addressed veth. Both ends use one family: the
 family of a declared ``local`` (either end), else IPv4 when both ends have an IPv4 address
 to leave from, else the family more ends have one of (IPv4 on a tie). An end without one of
-that family is an error. Over IPv6, a
+that family is an error. A tunnel whose other end is outside the lab takes the family of
+its ``remote``, which must be no lab node's address. Over IPv6, a
 ``gre`` / ``gretap`` tunnel's devices are the kernel's ``ip6gre`` / ``ip6gretap``
 (:data:`IP6_KINDS`; the ends' ``kind`` says which).
 """
