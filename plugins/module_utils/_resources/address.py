@@ -109,7 +109,9 @@ class Addresses(Kind):
             by_ns.setdefault(item["netns"], []).append(item)
         for ns in sorted(by_ns):
             ipr = ctx.socks.get(ns) if ctx.exists(ns) else None
-            have_all = _addresses(ipr) if ipr is not None else {}
+            # a namespace this run created has no address but lo's (127.0.0.1/8, ::1/128)
+            fresh = ns in ctx.created and all(item["ifname"] != "lo" for item in by_ns[ns])
+            have_all = _addresses(ipr) if ipr is not None and not fresh else {}
             for item in by_ns[ns]:
                 self._interface(changes, ns, ipr, have_all, item, check)
 
@@ -156,7 +158,8 @@ class Addresses(Kind):
             for cidr in removals:
                 iface = ipaddress.ip_interface(cidr)
                 ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-            now = set(c for c, _, _ in _addresses(ipr).get(index, []))
+            # removing a primary IPv4 address may take its secondaries: read back only then
+            now = set(c for c, _, _ in _addresses(ipr).get(index, [])) if removals else present
             missing = [c for c in want if c not in now]
             if any(ipaddress.ip_interface(c).version == 6 for c in missing) and \
                     conf_read(ns, item["ifname"], "disable_ipv6", "ipv6") == "1":

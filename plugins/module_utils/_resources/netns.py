@@ -132,6 +132,7 @@ class Namespaces(Kind):
                 changes.add("create", name, "node=%s" % ns["node"], after="node=%s %s" % (ns["node"], sysctls))
                 if not check:
                     create_namespace(name, marker)
+                    ctx.created.add(name)
                     for key, value in sorted(sysctls.items()):
                         sysctl_write(name, key, value)
                 continue
