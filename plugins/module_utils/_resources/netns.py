@@ -131,7 +131,7 @@ class Namespaces(Kind):
             if not exists:
                 changes.add("create", name, "node=%s" % ns["node"], after="node=%s %s" % (ns["node"], sysctls))
                 if not check:
-                    create_namespace(name, marker)
+                    create_namespace(name, marker, ctx.socks)
                     ctx.created.add(name)
                     for key, value in sorted(sysctls.items()):
                         sysctl_write(name, key, value)

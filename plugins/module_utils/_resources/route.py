@@ -18,6 +18,8 @@ MAIN_TABLE = 254
 #: rtnetlink scope of an IPv4 route without a next hop (iproute2's ``scope link``, which
 #: ``ip route add PREFIX dev DEV`` sets); every other route is scope universe (0).
 SCOPE_LINK = 253
+#: The scope that matches any in a route deletion (RT_SCOPE_NOWHERE).
+SCOPE_NOWHERE = 255
 #: The families of routes topo reads and makes, with the unspecified address that names a
 #: default route's destination (the kernel sends none).
 FAMILIES = ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"))
@@ -97,15 +99,14 @@ class Routes(Kind):
         if ns not in self.tables:
             ours, foreign = {}, {}
             if self.wanted.get(ns) and self.ctx.exists(ns):
-                ipr, names = self.ctx.socks.get(ns), self.ifnames(ns)
-                for family, _ in FAMILIES:
-                    for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
-                        self._add(ns, msg, names, ours, foreign)
+                msgs = route_dump(self.ctx.socks.raw(ns), MAIN_TABLE)
             elif ns not in self.ctx.created and self.ctx.exists(ns):
-                msgs = route_dump(ns, MAIN_TABLE, ROUTE_PROTO)
-                names = self.ifnames(ns) if msgs else {}
-                for msg in msgs:
-                    self._add(ns, msg, names, ours, foreign)
+                msgs = route_dump(self.ctx.socks.raw(ns), MAIN_TABLE, ROUTE_PROTO)
+            else:
+                msgs = []
+            names = self.ifnames(ns) if msgs else {}
+            for msg in msgs:
+                self._add(ns, msg, names, ours, foreign)
             self.tables[ns] = ours, foreign
         return self.tables[ns]
 
@@ -185,6 +186,9 @@ class Routes(Kind):
         spec = dict(dst=dst, proto=ROUTE_PROTO)
         if via[0]:
             spec["gateway"] = via[0]
+        if ":" not in dst:
+            # any scope, as ``ip route del`` asks: an IPv4 route without a gateway is scope link
+            spec["scope"] = SCOPE_NOWHERE
         try:
             self.ctx.socks.get(ns).route("del", **spec)
         except NetlinkError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    GROUP, NetlinkError, NetnsError, NotOwned, if_marker, namespace_fd, ours, translate,
+    GROUP, NetlinkError, NetnsError, NotOwned, if_marker, link_set, namespace_fd, ours, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
@@ -74,8 +74,8 @@ def _create_pair(tables, lab, pair):
     finally:
         if fd is not None:
             os.close(fd)
-    socks.get(first["netns"]).link("set", ifname=first["ifname"], ifalias=if_marker(lab))
-    socks.get(second["netns"]).link("set", ifname=second["ifname"], ifalias=if_marker(lab), state="up")
+    link_set(socks.raw(first["netns"]), first["ifname"], alias=if_marker(lab))
+    link_set(socks.raw(second["netns"]), second["ifname"], alias=if_marker(lab), up=True)
     if second.get("master"):
         tables.refresh(second["netns"], second["ifname"])
         fix_end(tables, second, lab)
