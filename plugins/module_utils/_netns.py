@@ -503,6 +503,10 @@ RTM_GETADDR = 22
 RTM_GETNSID = 90
 NLM_F_DUMP = 0x300
 NLM_F_ACK = 4
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
 RTM_SETLINK = 19
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -525,17 +529,18 @@ def raw_socket(name):
     return sock
 
 
-def request(sock, msg, msg_type, answer, dump=True, ack=False):
+def request(sock, msg, msg_type, answer, dump=True, ack=False, flags=0):
     """Send pyroute2 message ``msg`` as ``msg_type`` on the plain netlink socket ``sock`` and
     return the answers, decoded as pyroute2 ``answer`` messages: every part of a dump
     (``dump``) up to NLMSG_DONE, else the one answer, or None for a request that asks only
     for the kernel's acknowledgement (``ack``: a change). One send, one or a few receives,
     no event loop: about 0.1 ms for a request where an ``IPRoute`` call costs about 1 ms in
     pyroute2 0.9 (its asyncio loop per call; measured on the project's 2-core reference
-    machine). NetlinkError with the kernel's errno when it refuses."""
+    machine). ``flags``: more NLM_F_ flags (e.g. NLM_F_CREATE). NetlinkError with the
+    kernel's errno when it refuses."""
     import struct
     msg["header"]["type"] = msg_type
-    msg["header"]["flags"] = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0)
+    msg["header"]["flags"] = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0) | flags
     msg["header"]["sequence_number"] = 1
     msg.encode()
     sock.send(msg.data)
@@ -618,6 +623,30 @@ def link_set(sock, ifname, alias=None, up=False):
     if up:
         msg["flags"] = msg["change"] = IFF_UP
     request(sock, msg, RTM_SETLINK, ifinfmsg, dump=False, ack=True)
+
+
+def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
+    """Add (``action`` ``add``) or delete (``del``) address ``cidr`` ("a.b.c.d/len" or an IPv6
+    one) on the interface of ifindex ``index`` seen by ``sock`` (a :func:`raw_socket`), as
+    ``ip address add|del`` asks: IFA_LOCAL and IFA_ADDRESS the address, IFA_BROADCAST
+    ``broadcast`` when given, IFA_F_NODAD with ``nodad``; an add fails with EEXIST when the
+    address is there. NetlinkError when the kernel refuses."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    iface = ipaddress.ip_interface(cidr)
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    msg["prefixlen"] = iface.network.prefixlen
+    msg["index"] = index
+    msg["attrs"].append(("IFA_LOCAL", str(iface.ip)))
+    msg["attrs"].append(("IFA_ADDRESS", str(iface.ip)))
+    if broadcast:
+        msg["attrs"].append(("IFA_BROADCAST", broadcast))
+    if nodad:
+        msg["flags"] = IFA_F_NODAD
+        msg["attrs"].append(("IFA_FLAGS", IFA_F_NODAD))
+    add = action == "add"
+    request(sock, msg, RTM_NEWADDR if add else RTM_DELADDR, ifaddrmsg, dump=False, ack=True,
+            flags=NLM_F_CREATE | NLM_F_EXCL if add else 0)
 
 
 def netnsid(sock, fd):

@@ -13,8 +13,8 @@ import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_flags,
-    address_records, conf_read, conf_write, translate,
+    IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_change,
+    address_flags, address_records, conf_read, conf_write, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -42,12 +42,12 @@ def _extra(msg):
     return "done"
 
 
-def _addresses(ipr):
+def _addresses(sock):
     """{ifindex: [(cidr, extra, secondary)]} of the IPv4 then IPv6 addresses topo compares
-    seen by ``ipr`` (a plain netlink socket, :meth:`~.._netns.Sockets.raw`), in kernel
+    seen by ``sock`` (a plain netlink socket, :meth:`~.._netns.Sockets.raw`), in kernel
     order (``extra``: :func:`_extra`)."""
     out = {}
-    for index, cidr, m in address_records(ipr):
+    for index, cidr, m in address_records(sock):
         out.setdefault(index, []).append((cidr, _extra(m), bool(address_flags(m) & IFA_F_SECONDARY)))
     return out
 
@@ -160,24 +160,20 @@ class Addresses(Kind):
             return
         if not removals and not missing_from(want, present) and not keep_secondaries:
             return
-        ipr = self.ctx.socks.get(ns)
+        sock = self.ctx.socks.raw(ns)
         try:
             if keep_secondaries:
                 conf_write(ns, item["ifname"], "promote_secondaries", 1)
             for cidr in removals:
-                iface = ipaddress.ip_interface(cidr)
-                ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+                address_change(sock, "del", index, cidr)
             # removing a primary IPv4 address may take its secondaries: read back only then
-            now = set(c for c, _, _ in _addresses(self.ctx.socks.raw(ns)).get(index, [])) if removals else present
+            now = set(c for c, _, _ in _addresses(sock).get(index, [])) if removals else present
             missing = missing_from(want, now)
             if any(ipaddress.ip_interface(c).version == 6 for c in missing) and \
                     conf_read(ns, item["ifname"], "disable_ipv6", "ipv6") == "1":
                 conf_write(ns, item["ifname"], "disable_ipv6", 0, "ipv6")
             for cidr in missing:
-                iface = ipaddress.ip_interface(cidr)
-                kw = {"broadcast": broadcast(cidr)} if broadcast(cidr) else {}
-                if iface.version == 6:
-                    kw["flags"] = IFA_F_NODAD
-                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
+                address_change(sock, "add", index, cidr, broadcast=broadcast(cidr),
+                               nodad=ipaddress.ip_interface(cidr).version == 6)
         except NetlinkError as exc:
             raise translate(exc, "addresses of %s" % name)
