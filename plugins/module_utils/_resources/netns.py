@@ -139,15 +139,14 @@ class Namespaces(Kind):
             if name not in self.nodes:
                 raise NotOwned("namespace %s exists but was not made by topo for lab %s (lo alias %r); "
                                "remove or rename it" % (name, lab, read_marker(name)))
-            ipr = ctx.socks.get(name)
             if self.nodes[name] != ns["node"]:
                 changes.add("fix", name, "marker node %s -> %s" % (self.nodes[name], ns["node"]))
                 if not check:
-                    ipr.link("set", index=1, ifalias=marker)
+                    ctx.socks.get(name).link("set", index=1, ifalias=marker)
             if not ctx.tables.get(name, "lo")["up"]:  # declared ones only: destroy dumps no table
                 changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
                 if not check:
-                    ipr.link("set", index=1, state="up")
+                    ctx.socks.get(name).link("set", index=1, state="up")
             for key, value in sorted(sysctls.items()):
                 current = sysctl_read(name, key)
                 if current != value:
