@@ -8,7 +8,12 @@ Everything that touches the kernel goes through here:
   ``unshare``/``setns`` system calls, the same way ``ip netns add`` does;
 * one pyroute2 ``IPRoute`` socket per namespace, opened by entering the namespace
   just long enough to create the socket (a netlink socket stays bound to the
-  namespace it was created in);
+  namespace it was created in), for the changes; and one plain netlink socket per
+  namespace for the reads and the simplest changes (:func:`request`: link, address and
+  route dumps, filtered by the kernel where it can, one link, nsids, an alias, an
+  address), which skip pyroute2 0.9's event loop per call, and whose link messages are
+  read for the compared attributes only (:func:`quick_link_summary`). A no-op re-apply
+  opens no ``IPRoute`` at all;
 * ownership markers: the alias (``IFLA_IFALIAS``) ``topo:<lab>:<node>`` on a
   namespace's ``lo`` marks the namespace, ``topo:<lab>`` marks an interface,
   and routes carry the protocol number :data:`ROUTE_PROTO`;
