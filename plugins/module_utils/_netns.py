@@ -656,6 +656,28 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
             flags=NLM_F_CREATE | NLM_F_EXCL if add else 0)
 
 
+def veth_add(sock, end, peer, up=True):
+    """Create a veth pair in one RTM_NEWLINK on ``sock`` (a :func:`raw_socket`), as
+    ``ip link add ... type veth peer ...`` asks. ``end`` and ``peer``: {ifname, mtu, group,
+    optional address (MAC), master (an ifindex, ``end`` only), net_ns_fd (``peer`` only: the
+    namespace it goes to)}; ``end`` is set up in the same message with ``up``. NetlinkError
+    when the kernel refuses (EEXIST, EOPNOTSUPP without veth)."""
+    names = {"ifname": "IFLA_IFNAME", "mtu": "IFLA_MTU", "group": "IFLA_GROUP", "address": "IFLA_ADDRESS",
+             "master": "IFLA_MASTER", "net_ns_fd": "IFLA_NET_NS_FD"}
+
+    def attrs(spec):
+        return [(names[k], spec[k]) for k in ("ifname", "mtu", "group", "address", "master", "net_ns_fd")
+                if spec.get(k) is not None]
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_UNSPEC
+    if up:
+        msg["flags"] = msg["change"] = IFF_UP
+    msg["attrs"] = attrs(end) + [("IFLA_LINKINFO", {"attrs": [
+        ("IFLA_INFO_KIND", "veth"),
+        ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": attrs(peer)})]})]})]
+    request(sock, msg, RTM_NEWLINK, ifinfmsg, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_EXCL)
+
+
 def netnsid(sock, fd):
     """The id under which the namespace of ``sock`` (a :func:`raw_socket`) sees the network
     namespace open as ``fd`` (IFLA_LINK_NETNSID's numbering), None when it has none."""
