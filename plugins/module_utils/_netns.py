@@ -528,6 +528,10 @@ def raw_socket(name):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
     try:
         sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+    except OSError as exc:
+        if exc.errno != errno.ENOPROTOOPT:  # before 4.20: dumps unfiltered, callers filter too
+            sock.close()
+            raise
     except BaseException:
         sock.close()
         raise
@@ -587,8 +591,10 @@ def route_dump(sock, table, protocol=0):
     msg["proto"] = protocol
     # a dump of AF_UNSPEC holds every family's routes (multicast, MPLS): keep IPv4 and IPv6
     answers = request(sock, msg, RTM_GETROUTE, rtmsg)
+    # the same filter here, for a kernel without strict checking (before 4.20)
     return [r for family in (socket.AF_INET, socket.AF_INET6) for r in answers
-            if r["family"] == family and protocol in (0, r["proto"])]
+            if r["family"] == family and protocol in (0, r["proto"])
+            and (r.get_attr("RTA_TABLE") or r["table"]) == table]
 
 
 def address_dump(sock):
