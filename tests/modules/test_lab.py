@@ -6,7 +6,7 @@ do exactly what was predicted, be idempotent, and forward traffic h1 -> r1 -> h2
 """
 
 from tests.modules.conftest import (
-    ROOT_ONLY, addresses, assert_noop, changes, links, ok, sh, step, sysctl, topo_routes,
+    ROOT_ONLY, addresses, assert_noop, changes, links, ok, routes, sh, step, sysctl, topo_routes,
     veth_peer,
 )
 
@@ -163,3 +163,68 @@ def test_lab_dual_stack_four_steps_and_traffic_of_both_families(lab, ansible):
     for target in ("10.1.0.254", "10.2.0.1", "2001:db8:1::fe", "2001:db8::1", "2001:db8:2::fe", "2001:db8:2::1"):
         out = sh("ip", "netns", "exec", h1, "ping", "-c", "1", "-W", "2", target, check=False)
         assert "1 received" in out, out
+
+
+def test_lab_drift_left_by_hand_after_an_earlier_run_is_found(lab, ansible):
+    """A run reads back less in the namespaces it creates itself (they hold only lo); in
+    namespaces an earlier run made, every drift is still found: topo routes (IPv4 and
+    IPv6) in namespaces without declared routes (the kernel-filtered dump) and with them,
+    extra addresses on interfaces and lo, a wrong broadcast. Routes of other protocols
+    and of other tables stay; the re-apply repairs all, then is a no-op."""
+    whole = lab_params(declare(lab))
+    h1, h2, r1, lan = (lab.ns(n) for n in ("h1", "h2", "r1", "lan"))
+    apply1 = ansible.one("lab", whole)
+    assert apply1["summary"]["route"] == 2 and apply1["summary"]["address"] == 4
+
+    sh("ip", "-n", r1, "route", "add", "10.80.0.0/24", "via", "10.2.0.1", "proto", "116")
+    sh("ip", "-n", r1, "-6", "route", "add", "2001:db8:80::/48", "dev", "eth1", "proto", "116")
+    sh("ip", "-n", r1, "route", "add", "10.81.0.0/24", "via", "10.2.0.1", "proto", "116", "table", "100")
+    sh("ip", "-n", r1, "route", "add", "10.82.0.0/24", "via", "10.2.0.1")
+    sh("ip", "-n", lan, "route", "add", "10.83.0.0/24", "dev", "br0", "proto", "116")
+    sh("ip", "-n", h1, "route", "add", "10.84.0.0/24", "via", "10.1.0.254", "proto", "116")
+    sh("ip", "-n", h2, "addr", "add", "10.2.0.9/24", "dev", "eth0")
+    sh("ip", "-n", h2, "addr", "add", "10.9.9.9/32", "dev", "lo")
+    sh("ip", "-n", r1, "addr", "del", "10.1.0.254/24", "dev", "eth0")
+    sh("ip", "-n", r1, "addr", "add", "10.1.0.254/24", "broadcast", "10.1.0.250", "dev", "eth0")
+
+    check, repair, again = ansible.run(step("lab", whole, check=True), step("lab", whole), step("lab", whole))
+    expected = sorted([("remove", "route", "%s 10.80.0.0/24" % r1), ("remove", "route", "%s 2001:db8:80::/48" % r1),
+                       ("remove", "route", "%s 10.83.0.0/24" % lan), ("remove", "route", "%s 10.84.0.0/24" % h1),
+                       ("remove", "address", "%s/eth0" % h2), ("fix", "address", "%s/eth0" % r1)])
+    assert changes(check) == expected
+    assert changes(repair) == expected
+    assert_noop(again)
+    assert topo_routes(r1) == {} and topo_routes(lan) == {}
+    assert topo_routes(h1) == {"0.0.0.0/0": "10.1.0.254"}
+    assert [r["dst"] for r in routes(r1, table="100")] == ["10.81.0.0/24"]
+    assert [r for r in routes(r1) if r["dst"] == "10.82.0.0/24"]
+    assert addresses(h2)["eth0"] == {"10.2.0.1/24": "10.2.0.255"}
+    assert addresses(r1)["eth0"] == {"10.1.0.254/24": "10.1.0.255"}
+    # lo is not declared in h2: its addresses are not topo's to change
+    assert "10.9.9.9/32" in addresses(h2)["lo"]
+
+
+def test_lab_grows_by_a_namespace_next_to_one_made_outside_topo(lab, ansible):
+    """A later run creates a namespace next to existing ones: the new one is read as fresh,
+    the old ones in full. A namespace under a declared name that topo did not make is
+    refused, and nothing is created in it."""
+    whole = lab_params(declare(lab))
+    h1, h2, r1, lan = (lab.ns(n) for n in ("h1", "h2", "r1", "lan"))
+    small = dict(whole, namespaces=[ns for ns in whole["namespaces"] if ns["name"] != h2],
+                 veths=whole["veths"][:2], addresses=whole["addresses"][:2], routes=whole["routes"][:1])
+    ok(ansible.one("lab", small))
+    sh("ip", "-n", h1, "route", "add", "10.84.0.0/24", "via", "10.1.0.254", "proto", "116")
+    grown = ansible.one("lab", whole)
+    assert changes(grown) == sorted([
+        ("create", "netns", h2), ("create", "veth", "%s/eth1 <-> %s/eth0" % (r1, h2)),
+        ("create", "address", "%s/eth1" % r1), ("create", "address", "%s/eth0" % h2),
+        ("create", "route", "%s 0.0.0.0/0" % h2), ("remove", "route", "%s 10.84.0.0/24" % h1)])
+    assert_noop(ansible.one("lab", whole))
+    assert topo_routes(h2) == {"0.0.0.0/0": "10.2.0.254"}
+
+    other = lab.make_ns("h3", alias=None)
+    refused = ansible.one("lab", dict(whole, namespaces=whole["namespaces"] + [{"name": other, "node": "h3"}],
+                                      addresses=whole["addresses"] + [{"netns": other, "ifname": "lo",
+                                                                       "addresses": ["10.9.0.3/32"]}]))
+    assert refused.get("failed") and "was not made by topo" in refused["msg"]
+    assert "10.9.0.3/32" not in addresses(other).get("lo", {})

@@ -198,3 +198,36 @@ def test_netns_ipv6_sysctls_reach_every_lab_interface_and_drift_is_repaired(lab,
     assert sysctl(r1, "net.ipv6.conf.default.accept_dad") == "0"
     assert sysctl(r1, "net.ipv6.conf.all.forwarding") == "1"
     assert sysctl(r1, "net.ipv6.conf.eth0.forwarding") == "1"
+
+
+def test_quick_link_reading_equals_the_full_decode(lab):
+    """The lab module reads links through plain netlink sockets and, for plain devices and
+    veths, only the attributes it compares (quick_link_summary); every link of real
+    namespaces must read the same, key for key, as pyroute2's full decode (link_summary),
+    whatever was set by hand: MTU, MAC, group, master, a non-ASCII alias, down, a peer in
+    the same and in another namespace, a bridge (decoded fully)."""
+    from ansible_collections.topo.lab.plugins.module_utils._netns import (
+        IPRoute, entered, link_dump, links_by_name, quick_link_summary, raw_socket,
+    )
+    a, b = lab.make_ns("q1"), lab.make_ns("q2")
+    sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", a, "link", "add", "v1", "address", "02:aa:bb:cc:dd:01", "mtu", "1400", "group", "29808",
+       "type", "veth", "peer", "name", "v2", "netns", b)
+    sh("ip", "-n", a, "link", "set", "v1", "master", "br0", "up", "alias", "topo:é lab")
+    sh("ip", "-n", a, "link", "add", "v3", "type", "veth", "peer", "name", "v4")
+    sh("ip", "-n", b, "link", "set", "v2", "alias", "topo:x")
+    for ns, names in ((a, ["br0", "lo", "v1", "v3", "v4"]), (b, ["lo", "v2"])):
+        sock = raw_socket(ns)
+        with entered(ns):
+            ipr = IPRoute()
+        try:
+            quick, full = links_by_name(sock), links_by_name(ipr)
+            # the quick reading served every link but the bridge, which is decoded fully
+            read = [quick_link_summary(data) for data in link_dump(sock, raw=True)]
+        finally:
+            sock.close()
+            ipr.close()
+        assert sorted(quick) == names
+        assert quick == full
+        assert sorted(r["ifname"] for r in read if r is not None) == [n for n in names if n != "br0"]
+    assert full["v2"]["alias"] == "topo:x" and full["v2"]["peer_netnsid"] is not None

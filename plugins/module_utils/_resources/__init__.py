@@ -61,7 +61,11 @@ class Context(object):
     namespace names): in check mode, the namespaces of docker nodes whose container the
     container pass would make, start or name anew, and those the namespace pass would
     prune; the later passes see them as not existing, so ``topo plan`` lists the veths,
-    addresses and routes apply will make in them. Empty outside check mode.
+    addresses and routes apply will make in them. Empty outside check mode. ``created`` (set
+    of namespace names): outside check mode, the namespaces the namespace pass of this run
+    created; they hold only what the kernel puts in a new namespace (lo) and what this run
+    made since, so a kind may skip reading back there what only it could have made (the
+    route pass: topo's routes). Empty in check mode, where nothing is created.
     """
 
     def __init__(self, socks, lab, check):
@@ -69,6 +73,7 @@ class Context(object):
         self.lab = lab
         self.check = bool(check)
         self.fresh = set()
+        self.created = set()
         self.tables = Tables(socks, self.exists)
         self.peers = Peers(socks)
 

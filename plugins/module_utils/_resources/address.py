@@ -13,8 +13,8 @@ import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_flags,
-    address_records, conf_read, conf_write, translate,
+    IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_change,
+    address_flags, address_records, conf_read, conf_write, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -42,11 +42,12 @@ def _extra(msg):
     return "done"
 
 
-def _addresses(ipr):
-    """{ifindex: [(cidr, extra, secondary)]} of the IPv4 then IPv6 addresses topo compares,
-    in kernel order (``extra``: :func:`_extra`)."""
+def _addresses(sock):
+    """{ifindex: [(cidr, extra, secondary)]} of the IPv4 then IPv6 addresses topo compares
+    seen by ``sock`` (a plain netlink socket, :meth:`~.._netns.Sockets.raw`), in kernel
+    order (``extra``: :func:`_extra`)."""
     out = {}
-    for index, cidr, m in address_records(ipr):
+    for index, cidr, m in address_records(sock):
         out.setdefault(index, []).append((cidr, _extra(m), bool(address_flags(m) & IFA_F_SECONDARY)))
     return out
 
@@ -71,6 +72,11 @@ def canonical(cidr):
         raise ValueError("%s is an IPv6 link-local address: the kernel makes one per interface; "
                          "declare global addresses only" % cidr)
     return str(iface)
+
+
+def missing_from(want, have):
+    """The addresses of ``want`` (a list) not in ``have`` (a set), in order."""
+    return [c for c in want if c not in have]
 
 
 def _fix_words(cidr):
@@ -108,15 +114,17 @@ class Addresses(Kind):
         for item in items:
             by_ns.setdefault(item["netns"], []).append(item)
         for ns in sorted(by_ns):
-            ipr = ctx.socks.get(ns) if ctx.exists(ns) else None
-            have_all = _addresses(ipr) if ipr is not None else {}
+            exists = ctx.exists(ns)
+            # a namespace this run created has no address but lo's (127.0.0.1/8, ::1/128)
+            fresh = ns in ctx.created and all(item["ifname"] != "lo" for item in by_ns[ns])
+            have_all = _addresses(ctx.socks.raw(ns)) if exists and not fresh else {}
             for item in by_ns[ns]:
-                self._interface(changes, ns, ipr, have_all, item, check)
+                self._interface(changes, ns, exists, have_all, item, check)
 
-    def _interface(self, changes, ns, ipr, have_all, item, check):
+    def _interface(self, changes, ns, exists, have_all, item, check):
         name = "%s/%s" % (ns, item["ifname"])
         want = [canonical(a) for a in item["addresses"]]
-        link = self.ctx.tables.get(ns, item["ifname"]) if ipr is not None else None
+        link = self.ctx.tables.get(ns, item["ifname"]) if exists else None
         index = link["index"] if link else None
         if index is None and not check:
             raise NetnsError("interface %s does not exist" % name)
@@ -150,22 +158,22 @@ class Addresses(Kind):
                 # device's IPv4 routes then, and the route pass makes them again
                 self.ctx.tables.lose_routes(ns, index, 4)
             return
+        if not removals and not missing_from(want, present) and not keep_secondaries:
+            return
+        sock = self.ctx.socks.raw(ns)
         try:
             if keep_secondaries:
                 conf_write(ns, item["ifname"], "promote_secondaries", 1)
             for cidr in removals:
-                iface = ipaddress.ip_interface(cidr)
-                ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-            now = set(c for c, _, _ in _addresses(ipr).get(index, []))
-            missing = [c for c in want if c not in now]
+                address_change(sock, "del", index, cidr)
+            # removing a primary IPv4 address may take its secondaries: read back only then
+            now = set(c for c, _, _ in _addresses(sock).get(index, [])) if removals else present
+            missing = missing_from(want, now)
             if any(ipaddress.ip_interface(c).version == 6 for c in missing) and \
                     conf_read(ns, item["ifname"], "disable_ipv6", "ipv6") == "1":
                 conf_write(ns, item["ifname"], "disable_ipv6", 0, "ipv6")
             for cidr in missing:
-                iface = ipaddress.ip_interface(cidr)
-                kw = {"broadcast": broadcast(cidr)} if broadcast(cidr) else {}
-                if iface.version == 6:
-                    kw["flags"] = IFA_F_NODAD
-                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
+                address_change(sock, "add", index, cidr, broadcast=broadcast(cidr),
+                               nodad=ipaddress.ip_interface(cidr).version == 6)
         except NetlinkError as exc:
             raise translate(exc, "addresses of %s" % name)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    NetlinkError, NetnsError, if_marker, link_summary, links_by_name, namespace_exists, namespace_fd, translate,
+    NetlinkError, NetnsError, if_marker, link_get, link_summary, links_by_name, namespace_exists, namespace_fd, netnsid,
+    translate,
 )
 
 
@@ -62,7 +63,7 @@ class Tables(object):
     def links(self, ns):
         """{ifname: link} of namespace ``ns`` (dumped on first use)."""
         if ns not in self._tables:
-            self._tables[ns] = links_by_name(self.socks.get(ns)) if self.exists(ns) else {}
+            self._tables[ns] = links_by_name(self.socks.raw(ns)) if self.exists(ns) else {}
         return self._tables[ns]
 
     def get(self, ns, ifname):
@@ -73,7 +74,7 @@ class Tables(object):
         """Re-read one interface without re-dumping its namespace."""
         table = self.links(ns)
         try:
-            msg = self.socks.get(ns).link("get", ifname=ifname)[0]
+            msg = link_get(self.socks.raw(ns), ifname)
         except NetlinkError:
             table.pop(ifname, None)
             return None
@@ -107,10 +108,9 @@ class Peers(object):
         if key not in self.ids:
             fd = namespace_fd(other)
             try:
-                nsid = self.socks.get(seen_from).get_netnsid(fd=fd).get("nsid")
+                self.ids[key] = netnsid(self.socks.raw(seen_from), fd)
             finally:
                 os.close(fd)
-            self.ids[key] = None if nsid in (None, -1, 4294967295) else nsid
         return self.ids[key]
 
 

@@ -131,22 +131,22 @@ class Namespaces(Kind):
             if not exists:
                 changes.add("create", name, "node=%s" % ns["node"], after="node=%s %s" % (ns["node"], sysctls))
                 if not check:
-                    create_namespace(name, marker)
+                    create_namespace(name, marker, ctx.socks)
+                    ctx.created.add(name)
                     for key, value in sorted(sysctls.items()):
                         sysctl_write(name, key, value)
                 continue
             if name not in self.nodes:
                 raise NotOwned("namespace %s exists but was not made by topo for lab %s (lo alias %r); "
                                "remove or rename it" % (name, lab, read_marker(name)))
-            ipr = ctx.socks.get(name)
             if self.nodes[name] != ns["node"]:
                 changes.add("fix", name, "marker node %s -> %s" % (self.nodes[name], ns["node"]))
                 if not check:
-                    ipr.link("set", index=1, ifalias=marker)
+                    ctx.socks.get(name).link("set", index=1, ifalias=marker)
             if not ctx.tables.get(name, "lo")["up"]:  # declared ones only: destroy dumps no table
                 changes.add("fix", name, "lo down -> up", before="lo down", after="lo up")
                 if not check:
-                    ipr.link("set", index=1, state="up")
+                    ctx.socks.get(name).link("set", index=1, state="up")
             for key, value in sorted(sysctls.items()):
                 current = sysctl_read(name, key)
                 if current != value:

@@ -10,7 +10,7 @@ import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, translate,
+    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, route_dump, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -18,6 +18,8 @@ MAIN_TABLE = 254
 #: rtnetlink scope of an IPv4 route without a next hop (iproute2's ``scope link``, which
 #: ``ip route add PREFIX dev DEV`` sets); every other route is scope universe (0).
 SCOPE_LINK = 253
+#: The scope that matches any in a route deletion (RT_SCOPE_NOWHERE).
+SCOPE_NOWHERE = 255
 #: The families of routes topo reads and makes, with the unspecified address that names a
 #: default route's destination (the kernel sends none).
 FAMILIES = ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"))
@@ -87,27 +89,44 @@ class Routes(Kind):
         output interface's name); both empty for a namespace that does not exist (yet).
         The kernel's own IPv6 routes there (connected prefixes, fe80::/64) count as others.
         In check mode, routes through a device the earlier passes would delete or strip of
-        its IPv4 addresses (:meth:`~.links.Tables.routes_lost`) count as gone, as in apply."""
+        its IPv4 addresses (:meth:`~.links.Tables.routes_lost`) count as gone, as in apply.
+
+        Only a namespace with declared routes needs the others (a declared destination
+        held by another protocol is refused): elsewhere the kernel is asked for topo's
+        routes alone (:func:`~.._netns.route_dump`), and a namespace this run created
+        (:attr:`~.Context.created`) is not read at all - it holds no route of topo's but
+        those this pass made, all declared."""
         if ns not in self.tables:
             ours, foreign = {}, {}
-            if self.ctx.exists(ns):
-                ipr = self.ctx.socks.get(ns)
-                names = self.ifnames(ns)
-                for family, unspecified in FAMILIES:
-                    for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
-                        if self.ctx.check and self.ctx.tables.routes_lost(
-                                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
-                            continue
-                        dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified,
-                                                                  msg["dst_len"]), strict=False))
-                        via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))
-                        (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (via, msg["proto"])
+            if self.wanted.get(ns) and self.ctx.exists(ns):
+                msgs = route_dump(self.ctx.socks.raw(ns), MAIN_TABLE)
+            elif ns not in self.ctx.created and self.ctx.exists(ns):
+                msgs = route_dump(self.ctx.socks.raw(ns), MAIN_TABLE, ROUTE_PROTO)
+            else:
+                msgs = []
+            names = self.ifnames(ns) if msgs else {}
+            for msg in msgs:
+                self._add(ns, msg, names, ours, foreign)
             self.tables[ns] = ours, foreign
         return self.tables[ns]
 
+    def _add(self, ns, msg, names, ours, foreign):
+        """File one RTM_NEWROUTE ``msg`` of ``ns`` under ``ours`` or ``foreign`` (see :meth:`read`);
+        ``names``: :meth:`ifnames` of ``ns``."""
+        family = msg["family"]
+        if self.ctx.check and self.ctx.tables.routes_lost(
+                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
+            return
+        unspecified = dict(FAMILIES)[family]
+        dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified, msg["dst_len"]),
+                                       strict=False))
+        via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))
+        (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (via, msg["proto"])
+
     def ifnames(self, ns):
-        """{ifindex: name} of the interfaces in ``ns``."""
-        return {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ctx.socks.get(ns).get_links()}
+        """{ifindex: name} of the interfaces in ``ns``, from the run's link table (read once
+        per namespace for every pass, :class:`~.links.Tables`)."""
+        return {link["index"]: name for name, link in self.ctx.tables.links(ns).items()}
 
     def converge(self, items, changes):
         ctx, check = self.ctx, self.ctx.check
@@ -167,6 +186,9 @@ class Routes(Kind):
         spec = dict(dst=dst, proto=ROUTE_PROTO)
         if via[0]:
             spec["gateway"] = via[0]
+        if ":" not in dst:
+            # any scope, as ``ip route del`` asks: an IPv4 route without a gateway is scope link
+            spec["scope"] = SCOPE_NOWHERE
         try:
             self.ctx.socks.get(ns).route("del", **spec)
         except NetlinkError as exc:

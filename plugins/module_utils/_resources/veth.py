@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    GROUP, NetlinkError, NetnsError, NotOwned, if_marker, namespace_fd, ours, translate,
+    GROUP, NetlinkError, NetnsError, NotOwned, if_marker, link_set, namespace_fd, ours, translate, veth_add,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
@@ -54,7 +54,7 @@ def _create_pair(tables, lab, pair):
     a, b = pair["a"], pair["b"]
     first, second = (b, a) if b.get("master") and not a.get("master") else (a, b)
     socks = tables.socks
-    kw = {"ifname": first["ifname"], "kind": "veth", "mtu": first["mtu"], "state": "up", "group": GROUP}
+    kw = {"ifname": first["ifname"], "mtu": first["mtu"], "group": GROUP}
     if first.get("mac"):
         kw["address"] = first["mac"]
     if first.get("master"):
@@ -70,12 +70,12 @@ def _create_pair(tables, lab, pair):
         fd = namespace_fd(second["netns"])
         peer["net_ns_fd"] = fd
     try:
-        socks.get(first["netns"]).link("add", peer=peer, **kw)
+        veth_add(socks.raw(first["netns"]), kw, peer)
     finally:
         if fd is not None:
             os.close(fd)
-    socks.get(first["netns"]).link("set", ifname=first["ifname"], ifalias=if_marker(lab))
-    socks.get(second["netns"]).link("set", ifname=second["ifname"], ifalias=if_marker(lab), state="up")
+    link_set(socks.raw(first["netns"]), first["ifname"], alias=if_marker(lab))
+    link_set(socks.raw(second["netns"]), second["ifname"], alias=if_marker(lab), up=True)
     if second.get("master"):
         tables.refresh(second["netns"], second["ifname"])
         fix_end(tables, second, lab)
