@@ -14,6 +14,7 @@ prints nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -90,14 +91,35 @@ class EventDecoder:
     "task_action", "ignore_errors", "res": {...}}}``. It reads the changes and warnings of
     every result, keeps the results of the check modules raw, records failed (not ignored)
     and unreachable hosts, and the recap's changed counts.
+
+    With ``events_dir`` (the run's ``artifacts/<ident>/job_events``), ``feed`` writes each
+    event there itself, as ``<counter>-<uuid>.json`` with the same JSON ansible-runner would
+    write, and returns False so ansible-runner does not: its own writer streams the JSON
+    through Python's pure-Python encoder (0.15 s of CPU for the 370 kB result of 2,450
+    pings, against 0.015 s for ``json.dumps``, measured on this project's build host).
     """
 
-    def __init__(self, result: RunResult, progress: Progress | None = None):
+    def __init__(self, result: RunResult, progress: Progress | None = None, events_dir: str | None = None):
         self.result = result
         self.progress = progress or Progress()
+        self.events_dir = events_dir
 
     def feed(self, event: dict) -> bool:
-        """Decode one event; returns True (ansible-runner keeps the event)."""
+        """Decode one event; returns whether ansible-runner should still write it (False
+        when this decoder wrote it, see ``events_dir``)."""
+        self._decode(event)
+        if self.events_dir is None or "uuid" not in event or "counter" not in event:
+            return True
+        path = os.path.join(self.events_dir, f"{event['counter']}-{event['uuid']}.json")
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8", opener=_private) as f:
+                f.write(json.dumps(event))
+            os.replace(path + ".tmp", path)
+        except (OSError, TypeError, ValueError):
+            return True  # let ansible-runner try (and report) as it would have
+        return False
+
+    def _decode(self, event: dict) -> None:
         kind = event.get("event")
         data = event.get("event_data") or {}
         result = self.result
@@ -124,7 +146,6 @@ class EventDecoder:
                 result.failures.append(TaskFailure(host, task, str(res.get("msg", "failed"))))
         elif kind == "playbook_on_stats":
             result.changed_tasks = dict(data.get("changed") or {})
-        return True
 
     def finish(self) -> RunResult:
         """After the run (``rc`` and ``log`` set): a host the recap counts changed tasks for
@@ -140,6 +161,11 @@ class EventDecoder:
             result.failures.append(TaskFailure("localhost", result.playbook,
                                                f"ansible-playbook exited {result.rc}: {_tail(result.log)}"))
         return result
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener: the file readable by its owner only, as ansible-runner writes events."""
+    return os.open(path, flags, 0o600)
 
 
 def _path_with_python_bin() -> str:
@@ -163,7 +189,6 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     d = labdir.prepare(lab)
     private = os.path.join(d, "runner")
     os.makedirs(private, exist_ok=True)
-    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress)
 
     env = {
         "ANSIBLE_CONFIG": os.path.join(d, "ansible.cfg"),
@@ -178,6 +203,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     }
     cmdline = "--check --diff" if check else ""
     ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
+    events_dir = os.path.join(private, "artifacts", ident, "job_events")
+    os.makedirs(events_dir, exist_ok=True)
+    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir)
     started = time.monotonic()
     progress.start(title or f"{name} {lab}")
     # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
