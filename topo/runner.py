@@ -209,8 +209,18 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     started = time.monotonic()
     progress.start(title or f"{name} {lab}")
     # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
-    # topo; they cancel the run, and ansible-runner then kills the playbook's process group.
+    # topo; they cancel the run: topo kills every process of the run (see _kill_run),
+    # then ansible-runner kills the playbook's process group (which alone misses Ansible's
+    # workers: each worker calls setsid, so it and its module would live on).
     stop = {"signal": None}
+    others = set(_children().get(os.getpid(), []))  # children of this process not of the run
+
+    def cancel() -> bool:
+        if stop["signal"] is None:
+            return False
+        _kill_run(others)
+        return True
+
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -220,11 +230,14 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
             envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
             quiet=True, event_handler=decoder.feed, rotate_artifacts=5, suppress_env_files=True,
-            cancel_callback=lambda: stop["signal"] is not None,
+            cancel_callback=cancel,
             # how long ansible-runner blocks reading output before it looks at the cancel
             # callback again (default 5 s): Ctrl-C should stop the run at once
             settings={"pexpect_timeout": 0.2},
         )
+    except BaseException:
+        _kill_run(others)  # a failure in topo's event handler: leave no playbook behind
+        raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -241,6 +254,56 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         log = os.path.join(private, "artifacts", ident)
     result.log = log
     return decoder.finish()
+
+
+def _children() -> dict[int, list[int]]:
+    """``{parent PID: [child PIDs]}`` of every process, from ``/proc/<pid>/stat``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _run_processes(others: set[int]) -> list[int]:
+    """Every process below this one, except the children in ``others`` (those that were
+    there before the run) and what is below them; parents first."""
+    children, out = _children(), []
+    todo = [p for p in children.get(os.getpid(), []) if p not in others]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _kill_run(others: set[int]) -> None:
+    """SIGKILL every process of the run (below this process, except the children in
+    ``others`` that were there before it): ansible-playbook, its workers (each in a session
+    of its own, so the playbook's process group does not hold them) and the modules they
+    run. They are stopped first (SIGSTOP) and looked for again until no new one appears, so
+    none forks a child that escapes; then killed, by PID."""
+    stopped: set[int] = set()
+    for _ in range(20):
+        new = [p for p in _run_processes(others) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            stopped.add(p)
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _tail(path: str, lines: int = 6) -> str:
