@@ -84,6 +84,18 @@ def survivors(tree):
     return out
 
 
+def assert_none_survives(tree, timeout=10.0):
+    """Every process of ``tree`` ({pid: start time}) is gone within ``timeout`` seconds;
+    otherwise those left are killed (by PID) and named in the failure."""
+    deadline = time.monotonic() + timeout
+    while survivors(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = survivors(tree)
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the cancelled run survived topo: {left}"
+
+
 def wait_until(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -127,13 +139,7 @@ def test_interrupted_apply(topo_cli, tmp_path, fault, then):
         proc.wait(timeout=60)
         if fault == "sigint":
             assert proc.returncode == 130
-            try:
-                wait_until(lambda: not survivors(tree), timeout=10)
-            except AssertionError:
-                left = survivors(tree)
-                for pid, _ in left:
-                    os.kill(pid, signal.SIGKILL)
-                raise AssertionError(f"processes of the cancelled run survived topo: {left}") from None
+            assert_none_survives(tree)
         if fault == "tree-sigkill":
             assert topo_cli.json("plan", path)["changes"], "the kill should have left work undone"
         if then == "apply":
@@ -179,13 +185,7 @@ def test_interrupted_verify_leaves_no_process(topo_cli, tmp_path):
             tree = {pid: start_time(pid) for pid in descendants(proc.pid)}
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=60) == 130
-            try:
-                wait_until(lambda: not survivors(tree), timeout=10)
-            except AssertionError:
-                left = survivors(tree)
-                for pid, _ in left:
-                    os.kill(pid, signal.SIGKILL)
-                raise AssertionError(f"processes of the cancelled run survived topo: {left}") from None
+            assert_none_survives(tree)
         finally:
             if proc.poll() is None:
                 proc.kill()
