@@ -112,11 +112,10 @@ def write_inventory(compiled: Compiled, hosts: str | None = None) -> str:
     d = labdir.prepare(compiled.lab)
     inv = os.path.join(d, "inventory")
     inventory.write(inv, inventory.project(compiled.expanded, hosts=inventory.build_hosts(hosts)))
-    for name, text in (("expanded.yml", inventory.dump(compiled.expanded)),
-                       (ALLOCATION, json.dumps(previous_allocation(compiled.expanded), sort_keys=True))):
-        with open(os.path.join(d, name + ".tmp"), "w") as f:
-            f.write(text)
-        os.replace(os.path.join(d, name + ".tmp"), os.path.join(d, name))
+    inventory.write_dump(os.path.join(d, "expanded.yml"), compiled.expanded)
+    with open(os.path.join(d, ALLOCATION + ".tmp"), "w") as f:
+        f.write(json.dumps(previous_allocation(compiled.expanded), sort_keys=True))
+    os.replace(os.path.join(d, ALLOCATION + ".tmp"), os.path.join(d, ALLOCATION))
     return inv
 
 

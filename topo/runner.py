@@ -14,6 +14,7 @@ prints nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -90,14 +91,35 @@ class EventDecoder:
     "task_action", "ignore_errors", "res": {...}}}``. It reads the changes and warnings of
     every result, keeps the results of the check modules raw, records failed (not ignored)
     and unreachable hosts, and the recap's changed counts.
+
+    With ``events_dir`` (the run's ``artifacts/<ident>/job_events``), ``feed`` writes each
+    event there itself, as ``<counter>-<uuid>.json`` with the same JSON ansible-runner would
+    write, and returns False so ansible-runner does not: its own writer streams the JSON
+    through Python's pure-Python encoder (0.15 s of CPU for the 370 kB result of 2,450
+    pings, against 0.015 s for ``json.dumps``, measured on this project's build host).
     """
 
-    def __init__(self, result: RunResult, progress: Progress | None = None):
+    def __init__(self, result: RunResult, progress: Progress | None = None, events_dir: str | None = None):
         self.result = result
         self.progress = progress or Progress()
+        self.events_dir = events_dir
 
     def feed(self, event: dict) -> bool:
-        """Decode one event; returns True (ansible-runner keeps the event)."""
+        """Decode one event; returns whether ansible-runner should still write it (False
+        when this decoder wrote it, see ``events_dir``)."""
+        self._decode(event)
+        if self.events_dir is None or "uuid" not in event or "counter" not in event:
+            return True
+        path = os.path.join(self.events_dir, f"{event['counter']}-{event['uuid']}.json")
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8", opener=_private) as f:
+                f.write(json.dumps(event))
+            os.replace(path + ".tmp", path)
+        except (OSError, TypeError, ValueError):
+            return True  # let ansible-runner try (and report) as it would have
+        return False
+
+    def _decode(self, event: dict) -> None:
         kind = event.get("event")
         data = event.get("event_data") or {}
         result = self.result
@@ -124,7 +146,6 @@ class EventDecoder:
                 result.failures.append(TaskFailure(host, task, str(res.get("msg", "failed"))))
         elif kind == "playbook_on_stats":
             result.changed_tasks = dict(data.get("changed") or {})
-        return True
 
     def finish(self) -> RunResult:
         """After the run (``rc`` and ``log`` set): a host the recap counts changed tasks for
@@ -140,6 +161,11 @@ class EventDecoder:
             result.failures.append(TaskFailure("localhost", result.playbook,
                                                f"ansible-playbook exited {result.rc}: {_tail(result.log)}"))
         return result
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener: the file readable by its owner only, as ansible-runner writes events."""
+    return os.open(path, flags, 0o600)
 
 
 def _path_with_python_bin() -> str:
@@ -163,7 +189,6 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     d = labdir.prepare(lab)
     private = os.path.join(d, "runner")
     os.makedirs(private, exist_ok=True)
-    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress)
 
     env = {
         "ANSIBLE_CONFIG": os.path.join(d, "ansible.cfg"),
@@ -178,11 +203,24 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     }
     cmdline = "--check --diff" if check else ""
     ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
+    events_dir = os.path.join(private, "artifacts", ident, "job_events")
+    os.makedirs(events_dir, exist_ok=True)
+    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir)
     started = time.monotonic()
     progress.start(title or f"{name} {lab}")
     # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
-    # topo; they cancel the run, and ansible-runner then kills the playbook's process group.
+    # topo; they cancel the run: topo kills every process of the run (see _kill_run),
+    # then ansible-runner kills the playbook's process group (which alone misses Ansible's
+    # workers: each worker calls setsid, so it and its module would live on).
     stop = {"signal": None}
+    others = set(_children().get(os.getpid(), []))  # children of this process not of the run
+
+    def cancel() -> bool:
+        if stop["signal"] is None:
+            return False
+        _kill_run(others)
+        return True
+
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -192,11 +230,14 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
             envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
             quiet=True, event_handler=decoder.feed, rotate_artifacts=5, suppress_env_files=True,
-            cancel_callback=lambda: stop["signal"] is not None,
+            cancel_callback=cancel,
             # how long ansible-runner blocks reading output before it looks at the cancel
             # callback again (default 5 s): Ctrl-C should stop the run at once
             settings={"pexpect_timeout": 0.2},
         )
+    except BaseException:
+        _kill_run(others)  # a failure in topo's event handler: leave no playbook behind
+        raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -213,6 +254,56 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         log = os.path.join(private, "artifacts", ident)
     result.log = log
     return decoder.finish()
+
+
+def _children() -> dict[int, list[int]]:
+    """``{parent PID: [child PIDs]}`` of every process, from ``/proc/<pid>/stat``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _run_processes(others: set[int]) -> list[int]:
+    """Every process below this one, except the children in ``others`` (those that were
+    there before the run) and what is below them; parents first."""
+    children, out = _children(), []
+    todo = [p for p in children.get(os.getpid(), []) if p not in others]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _kill_run(others: set[int]) -> None:
+    """SIGKILL every process of the run (below this process, except the children in
+    ``others`` that were there before it): ansible-playbook, its workers (each in a session
+    of its own, so the playbook's process group does not hold them) and the modules they
+    run. They are stopped first (SIGSTOP) and looked for again until no new one appears, so
+    none forks a child that escapes; then killed, by PID."""
+    stopped: set[int] = set()
+    for _ in range(20):
+        new = [p for p in _run_processes(others) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            stopped.add(p)
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _tail(path: str, lines: int = 6) -> str:

@@ -61,6 +61,41 @@ def descendants(pid):
     return out
 
 
+def start_time(pid):
+    """The start time of process ``pid`` (clock ticks since boot), None when it is gone: a
+    PID with another start time is another process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def survivors(tree):
+    """``[(pid, command line)]`` of the processes of ``tree`` ({pid: start time}) still alive."""
+    out = []
+    for pid, started in tree.items():
+        if started is not None and start_time(pid) == started:
+            try:
+                with open(f"/proc/{pid}/cmdline") as f:
+                    out.append((pid, f.read().replace("\0", " ").strip()))
+            except OSError:
+                pass
+    return out
+
+
+def assert_none_survives(tree, timeout=10.0):
+    """Every process of ``tree`` ({pid: start time}) is gone within ``timeout`` seconds;
+    otherwise those left are killed (by PID) and named in the failure."""
+    deadline = time.monotonic() + timeout
+    while survivors(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = survivors(tree)
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the cancelled run survived topo: {left}"
+
+
 def wait_until(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -77,7 +112,9 @@ def test_interrupted_apply(topo_cli, tmp_path, fault, then):
 
     tree-sigkill: topo, ansible-playbook and the module all die at once (power cut, OOM):
     the lab is left half-built, some pairs made but not yet configured. sigint: Ctrl-C; topo
-    cancels the playbook and exits 130. pid-sigkill: topo alone dies; the playbook runs on.
+    cancels the playbook and exits 130, and no process of the run survives it (Ansible's
+    workers are session leaders, out of the playbook's process group). pid-sigkill: topo
+    alone dies; the playbook runs on.
     """
     lab = "faults"
     before = root_state()
@@ -89,6 +126,8 @@ def test_interrupted_apply(topo_cli, tmp_path, fault, then):
         # the first pair (n1 -- n2) exists: the module is making veths right now
         wait_until(lambda: os.path.exists(f"/run/netns/topo-{lab}-n2") and subprocess.run(
             ["ip", "-n", f"topo-{lab}-n2", "link", "show", "eth0"], capture_output=True).returncode == 0)
+        tree = {pid: start_time(pid) for pid in descendants(proc.pid)}
+        assert any("ansible-playbook" in cmd for _, cmd in survivors(tree)), "the playbook should be running"
         if fault == "tree-sigkill":
             for pid in descendants(proc.pid):
                 try:
@@ -100,6 +139,7 @@ def test_interrupted_apply(topo_cli, tmp_path, fault, then):
         proc.wait(timeout=60)
         if fault == "sigint":
             assert proc.returncode == 130
+            assert_none_survives(tree)
         if fault == "tree-sigkill":
             assert topo_cli.json("plan", path)["changes"], "the kill should have left work undone"
         if then == "apply":
@@ -118,6 +158,40 @@ def test_interrupted_apply(topo_cli, tmp_path, fault, then):
         wait_for_orphans(lab)
         subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], cwd=ROOT, capture_output=True,
                        env=dict(os.environ, TOPO_HOME=topo_cli.home))
+
+
+def test_interrupted_verify_leaves_no_process(topo_cli, tmp_path):
+    """Ctrl-C while the ping module of a 50-node star works (its result, 2,450 pings, is
+    larger than a pipe holds): topo exits 130 and no process of the run survives it. Before,
+    the Ansible worker was left blocked writing that result to the dead playbook."""
+    lab = "faultsv"
+    nodes = [f"n{i}" for i in range(1, 51)]
+    path = tmp_path / "star.yml"
+    path.write_text(yaml.safe_dump({"name": lab, "nodes": nodes, "bridges": {"lan": {}},
+                                    "links": [[n, "lan"] for n in nodes]}))
+    env = dict(os.environ, TOPO_HOME=topo_cli.home)
+    try:
+        topo_cli.json("apply", str(path), "--no-verify")
+        proc = subprocess.Popen([sys.executable, "-m", "topo", "verify", str(path)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def module_started():
+            return any(cmd.startswith("/bin/sh -c") for _, cmd in survivors(
+                {pid: start_time(pid) for pid in descendants(proc.pid)}))
+
+        try:
+            wait_until(module_started)
+            time.sleep(0.5)
+            tree = {pid: start_time(pid) for pid in descendants(proc.pid)}
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 130
+            assert_none_survives(tree)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        subprocess.run([sys.executable, "-m", "topo", "destroy", "--lab", lab], cwd=ROOT, capture_output=True, env=env)
+        assert lab_namespaces(lab) == []
 
 
 def test_two_applies_of_one_lab_at_once(topo_cli, tmp_path):

@@ -57,11 +57,20 @@ def test_a_local_lab_has_no_controller_group():
 
 
 def test_verify_runs_the_spanning_checks_on_the_controller_when_there_is_one():
+    """One play on the build hosts and the controller: pings and during: checks on the build
+    hosts, captures, casts and iperf3 on the controller when there is one."""
     with open(os.path.join(ROOT, "playbooks", "verify.yml")) as f:
-        plays = {p["name"]: p["hosts"] for p in yaml.safe_load(f)}
-    assert plays["Ping checks"] == "topo_hosts"
-    for name in ("Capture checks", "Cast checks", "iperf3 checks"):
-        assert "topo_controller" in plays[name] and "topo_hosts" in plays[name], plays[name]
+        (play,) = yaml.safe_load(f)
+    assert play["hosts"] == "{{ 'topo_hosts:topo_controller' if 'topo_controller' in groups else 'topo_hosts' }}"
+    assert play["vars"]["topo_spanning_group"] == "{{ 'topo_controller' if 'topo_controller' in groups else " \
+                                                  "'topo_hosts' }}"
+    roles = {r["role"]: r["when"] for r in play["roles"]}
+    assert list(roles) == ["topo.lab.verify_ping", "topo.lab.verify_capture", "topo.lab.verify_cast",
+                           "topo.lab.verify_iperf", "topo.lab.verify_during"]
+    assert roles["topo.lab.verify_ping"] == "inventory_hostname in groups['topo_hosts']"
+    assert roles["topo.lab.verify_during"].endswith("inventory_hostname in groups['topo_hosts']")
+    for name in ("capture", "cast", "iperf"):
+        assert roles[f"topo.lab.verify_{name}"].endswith("inventory_hostname in groups[topo_spanning_group]")
 
 
 def test_a_remote_place_is_reached_over_ssh():

@@ -178,3 +178,30 @@ def test_a_dual_stack_labs_address_plan_has_an_ipv6_column(tmp_path):
     iface = expanded["nodes"]["h1"]["interfaces"][0]
     assert ["| h1", iface["ifname"], iface["address"], iface["address6"]] == rows[0][:4]
     assert all(":" in r[3] for r in rows if r[1] != "lo")
+
+
+def test_the_labs_picture_is_drawn_again_only_when_the_lab_changed(tmp_path, monkeypatch):
+    """lab.png is kept while the lab's DOT source equals lab.dot beside it; another lab
+    (or a changed one) is drawn anew."""
+    import shutil
+
+    import pytest
+
+    from tests.conftest import ROOT
+    from topo import graph
+    from topo.pipeline import compile_file
+    if not shutil.which("dot"):
+        pytest.skip("Graphviz's dot is missing")
+    routed = compile_file(f"{ROOT}/examples/routed.yml").expanded
+    first = report.write("routed", str(tmp_path), "f.yml", PINGS, summary(PINGS), routed)["picture"]
+    png = (tmp_path / "lab.png").read_bytes()
+    assert (tmp_path / "lab.dot").read_text() == graph.dot_source(routed)
+    drawn = []
+    real = graph.render
+    monkeypatch.setattr(graph, "render", lambda expanded, path: drawn.append(path) or real(expanded, path))
+    assert report.write("routed", str(tmp_path), "f.yml", PINGS, summary(PINGS), routed)["picture"] == first
+    assert drawn == [] and (tmp_path / "lab.png").read_bytes() == png
+    other = compile_file(f"{ROOT}/examples/dualstack.yml").expanded
+    assert report.write("dualstack", str(tmp_path), "f.yml", PINGS, summary(PINGS), other)["picture"] == first
+    assert drawn == [first] and (tmp_path / "lab.dot").read_text() == graph.dot_source(other)
+    assert (tmp_path / "lab.png").read_bytes() != png

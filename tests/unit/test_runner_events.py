@@ -186,3 +186,26 @@ def test_the_type_decides_not_the_keys():
     ping = ModuleResult("n1", "topo.lab.ping", {"results": [{"address": "10.0.0.2", "node": "n2", "ok": True}]})
     assert check_rows([other, unknown, ping]) == [
         {"address": "10.0.0.2", "node": "n2", "ok": True, "type": "ping", "from": "n1"}]
+
+
+def test_events_are_written_as_ansible_runner_writes_them(tmp_path):
+    """With events_dir, the decoder writes each event (counter-uuid.json, mode 0600, the JSON
+    ansible-runner's own writer produces) and tells ansible-runner not to write it; an event
+    without a uuid is left to ansible-runner."""
+    import codecs
+    import stat
+
+    decoder = EventDecoder(RunResult(playbook="verify", rc=-1, seconds=0.0, log=""), None, str(tmp_path))
+    events = [dict(e, uuid=f"u{i}", counter=i + 1) for i, e in enumerate(recorded())]
+    for event in events:
+        assert decoder.feed(event) is False
+    assert decoder.feed({"event": "verbose", "event_data": {}}) is True
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{e['counter']}-{e['uuid']}.json" for e in events)
+    for event in events:
+        path = tmp_path / f"{event['counter']}-{event['uuid']}.json"
+        with codecs.open(str(tmp_path / "runner.json"), "w", encoding="utf-8") as f:
+            json.dump(event, f)  # what ansible_runner.runner.Runner.event_callback writes
+        assert path.read_bytes() == (tmp_path / "runner.json").read_bytes()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # the decoding is the same as without events_dir
+    assert [m.module for m in decoder.result.check_results] == ["topo.lab.ping", "topo.lab.iperf", "topo.lab.capture"]

@@ -103,3 +103,33 @@ def test_destroy_reads_only_the_labs_name(tmp_path):
     assert [str(p) for p in exc.value.problems] == [
         f"{bad}:2: name: 'a b' is not a lab name (letters, digits, - and _, starting with a letter, at most 24 "
         "characters)"]
+
+
+def test_expanded_yml_is_dumped_again_only_when_the_lab_changed(tmp_path, monkeypatch):
+    """write_inventory writes expanded.yml (a digest line, then the YAML dump); a second
+    write of the same lab leaves the file as it is, a changed lab rewrites it."""
+    import yaml
+
+    from tests.conftest import ROOT
+    from topo import inventory
+    from topo.pipeline import compile_file, write_inventory
+
+    monkeypatch.setenv("TOPO_HOME", str(tmp_path))
+    compiled = compile_file(f"{ROOT}/examples/routed.yml")
+    path = os.path.join(write_inventory(compiled), "..", "expanded.yml")
+    with open(path) as f:
+        first = f.read()
+    assert first.startswith("# written by topo; digest of what follows: sha256 ")
+    assert yaml.safe_load(first) == yaml.safe_load(inventory.dump(compiled.expanded))
+    assert first.split("\n", 1)[1] == inventory.dump(compiled.expanded)
+    dumped = []
+    real = inventory.dump
+    monkeypatch.setattr(inventory, "dump", lambda data: (dumped.append(1) if data is compiled.expanded else None)
+                        or real(data))
+    write_inventory(compiled)
+    assert dumped == []
+    compiled.expanded["nodes"]["h1"]["interfaces"][0]["mtu"] = 1400
+    write_inventory(compiled)
+    assert dumped == [1]
+    with open(path) as f:
+        assert yaml.safe_load(f)["nodes"]["h1"]["interfaces"][0]["mtu"] == 1400
