@@ -793,6 +793,33 @@ def impair(file: str, on: str, *, delay: float | None = None, jitter: float | No
                     progress=progress, notify=notify)
 
 
+#: The longest lab name: the model's ``LabName`` (topo.model) allows 24 characters
+#: (tests/unit/test_usecases.py checks that :func:`lab_name` agrees with it).
+LAB_NAME_MAX = 24
+
+
+def lab_name(path: str) -> str:
+    """The lab name of topology ``path`` (its ``name:``, else the file name), read without
+    validating or expanding the rest: what destroy needs, so destroying a lab whose file is
+    huge, or no longer valid, costs a parse, not an expansion. Checked as the model's
+    ``LabName`` is (:data:`LAB_NAME_MAX`, the collection's ``NAME_PATTERN``) without
+    importing the model and pydantic (0.6 s of a destroy on the 2-core reference machine).
+    Raises InputError (exit 2) when the file cannot be loaded or the name is not a lab name."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
+    from topo.errors import Problems
+    from topo.load import load
+
+    raw = load(path)
+    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else raw.default_name
+    if isinstance(name, str) and len(name) <= LAB_NAME_MAX and re.fullmatch(NAME_PATTERN, name):
+        return str(name)
+    problems = Problems(raw.file)
+    problems.add(raw.line_of(("name",)), "name", f"{name!r} is not a lab name (letters, digits, - and _, "
+                                                 f"starting with a letter, at most {LAB_NAME_MAX} characters)")
+    problems.gate("validate")
+    raise AssertionError("unreachable: Problems.gate raises")
+
+
 def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: bool = False) -> list[str]:
     """The labs ``topo destroy`` names: the lab of ``file``, the lab called ``lab``, or
     (``all_labs``) every lab with a lab directory, a marked namespace or a labelled
@@ -800,7 +827,6 @@ def labs_to_destroy(file: str | None = None, lab: str | None = None, all_labs: b
     if sum(bool(x) for x in (file, lab, all_labs)) != 1:
         raise UsageError("name what to destroy: a topology FILE, --lab NAME, or --all")
     if file:
-        from topo.pipeline import lab_name
         return [lab_name(file)]
     if lab:
         from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN  # not topo.model: 0.3 s
