@@ -57,28 +57,6 @@ def compile_file(path: str, sticky: bool = False,
     return Compiled(path, model, expand(model, previous, hosts, foreign))
 
 
-def lab_name(path: str) -> str:
-    """The lab name of topology ``path`` (its ``name:``, else the file name), read without
-    validating or expanding the rest: what destroy needs, so destroying a lab whose file
-    is huge, or no longer valid, costs a parse, not an expansion. Raises InputError (exit 2)
-    when the file cannot be loaded or the name is not a lab name (the model's ``LabName``)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from topo.errors import Problems
-    from topo.model import LabName
-
-    raw = load(path)
-    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else raw.default_name
-    try:
-        return TypeAdapter(LabName).validate_python(name)
-    except ValidationError:
-        problems = Problems(raw.file)
-        problems.add(raw.line_of(("name",)), "name", f"{name!r} is not a lab name (letters, digits, - and _, "
-                                                     "starting with a letter, at most 24 characters)")
-        problems.gate("validate")
-        raise  # unreachable: gate raises
-
-
 ALLOCATION = "allocation.json"
 
 

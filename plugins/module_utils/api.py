@@ -63,6 +63,8 @@ _EXPORTS = {
     "capture": ("_frontend", "capture"),
     "labs_in_kernel": ("_frontend", "labs_in_kernel"),
     "lab_namespaces": ("_frontend", "lab_namespaces"),
+    # destroy on this machine without ansible-playbook (topo.lab.lab's state absent)
+    "remove_lab": ("_resources", "remove_lab"),
 }
 
 __doc__ += "\n" + "\n".join("* ``%s`` (``%s``)" % (name, mod) for name, (mod, _) in sorted(_EXPORTS.items()))

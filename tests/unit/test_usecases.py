@@ -86,6 +86,31 @@ def test_destroy_targets():
     assert usecases.labs_to_destroy(file=os.path.join(EXAMPLES, "clusters.csv")) == ["clusters"]
 
 
+@pytest.mark.parametrize("name", ["a", "lab-1_x", "A" * 24, "A" * 25, "1lab", "a b", "-a", "a.b", "ab\n", "",
+                                  "ä", 5, None, ["a"]])
+def test_destroy_lab_name_agrees_with_the_model(tmp_path, name):
+    """lab_name checks a name without the model (destroy's start-up); it accepts exactly the
+    names the model's LabName accepts."""
+    import yaml
+    from pydantic import TypeAdapter, ValidationError
+
+    from topo.model import LabName
+    try:
+        TypeAdapter(LabName).validate_python(name)
+        valid = True
+    except ValidationError:
+        valid = False
+    f = tmp_path / "lab.yml"
+    f.write_text(yaml.safe_dump({"name": name, "nodes": ["h1"]}, default_flow_style=True))  # one line
+    if valid:
+        assert usecases.lab_name(str(f)) == name
+    else:
+        with pytest.raises(InputError) as exc:
+            usecases.lab_name(str(f))
+        assert [str(p) for p in exc.value.problems] == [f"{f}:1: name: {name!r} is not a lab name (letters, digits, "
+                                                        "- and _, starting with a letter, at most 24 characters)"]
+
+
 def test_destroy_reads_only_the_labs_name(tmp_path):
     """A topology that no longer validates (or would take long to expand) still names its lab
     for destroy; a bad name is refused with its line."""

@@ -38,7 +38,7 @@ Objects under a declared name without this lab's marker are refused
 from __future__ import annotations
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    Changes, namespace_exists, ours, require_features, run as run_module,
+    Changes, Sockets, lab_lock, namespace_exists, ours, require_features, run as run_module,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import (
     Peers, Tables, delete, drop_link, in_scope,
@@ -232,3 +232,25 @@ def run(module, passes, features=()):
         return [converge(kind, ctx, [] if absent else items, scope, prune_) for kind, items, scope in passes]
 
     run_module(module, body)
+
+
+def remove_lab(lab):
+    """``topo.lab.lab`` with ``state: absent``, in this process instead of an Ansible module:
+    remove every container labelled with ``lab`` (found by one request to the local dockerd),
+    then every namespace whose lo carries its marker (and so every interface, bridge, tunnel
+    and route in them), on this machine, under the lab's lock (:func:`~.._netns.lab_lock`).
+    What ``topo destroy`` runs when this machine is the only build host.
+
+    These are the two passes of the module's run that remove anything when nothing is
+    declared: the other kinds prune only in the declared namespaces' scope, which is empty.
+    Returns the module's result (:meth:`~.._netns.Changes.merge`: ``changed``, ``changes``,
+    ``summary``, ``diff``, ``owned``, ``warnings`` when dockerd could not be asked). Raises
+    NetnsError (DockerError) or OSError as the module would fail.
+    """
+    # imported here: both kinds import this module
+    from ansible_collections.topo.lab.plugins.module_utils._resources.container import Containers
+    from ansible_collections.topo.lab.plugins.module_utils._resources.netns import Namespaces
+
+    with lab_lock(lab), Sockets() as socks:
+        ctx = Context(socks, lab, False)
+        return Changes.merge([converge(kind, ctx, []) for kind in (Containers, Namespaces)])
