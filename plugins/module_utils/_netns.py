@@ -42,6 +42,7 @@ from ansible_collections.topo.lab.plugins.module_utils._lock import flock_wait
 try:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
