@@ -208,7 +208,10 @@ def require_reachable(hosts: dict) -> None:
                 why = f"become failed ({why}): topo needs passwordless sudo for {v.get('ansible_user')} there"
             return f"{name} ({v.get('ansible_host', name)}): {why}"
         if proc.stdout.strip() != "0":
-            return f"{name}: logs in as uid {proc.stdout.strip()}, not root, and ansible_become is not set"
+            return f"{name}: " + (f"becomes uid {proc.stdout.strip()} (ansible_become_user), not root"
+                                  if become_argv(v) else
+                                  f"logs in as uid {proc.stdout.strip()}: not root and no become "
+                                  "(set ansible_become: true, with passwordless sudo there)")
         return None
 
     with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:

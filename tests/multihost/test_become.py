@@ -157,8 +157,9 @@ def test_doctor_names_what_is_missing_for_root(sim, lab):
     assert rows["host bh2: kernel links"]["status"] == "ok", rows  # tried for real, through sudo
     no_become = sim.write_inventory("plain", ["bh2"], users={"bh2": (PLAIN_USER, None)})
     no_sudo = sim.write_inventory("nosudo", ["bh2"], users={"bh2": (PLAIN_USER, True)})
-    for inv, detail, fix in ((no_become, "not root and no become", "ansible_become: true"),
-                             (no_sudo, "sudo -n failed", "NOPASSWD")):
+    for inv, detail, fix, refused in ((no_become, "not root and no become", "ansible_become: true",
+                                       "not root and no become"),
+                                      (no_sudo, "sudo -n failed", "NOPASSWD", "a password is required")):
         proc = sim.topo("doctor", "--json", "--hosts", inv, check=False)
         assert proc.returncode == 3, proc
         rows = {f["check"]: f for f in json.loads(proc.stdout)["findings"]}
@@ -169,6 +170,7 @@ def test_doctor_names_what_is_missing_for_root(sim, lab):
         applied = sim.topo("apply", os.path.join("examples", "routed.yml"), "--hosts", inv, check=False)
         assert applied.returncode == 3, applied
         assert "nothing was built" in applied.stderr and "bh2" in applied.stderr, applied.stderr
+        assert refused in applied.stderr, applied.stderr
 
 
 def test_destroy_leaves_nothing(sim, lab):
