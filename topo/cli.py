@@ -59,7 +59,8 @@ lab directories: $TOPO_HOME/labs/<lab> (default /var/lib/topo/labs/<lab>)
 
 
 #: Commands that take --hosts INV (a build-host inventory).
-HOSTS_COMMANDS = ("apply", "plan", "verify", "show", "exec", "destroy", "list", "doctor", "link", "impair")
+HOSTS_COMMANDS = ("apply", "plan", "verify", "show", "exec", "destroy", "list", "doctor", "link", "impair",
+                  "capture")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -577,7 +578,7 @@ def cmd_exec(args) -> int:
 
 def cmd_capture(args) -> int:
     r = usecases.capture(args.file, args.on, count=args.count, duration=args.duration, bpf=args.filter,
-                         notify=None if args.json else lambda text: err.print(f"[dim]{text}[/]"))
+                         notify=None if args.json else lambda text: err.print(f"[dim]{text}[/]"), hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:

@@ -180,11 +180,9 @@ def host_checks(hosts: dict) -> list[Finding]:
             out.append(Finding(f"{label}: reachable", "fail", p.error, fix))
             continue
         out.append(Finding(f"{label}: reachable", "ok", f"ssh to {v.get('ansible_host', p.host)}, kernel {p.kernel}"))
-        if p.uid == 0 or v.get("ansible_become"):
-            out.append(Finding(f"{label}: root", "ok", "uid 0" if p.uid == 0 else "become"))
-        else:
-            out.append(Finding(f"{label}: root", "fail", f"logs in as uid {p.uid}",
-                               "ansible_user: root in the inventory, or ansible_become: true with sudo"))
+        out.append(_root_finding(label, p, v))
+        if p.become not in (None, True):
+            continue  # the rest needs root
         version = ".".join(map(str, p.python))
         if tuple(p.python) >= remote.MIN_PYTHON:
             out.append(Finding(f"{label}: python", "ok", f"python3 {version}"))
@@ -216,3 +214,25 @@ def host_checks(hosts: dict) -> list[Finding]:
             out.append(Finding(f"{label}: clock", "warn", f"{p.skew:+.1f} s from this machine; logs and "
                                "captures of several hosts do not line up", "sync it: apt-get install chrony"))
     return out
+
+
+def _root_finding(label: str, p, v: dict) -> Finding:
+    """The ``root`` row of build host probe ``p`` (inventory vars ``v``): root at login, root
+    through passwordless sudo (``ansible_become``: topo's own SSH commands run ``sudo -n``),
+    or what is missing with the fix."""
+    user = p.user or v.get("ansible_user") or f"uid {p.uid}"
+    sudoers = f"echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/topo on it"
+    if p.uid == 0:
+        return Finding(f"{label}: root", "ok", "uid 0")
+    if p.become is None:
+        return Finding(f"{label}: root", "fail", f"logs in as {user} (uid {p.uid}): not root and no become",
+                       "in the inventory: ansible_user: root, or ansible_become: true (with passwordless "
+                       f"sudo for {user}: {sudoers})")
+    if p.become is True:
+        method = str(v.get("ansible_become_method") or "sudo")
+        if method != "sudo":
+            return Finding(f"{label}: root", "fail", f"ansible_become_method {method}: topo's own commands "
+                           "(checks, exec, show, capture) become root with sudo", "ansible_become_method: sudo")
+        return Finding(f"{label}: root", "ok", f"become: sudo as {user}")
+    return Finding(f"{label}: root", "fail", f"logs in as {user}; become: sudo -n failed: {p.become}",
+                   f"passwordless sudo for {user} (topo's own commands never type a password): {sudoers}")

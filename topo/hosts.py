@@ -9,8 +9,12 @@ ControlMaster/ControlPersist socket directory as Ansible's ssh connection
 argv, quoted with :func:`shlex.join` for the remote shell.
 
 :func:`probe` asks a host in one SSH call (a Python script on its stdin) what ``topo doctor``
-reports: root, Python version, clock, kernel link types (tried for real in a scratch
-namespace, removed at once) and the MTU of the underlay interface.
+reports: root (or whether ``sudo -n`` makes it root, for a host reached as an ordinary user
+with ``ansible_become``), Python version, clock, kernel link types (tried for real in a
+scratch namespace, removed at once) and the MTU of the underlay interface.
+
+Every other command runs as root there: behind ``sudo -n -u root --`` when the host's
+inventory sets ``ansible_become`` and another ``ansible_user`` (:func:`become_argv`).
 """
 
 from __future__ import annotations
@@ -40,41 +44,57 @@ MAX_SKEW = 2.0
 VXLAN_OVERHEAD = 50
 
 
-def ssh_argv(name: str, host: dict, argv: list[str], *, tty: bool = False) -> list[str]:
+def ssh_argv(name: str, host: dict, argv: list[str], *, tty: bool = False, become: bool = True) -> list[str]:
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (its inventory ``host``
     variables), batch mode (never a password prompt), sharing Ansible's master connection
-    directory: the collection's own (``api.ssh_argv``), which the check modules use too."""
+    directory, as root there (``sudo -n`` first when the host is reached as another user
+    with ``ansible_become``; ``become=False``: as the login user): the collection's own
+    (``api.ssh_argv``), which the check modules use too."""
     from ansible_collections.topo.lab.plugins.module_utils.api import ssh_argv as argv_of
-    return argv_of(name, host, argv, tty=tty)
+    return argv_of(name, host, argv, tty=tty, become=become)
+
+
+def become_argv(host: dict) -> list[str]:
+    """``sudo -n -u USER --`` for a build host reached as an ordinary user with
+    ``ansible_become``, else ``[]`` (``api.become_argv``)."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import become_argv as prefix
+    return prefix(host)
 
 
 def run(name: str, host: dict, argv: list[str], *, stdin: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run ``argv`` on build host ``name``; its exit code (255: ssh itself failed), stdout
-    and stderr as text."""
+        timeout: float = 60, become: bool = True) -> subprocess.CompletedProcess:
+    """Run ``argv`` on build host ``name`` (as root there, see :func:`ssh_argv`); its exit
+    code (255: ssh itself failed), stdout and stderr as text."""
     os.makedirs(CONTROL_DIR, mode=0o700, exist_ok=True)
     try:
-        return subprocess.run(ssh_argv(name, host, argv), input=stdin, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(ssh_argv(name, host, argv, become=become), input=stdin, capture_output=True,
+                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 255, "", f"no answer within {timeout:g} s")
 
 
 _PROBE = r"""
-import json, os, subprocess, sys, time
-out = {"uid": os.geteuid(), "python": list(sys.version_info[:3]), "time": time.time(),
+import json, os, pwd, subprocess, sys, time
+root = json.loads(sys.argv[2])  # [] or the become prefix (sudo -n -u root --)
+out = {"uid": os.geteuid(), "user": pwd.getpwuid(os.geteuid()).pw_name, "become": None,
+       "python": list(sys.version_info[:3]), "time": time.time(),
        "kernel": os.uname().release, "links": {}, "mtu": None, "ifname": None}
+if root:
+    p = subprocess.run(root + ["id", "-u"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    out["become"] = True if p.stdout.strip() == "0" else (
+        (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1])
 ns = "topo-doctor-%d" % os.getpid()
-if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode == 0:
+if out["become"] in (None, True) and subprocess.run(root + ["ip", "netns", "add", ns],
+                                                   capture_output=True).returncode == 0:
     try:
         for kind, extra in (("veth", ["peer", "name", "p1"]), ("bridge", []),
                             ("vxlan", ["id", "1", "dstport", "4789", "local", "127.0.0.1"])):
-            p = subprocess.run(["ip", "-n", ns, "link", "add", "t0", "type", kind] + extra,
+            p = subprocess.run(root + ["ip", "-n", ns, "link", "add", "t0", "type", kind] + extra,
                                capture_output=True, text=True)
             out["links"][kind] = p.returncode == 0 or p.stderr.strip()
-            subprocess.run(["ip", "-n", ns, "link", "del", "t0"], capture_output=True)
+            subprocess.run(root + ["ip", "-n", ns, "link", "del", "t0"], capture_output=True)
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(root + ["ip", "netns", "del", ns], capture_output=True)
 addr = sys.argv[1]
 p = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True)
 for link in json.loads(p.stdout or "[]"):
@@ -94,7 +114,11 @@ class Probe:
     host: str
     address: str
     error: str = ""
-    uid: int | None = None
+    uid: int | None = None  #: the login user's (before become)
+    user: str | None = None  #: the login user's name
+    #: None: no become asked (root, or no ``ansible_become``); True: ``sudo -n`` made it root;
+    #: else why it did not (sudo's message, e.g. "sudo: a password is required")
+    become: bool | str | None = None
     python: tuple | None = None
     skew: float | None = None  #: seconds the host's clock is ahead of the controller's
     kernel: str | None = None
@@ -113,8 +137,11 @@ def probe(name: str, host: dict) -> Probe:
     """Ask build host ``name`` in one SSH call what :mod:`topo.doctor` reports."""
     address = underlay_address(name, host)
     before = time.time()
+    # as the login user (become=False): the script tries the become prefix itself, so a
+    # sudo that asks for a password is named rather than taken for an unreachable host
     proc = run(name, host, ["sh", "-c", 'command -v python3 >/dev/null || { echo "no python3" >&2; exit 127; }; '
-                            'exec python3 - "$0"', address], stdin=_PROBE, timeout=30)
+                            'exec python3 - "$0" "$1"', address, json.dumps(become_argv(host))],
+               stdin=_PROBE, timeout=30, become=False)
     after = time.time()
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -123,7 +150,8 @@ def probe(name: str, host: dict) -> Probe:
         data = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return Probe(name, address, error=f"unexpected answer: {proc.stdout.strip()[:200]}")
-    return Probe(name, address, uid=data["uid"], python=tuple(data["python"]),
+    return Probe(name, address, uid=data["uid"], user=data["user"], become=data["become"],
+                 python=tuple(data["python"]),
                  skew=data["time"] - (before + after) / 2, kernel=data["kernel"], links=data["links"],
                  ifname=data["ifname"], mtu=data["mtu"])
 
@@ -165,19 +193,25 @@ def with_underlay_mtus(hosts: dict) -> dict:
 
 def require_reachable(hosts: dict) -> None:
     """EnvironmentProblem (exit 3) naming every remote build host of ``hosts`` that does not
-    answer over SSH as root (or with become), before anything is built anywhere."""
+    answer over SSH as root (or with become: ``sudo -n`` must make it root there), before
+    anything is built anywhere."""
     remote = [(n, v) for n, v in hosts.items() if is_remote(v)]
     if not remote:
         return
 
     def ask(nv):
         name, v = nv
-        proc = run(name, v, ["id", "-u"], timeout=30)
+        proc = run(name, v, ["id", "-u"], timeout=30)  # behind sudo -n with become
         if proc.returncode != 0:
-            return f"{name} ({v.get('ansible_host', name)}): " + (
-                proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        if proc.stdout.strip() != "0" and not v.get("ansible_become"):
-            return f"{name}: logs in as uid {proc.stdout.strip()}, not root, and ansible_become is not set"
+            why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            if proc.returncode != 255 and become_argv(v):
+                why = f"become failed ({why}): topo needs passwordless sudo for {v.get('ansible_user')} there"
+            return f"{name} ({v.get('ansible_host', name)}): {why}"
+        if proc.stdout.strip() != "0":
+            return f"{name}: " + (f"becomes uid {proc.stdout.strip()} (ansible_become_user), not root"
+                                  if become_argv(v) else
+                                  f"logs in as uid {proc.stdout.strip()}: not root and no become "
+                                  "(set ansible_become: true, with passwordless sudo there)")
         return None
 
     with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:

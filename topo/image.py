@@ -3,11 +3,16 @@
 * the node image for ``kind: docker`` nodes, :data:`DEFAULT_IMAGE`: Debian bookworm with the
   programs topo's checks run inside a node (:data:`PACKAGES`);
 * the build-host image, :data:`HOST_IMAGE`: what a simulated build host of the multi-host
-  tests (``tests/multihost``) runs - sshd, python3 and iproute2 (:data:`HOST_PACKAGES`),
-  deliberately without pyroute2 (topo brings it to its build hosts); each container makes its
-  own SSH host keys when it starts (:data:`HOST_CMD`). Measured on the 2-core reference
-  machine (offline, while other builds and tests ran: load 8): 215 s wall, 64 s of CPU,
-  164 MB.
+  tests (``tests/multihost``) runs - sshd, python3, iproute2 and sudo (:data:`HOST_PACKAGES`;
+  sudo for a build host reached as an ordinary user with ``ansible_become``), deliberately
+  without pyroute2 (topo brings it to its build hosts); each container makes its own SSH
+  host keys when it starts (:data:`HOST_CMD`). Measured on the 2-core reference machine
+  (offline, while other builds and tests ran: load 8): 215 s wall, 64 s of CPU, 164 MB.
+
+Every image topo builds carries its recipe's digest (:func:`recipe`: suite, packages, main
+process) in the label :data:`RECIPE_LABEL`, so an image built from an older recipe is known
+as stale (:func:`image_current`): the multi-host tests' fixture and ``.ci/run`` rebuild
+``topo-host`` when its label differs, rather than testing against a host without sudo.
 
 Two ways to build either image:
 
@@ -45,11 +50,14 @@ DOCKERFILE_DIR = os.path.join(os.path.dirname(__file__), "images", "node")
 DEFAULT_CMD = ["sleep", "infinity"]
 #: Label on topo-built images; its value is the image's kind (``node`` or ``host``).
 IMAGE_LABEL = "topo.image"
+#: Label on topo-built images: the digest of the recipe they were built from (:func:`recipe`).
+RECIPE_LABEL = "topo.image.recipe"
 
 #: The simulated build host's image (tests/multihost): a machine with only what a build host
-#: needs (sshd, root, python3 >= 3.9) plus iproute2 (ip netns) and ping; no pyroute2.
+#: needs (sshd, root or become, python3 >= 3.9) plus iproute2 (ip netns) and ping; sudo for
+#: the host the tests reach as an ordinary user with ``ansible_become``; no pyroute2.
 HOST_IMAGE = "topo-host:latest"
-HOST_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "python3")
+HOST_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "python3", "sudo")
 #: A build host's main process: fresh SSH host keys (the image ships none), then sshd in the
 #: foreground, logging to stderr (``docker logs``).
 HOST_CMD = ["/bin/sh", "-c", "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
@@ -72,6 +80,28 @@ def docker_client(timeout: int = 120):
             why = why.split("; start it")[0] + ("; install docker.io (apt-get install docker.io) and start it "
                                                 "(systemctl start docker, or run dockerd)")
         raise EnvironmentProblem(why) from None
+
+
+def recipe(kind: str = "node") -> str:
+    """The digest (16 hex digits of SHA-256) of what image ``kind`` is built from: the Debian
+    suite, its packages and its main process (:data:`KINDS`). Written into the image's
+    :data:`RECIPE_LABEL` by :func:`build`; a different value means the image is stale."""
+    import hashlib
+    packages, cmd, _ = KINDS[kind]
+    text = json.dumps({"suite": SUITE, "packages": sorted(packages), "cmd": cmd}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def image_current(client, name: str, kind: str) -> bool:
+    """True when image ``name`` is in the local image store and was built from the current
+    recipe of ``kind`` (its :data:`RECIPE_LABEL` equals :func:`recipe`); False when it is
+    missing or stale (an image from before the label has none)."""
+    import docker.errors
+    try:
+        labels = client.images.get(name).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return labels.get(RECIPE_LABEL) == recipe(kind)
 
 
 def image_present(client, name: str) -> bool:
@@ -131,7 +161,7 @@ def _build_dockerfile(client, tag: str, say, kind: str = "node") -> None:
     directory = KINDS[kind][2]
     say(f"building {tag} from {directory}/Dockerfile")
     try:
-        client.images.build(path=directory, tag=tag, rm=True, pull=False)
+        client.images.build(path=directory, tag=tag, rm=True, pull=False, labels={RECIPE_LABEL: recipe(kind)})
     except (docker.errors.BuildError, docker.errors.APIError) as exc:
         raise EnvironmentProblem(
             f"docker build of {tag} failed ({first_line(exc)}); where no registry is reachable, "
@@ -164,7 +194,8 @@ def _build_offline(client, tag: str, mirror: str, say, kind: str = "node") -> No
         say(f"docker import as {tag}")
         client.api.import_image_from_file(
             tarball, repository=repo, tag=version,
-            changes=[f"CMD {json.dumps(cmd)}", f'LABEL {IMAGE_LABEL}="{kind}"'])
+            changes=[f"CMD {json.dumps(cmd)}", f'LABEL {IMAGE_LABEL}="{kind}"',
+                     f'LABEL {RECIPE_LABEL}="{recipe(kind)}"'])
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -76,7 +76,7 @@ CONTROLLER = "topo-controller"
 #: A build host's variables a participant on it carries (its ``ssh``), so that the controller
 #: can start programs in the node over SSH (module_utils/_process.py's ``ssh_argv``).
 PLACE_SSH_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
-                  "ansible_private_key_file", "ansible_ssh_common_args")
+                  "ansible_private_key_file", "ansible_ssh_common_args", "ansible_become", "ansible_become_user")
 
 
 def build_hosts(path: str | None = None) -> dict:
@@ -145,13 +145,21 @@ def node_build_host(node: dict, hosts: dict) -> str | None:
 def node_connection_vars(node: dict, hosts: dict) -> dict:
     """Variables that reach a netns node on a remote build host (``hosts`` as from
     :func:`host_vars`): ``topo_build_host`` and the host's SSH settings, interpreter and
-    ``topo_pythonpath``; ``{}`` for a node on a local build host or a docker node."""
+    ``topo_pythonpath``, and ``topo_build_host_become`` (``_user``) when the host is reached
+    with ``ansible_become``; ``{}`` for a node on a local build host or a docker node."""
     name = node_build_host(node, hosts)
     host = hosts.get(name) if name else None
     if host is None or not is_remote(host) or node["kind"] != "netns":
         return {}
+    become = {}
+    if host.get("ansible_become") not in (None, False):
+        # the connection puts sudo before `ip netns exec` on the build host; Ansible's own
+        # become (ansible_become on the node) would put it inside the namespace, too late
+        become = {"topo_build_host_become": host["ansible_become"],
+                  **({"topo_build_host_become_user": host["ansible_become_user"]}
+                     if "ansible_become_user" in host else {})}
     return {"topo_build_host": name, "ansible_host": host.get("ansible_host", name),
-            **{k: host[k] for k in SSH_VARS if k in host and k != "ansible_host"}}
+            **{k: host[k] for k in SSH_VARS if k in host and k != "ansible_host"}, **become}
 
 
 def project(expanded: Expanded, python: str | None = None, hosts: dict | None = None) -> dict:

@@ -664,26 +664,35 @@ def exec_in(file: str, node: str, argv: list[str], *, capture_output: bool = Fal
 
 
 def capture(file: str, on: str, *, count: int = 50, duration: float = 10.0, bpf: str | None = None,
-            notify: Notify = None) -> CaptureResult:
+            notify: Notify = None, hosts: str | None = None) -> CaptureResult:
     """tcpdump on ``on`` (``NODE:IFACE``, IFACE may be ``lo`` or ``any``) inside the node's
     namespace until ``count`` packets or ``duration`` seconds (or Ctrl-C); the pcap is kept
-    in the lab directory's ``captures/`` and summarised one row per packet."""
-    c = _compile(file)
+    in the lab directory's ``captures/`` and summarised one row per packet. A node on a
+    remote build host (``hosts``, or the lab's recorded inventory) is captured there: that
+    host's tcpdump over SSH (as root, or behind sudo with ``ansible_become``), the pcap
+    streamed back into this machine's lab directory."""
+    c = _compile(file, hosts, placed=True)
     require_root()
     node_name, ifname, node = _node_interface(c, on, also=("lo", "any"))
     if count < 1 or duration <= 0:
         raise UsageError("--count must be at least 1 and --duration positive")
-    if shutil.which("tcpdump") is None:
-        raise EnvironmentProblem("topo capture needs tcpdump; apt-get install tcpdump")
-    _require_node_exists(c, node_name, node)
+    remote = _remote_host(c, node, hosts)
+    if remote is None:
+        if shutil.which("tcpdump") is None:
+            raise EnvironmentProblem("topo capture needs tcpdump; apt-get install tcpdump")
+        _require_node_exists(c, node_name, node)
     directory = os.path.join(labdir.lab_dir(c.lab), "captures")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{node_name}-{ifname}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
-    _say(notify, f"capturing on {node_name}:{ifname} ({count} packets or {duration:g} s; Ctrl-C stops) ...")
+    where = f" on build host {remote[0]}" if remote else ""
+    _say(notify, f"capturing on {node_name}:{ifname}{where} ({count} packets or {duration:g} s; Ctrl-C stops) ...")
     from ansible_collections.topo.lab.plugins.module_utils import api
-    stderr = api.capture(node["netns"], ifname, path, count, duration, bpf)
+    stderr = api.capture(node["netns"], ifname, path, count, duration, bpf,
+                         ssh={"name": remote[0], **remote[1]} if remote else None)
     if not os.path.exists(path):
-        raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}: {stderr.strip()[-300:]}")
+        hint = (f" (is the lab applied there, and tcpdump installed on {remote[0]}? apt-get install tcpdump)"
+                if remote else "")
+        raise UsageError(f"tcpdump could not capture on {node_name}:{ifname}{where}: {stderr.strip()[-300:]}{hint}")
     return CaptureResult(c.lab, on, path, api.summarize_pcap(path))
 
 

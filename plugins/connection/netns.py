@@ -17,7 +17,8 @@ description:
     command is C(ip netns exec NAME /bin/sh -c CMD) quoted as argv for the remote shell, and
     files are put and fetched on the build host's filesystem, which a netns node shares.
   - The command runs as argv - the namespace name is never put into a shell string unquoted.
-  - Needs root (C(setns) into another namespace), locally or as the remote user.
+  - Needs root (C(setns) into another namespace), locally or as the remote user (or sudo
+    there, O(build_host_become)).
 author: topo developers
 requirements: [iproute2 (ip netns exec), root; for a remote build host, OpenSSH's ssh]
 options:
@@ -76,6 +77,22 @@ options:
     type: str
     vars:
       - name: ansible_ssh_args
+  build_host_become:
+    description:
+      - The remote build host is reached as an ordinary user with C(ansible_become) (only
+        with O(build_host)); the command runs behind C(sudo -n -u USER --) there, before
+        C(ip netns exec) (passwordless sudo needed). topo's inventory sets it from the build
+        host's C(ansible_become).
+    type: bool
+    default: false
+    vars:
+      - name: topo_build_host_become
+  build_host_become_user:
+    description: The user sudo makes the command run as (only with O(build_host_become)).
+    type: str
+    default: root
+    vars:
+      - name: topo_build_host_become_user
 """
 
 EXAMPLES = r"""
@@ -156,6 +173,10 @@ class Connection(ConnectionBase):
         argv = self._argv(cmd)
         display.vvv("EXEC %s" % argv, host=self._play_context.remote_addr)
         if self._remote():
+            if self.get_option("build_host_become"):
+                from ansible_collections.topo.lab.plugins.module_utils._process import become_argv
+                argv = become_argv({"ansible_become": True, "ansible_user": self.get_option("remote_user"),
+                                    "ansible_become_user": self.get_option("build_host_become_user")}) + argv
             return self._ssh.exec_command(shlex.join(argv), in_data=in_data, sudoable=False)
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)

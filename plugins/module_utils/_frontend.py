@@ -31,13 +31,16 @@ def node_argv(netns, kind, argv, interactive=False, tty=False):
     return _process.exec_argv(_process.place_of(netns, kind), argv, interactive, tty)
 
 
-def capture(netns, ifname, path, count, duration, bpf=None):
+def capture(netns, ifname, path, count, duration, bpf=None, ssh=None):
     """Run tcpdump on ``ifname`` inside namespace ``netns`` into the pcap ``path`` until
     ``count`` packets were seen or ``duration`` seconds passed (or Ctrl-C); returns
-    tcpdump's stderr (or why it could not capture). The pcap is flushed (SIGINT) before
-    this returns (:class:`_process.Tcpdump`)."""
-    dump = _process.Tcpdump(_process.place_of(netns), ifname, path, bpf, count=count,
-                            tcpdump=_process.which("tcpdump") or "tcpdump")
+    tcpdump's stderr (or why it could not capture; no pcap then). The pcap is flushed
+    (SIGINT) before this returns (:class:`_process.Tcpdump`). ``ssh``: the namespace is on
+    this remote build host (its name and inventory SSH settings, as a check's ``ssh``):
+    tcpdump runs there and the pcap streams back to ``path`` here."""
+    place = dict(_process.place_of(netns), ssh=ssh)
+    dump = _process.Tcpdump(place, ifname, path, bpf, count=count,
+                            tcpdump="tcpdump" if ssh else _process.which("tcpdump") or "tcpdump")
     try:
         dump.start()
         dump.wait(duration)

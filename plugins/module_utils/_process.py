@@ -25,13 +25,14 @@ Two ways in, argv lists only (never a shell string built from names):
 
 A node on a remote build host - the place carries ``ssh``, its build host's SSH settings
 as in the build-host inventory (``name``, ``ansible_host``, ``ansible_user``,
-``ansible_port``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``) - is
-reached from the controller through that host: the same argv, run there by
-:func:`ssh_argv` (``ssh -T ... HOST -- 'ip netns exec NETNS argv'``, quoted for the remote
-shell). Why the controller drives the nodes of every host (topo.lab.cast, iperf and capture
-run on the controller for a lab with a remote build host): a check's participants may sit
-on several build hosts, and its rounds need one program that reads all of them together
-(select() over their pipes); an SSH session per participant carries its agent's stdin and
+``ansible_port``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``,
+``ansible_become``, ``ansible_become_user``) - is reached from the controller through that
+host: the same argv, run there by :func:`ssh_argv` (``ssh -T ... HOST -- 'ip netns exec
+NETNS argv'``, quoted for the remote shell; behind ``sudo -n`` when the host is reached as
+an ordinary user with ``ansible_become``, :func:`become_argv`). Why the controller drives
+the nodes of every host (topo.lab.cast, iperf and capture run on the controller for a lab
+with a remote build host): a check's participants may sit on several build hosts, and its
+rounds need one program that reads all of them together (select() over their pipes); an SSH session per participant carries its agent's stdin and
 stdout unchanged, so the checks' code is the same for a local and a remote node, a pcap
 streams back into the controller's lab directory (tcpdump ``-w -``), and scapy, which
 reads it, is needed on the controller only. The sessions share one master connection per
@@ -74,7 +75,7 @@ _PID_WRAPPER = ["sh", "-c", 'echo "$$"; exec "$@"', "sh"]
 _PID_LINE = re.compile(rb"^\s*(\d+)\n")
 #: Seconds an SSH connection to a build host may take to open (ssh's ConnectTimeout).
 SSH_CONNECT_TIMEOUT = 5
-#: The program names used on a remote build host (its PATH as root has /usr/sbin).
+#: The program names used on a remote build host (its PATH as root, or sudo's secure_path, has /usr/sbin).
 REMOTE_BINS = {"ip": "ip", "tcpdump": "tcpdump"}
 
 
@@ -142,12 +143,37 @@ def control_dir():
     return os.path.expanduser(os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or "~/.ansible/cp")
 
 
-def ssh_argv(name, host, argv, tty=False):
+def become_argv(host):
+    """The prefix that runs a command as root on a build host (``host``: its inventory
+    variables) reached as another user with ``ansible_become``: ``sudo -n -u USER --``,
+    USER ``ansible_become_user`` (default root). ``-n``: sudo fails at once ("a password
+    is required") rather than wait for a password nobody types, so topo's own commands need
+    passwordless sudo there (``topo doctor --hosts`` checks it). ``[]`` when the host does
+    not become, or logs in as USER already. Only sudo: Ansible's other become methods are
+    not used for topo's own commands."""
+    if not _boolean(host.get("ansible_become")):
+        return []
+    user = str(host.get("ansible_become_user") or "root")
+    if str(host.get("ansible_user") or "") == user:
+        return []
+    return ["sudo", "-n", "-u", user, "--"]
+
+
+def _boolean(value):
+    """An inventory boolean (``true``, ``"yes"``, ``1``...) as Ansible reads it."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+    return boolean(value if value is not None else False, strict=False)
+
+
+def ssh_argv(name, host, argv, tty=False, become=True):
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (``host``: its inventory
     variables ``ansible_host``, ``ansible_user``, ``ansible_port``,
     ``ansible_ssh_private_key_file`` or ``ansible_private_key_file``,
-    ``ansible_ssh_common_args``), batch mode (never a password prompt), sharing a master
-    connection per host (:func:`control_dir`). ``argv`` is quoted for the remote shell."""
+    ``ansible_ssh_common_args``, ``ansible_become``, ``ansible_become_user``), batch mode
+    (never a password prompt), sharing a master connection per host (:func:`control_dir`).
+    ``argv`` is quoted for the remote shell. Run as root there: with ``become`` (default),
+    behind :func:`become_argv` when the host logs in as another user (``ip netns exec``,
+    tcpdump, ``kill`` of a program it started all need root)."""
     import shlex
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % SSH_CONNECT_TIMEOUT,
            "-o", "ControlMaster=auto", "-o", "ControlPersist=600s",
@@ -164,6 +190,7 @@ def ssh_argv(name, host, argv, tty=False):
     if host.get("ansible_user"):
         ssh += ["-l", str(host["ansible_user"])]
     ssh += shlex.split(str(host.get("ansible_ssh_common_args") or ""))
+    argv = (become_argv(host) if become else []) + list(argv)
     return ssh + [str(host.get("ansible_host", name)), "--", " ".join(shlex.quote(str(a)) for a in argv)]
 
 
@@ -464,6 +491,8 @@ class Tcpdump:
             self._wait_listening(listen_timeout)
         except BaseException:
             self.stop()
+            if self.sink is not None and not os.path.getsize(self.path):
+                os.unlink(self.path)  # no pcap, as when a local tcpdump cannot start
             raise
         return self
 

@@ -60,6 +60,7 @@ _EXPORTS = {
     # programs inside nodes, and which labs own what
     "node_argv": ("_frontend", "node_argv"),
     "ssh_argv": ("_process", "ssh_argv"),
+    "become_argv": ("_process", "become_argv"),
     "capture": ("_frontend", "capture"),
     "labs_in_kernel": ("_frontend", "labs_in_kernel"),
     "lab_namespaces": ("_frontend", "lab_namespaces"),

@@ -14,7 +14,10 @@ One session fixture, :func:`sim`, makes on this one machine:
   one into the controller namespace (:data:`CONTROLLER_NS`, 192.0.2.1/24);
 * an SSH key made for the session (ssh-keygen), authorized for root on every host; build-host
   inventories naming the hosts (``one`` = bh1 alone, ``three`` = all three) with the SSH
-  options topo's inventory also sets (pipelining, ControlPersist).
+  options topo's inventory also sets (pipelining, ControlPersist);
+* on bh2 two ordinary users with the same key: :data:`BECOME_USER` with passwordless sudo
+  (``/etc/sudoers.d``) and :data:`PLAIN_USER` with no sudo rights, for build hosts reached
+  with ``ansible_become`` (:meth:`Sim.write_inventory`'s ``users``).
 
 :meth:`Sim.topo` runs the real CLI inside the controller namespace, so topo and Ansible reach
 the hosts over real SSH. Teardown closes the SSH master connections and removes the
@@ -24,11 +27,13 @@ run (found by their label) are removed first.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -42,6 +47,12 @@ UNDERLAY_NS = "topo-mhul"
 CONTROLLER_NS = "topo-mhctl"
 CONTROLLER_ADDR = "192.0.2.1"
 HOSTS = {f"bh{i}": f"192.0.2.{10 + i}" for i in (1, 2, 3)}
+#: Ordinary users on bh2 (same key as root): one with passwordless sudo, one without sudo rights.
+BECOME_USER = "topo"
+PLAIN_USER = "plain"
+#: Programs the checks run on a build host beyond what the topo-host image has (a real
+#: build host installs them: apt-get install tcpdump iperf3); :meth:`Sim.give_tools`.
+TOOLS = ("/usr/bin/tcpdump", "/usr/bin/iperf3")
 #: ssh options of the test inventories: the hosts' keys are new every session.
 SSH_COMMON = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
@@ -144,18 +155,38 @@ class Sim:
             self.on_host(host, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
             self.on_host(host, "ip", "link", "set", "eth0", "up")
             self.on_host(host, "ip", "link", "set", "lo", "up")
+        self.add_users("bh2")
         self.inventory["one"] = self.write_inventory("one", ["bh1"])
         self.inventory["three"] = self.write_inventory("three", list(HOSTS))
         self.wait_for_ssh(list(HOSTS))
 
-    def host_vars(self, host: str) -> dict:
-        return {"ansible_host": HOSTS[host], "ansible_user": "root", "ansible_ssh_private_key_file": self.key,
-                "ansible_ssh_common_args": SSH_COMMON}
+    def add_users(self, host: str) -> None:
+        """:data:`BECOME_USER` (passwordless sudo) and :data:`PLAIN_USER` (no sudo) on ``host``,
+        both logging in with the session's key."""
+        for user in (BECOME_USER, PLAIN_USER):
+            # '*': no password at all (not locked), so sshd lets the key in
+            self.on_host(host, "useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user)
+            self.on_host(host, "install", "-d", "-m", "0700", "-o", user, "-g", user, f"/home/{user}/.ssh")
+            self.on_host(host, "install", "-m", "0600", "-o", user, "-g", user, "/root/.ssh/authorized_keys",
+                         f"/home/{user}/.ssh/authorized_keys")
+        self.on_host(host, "sh", "-c", f"echo '{BECOME_USER} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/topo-test "
+                     "&& chmod 0440 /etc/sudoers.d/topo-test && visudo -c -q")
 
-    def write_inventory(self, name: str, hosts: list[str]) -> str:
+    def host_vars(self, host: str, user: str = "root", become: bool | None = None) -> dict:
+        """Inventory variables of build host ``host``, logging in as ``user``; ``become``:
+        ``ansible_become`` (None: not set)."""
+        out = {"ansible_host": HOSTS[host], "ansible_user": user, "ansible_ssh_private_key_file": self.key,
+               "ansible_ssh_common_args": SSH_COMMON}
+        return out if become is None else dict(out, ansible_become=become)
+
+    def write_inventory(self, name: str, hosts: list[str], users: dict | None = None) -> str:
+        """A build-host inventory ``name``.yml of ``hosts``; ``users``: ``{host: (user,
+        become)}`` for hosts not reached as root (:meth:`host_vars`)."""
+        users = users or {}
         path = os.path.join(self.workdir, f"{name}.yml")
         with open(path, "w") as f:
-            json.dump({"all": {"children": {"topo_hosts": {"hosts": {h: self.host_vars(h) for h in hosts}}}}}, f)
+            json.dump({"all": {"children": {"topo_hosts": {"hosts": {
+                h: self.host_vars(h, *users.get(h, ("root", None))) for h in hosts}}}}}, f)
         return path
 
     def wait_for_ssh(self, hosts: list[str], seconds: float = 60) -> None:
@@ -170,6 +201,28 @@ class Sim:
                     raise AssertionError(f"sshd of {host} does not answer: {proc.stderr.strip()}; "
                                          f"logs: {self.containers[host].logs()[-500:]!r}")
                 time.sleep(0.3)
+
+    def give_tools(self) -> None:
+        """Copy :data:`TOOLS` and the shared libraries they need that a host lacks from this
+        machine (Debian 12, like the image) into every simulated host, and add the ``tcpdump``
+        user tcpdump drops to. Files a host has are never overwritten."""
+        needed = set(TOOLS)
+        for tool in TOOLS:
+            for line in sh("ldd", tool).stdout.splitlines():
+                parts = line.split()
+                if "=>" in parts and len(parts) > 2 and parts[2].startswith("/"):
+                    needed.add(parts[2])
+        for host in HOSTS:
+            missing = self.on_host(host, "sh", "-c", 'for f in "$@"; do [ -e "$f" ] || echo "$f"; done', "sh",
+                                   *sorted(needed)).split()
+            if missing:
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tar:
+                    for path in missing:
+                        tar.add(os.path.realpath(path), arcname=path.lstrip("/"))
+                self.containers[host].put_archive("/", buf.getvalue())
+            self.on_host(host, "sh", "-c", "grep -q '^tcpdump:' /etc/passwd || { echo 'tcpdump:x:990:990::"
+                         "/nonexistent:/usr/sbin/nologin' >> /etc/passwd; echo 'tcpdump:x:990:' >> /etc/group; }")
 
     def freeze(self, host: str) -> None:
         """Make ``host`` stop answering (its container paused: the machine is frozen, its
@@ -207,13 +260,12 @@ def remove_leftovers(client) -> None:
 
 
 def ensure_image(client) -> float | None:
-    """Build ``topo-host`` offline when it is missing; the seconds it took (None: cached)."""
-    import docker.errors
-    try:
-        client.images.get(HOST_IMAGE)
+    """Build ``topo-host`` offline when it is missing or stale (built from another recipe:
+    its ``topo.image.recipe`` label differs, e.g. an image from before sudo was in it); the
+    seconds it took (None: cached)."""
+    from topo.image import image_current
+    if image_current(client, HOST_IMAGE, "host"):
         return None
-    except docker.errors.ImageNotFound:
-        pass
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "topo", "image", "build", "--host", "--offline"], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)

@@ -18,7 +18,6 @@ import csv
 import io
 import os
 import shutil
-import tarfile
 
 import pytest
 
@@ -50,9 +49,6 @@ EXTRA_CHECKS = """
       ping: {from: a-m1, to: b-m1}
       expect: {layers: [IP, ICMP], min_packets: 3}
 """
-#: Programs the checks run on a build host beyond what the topo-host image has (a real
-#: build host installs them: apt-get install tcpdump iperf3).
-TOOLS = ("/usr/bin/tcpdump", "/usr/bin/iperf3")
 
 
 def placed_clusters(directory) -> str:
@@ -75,34 +71,10 @@ def placed_clusters(directory) -> str:
     return path
 
 
-def give_tools(sim) -> None:
-    """Copy :data:`TOOLS` and the shared libraries they need that a host lacks from this
-    machine (Debian 12, like the image) into every simulated host, and add the ``tcpdump``
-    user tcpdump drops to. Files a host has are never overwritten."""
-    import subprocess
-    needed = set(TOOLS)
-    for tool in TOOLS:
-        for line in subprocess.run(["ldd", tool], capture_output=True, text=True, check=True).stdout.splitlines():
-            parts = line.split()
-            if "=>" in parts and len(parts) > 2 and parts[2].startswith("/"):
-                needed.add(parts[2])
-    for host in HOSTS:
-        missing = sim.on_host(host, "sh", "-c", 'for f in "$@"; do [ -e "$f" ] || echo "$f"; done', "sh",
-                              *sorted(needed)).split()
-        if missing:
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                for path in missing:
-                    tar.add(os.path.realpath(path), arcname=path.lstrip("/"))
-            sim.containers[host].put_archive("/", buf.getvalue())
-        sim.on_host(host, "sh", "-c", "grep -q '^tcpdump:' /etc/passwd || { echo 'tcpdump:x:990:990::/nonexistent:"
-                    "/usr/sbin/nologin' >> /etc/passwd; echo 'tcpdump:x:990:' >> /etc/group; }")
-
-
 @pytest.fixture(scope="module")
 def clusters(sim, tmp_path_factory):
     """The split clusters lab, applied and verified once; yields the apply result."""
-    give_tools(sim)
+    sim.give_tools()
     path = placed_clusters(str(tmp_path_factory.mktemp("clusters-split")))
     result = sim.topo_json("apply", path, "--hosts", sim.inventory["three"], check=False)
     yield {"path": path, "result": result}
@@ -192,7 +164,7 @@ def test_anycast_placed_automatically_over_three_hosts(sim):
     """examples/casts.yml placed automatically: its anycast servers and clients and its
     multicast senders and members land on several hosts; each client is still answered by
     the server behind its own router, and the multicast with a leave passes."""
-    give_tools(sim)
+    sim.give_tools()
     try:
         first = sim.topo_json("apply", os.path.join(ROOT, "examples", "casts.yml"), "--hosts",
                               sim.inventory["three"], check=False)

@@ -11,7 +11,6 @@ import os
 import pytest
 
 from tests.conftest import ROOT
-from tests.multihost.test_checks import give_tools
 from topo.inventory import build_hosts
 
 pytestmark = pytest.mark.root
@@ -27,7 +26,7 @@ def test_the_shipped_inventory_names_two_vms():
 
 
 def test_overlay_on_two_vms(sim, tmp_path):
-    give_tools(sim)
+    sim.give_tools()
     inventory = tmp_path / "two-vms.yml"
     inventory.write_text(json.dumps({"all": {"children": {"topo_hosts": {"hosts": {
         vm: sim.host_vars(bh) for vm, bh in VMS.items()}}}}}))

@@ -97,3 +97,37 @@ def test_ssh_argv_quotes_the_remote_argv():
     assert "StrictHostKeyChecking=no" in argv and "BatchMode=yes" in argv
     assert argv[-3:-1] == ["192.0.2.11", "--"]
     assert shlex.split(argv[-1]) == ["ip", "netns", "exec", "topo-x-a", "sh", "-c", "echo 'a b'; $HOME"]
+
+
+BECOME = {"bh1": dict(REMOTE["bh1"], ansible_user="topo", ansible_become=True)}
+
+
+def test_a_host_with_become_runs_topos_own_commands_behind_sudo():
+    argv = hosts.ssh_argv("bh1", BECOME["bh1"], ["ip", "netns", "exec", "topo-x-a", "tcpdump", "-i", "eth0"])
+    assert argv[argv.index("-l") + 1] == "topo"
+    assert shlex.split(argv[-1]) == ["sudo", "-n", "-u", "root", "--", "ip", "netns", "exec", "topo-x-a",
+                                     "tcpdump", "-i", "eth0"]
+    # as the login user (doctor's probe), or root already, or become not asked: no sudo
+    assert shlex.split(hosts.ssh_argv("bh1", BECOME["bh1"], ["id"], become=False)[-1]) == ["id"]
+    assert hosts.become_argv(dict(BECOME["bh1"], ansible_user="root")) == []
+    assert hosts.become_argv(dict(BECOME["bh1"], ansible_become="no")) == []
+    assert hosts.become_argv(dict(BECOME["bh1"], ansible_become="yes", ansible_become_user="lab")) == [
+        "sudo", "-n", "-u", "lab", "--"]
+
+
+def test_become_reaches_the_checks_and_the_nodes_connection():
+    files = inventory.project(routed(), python="/ctl/python", hosts=BECOME)
+    assert files["hosts.yml"]["all"]["children"]["topo_hosts"]["hosts"]["bh1"]["ansible_become"] is True
+    r1 = files["host_vars/r1.json"]
+    # sudo before `ip netns exec` (the connection's own option), not Ansible's become inside the node
+    assert r1["topo_build_host_become"] is True and "ansible_become" not in r1
+    assert "topo_build_host_become_user" not in r1
+    r1 = inventory.project(routed(), python="/ctl/python", hosts={
+        "bh1": dict(BECOME["bh1"], ansible_become_user="lab")})["host_vars/r1.json"]
+    assert r1["topo_build_host_become_user"] == "lab"
+    # a participant on the host carries become, so the controller's programs there run behind sudo
+    check = {"type": "unicast", "sender": {"node": "h1", "netns": "topo-routed-h1"}}
+    nodes = routed()["nodes"]
+    reached = inventory._reached(check, {n: dict(v, host="bh1") for n, v in nodes.items()},
+                                 inventory.host_vars(BECOME, "/ctl/python"))
+    assert reached["sender"]["ssh"]["ansible_become"] is True and reached["sender"]["ssh"]["ansible_user"] == "topo"
