@@ -268,6 +268,8 @@ def observe_remote(expanded: dict, hosts: dict, observe_local) -> list[dict]:
     hosts: nodes on a local host read by ``observe_local``, nodes on each remote host from
     ``ip -j addr`` in their namespaces there (one SSH call per host)."""
     from topo.inventory import node_build_host
+    from topo.show import outside_peers
+    outside = outside_peers(expanded)
     by_host: dict[str | None, list[str]] = {}
     for node_name, node in expanded["nodes"].items():
         host = node_build_host(node, hosts)
@@ -281,13 +283,14 @@ def observe_remote(expanded: dict, hosts: dict, observe_local) -> list[dict]:
         seen = namespaces_remote(host, hosts[host], [expanded["nodes"][n]["netns"] for n in names])
         for n in names:
             rows[n] = _row(n, expanded["nodes"][n], seen.get(expanded["nodes"][n]["netns"]),
-                           expanded.get("autoaddress", True))
+                           expanded.get("autoaddress", True), outside)
     return [rows[n] for n in expanded["nodes"]]
 
 
-def _row(name: str, node: dict, links: list | None, managed: bool = True) -> dict:
+def _row(name: str, node: dict, links: list | None, managed: bool = True,
+         outside: dict[tuple[str, str], str] | None = None) -> dict:
     """One ``topo show`` row from ``ip -j addr`` of the node's namespace (None: missing);
-    ``managed``: see :func:`topo.show.interface_rows`."""
+    ``managed``, ``outside``: see :func:`topo.show.interface_rows`."""
     from topo.show import interface_rows
     from topo.show import LOOPBACK
     observed = {link["ifname"]: {
@@ -298,4 +301,4 @@ def _row(name: str, node: dict, links: list | None, managed: bool = True) -> dic
         "mtu": link.get("mtu"), "up": "UP" in link.get("flags", [])} for link in links or []}
     return {"node": name, "kind": node["kind"], "netns": node["netns"],
             "state": "up" if links is not None else "missing",
-            "interfaces": interface_rows(node, observed, managed)}
+            "interfaces": interface_rows(node, observed, managed, outside=outside)}

@@ -18,6 +18,7 @@ def observe(expanded: dict) -> list[dict]:
     ``exec:`` commands set: its addresses are observed, never drift).
     """
     managed = expanded.get("autoaddress", True)
+    outside = outside_peers(expanded)
     declared = {(i["netns"], i["ifname"]): i for i in expanded.get("impairments", [])}
     rows = []
     with nl.Sockets() as socks:
@@ -38,7 +39,8 @@ def observe(expanded: dict) -> list[dict]:
                          "mtu": have["mtu"], "up": have["up"],
                          "impair": nl.impairment_shape(*qdiscs.get(have["index"], (None, None))) or {}}
                 for ifname, have in links.items()}, managed,
-                impairments={i["ifname"]: declared.get((node["netns"], i["ifname"]), {}) for i in node["interfaces"]})
+                impairments={i["ifname"]: declared.get((node["netns"], i["ifname"]), {}) for i in node["interfaces"]},
+                outside=outside)
             rows.append(row)
     return rows
 
@@ -51,7 +53,18 @@ LOOPBACK = ("127.0.0.1/8", "::1/128")
 IMPAIR_KEYS = ("delay", "jitter", "loss", "rate")
 
 
-def interface_rows(node: dict, observed: dict, managed: bool = True, impairments: dict | None = None) -> list[dict]:
+def outside_peers(expanded: dict) -> dict[tuple[str, str], str]:
+    """``{(netns, ifname): remote}`` of the tunnel ends whose peer is outside the lab (a
+    one-ended tunnel: its interface's ``peer`` is None, its device's ``remote`` the outside
+    peer's underlay address)."""
+    ends = {(node["netns"], i["ifname"]) for node in expanded["nodes"].values()
+            for i in node["interfaces"] if i["peer"] is None}
+    return {(t["netns"], t["ifname"]): t["remote"] for t in expanded.get("tunnels", [])
+            if (t["netns"], t["ifname"]) in ends}
+
+
+def interface_rows(node: dict, observed: dict, managed: bool = True, impairments: dict | None = None,
+                   outside: dict[tuple[str, str], str] | None = None) -> list[dict]:
     """The interface entries of a ``show`` row: each declared interface of ``node`` (and
     ``lo`` with its loopback and anycast addresses) against ``observed`` ``{ifname:
     {addresses (sorted CIDRs of both families, without :data:`LOOPBACK` and the kernel's own
@@ -61,7 +74,8 @@ def interface_rows(node: dict, observed: dict, managed: bool = True, impairments
     drift. ``impairments`` (``{ifname: {delay, jitter, loss, rate}}``, the declared ones;
     None: not compared) against the observed ``impair`` (topo's qdisc read back as the impair
     module reads it, ``{}`` for none): a difference beyond the kernel's rounding is drift
-    ``impair <what the kernel has>`` (e.g. after ``topo impair``)."""
+    ``impair <what the kernel has>`` (e.g. after ``topo impair``).``outside`` (:func:`outside_peers`): a tunnel end whose
+    peer is outside the lab shows ``outside ADDRESS`` as its peer."""
     declared = list(node["interfaces"])
     on_lo = [a for a in (node["loopback"], node.get("loopback6")) if a] + list(node.get("anycast") or [])
     if on_lo:
@@ -70,8 +84,11 @@ def interface_rows(node: dict, observed: dict, managed: bool = True, impairments
     out = []
     for iface in declared:
         have = observed.get(iface["ifname"])
+        peer = iface["peer"]
+        if peer is None and (node["netns"], iface["ifname"]) in (outside or {}):
+            peer = f"outside {outside[(node['netns'], iface['ifname'])]}"
         entry = {"ifname": iface["ifname"], "address": iface["address"],
-                 **({"address6": iface["address6"]} if "address6" in iface else {}), "peer": iface["peer"]}
+                 **({"address6": iface["address6"]} if "address6" in iface else {}), "peer": peer}
         if have is None:
             entry["state"], entry["observed"] = "missing", None
         else:

@@ -85,6 +85,8 @@ def test_one_ended_vxlan_reaches_a_vtep_outside_the_lab(topo_cli):
 
         shown = topo_cli.json("show", EXAMPLE)
         assert all(i["state"] == "up" for n in shown["nodes"] for i in n["interfaces"])
+        vxlan = [i for n in shown["nodes"] if n["node"] == "vtep1" for i in n["interfaces"] if i["ifname"] == "vxlan77"]
+        assert vxlan and vxlan[0]["peer"] == "outside 192.0.2.100"
 
         gone = topo_cli.json("destroy", EXAMPLE)
         assert len(gone["labs"][0]["removed"]) >= 3

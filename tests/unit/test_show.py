@@ -50,3 +50,21 @@ def test_an_impairment_that_differs_from_the_file_is_drift():
     assert state(rate, {"eth0": {}}) == "drift: impair rate 20000000 bit/s"
     assert state({}, {"eth0": {}}) == "up"
     assert interface_rows(v4, {"eth0": have}, impairments=declared)[0]["state"] == "up"
+
+
+def test_a_tunnel_end_whose_peer_is_outside_the_lab_shows_that_peer():
+    """examples/outside-peer.yml: vtep1's vxlan77 has no peer in the lab; show names the
+    outside peer's underlay address instead of an empty peer."""
+    import os
+
+    from topo.pipeline import compile_file
+    from topo.show import outside_peers
+
+    expanded = compile_file(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "outside-peer.yml")).expanded
+    outside = outside_peers(expanded)
+    assert outside == {("topo-outside-vtep1", "vxlan77"): "192.0.2.100"}
+    vtep = expanded["nodes"]["vtep1"]
+    rows = {r["ifname"]: r for r in interface_rows(vtep, {}, outside=outside)}
+    assert rows["vxlan77"]["peer"] == "outside 192.0.2.100"
+    assert rows["eth0"]["peer"] == "wan:vtep1-eth0"
+    assert interface_rows(vtep, {})[[r["ifname"] for r in interface_rows(vtep, {})].index("vxlan77")]["peer"] is None
