@@ -512,23 +512,31 @@ def lo_alias(name):
 def link_attribute(data, kind):
     """The payload (bytes) of the first top-level attribute of type ``kind`` in ``data``, the
     first netlink message of a ``RTM_GETLINK`` answer; None when the message is not an
-    ``RTM_NEWLINK`` (an error) or has no such attribute. The attributes are ``rtattr``s
-    (length, type) padded to 4 bytes after the ``ifinfomsg``."""
+    ``RTM_NEWLINK`` (an error), has no such attribute or is malformed."""
     if len(data) < _NLMSGHDR.size + _IFINFOMSG.size:
         return None
     length, mtype = _NLMSGHDR.unpack_from(data)[:2]
     if mtype != RTM_NEWLINK:
         return None
-    end = min(length, len(data))
-    offset = _NLMSGHDR.size + _IFINFOMSG.size
+    try:
+        return next((body for atype, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length)
+                     if atype == kind), None)
+    except ValueError:
+        return None
+
+
+def rtattrs(data, offset, end):
+    """The netlink attributes (``rtattr``: u16 length, u16 type, payload padded to 4 bytes)
+    in ``data[offset:end]`` (``end`` cut to the data's length), as ``(type, payload)``
+    pairs, the type without its NLA_F_NESTED / NLA_F_NET_BYTEORDER bits. ValueError at a
+    malformed attribute (shorter than its header, or longer than what is left)."""
+    end = min(end, len(data))
     while offset + _RTATTR.size <= end:
         size, atype = _RTATTR.unpack_from(data, offset)
         if size < _RTATTR.size or offset + size > end:
-            return None
-        if atype & NLA_TYPE_MASK == kind:
-            return data[offset + _RTATTR.size:offset + size]
+            raise ValueError("malformed netlink attribute at offset %d" % offset)
+        yield atype & NLA_TYPE_MASK, data[offset + _RTATTR.size:offset + size]
         offset += (size + 3) & ~3
-    return None
 
 
 #: More of linux/netlink.h and linux/rtnetlink.h for :func:`request` and its callers.
@@ -577,7 +585,6 @@ def request(sock, msg, msg_type, answer, dump=True, ack=False, flags=0):
     pyroute2 0.9 (its asyncio loop per call; measured on the project's 2-core reference
     machine). ``flags``: more NLM_F_ flags (e.g. NLM_F_CREATE). NetlinkError with the
     kernel's errno when it refuses."""
-    import struct
     msg["header"]["type"] = msg_type
     msg["header"]["flags"] = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0) | flags
     msg["header"]["sequence_number"] = 1
@@ -957,49 +964,37 @@ def quick_link_summary(data):
     :data:`QUICK_KINDS` or an attribute is not as expected, where the caller decodes it
     fully. The same dict, key for key and value for value (tests/modules/test_netns.py
     compares both on real links)."""
-    import struct
-    length = struct.unpack_from("=I", data, 0)[0]
-    flags = struct.unpack_from("=I", data, 24)[0]
-    out = {"index": struct.unpack_from("=i", data, 20)[0], "kind": None, "up": bool(flags & IFF_UP)}
+    length = _NLMSGHDR.unpack_from(data)[0]
+    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, _NLMSGHDR.size)
+    out = {"index": index, "kind": None, "up": bool(flags & IFF_UP)}
     for key, _ in _QUICK.values():
         out.setdefault(key, None)
     seen = set()
-    offset = 32
-    while offset + 4 <= length:
-        nla_len, nla_type = struct.unpack_from("=HH", data, offset)
-        if nla_len < 4:
-            return None
-        nla_type &= 0x3FFF
-        body = data[offset + 4:offset + nla_len]
-        if nla_type in _QUICK and nla_type not in seen:
+    try:
+        for nla_type, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length):
+            if nla_type in seen:
+                continue
             seen.add(nla_type)
-            key, how = _QUICK[nla_type]
-            if how == "s":
-                out[key] = _string(body)
-            elif how == "mac":
-                if len(body) != 6:
-                    return None
-                out[key] = ":".join("%02x" % b for b in body)
-            else:
-                if len(body) < 4:
-                    return None
-                out[key] = struct.unpack_from("=" + how, body, 0)[0]
-        elif nla_type == IFLA_LINKINFO and nla_type not in seen:
-            seen.add(nla_type)
-            inner = 0
-            while inner + 4 <= len(body):
-                ilen, itype = struct.unpack_from("=HH", body, inner)
-                if ilen < 4:
-                    return None
-                if itype & 0x3FFF == IFLA_INFO_KIND:
-                    out["kind"] = _string(body[inner + 4:inner + ilen])
-                    break
-                inner += (ilen + 3) & ~3
-        offset += (nla_len + 3) & ~3
+            if nla_type in _QUICK:
+                key, how = _QUICK[nla_type]
+                if how == "s":
+                    out[key] = _string(body)
+                elif how == "mac":
+                    if len(body) != 6:
+                        return None
+                    out[key] = ":".join("%02x" % b for b in body)
+                else:
+                    if len(body) < 4:
+                        return None
+                    out[key] = struct.unpack_from("=" + how, body, 0)[0]
+            elif nla_type == IFLA_LINKINFO:
+                out["kind"] = next((_string(inner) for itype, inner in rtattrs(body, 0, len(body))
+                                    if itype == IFLA_INFO_KIND), None)
+    except ValueError:
+        return None
     if out["kind"] not in QUICK_KINDS:
         return None
     return out
-
 
 def links_by_name(ipr):
     """{ifname: link_summary} of every link visible to socket ``ipr`` (an ``IPRoute``, or a
