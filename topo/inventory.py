@@ -362,7 +362,7 @@ def _build_vars(expanded: dict, lab: str) -> dict:
         "topo_routes": [{"netns": n["netns"], "routes": n["routes"]} for n in nodes.values() if n["routes"]],
         # one entry per source node with its namespace, so a build host gets the pings of the
         # nodes it builds (role verify_ping: one topo.lab.ping call per build host)
-        "topo_pings": [{"node": c["from"], "netns": nodes[c["from"]]["netns"], "targets": c["targets"]}
+        "topo_pings": [_ping_plan(c, nodes[c["from"]]["netns"])
                        for c in checks if c["type"] == "ping" and c["targets"]],
     }
     during = [c for c in expanded["checks"] if "during" in c]
@@ -373,6 +373,23 @@ def _build_vars(expanded: dict, lab: str) -> dict:
     if execs:
         build["topo_execs"] = execs
     return build
+
+
+def _ping_plan(check: dict, netns: str) -> dict:
+    """The pings of one source node as topo.lab.ping's ``sources`` entry in columns:
+    ``{node, netns, addresses, nodes, expect_fail?}``, each column one comma-separated string
+    (Ansible takes it for a list; node names and addresses hold no comma), ``expect_fail``
+    only when some target must not answer. For the 2,450 pairs of a 50-node star that is
+    about 45 kB for Ansible to load and template on each playbook run instead of 150 kB of
+    2,450 target dicts, 0.5 s less of Ansible's CPU in a verify (measured on this project's
+    build host, issue 16)."""
+    targets = check["targets"]
+    plan = {"node": check["from"], "netns": netns, "addresses": ",".join(t["address"] for t in targets),
+            "nodes": ",".join(t["node"] for t in targets)}
+    fail = [t["address"] for t in targets if t["expect"] == "fail"]
+    if fail:
+        plan["expect_fail"] = ",".join(fail)
+    return plan
 
 
 #: libyaml's emitter when PyYAML was built with it (about 3x faster at 1000 nodes), else Python's.

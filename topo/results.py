@@ -7,7 +7,9 @@ by an explicit check type, never by which keys a result happens to have:
 
 * ``topo.lab.ping`` (role verify_ping, one call per build host): every entry of ``results``
   is one ``ping`` row, from its ``from`` node (or, for a call made inside a node, that
-  host); a call that failed without results is one failed row carrying its message;
+  host), and so is every target of the columns of ``source_results`` (what role
+  verify_ping gets: one entry per source node); a call that failed without results is one
+  failed row carrying its message;
 * ``topo.lab.capture``, ``topo.lab.cast``, ``topo.lab.iperf`` (roles verify_capture,
   verify_cast, verify_iperf) loop over checks: each loop item's ``item.type`` (``capture``,
   one of ``api.CAST_TYPES``, ``iperf3``) picks its decoder.
@@ -52,13 +54,35 @@ def ping_row(host: str, entry: dict) -> dict:
     return row
 
 
+def column_rows(source: dict) -> list[dict]:
+    """The ping rows of one entry of a ``topo.lab.ping`` result's ``source_results`` (one
+    source node's targets in columns, see the module's RETURN), each the same row as
+    :func:`ping_row` of that target's ``results`` entry (same keys, same order)."""
+    fail = set(source["expect_fail"])
+    errors = dict((i, why) for i, why in source.get("errors") or [])
+    rows = []
+    for i, (address, node, sent, received, rtt) in enumerate(zip(
+            source["addresses"], source["nodes"], source["sent"], source["received"], source["rtt_ms"])):
+        expect = "fail" if address in fail else "pass"
+        observed = "pass" if received > 0 else "fail"
+        row = {"address": address, "node": node, "expect": expect, "observed": observed,
+               "ok": observed == expect and i not in errors, "rtt_ms": rtt, "sent": sent, "received": received}
+        if i in errors:
+            row["msg"] = errors[i]
+        row.update(type="ping", **{"from": source["from"]})
+        rows.append(row)
+    return rows
+
+
 def ping_result_rows(host: str, res: dict) -> list[dict]:
-    """The ping rows of one ``topo.lab.ping`` result. A call that failed with no results
-    (it could not run: not root, a bad argument) gives one failed row with its message, so
-    the failure is not lost when the role ignores it."""
+    """The ping rows of one ``topo.lab.ping`` result: its ``results`` entries, then the
+    targets of its ``source_results``. A call that failed with no results (it could not
+    run: not root, a bad argument) gives one failed row with its message, so the failure is
+    not lost when the role ignores it."""
     entries = [e for e in res.get("results") or [] if isinstance(e, dict)]
-    if entries or not res.get("failed"):
-        return [ping_row(host, e) for e in entries]
+    sources = [s for s in res.get("source_results") or [] if isinstance(s, dict)]
+    if entries or sources or not res.get("failed"):
+        return [ping_row(host, e) for e in entries] + [r for s in sources for r in column_rows(s)]
     msg = str(res.get("msg") or "failed")
     return [{"address": "", "node": "", "expect": "pass", "observed": msg, "ok": False, "rtt_ms": None,
              "sent": 0, "received": 0, "msg": msg, "type": "ping", "from": host}]

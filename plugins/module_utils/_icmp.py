@@ -23,11 +23,14 @@ How it works:
   matched by them (as iputils ``ping`` does, not by its source address); duplicates count
   once. Round-trip times use the kernel's receive timestamp (``SO_TIMESTAMPNS``), so a busy
   loop does not inflate them.
-* each request of a target is sent ``interval`` seconds after the one before;
-  sends are paced at :data:`BURST` per loop turn so that thousands of first requests do not
-  overflow the receive backlog (``net.core.netdev_max_backlog``, 1000 by default) of the
-  veths they cross. A target is done when all its requests were answered, or ``timeout``
-  seconds after its last request was sent. A request the kernel refuses at once (no route:
+* each request of a target is sent ``interval`` seconds after the one before, and none
+  once the target has answered (``fping``'s default: requests after the first are retries of
+  a lost one, so one answer is enough; with the default 3 requests 0.2 s apart, answering at
+  once saves each target 0.4 s); sends are paced at :data:`BURST` per loop turn so that
+  thousands of first requests do not overflow the receive backlog
+  (``net.core.netdev_max_backlog``, 1000 by default) of the veths they cross. A target is
+  done at its first answer, or ``timeout`` seconds after its last request was sent; its
+  round-trip time is that first answer's. A request the kernel refuses at once (no route:
   ENETUNREACH, EHOSTUNREACH, EACCES...) counts as sent and unanswered, like a lost one; one
   it refuses for lack of room (a full neighbour table) is retried, and the silent targets
   probed again (:func:`rounds`).
@@ -78,8 +81,8 @@ _ECHO = struct.Struct("!BBHHH")
 
 
 class Target(object):
-    """One (source, address) pair being probed; ``sent``, ``received`` and ``rtts``
-    (seconds) are its outcome."""
+    """One (source, address) pair being probed; ``sent``, ``received`` (0 or 1: the first
+    answer ends it) and ``rtts`` (seconds) are its outcome."""
 
     __slots__ = ("address", "family", "sent", "received", "rtts", "probe", "done", "refused",
                  "retry", "error", "quota")
@@ -90,11 +93,11 @@ class Target(object):
         self.probe = self.refused = self.error = None
         self.done = False
         self.retry = RETRY
-        self.quota = 0   # requests to have sent by the end of this round
+        self.quota = 0   # requests to have sent by the end of this round, at most
 
     def rtt_ms(self):
-        """Average round-trip time in milliseconds (3 decimals, as iputils prints it), or
-        None when nothing answered."""
+        """Average round-trip time of the answers (there is one: the first ends the target)
+        in milliseconds (3 decimals, as iputils prints it), or None when nothing answered."""
         return round(sum(self.rtts) / len(self.rtts) * 1000.0, 3) if self.rtts else None
 
 
@@ -195,7 +198,7 @@ class _Probe(object):
 
     def receive(self):
         """Read every reply waiting on the socket and credit its target (unless the target
-        already timed out); a target with all requests of its round answered is done."""
+        is already done: answered, or timed out); an answered target is done."""
         while True:
             try:
                 data, anc, _flags, _addr = self.sock.recvmsg(2048, 64)
@@ -226,8 +229,7 @@ class _Probe(object):
                 continue
             target.received += 1
             target.rtts.append(max(0.0, (arrived or time.time()) - sent_at))
-            if target.received >= target.quota:
-                target.done = True
+            target.done = True
 
 
 def probe(sources, count=3, interval=0.2, timeout=2.0):
@@ -235,8 +237,8 @@ def probe(sources, count=3, interval=0.2, timeout=2.0):
     ``{sent, received, rtt_ms, error}`` in the order given.
 
     ``sources``: ``[(netns or None, [address, ...]), ...]``; addresses IPv4 or IPv6 without
-    length. ``count`` requests per target, ``interval`` seconds apart, ``timeout`` seconds
-    to wait for answers after the last one. ``error`` is None, or why the target was not
+    length. At most ``count`` requests per target, ``interval`` seconds apart, none after
+    its first answer; ``timeout`` seconds to wait for an answer after the last one. ``error`` is None, or why the target was not
     checked: its source could not probe at all (its namespace does not exist, a socket could
     not be made; ``sent == 0``), or the kernel kept refusing its requests (see
     :data:`TRANSIENT`). Sources are probed in groups small enough for the open-file
@@ -291,7 +293,7 @@ def _probe_group(sources, count, interval, timeout):
 
 
 def rounds(selector, targets, count, interval, timeout):
-    """Probe ``targets`` (``count`` requests each); while the kernel refused requests for
+    """Probe ``targets`` (``count`` requests each at most); while the kernel refused requests for
     lack of room (:data:`TRANSIENT`) in a round, probe the targets that have not answered yet
     again (``count`` more requests each), for at most :data:`REFUSED_FOR` seconds: a full
     neighbour table also drops the replies of the targets that could not make an entry for
@@ -316,8 +318,8 @@ def rounds(selector, targets, count, interval, timeout):
 
 def _loop(selector, targets, interval, timeout):
     """One round of the event loop: send each request when due (paced), read replies, until
-    every target sent its quota and was answered in full or ``timeout`` seconds passed since
-    its last request. True when the kernel refused some request for now."""
+    every target was answered, or sent its quota and ``timeout`` seconds passed since its
+    last request. True when the kernel refused some request for now."""
     start = time.monotonic()
     pressure = False
     due = [(start, i) for i in range(len(targets))]      # (monotonic time, target index)
@@ -328,6 +330,9 @@ def _loop(selector, targets, interval, timeout):
         while due and due[0][0] <= now and sent < BURST:
             i = due[0][1]
             t = targets[i]
+            if t.done:    # answered meanwhile: no more requests
+                heapq.heappop(due)
+                continue
             what = t.probe.send(t, now)
             if what == FULL:
                 full = True   # read first, retry on the next turn
@@ -355,6 +360,8 @@ def _loop(selector, targets, interval, timeout):
         now = time.monotonic()
         while deadlines and (deadlines[0][0] <= now or targets[deadlines[0][1]].done):
             targets[heapq.heappop(deadlines)[1]].done = True
+        while due and targets[due[0][1]].done:   # answered: its next request is not sent
+            heapq.heappop(due)
         if not due and not deadlines:
             return pressure
         if full or (due and due[0][0] <= now):

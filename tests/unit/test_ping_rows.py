@@ -35,3 +35,43 @@ def test_a_ping_call_that_could_not_run_is_one_failed_row_not_silence():
     assert len(rows) == 1 and rows[0]["ok"] is False and rows[0]["from"] == "localhost"
     assert rows[0]["msg"] == rows[0]["observed"] == "cannot ping: not root"
     assert summary(rows) == {"total": 1, "passed": 0, "failed": 1}
+
+
+def test_a_result_in_columns_gives_the_rows_of_the_same_result_in_dicts():
+    """role verify_ping's call gets each source's outcome in columns (``source_results``):
+    its rows are exactly those of the per-target entries the module returns otherwise, with
+    expect from ``expect_fail``, observed from ``received``, ok and msg from ``errors``."""
+    dicts = [
+        {"from": "h1", "address": "10.0.0.2", "node": "h2", "expect": "pass", "observed": "pass", "ok": True,
+         "rtt_ms": 0.05, "sent": 1, "received": 1},
+        {"from": "h1", "address": "2001:db8:1::2", "node": "h2", "expect": "fail", "observed": "pass",
+         "ok": False, "rtt_ms": 0.04, "sent": 1, "received": 1},
+        {"from": "h1", "address": "10.0.0.9", "node": "x", "expect": "fail", "observed": "fail", "ok": True,
+         "rtt_ms": None, "sent": 3, "received": 0},
+        {"from": "h2", "address": "10.9.0.1", "node": "x", "expect": "fail", "observed": "fail", "ok": False,
+         "rtt_ms": None, "sent": 0, "received": 0, "msg": "cannot ping from topo-l-h2: namespace does not exist"},
+        {"from": "h2", "address": "10.0.0.1", "node": "h1", "expect": "pass", "observed": "fail", "ok": False,
+         "rtt_ms": None, "sent": 0, "received": 0, "msg": "cannot ping from topo-l-h2: namespace does not exist"},
+    ]
+    columns = [
+        {"from": "h1", "addresses": ["10.0.0.2", "2001:db8:1::2", "10.0.0.9"], "nodes": ["h2", "h2", "x"],
+         "expect_fail": ["2001:db8:1::2", "10.0.0.9"], "sent": [1, 1, 3], "received": [1, 1, 0],
+         "rtt_ms": [0.05, 0.04, None], "errors": []},
+        {"from": "h2", "addresses": ["10.9.0.1", "10.0.0.1"], "nodes": ["x", "h1"], "expect_fail": ["10.9.0.1"],
+         "sent": [0, 0], "received": [0, 0], "rtt_ms": [None, None],
+         "errors": [[0, "cannot ping from topo-l-h2: namespace does not exist"],
+                    [1, "cannot ping from topo-l-h2: namespace does not exist"]]},
+    ]
+    want = check_rows([ModuleResult("localhost", "topo.lab.ping", {"failed": True, "results": dicts})])
+    got = check_rows([ModuleResult("localhost", "topo.lab.ping", {"failed": True, "results": [],
+                                                                   "source_results": columns})])
+    assert got == want and [list(r) for r in got] == [list(r) for r in want]   # the keys in the same order
+    assert summary(got) == {"total": 5, "passed": 2, "failed": 3}
+
+
+def test_rows_of_dicts_come_before_those_in_columns():
+    res = {"results": [{"from": "a", "address": "10.0.0.2", "node": "b", "ok": True}],
+           "source_results": [{"from": "c", "addresses": ["10.0.0.1"], "nodes": ["a"], "expect_fail": [],
+                               "sent": [1], "received": [1], "rtt_ms": [0.1], "errors": []}]}
+    rows = check_rows([ModuleResult("localhost", "topo.lab.ping", res)])
+    assert [(r["from"], r["address"], r["ok"]) for r in rows] == [("a", "10.0.0.2", True), ("c", "10.0.0.1", True)]
