@@ -56,17 +56,22 @@ def ping_row(host: str, entry: dict) -> dict:
 
 def column_rows(source: dict) -> list[dict]:
     """The ping rows of one entry of a ``topo.lab.ping`` result's ``source_results`` (one
-    source node's targets in columns, see the module's RETURN), each the same row as
-    :func:`ping_row` of that target's ``results`` entry (same keys, same order)."""
-    fail = set(source["expect_fail"])
+    source node's targets in columns, each a comma-separated string; see the module's
+    RETURN), each the same row as :func:`ping_row` of that target's ``results`` entry (same
+    keys, same order, same types: ``rtt_ms`` a float or None, ``sent``/``received`` ints)."""
+    def column(key):   # a source has an address at least: "" is one empty value
+        return source[key].split(",")
+
+    fail = set(column("expect_fail"))
     errors = dict((i, why) for i, why in source.get("errors") or [])
     rows = []
     for i, (address, node, sent, received, rtt) in enumerate(zip(
-            source["addresses"], source["nodes"], source["sent"], source["received"], source["rtt_ms"])):
+            column("addresses"), column("nodes"), column("sent"), column("received"), column("rtt_ms"))):
         expect = "fail" if address in fail else "pass"
-        observed = "pass" if received > 0 else "fail"
+        observed = "pass" if int(received) > 0 else "fail"
         row = {"address": address, "node": node, "expect": expect, "observed": observed,
-               "ok": observed == expect and i not in errors, "rtt_ms": rtt, "sent": sent, "received": received}
+               "ok": observed == expect and i not in errors, "rtt_ms": float(rtt) if rtt else None,
+               "sent": int(sent), "received": int(received)}
         if i in errors:
             row["msg"] = errors[i]
         row.update(type="ping", **{"from": source["from"]})

@@ -153,7 +153,8 @@ def test_ping_from_many_namespaces_at_once_over_ipv4_and_ipv6(lab, ansible):
     ok(good_cols)
     assert good_cols["results"] == [] and good_cols["failed_targets"] == []
     assert [s["from"] for s in good_cols["source_results"]] == ["a", "b", "c"]
-    assert good_cols["source_results"][0]["nodes"] == ["b", "b", "a", "ghost", "ghost", "far"]
+    assert good_cols["source_results"][0]["nodes"] == "b,b,a,ghost,ghost,far"
+    assert good_cols["source_results"][0]["sent"] == "1,1,1,2,2,2"
     assert rows_of(good_cols) == rows_of(good)
     assert bad_cols["failed"] is True and bad_cols["results"] == []
     assert bad_cols["msg"] == bad["msg"] and \

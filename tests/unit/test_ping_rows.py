@@ -54,11 +54,11 @@ def test_a_result_in_columns_gives_the_rows_of_the_same_result_in_dicts():
          "rtt_ms": None, "sent": 0, "received": 0, "msg": "cannot ping from topo-l-h2: namespace does not exist"},
     ]
     columns = [
-        {"from": "h1", "addresses": ["10.0.0.2", "2001:db8:1::2", "10.0.0.9"], "nodes": ["h2", "h2", "x"],
-         "expect_fail": ["2001:db8:1::2", "10.0.0.9"], "sent": [1, 1, 3], "received": [1, 1, 0],
-         "rtt_ms": [0.05, 0.04, None], "errors": []},
-        {"from": "h2", "addresses": ["10.9.0.1", "10.0.0.1"], "nodes": ["x", "h1"], "expect_fail": ["10.9.0.1"],
-         "sent": [0, 0], "received": [0, 0], "rtt_ms": [None, None],
+        {"from": "h1", "addresses": "10.0.0.2,2001:db8:1::2,10.0.0.9", "nodes": "h2,h2,x",
+         "expect_fail": "10.0.0.9,2001:db8:1::2", "sent": "1,1,3", "received": "1,1,0",
+         "rtt_ms": "0.05,0.04,", "errors": []},
+        {"from": "h2", "addresses": "10.9.0.1,10.0.0.1", "nodes": "x,h1", "expect_fail": "10.9.0.1",
+         "sent": "0,0", "received": "0,0", "rtt_ms": ",",
          "errors": [[0, "cannot ping from topo-l-h2: namespace does not exist"],
                     [1, "cannot ping from topo-l-h2: namespace does not exist"]]},
     ]
@@ -69,9 +69,12 @@ def test_a_result_in_columns_gives_the_rows_of_the_same_result_in_dicts():
     assert summary(got) == {"total": 5, "passed": 2, "failed": 3}
 
 
-def test_rows_of_dicts_come_before_those_in_columns():
-    res = {"results": [{"from": "a", "address": "10.0.0.2", "node": "b", "ok": True}],
-           "source_results": [{"from": "c", "addresses": ["10.0.0.1"], "nodes": ["a"], "expect_fail": [],
-                               "sent": [1], "received": [1], "rtt_ms": [0.1], "errors": []}]}
+def test_rows_of_dicts_come_before_those_in_columns_and_a_lone_target_keeps_its_empty_values():
+    res = {"results": [{"from": "a", "address": "10.0.0.2", "node": "b", "ok": True, "rtt_ms": None}],
+           "source_results": [{"from": "c", "addresses": "10.0.0.1", "nodes": "a", "expect_fail": "",
+                               "sent": "1", "received": "1", "rtt_ms": "0.1", "errors": []},
+                              {"from": "d", "addresses": "10.0.0.3", "nodes": "", "expect_fail": "10.0.0.3",
+                               "sent": "3", "received": "0", "rtt_ms": "", "errors": []}]}
     rows = check_rows([ModuleResult("localhost", "topo.lab.ping", res)])
-    assert [(r["from"], r["address"], r["ok"]) for r in rows] == [("a", "10.0.0.2", True), ("c", "10.0.0.1", True)]
+    assert [(r["from"], r["address"], r["node"], r["ok"], r["rtt_ms"]) for r in rows] == \
+        [("a", "10.0.0.2", "b", True, None), ("c", "10.0.0.1", "a", True, 0.1), ("d", "10.0.0.3", "", True, None)]
