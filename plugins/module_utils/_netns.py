@@ -721,6 +721,13 @@ def rtattr(kind, value):
     return _RTATTR.pack(_RTATTR.size + len(value), kind) + value + b"\0" * (-len(value) % 4)
 
 
+#: The ``ifaddrmsg`` header (family, prefix length, flags, scope, ifindex) and the IFA_
+#: attributes of :func:`address_change` (linux/if_addr.h).
+_IFADDRMSG = struct.Struct("=BBBBi")
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_BROADCAST = 4
+IFA_FLAGS = 8
 #: IFLA_ attributes of the link requests packed here (linux/if_link.h).
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -759,22 +766,40 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
     ``ip address add|del`` asks: IFA_LOCAL and IFA_ADDRESS the address, IFA_BROADCAST
     ``broadcast`` when given, IFA_F_NODAD with ``nodad``; an add fails with EEXIST when the
     address is there. NetlinkError when the kernel refuses."""
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     iface = ipaddress.ip_interface(cidr)
-    msg = ifaddrmsg()
-    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
-    msg["prefixlen"] = iface.network.prefixlen
-    msg["index"] = index
-    msg["attrs"].append(("IFA_LOCAL", str(iface.ip)))
-    msg["attrs"].append(("IFA_ADDRESS", str(iface.ip)))
-    if broadcast:
-        msg["attrs"].append(("IFA_BROADCAST", broadcast))
-    if nodad:
-        msg["flags"] = IFA_F_NODAD
-        msg["attrs"].append(("IFA_FLAGS", IFA_F_NODAD))
+    family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    ip = iface.ip.packed
     add = action == "add"
-    request(sock, msg, RTM_NEWADDR if add else RTM_DELADDR, ifaddrmsg, dump=False, ack=True,
+    body = _IFADDRMSG.pack(family, iface.network.prefixlen, IFA_F_NODAD if nodad else 0, 0, index)
+    body += rtattr(IFA_LOCAL, ip) + rtattr(IFA_ADDRESS, ip)
+    if broadcast:
+        body += rtattr(IFA_BROADCAST, socket.inet_pton(family, broadcast))
+    if nodad:
+        body += rtattr(IFA_FLAGS, IFA_F_NODAD)
+    request(sock, body, RTM_NEWADDR if add else RTM_DELADDR, bytes, dump=False, ack=True,
             flags=NLM_F_CREATE | NLM_F_EXCL if add else 0)
+
+
+def _link_attrs(spec):
+    """The IFLA_ attributes of a link to create, packed (:func:`rtattr`), from ``spec``:
+    {ifname, optional mtu, group, address (MAC), master (an ifindex), net_ns_fd (the
+    namespace it goes to)}, None values left out."""
+    out = b""
+    for key, kind in (("ifname", IFLA_IFNAME), ("mtu", IFLA_MTU), ("group", IFLA_GROUP),
+                      ("address", IFLA_ADDRESS), ("master", IFLA_MASTER), ("net_ns_fd", IFLA_NET_NS_FD)):
+        value = spec.get(key)
+        if value is not None:
+            out += rtattr(kind, bytes.fromhex(value.replace(":", "")) if key == "address" else value)
+    return out
+
+
+def _link_add(sock, spec, kind, data, up):
+    """Create link ``spec`` (:func:`_link_attrs`) of ``kind`` with IFLA_INFO_DATA ``data``
+    (packed attributes) in one RTM_NEWLINK on ``sock``, administratively up with ``up``."""
+    flags = IFF_UP if up else 0
+    info = rtattr(IFLA_INFO_KIND, kind) + (rtattr(IFLA_INFO_DATA, data) if data else b"")
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + _link_attrs(spec) + rtattr(IFLA_LINKINFO, info)
+    request(sock, body, RTM_NEWLINK, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_EXCL)
 
 
 def veth_add(sock, end, peer, up=True):
@@ -783,19 +808,24 @@ def veth_add(sock, end, peer, up=True):
     optional address (MAC), master (an ifindex, ``end`` only), net_ns_fd (``peer`` only: the
     namespace it goes to)}; ``end`` is set up in the same message with ``up``. NetlinkError
     when the kernel refuses (EEXIST, EOPNOTSUPP without veth)."""
-    def attrs(spec):
-        out = b""
-        for key, kind in (("ifname", IFLA_IFNAME), ("mtu", IFLA_MTU), ("group", IFLA_GROUP),
-                          ("address", IFLA_ADDRESS), ("master", IFLA_MASTER), ("net_ns_fd", IFLA_NET_NS_FD)):
-            value = spec.get(key)
-            if value is not None:
-                out += rtattr(kind, bytes.fromhex(value.replace(":", "")) if key == "address" else value)
-        return out
-    flags = IFF_UP if up else 0
-    peer_info = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attrs(peer)
-    info = rtattr(IFLA_INFO_KIND, "veth") + rtattr(IFLA_INFO_DATA, rtattr(VETH_INFO_PEER, peer_info))
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + attrs(end) + rtattr(IFLA_LINKINFO, info)
-    request(sock, body, RTM_NEWLINK, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_EXCL)
+    peer_info = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _link_attrs(peer)
+    _link_add(sock, end, "veth", rtattr(VETH_INFO_PEER, peer_info), up)
+
+
+#: IFLA_BR_ attributes of :func:`bridge_add` (linux/if_link.h), each a u8.
+IFLA_BR_MCAST_SNOOPING = 23
+IFLA_BR_MCAST_QUERIER = 25
+
+
+def bridge_add(sock, spec, mcast_snooping, mcast_querier):
+    """Create bridge ``spec`` ({ifname, optional mtu, group}) up, with multicast snooping and
+    querier on or off (bool), in one RTM_NEWLINK on ``sock`` (a :func:`raw_socket`), as
+    ``ip link add NAME up type bridge mcast_snooping S mcast_querier Q`` asks. NetlinkError
+    when the kernel refuses (EEXIST)."""
+    data = b"".join(_RTATTR.pack(_RTATTR.size + 1, kind) + struct.pack("=B3x", int(bool(on)))
+                    for kind, on in ((IFLA_BR_MCAST_SNOOPING, mcast_snooping),
+                                     (IFLA_BR_MCAST_QUERIER, mcast_querier)))
+    _link_add(sock, spec, "bridge", data, True)
 
 
 def netnsid(sock, fd):
