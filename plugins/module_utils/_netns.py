@@ -8,12 +8,14 @@ Everything that touches the kernel goes through here:
   ``unshare``/``setns`` system calls, the same way ``ip netns add`` does;
 * one pyroute2 ``IPRoute`` socket per namespace, opened by entering the namespace
   just long enough to create the socket (a netlink socket stays bound to the
-  namespace it was created in), for the changes; and one plain netlink socket per
-  namespace for the reads and the simplest changes (:func:`request`: link, address and
-  route dumps, filtered by the kernel where it can, one link, nsids, an alias, an
-  address), which skip pyroute2 0.9's event loop per call, and whose link messages are
-  read for the compared attributes only (:func:`quick_link_summary`). A no-op re-apply
-  opens no ``IPRoute`` at all;
+  namespace it was created in), for the rarer changes (fixes, removals, tunnels, qdiscs);
+  and one plain netlink socket per namespace for the reads and what a build makes
+  (:func:`request`: link, address and route dumps, filtered by the kernel where it can,
+  one link, nsids, an alias; veths, bridges, addresses, routes), which skip pyroute2 0.9's
+  event loop per call, whose requests are packed here (:func:`rtattr`) and whose link
+  messages are read for the compared attributes only (:func:`quick_link_summary`). A
+  no-op re-apply, and a fresh build of namespaces, bridges, veths, addresses and routes,
+  opens no ``IPRoute`` at all (nor imports it);
 * ownership markers: the alias (``IFLA_IFALIAS``) ``topo:<lab>:<node>`` on a
   namespace's ``lo`` marks the namespace, ``topo:<lab>`` marks an interface,
   and routes carry the protocol number :data:`ROUTE_PROTO`;
@@ -53,10 +55,10 @@ def _pyroute2_package():
     (``importlib.util.module_from_spec``: its ``__path__``, so every submodule imports as
     usual) and gets a module ``__getattr__`` (PEP 562) that runs the real ``__init__`` the
     first time anyone asks the package itself for a name that is not a submodule (``from
-    pyroute2 import NDB``), so other code in the same process sees the whole library as before. Nothing is done when
-    pyroute2 is already imported, or when its loader cannot run a module later (Python
-    before 3.10 importing from a zip); then it is imported whole. ImportError when pyroute2
-    is missing."""
+    pyroute2 import NDB``), so other code in the same process sees the whole library as
+    before. Nothing is done when pyroute2 is already imported; when its loader cannot run a
+    module later (Python before 3.10 importing from a zip) it is imported whole.
+    ImportError when pyroute2 is missing."""
     if "pyroute2" in sys.modules:
         return
     spec = importlib.util.find_spec("pyroute2")
@@ -104,6 +106,7 @@ def IPRoute():
     re-apply never makes."""
     from pyroute2.iproute.linux import IPRoute as iproute
     return iproute()
+
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -637,8 +640,9 @@ def request(sock, msg, msg_type, answer, dump=True, ack=False, flags=0):
     pyroute2 0.9 (its asyncio loop per call; measured on the project's 2-core reference
     machine). ``flags``: more NLM_F_ flags (e.g. NLM_F_CREATE). ``msg`` may also be the
     message's body as bytes (what follows the ``nlmsghdr``: :func:`link_get`,
-    :func:`link_set`, :func:`veth_add` pack theirs with :func:`rtattr`, which skips
-    pyroute2's encoder, about 1 ms a message). NetlinkError with the kernel's errno when it
+    :func:`link_set`, :func:`veth_add`, :func:`bridge_add`, :func:`address_change` and
+    :func:`route_replace` pack theirs with :func:`rtattr`, which skips pyroute2's encoder,
+    about 1 ms a message). NetlinkError with the kernel's errno when it
     refuses."""
     flags |= NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0)
     if isinstance(msg, bytes):
@@ -778,6 +782,35 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
         body += rtattr(IFA_FLAGS, IFA_F_NODAD)
     request(sock, body, RTM_NEWADDR if add else RTM_DELADDR, bytes, dump=False, ack=True,
             flags=NLM_F_CREATE | NLM_F_EXCL if add else 0)
+
+
+#: The ``rtmsg`` header (family, destination and source prefix lengths, tos, table, protocol,
+#: scope, type, flags) and what :func:`route_replace` sends (linux/rtnetlink.h).
+_RTMSG = struct.Struct("=BBBBBBBBI")
+RTM_NEWROUTE = 24
+NLM_F_REPLACE = 0x100
+RTN_UNICAST = 1
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+
+
+def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
+    """Create or replace the unicast route ``dst`` (a prefix, IPv4 or IPv6) of ``table`` with
+    rtnetlink ``protocol``, via ``gateway`` (an address of the same family) and/or out of the
+    interface of ifindex ``oif``, with ``scope``, in one RTM_NEWROUTE (NLM_F_CREATE |
+    NLM_F_REPLACE) on ``sock`` (a :func:`raw_socket`), as ``ip route replace`` asks.
+    NetlinkError when the kernel refuses (ENETUNREACH: no route to the gateway)."""
+    net = ipaddress.ip_interface(dst)
+    family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+    body = _RTMSG.pack(family, net.network.prefixlen, 0, 0, table, protocol, scope, RTN_UNICAST, 0)
+    if net.network.prefixlen:
+        body += rtattr(RTA_DST, net.ip.packed)
+    if gateway:
+        body += rtattr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+    if oif is not None:
+        body += rtattr(RTA_OIF, oif)
+    request(sock, body, RTM_NEWROUTE, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_REPLACE)
 
 
 def _link_attrs(spec):
