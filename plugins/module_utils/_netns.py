@@ -8,12 +8,14 @@ Everything that touches the kernel goes through here:
   ``unshare``/``setns`` system calls, the same way ``ip netns add`` does;
 * one pyroute2 ``IPRoute`` socket per namespace, opened by entering the namespace
   just long enough to create the socket (a netlink socket stays bound to the
-  namespace it was created in), for the changes; and one plain netlink socket per
-  namespace for the reads and the simplest changes (:func:`request`: link, address and
-  route dumps, filtered by the kernel where it can, one link, nsids, an alias, an
-  address), which skip pyroute2 0.9's event loop per call, and whose link messages are
-  read for the compared attributes only (:func:`quick_link_summary`). A no-op re-apply
-  opens no ``IPRoute`` at all;
+  namespace it was created in), for the rarer changes (fixes, removals, tunnels, qdiscs);
+  and one plain netlink socket per namespace for the reads and what a build makes
+  (:func:`request`: link, address and route dumps, filtered by the kernel where it can,
+  one link, nsids, an alias; veths, bridges, addresses, routes), which skip pyroute2 0.9's
+  event loop per call, whose requests are packed here (:func:`rtattr`) and whose link
+  messages are read for the compared attributes only (:func:`quick_link_summary`). A
+  no-op re-apply, and a fresh build of namespaces, bridges, veths, addresses and routes,
+  opens no ``IPRoute`` at all (nor imports it);
 * ownership markers: the alias (``IFLA_IFALIAS``) ``topo:<lab>:<node>`` on a
   namespace's ``lo`` marks the namespace, ``topo:<lab>`` marks an interface,
   and routes carry the protocol number :data:`ROUTE_PROTO`;
@@ -30,17 +32,62 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib.util
 import ipaddress
 import os
 import resource
 import socket
 import struct
+import sys
 from contextlib import contextmanager
 
 from ansible_collections.topo.lab.plugins.module_utils._lock import flock_wait
 
+
+def _pyroute2_package():
+    """Name the ``pyroute2`` package without running its ``__init__`` yet, so that importing
+    the few submodules topo uses (the rtnetlink message classes, and ``IPRoute`` when a change
+    needs one) does not import all of pyroute2 first.
+
+    ``pyroute2/__init__.py`` imports every socket class of the library (conntrack, nftables,
+    IPDB, NDB, wireless, ...): about 0.25 s of each module run on the project's 2-core
+    reference machine, of which topo uses none. The package is made from its own spec
+    (``importlib.util.module_from_spec``: its ``__path__``, so every submodule imports as
+    usual) and gets a module ``__getattr__`` (PEP 562) that runs the real ``__init__`` the
+    first time anyone asks the package itself for a name that is not a submodule (``from
+    pyroute2 import NDB``), so other code in the same process sees the whole library as
+    before. Nothing is done when pyroute2 is already imported; when its loader cannot run a
+    module later (Python before 3.10 importing from a zip) it is imported whole.
+    ImportError when pyroute2 is missing."""
+    if "pyroute2" in sys.modules:
+        return
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None:
+        raise ImportError("No module named 'pyroute2'", name="pyroute2")
+    if not hasattr(spec.loader, "exec_module") or not spec.submodule_search_locations:
+        import pyroute2  # noqa: F401
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def whole(name):
+        # a submodule not imported yet (``from pyroute2 import config`` in pyroute2's own
+        # modules): import it, as the import system would
+        if not name.startswith("__") and importlib.util.find_spec("pyroute2." + name) is not None:
+            return importlib.import_module("pyroute2." + name)
+        # any other name: run the package's __init__, then answer
+        if package.__dict__.pop("__getattr__", None) is not None:
+            spec.loader.exec_module(package)
+        try:
+            return package.__dict__[name]
+        except KeyError:
+            raise AttributeError("module 'pyroute2' has no attribute %r" % name) from None
+
+    package.__getattr__ = whole
+    sys.modules["pyroute2"] = package
+
+
 try:
-    from pyroute2 import IPRoute
+    _pyroute2_package()
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     HAS_PYROUTE2 = True
@@ -48,10 +95,18 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = exc
-    IPRoute = None
 
     class NetlinkError(Exception):
         code = 0
+
+
+def IPRoute():
+    """A new pyroute2 ``IPRoute`` socket in this thread's namespace; its module (asyncio and
+    pyroute2's socket machinery, about 0.1 s) is imported on the first call, which a no-op
+    re-apply never makes."""
+    from pyroute2.iproute.linux import IPRoute as iproute
+    return iproute()
+
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -583,13 +638,21 @@ def request(sock, msg, msg_type, answer, dump=True, ack=False, flags=0):
     for the kernel's acknowledgement (``ack``: a change). One send, one or a few receives,
     no event loop: about 0.1 ms for a request where an ``IPRoute`` call costs about 1 ms in
     pyroute2 0.9 (its asyncio loop per call; measured on the project's 2-core reference
-    machine). ``flags``: more NLM_F_ flags (e.g. NLM_F_CREATE). NetlinkError with the
-    kernel's errno when it refuses."""
-    msg["header"]["type"] = msg_type
-    msg["header"]["flags"] = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0) | flags
-    msg["header"]["sequence_number"] = 1
-    msg.encode()
-    sock.send(msg.data)
+    machine). ``flags``: more NLM_F_ flags (e.g. NLM_F_CREATE). ``msg`` may also be the
+    message's body as bytes (what follows the ``nlmsghdr``: :func:`link_get`,
+    :func:`link_set`, :func:`veth_add`, :func:`bridge_add`, :func:`address_change` and
+    :func:`route_replace` pack theirs with :func:`rtattr`, which skips pyroute2's encoder,
+    about 1 ms a message). NetlinkError with the kernel's errno when it
+    refuses."""
+    flags |= NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0)
+    if isinstance(msg, bytes):
+        sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(msg), msg_type, flags, 1, 0) + msg)
+    else:
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = flags
+        msg["header"]["sequence_number"] = 1
+        msg.encode()
+        sock.send(msg.data)
     out = []
     while True:
         data = sock.recv(1 << 20)
@@ -651,27 +714,54 @@ def link_dump(sock, raw=False):
     return request(sock, msg, RTM_GETLINK, bytes if raw else ifinfmsg)
 
 
-def link_get(sock, ifname):
+def rtattr(kind, value):
+    """One netlink attribute (``rtattr``) of type ``kind``, padded to 4 bytes: ``value`` a str
+    (sent NUL-terminated, as pyroute2's ``asciiz``), an int (u32) or bytes (as they are, e.g.
+    nested attributes)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8") + b"\0"
+    elif isinstance(value, int):
+        value = struct.pack("=I", value)
+    return _RTATTR.pack(_RTATTR.size + len(value), kind) + value + b"\0" * (-len(value) % 4)
+
+
+#: The ``ifaddrmsg`` header (family, prefix length, flags, scope, ifindex) and the IFA_
+#: attributes of :func:`address_change` (linux/if_addr.h).
+_IFADDRMSG = struct.Struct("=BBBBi")
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_BROADCAST = 4
+IFA_FLAGS = 8
+#: IFLA_ attributes of the link requests packed here (linux/if_link.h).
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_MASTER = 10
+IFLA_GROUP = 27
+IFLA_NET_NS_FD = 28
+IFLA_INFO_DATA = 2
+VETH_INFO_PEER = 1
+
+
+def link_get(sock, ifname, raw=False):
     """The link ``ifname`` seen by ``sock`` (a :func:`raw_socket`), a decoded pyroute2
-    ``ifinfmsg``; NetlinkError (ENODEV) when there is none."""
-    msg = ifinfmsg()
-    msg["family"] = socket.AF_UNSPEC
-    msg["attrs"].append(("IFLA_IFNAME", ifname))
-    return request(sock, msg, RTM_GETLINK, ifinfmsg, dump=False)
+    ``ifinfmsg``, or with ``raw`` the message's bytes (:func:`link_reading`); the kernel
+    leaves out the counters (RTEXT_FILTER_SKIP_STATS). NetlinkError (ENODEV) when there is
+    none."""
+    body = (_IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + rtattr(IFLA_IFNAME, ifname)
+            + rtattr(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS))
+    return request(sock, body, RTM_GETLINK, bytes if raw else ifinfmsg, dump=False)
 
 
 def link_set(sock, ifname, alias=None, up=False):
     """Set the alias (``IFLA_IFALIAS``) of link ``ifname`` seen by ``sock`` (a
     :func:`raw_socket`) and, with ``up``, set it administratively up, in one request;
     NetlinkError when the kernel refuses."""
-    msg = ifinfmsg()
-    msg["family"] = socket.AF_UNSPEC
-    msg["attrs"].append(("IFLA_IFNAME", ifname))
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, IFF_UP if up else 0, IFF_UP if up else 0)
+    body += rtattr(IFLA_IFNAME, ifname)
     if alias is not None:
-        msg["attrs"].append(("IFLA_IFALIAS", alias))
-    if up:
-        msg["flags"] = msg["change"] = IFF_UP
-    request(sock, msg, RTM_SETLINK, ifinfmsg, dump=False, ack=True)
+        body += rtattr(IFLA_IFALIAS, alias)
+    request(sock, body, RTM_SETLINK, bytes, dump=False, ack=True)
 
 
 def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
@@ -680,22 +770,69 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
     ``ip address add|del`` asks: IFA_LOCAL and IFA_ADDRESS the address, IFA_BROADCAST
     ``broadcast`` when given, IFA_F_NODAD with ``nodad``; an add fails with EEXIST when the
     address is there. NetlinkError when the kernel refuses."""
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     iface = ipaddress.ip_interface(cidr)
-    msg = ifaddrmsg()
-    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
-    msg["prefixlen"] = iface.network.prefixlen
-    msg["index"] = index
-    msg["attrs"].append(("IFA_LOCAL", str(iface.ip)))
-    msg["attrs"].append(("IFA_ADDRESS", str(iface.ip)))
-    if broadcast:
-        msg["attrs"].append(("IFA_BROADCAST", broadcast))
-    if nodad:
-        msg["flags"] = IFA_F_NODAD
-        msg["attrs"].append(("IFA_FLAGS", IFA_F_NODAD))
+    family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    ip = iface.ip.packed
     add = action == "add"
-    request(sock, msg, RTM_NEWADDR if add else RTM_DELADDR, ifaddrmsg, dump=False, ack=True,
+    body = _IFADDRMSG.pack(family, iface.network.prefixlen, IFA_F_NODAD if nodad else 0, 0, index)
+    body += rtattr(IFA_LOCAL, ip) + rtattr(IFA_ADDRESS, ip)
+    if broadcast:
+        body += rtattr(IFA_BROADCAST, socket.inet_pton(family, broadcast))
+    if nodad:
+        body += rtattr(IFA_FLAGS, IFA_F_NODAD)
+    request(sock, body, RTM_NEWADDR if add else RTM_DELADDR, bytes, dump=False, ack=True,
             flags=NLM_F_CREATE | NLM_F_EXCL if add else 0)
+
+
+#: The ``rtmsg`` header (family, destination and source prefix lengths, tos, table, protocol,
+#: scope, type, flags) and what :func:`route_replace` sends (linux/rtnetlink.h).
+_RTMSG = struct.Struct("=BBBBBBBBI")
+RTM_NEWROUTE = 24
+NLM_F_REPLACE = 0x100
+RTN_UNICAST = 1
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+
+
+def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
+    """Create or replace the unicast route ``dst`` (a prefix, IPv4 or IPv6) of ``table`` with
+    rtnetlink ``protocol``, via ``gateway`` (an address of the same family) and/or out of the
+    interface of ifindex ``oif``, with ``scope``, in one RTM_NEWROUTE (NLM_F_CREATE |
+    NLM_F_REPLACE) on ``sock`` (a :func:`raw_socket`), as ``ip route replace`` asks.
+    NetlinkError when the kernel refuses (ENETUNREACH: no route to the gateway)."""
+    net = ipaddress.ip_interface(dst)
+    family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+    body = _RTMSG.pack(family, net.network.prefixlen, 0, 0, table, protocol, scope, RTN_UNICAST, 0)
+    if net.network.prefixlen:
+        body += rtattr(RTA_DST, net.ip.packed)
+    if gateway:
+        body += rtattr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+    if oif is not None:
+        body += rtattr(RTA_OIF, oif)
+    request(sock, body, RTM_NEWROUTE, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_REPLACE)
+
+
+def _link_attrs(spec):
+    """The IFLA_ attributes of a link to create, packed (:func:`rtattr`), from ``spec``:
+    {ifname, optional mtu, group, address (MAC), master (an ifindex), net_ns_fd (the
+    namespace it goes to)}, None values left out."""
+    out = b""
+    for key, kind in (("ifname", IFLA_IFNAME), ("mtu", IFLA_MTU), ("group", IFLA_GROUP),
+                      ("address", IFLA_ADDRESS), ("master", IFLA_MASTER), ("net_ns_fd", IFLA_NET_NS_FD)):
+        value = spec.get(key)
+        if value is not None:
+            out += rtattr(kind, bytes.fromhex(value.replace(":", "")) if key == "address" else value)
+    return out
+
+
+def _link_add(sock, spec, kind, data, up):
+    """Create link ``spec`` (:func:`_link_attrs`) of ``kind`` with IFLA_INFO_DATA ``data``
+    (packed attributes) in one RTM_NEWLINK on ``sock``, administratively up with ``up``."""
+    flags = IFF_UP if up else 0
+    info = rtattr(IFLA_INFO_KIND, kind) + (rtattr(IFLA_INFO_DATA, data) if data else b"")
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + _link_attrs(spec) + rtattr(IFLA_LINKINFO, info)
+    request(sock, body, RTM_NEWLINK, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_EXCL)
 
 
 def veth_add(sock, end, peer, up=True):
@@ -704,20 +841,24 @@ def veth_add(sock, end, peer, up=True):
     optional address (MAC), master (an ifindex, ``end`` only), net_ns_fd (``peer`` only: the
     namespace it goes to)}; ``end`` is set up in the same message with ``up``. NetlinkError
     when the kernel refuses (EEXIST, EOPNOTSUPP without veth)."""
-    names = {"ifname": "IFLA_IFNAME", "mtu": "IFLA_MTU", "group": "IFLA_GROUP", "address": "IFLA_ADDRESS",
-             "master": "IFLA_MASTER", "net_ns_fd": "IFLA_NET_NS_FD"}
+    peer_info = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _link_attrs(peer)
+    _link_add(sock, end, "veth", rtattr(VETH_INFO_PEER, peer_info), up)
 
-    def attrs(spec):
-        return [(names[k], spec[k]) for k in ("ifname", "mtu", "group", "address", "master", "net_ns_fd")
-                if spec.get(k) is not None]
-    msg = ifinfmsg()
-    msg["family"] = socket.AF_UNSPEC
-    if up:
-        msg["flags"] = msg["change"] = IFF_UP
-    msg["attrs"] = attrs(end) + [("IFLA_LINKINFO", {"attrs": [
-        ("IFLA_INFO_KIND", "veth"),
-        ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": attrs(peer)})]})]})]
-    request(sock, msg, RTM_NEWLINK, ifinfmsg, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_EXCL)
+
+#: IFLA_BR_ attributes of :func:`bridge_add` (linux/if_link.h), each a u8.
+IFLA_BR_MCAST_SNOOPING = 23
+IFLA_BR_MCAST_QUERIER = 25
+
+
+def bridge_add(sock, spec, mcast_snooping, mcast_querier):
+    """Create bridge ``spec`` ({ifname, optional mtu, group}) up, with multicast snooping and
+    querier on or off (bool), in one RTM_NEWLINK on ``sock`` (a :func:`raw_socket`), as
+    ``ip link add NAME up type bridge mcast_snooping S mcast_querier Q`` asks. NetlinkError
+    when the kernel refuses (EEXIST)."""
+    data = b"".join(_RTATTR.pack(_RTATTR.size + 1, kind) + struct.pack("=B3x", int(bool(on)))
+                    for kind, on in ((IFLA_BR_MCAST_SNOOPING, mcast_snooping),
+                                     (IFLA_BR_MCAST_QUERIER, mcast_querier)))
+    _link_add(sock, spec, "bridge", data, True)
 
 
 def netnsid(sock, fd):
@@ -996,6 +1137,7 @@ def quick_link_summary(data):
         return None
     return out
 
+
 def links_by_name(ipr):
     """{ifname: link_summary} of every link visible to socket ``ipr`` (an ``IPRoute``, or a
     plain netlink socket: :func:`raw_socket`, whose messages are read by
@@ -1004,13 +1146,20 @@ def links_by_name(ipr):
         return {s["ifname"]: s for s in (link_summary(m) for m in ipr.get_links())}
     out = {}
     for data in link_dump(ipr, raw=True):
-        summary = quick_link_summary(data)
-        if summary is None:
-            msg = ifinfmsg(data)
-            msg.decode()
-            summary = link_summary(msg)
+        summary = link_reading(data)
         out[summary["ifname"]] = summary
     return out
+
+
+def link_reading(data):
+    """:func:`link_summary` of one RTM_NEWLINK message given as bytes: read by
+    :func:`quick_link_summary` where it can, else decoded whole by pyroute2."""
+    summary = quick_link_summary(data)
+    if summary is None:
+        msg = ifinfmsg(data)
+        msg.decode()
+        summary = link_summary(msg)
+    return summary
 
 
 def ipv4_addresses(ipr, index=None):

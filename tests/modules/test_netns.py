@@ -1,5 +1,7 @@
 """topo.lab.netns against the real kernel: namespaces, lo marker, sysctls (IPv4 and IPv6), prune, absent."""
 
+import sys
+
 from tests.modules.conftest import (
     ROOT_ONLY, assert_noop, changes, detail, links, lo_alias, netns_exists, ok, sh, step,
     sysctl,
@@ -207,7 +209,7 @@ def test_quick_link_reading_equals_the_full_decode(lab):
     whatever was set by hand: MTU, MAC, group, master, a non-ASCII alias, down, a peer in
     the same and in another namespace, a bridge (decoded fully)."""
     from ansible_collections.topo.lab.plugins.module_utils._netns import (
-        IPRoute, entered, link_dump, links_by_name, quick_link_summary, raw_socket,
+        IPRoute, entered, link_dump, link_get, link_reading, links_by_name, quick_link_summary, raw_socket,
     )
     a, b = lab.make_ns("q1"), lab.make_ns("q2")
     sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
@@ -224,10 +226,35 @@ def test_quick_link_reading_equals_the_full_decode(lab):
             quick, full = links_by_name(sock), links_by_name(ipr)
             # the quick reading served every link but the bridge, which is decoded fully
             read = [quick_link_summary(data) for data in link_dump(sock, raw=True)]
+            # one link asked by name (the read-back after a change) reads the same too
+            one = dict((name, link_reading(link_get(sock, name, raw=True))) for name in names)
         finally:
             sock.close()
             ipr.close()
         assert sorted(quick) == names
         assert quick == full
+        assert one == full
         assert sorted(r["ifname"] for r in read if r is not None) == [n for n in names if n != "br0"]
     assert full["v2"]["alias"] == "topo:x" and full["v2"]["peer_netnsid"] is not None
+
+
+def test_netns_helpers_import_pyroute2_message_classes_only():
+    """Importing the module utils the lab module runs imports pyroute2's rtnetlink message
+    classes, not the package's __init__ (which imports every socket class of the library,
+    about 0.25 s) nor IPRoute; a later ``from pyroute2 import ...`` in the same process
+    still gets the whole library."""
+    code = (
+        "import sys\n"
+        "import ansible_collections.topo.lab.plugins.module_utils._resources.veth\n"
+        "import ansible_collections.topo.lab.plugins.module_utils._resources.impairment\n"
+        "loaded = set(m for m in sys.modules if m.startswith('pyroute2'))\n"
+        "assert 'pyroute2.netlink.rtnl.ifinfmsg' in loaded, loaded\n"
+        "assert not loaded & {'pyroute2.ndb.main', 'pyroute2.conntrack', 'pyroute2.iproute.linux',\n"
+        "                     'pyroute2.netlink.rtnl.tcmsg'}, sorted(loaded)\n"
+        "from pyroute2 import IPRoute, NDB, config\n"
+        "import pyroute2\n"
+        "assert pyroute2.IPRoute is IPRoute and pyroute2.__version__\n"
+        "assert 'pyroute2.ndb.main' in sys.modules\n"
+        "print('ok')\n"
+    )
+    assert sh(sys.executable, "-c", code).strip() == "ok"

@@ -5,7 +5,9 @@ declared, IGMP snooping and querier, the lab's alias)."""
 
 from __future__ import annotations
 
-from ansible_collections.topo.lab.plugins.module_utils._netns import GROUP, NetlinkError, NotOwned, if_marker, ours, translate
+from ansible_collections.topo.lab.plugins.module_utils._netns import (
+    GROUP, NetlinkError, NotOwned, bridge_add, if_marker, link_set, ours, translate,
+)
 from ansible_collections.topo.lab.plugins.module_utils._resources import LinkKind
 from ansible_collections.topo.lab.plugins.module_utils._resources.links import differences, record_fix
 
@@ -55,12 +57,10 @@ class Bridges(LinkKind):
                 if have is None:
                     changes.add("create", label, "", after=str(want))
                     if not check:
-                        ipr = ctx.socks.get(ns)
-                        kw = {"mtu": want["mtu"]} if "mtu" in want else {}
-                        ipr.link("add", ifname=name, kind="bridge", state="up", group=GROUP,
-                                 br_mcast_snooping=want["mcast_snooping"],
-                                 br_mcast_querier=want["mcast_querier"], **kw)
-                        ipr.link("set", ifname=name, ifalias=if_marker(lab))
+                        sock = ctx.socks.raw(ns)
+                        bridge_add(sock, {"ifname": name, "mtu": want.get("mtu"), "group": GROUP},
+                                   want["mcast_snooping"], want["mcast_querier"])
+                        link_set(sock, name, alias=if_marker(lab))
                         tables.refresh(ns, name)
                     continue
                 diff = differences(have, want)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    NetlinkError, NetnsError, if_marker, link_get, link_summary, links_by_name, namespace_exists, namespace_fd, netnsid,
+    NetlinkError, NetnsError, if_marker, link_get, link_reading, links_by_name, namespace_exists, namespace_fd, netnsid,
     translate,
 )
 
@@ -71,14 +71,15 @@ class Tables(object):
         return self.links(ns).get(ifname)
 
     def refresh(self, ns, ifname):
-        """Re-read one interface without re-dumping its namespace."""
+        """Re-read one interface without re-dumping its namespace (one request, read by
+        :func:`~.._netns.link_reading`)."""
         table = self.links(ns)
         try:
-            msg = link_get(self.socks.raw(ns), ifname)
+            data = link_get(self.socks.raw(ns), ifname, raw=True)
         except NetlinkError:
             table.pop(ifname, None)
             return None
-        table[ifname] = link_summary(msg)
+        table[ifname] = link_reading(data)
         return table[ifname]
 
     def read(self):

@@ -10,7 +10,7 @@ import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, route_dump, translate,
+    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, route_dump, route_replace, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -154,20 +154,18 @@ class Routes(Kind):
 
     def make(self, ns, dst, gw, dev):
         """Create or replace the route ``dst`` (via ``gw`` and/or dev ``dev``) in ``ns``."""
-        ipr, where = self.ctx.socks.get(ns), "route %s %s in %s" % (dst, describe((gw, dev)), ns)
-        spec = dict(dst=dst, proto=ROUTE_PROTO)
-        if gw:
-            spec["gateway"] = gw
+        where = "route %s %s in %s" % (dst, describe((gw, dev)), ns)
+        oif, scope = None, 0
         if dev:
-            index = ipr.link_lookup(ifname=dev)
-            if not index:
+            link = self.ctx.tables.get(ns, dev)  # the run's link table, current after every pass
+            if link is None:
                 raise NetnsError("%s: %s has no interface %s (it has %s)" % (
                     where, ns, dev, ", ".join(sorted(self.ifnames(ns).values()))))
-            spec["oif"] = index[0]
+            oif = link["index"]
             if not gw and ":" not in dst:
-                spec["scope"] = SCOPE_LINK
+                scope = SCOPE_LINK
         try:
-            ipr.route("replace", **spec)
+            route_replace(self.ctx.socks.raw(ns), dst, MAIN_TABLE, ROUTE_PROTO, gateway=gw, oif=oif, scope=scope)
         except NetlinkError as exc:
             raise translate(exc, where)
 
