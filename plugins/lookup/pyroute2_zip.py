@@ -39,14 +39,10 @@ _raw:
 """
 
 import os
-import tempfile
-import zipfile
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-#: The timestamp of every entry (zip's epoch), so the zip's bytes depend on the files alone.
-EPOCH = (1980, 1, 1, 0, 0, 0)
+from ansible_collections.topo.lab.plugins.lookup.python_zip import write_zip
 
 
 def make_zip(directory):
@@ -58,25 +54,14 @@ def make_zip(directory):
     path = os.path.join(directory, "pyroute2-%s.zip" % version)
     if os.path.exists(path):
         return path
-    os.makedirs(directory, exist_ok=True)
     base = os.path.dirname(root)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-            for folder, dirs, files in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-                for name in sorted(files):
-                    if name.endswith(".py") or name == "py.typed":
-                        src = os.path.join(folder, name)
-                        info = zipfile.ZipInfo(os.path.relpath(src, base), EPOCH)
-                        info.compress_type = zipfile.ZIP_DEFLATED
-                        info.external_attr = 0o644 << 16
-                        with open(src, "rb") as data:
-                            z.writestr(info, data.read())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    files = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            if name.endswith(".py") or name == "py.typed":
+                files[os.path.relpath(os.path.join(folder, name), base)] = os.path.join(folder, name)
+    write_zip(path, files)
     return path
 
 

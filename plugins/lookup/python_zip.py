@@ -141,12 +141,21 @@ def make_zip(names, directory):
     pinned = ",".join("%s==%s" % (n, v) for n, v, _ in dists) + ";" + importlib.util.MAGIC_NUMBER.hex()
     digest = hashlib.sha256(pinned.encode()).hexdigest()[:12]
     path = os.path.join(directory, "%s-%s.zip" % ("+".join(sorted(_key(n) for n in names)), digest))
-    if os.path.exists(path):
-        return path
+    if not os.path.exists(path):
+        files = {}
+        for _, _, dist in dists:
+            files.update(_files(dist))
+        write_zip(path, files, with_byte_code=True)
+    return path
+
+
+def write_zip(path, files, with_byte_code=False):
+    """Write the zip ``path`` of ``files`` (``{archive name: file}``), in sorted order, every
+    entry with a fixed timestamp and mode 0644, so its bytes depend on the files alone;
+    ``with_byte_code``: each ``.py`` followed by its :func:`byte_code`. Made in a temporary
+    file in the same directory (created), then renamed, as several forks may ask at once."""
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    files = {}
-    for _, _, dist in dists:
-        files.update(_files(dist))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
@@ -154,13 +163,12 @@ def make_zip(names, directory):
                 with open(files[rel], "rb") as source:
                     data = source.read()
                 _add(z, rel, data)
-                if rel.endswith(".py"):
+                if with_byte_code and rel.endswith(".py"):
                     _add(z, rel + "c", byte_code(data, rel))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
 
 
 class LookupModule(LookupBase):
