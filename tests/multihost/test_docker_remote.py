@@ -7,9 +7,10 @@ at all. Apply brings the Docker SDK to bh4 (and only there), makes the container
 names its namespace, stitches its link to ``n1`` on bh1 with VXLAN; the checks (pings, and a
 unicast message each way, run from the controller through both hosts) pass; a re-apply
 changes nothing; ``topo exec``, ``ansible`` and ``topo show`` reach the container through bh4;
-destroy leaves no container, namespace or cgroup there. Before any of it, a host without
-Docker, a stopped dockerd and a missing image each stop apply with exit 3 naming the host and
-the fix, with nothing built anywhere.
+``topo list --hosts`` sees the lab up; destroy leaves no container, namespace or cgroup
+there. Before any of it, a host without Docker, a stopped dockerd and a missing image each
+stop apply with exit 3 naming the host and the fix, with nothing built anywhere, and
+``topo doctor --hosts`` names the stopped dockerd.
 """
 
 import json
@@ -139,12 +140,14 @@ def test_apply_makes_the_container_on_the_remote_host_and_verifies(docker_sim, a
     inner(sim, "exec", "topo-dkr-d1", "ping", "-c1", "-W2", addr)
 
 
-def test_reapply_changes_nothing(docker_sim, applied):
+def test_reapply_and_plan_change_nothing(docker_sim, applied):
     start = time.monotonic()
     again = docker_sim.topo_json("apply", applied["path"], "--hosts", docker_sim.inventory["docker"])
     print(f"\nTIMING re-apply + verify: {time.monotonic() - start:.1f} s (playbook {again['seconds']} s)")
     assert again["changes"] == [], again["changes"]
     assert again["checks"]["failed"] == 0 and again["checks"]["passed"] >= 4, again["checks"]
+    plan = docker_sim.topo_json("plan", applied["path"])  # check mode asks bh4's dockerd too
+    assert plan["changes"] == [], plan
 
 
 def test_exec_ansible_show_and_doctor_reach_the_container(docker_sim, applied):
@@ -158,6 +161,8 @@ def test_exec_ansible_show_and_doctor_reach_the_container(docker_sim, applied):
     assert "CHANGED" in proc.stdout and proc.stdout.strip().splitlines()[-1] == "d1", proc.stdout
     show = sim.topo_json("show", path)
     assert {n["node"]: n["state"] for n in show["nodes"]} == {"d1": "up", "n1": "up"}, show
+    labs = {e["lab"]: e for e in sim.topo_json("list", "--hosts", sim.inventory["docker"])["labs"]}
+    assert labs[LAB]["state"] == "up" and labs[LAB]["namespaces"] == 2, labs[LAB]  # d1's is named on bh4
     doctor = sim.topo_json("doctor", path, "--hosts", sim.inventory["docker"], check=False)
     rows = {f["check"]: f["status"] for f in doctor["findings"]}
     assert rows["host bh4: dockerd"] == "ok" and rows["host bh4: image topo-node:latest"] == "ok", rows
