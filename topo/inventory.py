@@ -9,7 +9,8 @@ Two kinds of hosts (DESIGN.md 3):
   for topo.lab.exec, only when some node has them);
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
-  nodes with community.docker's ``docker`` connection, inside the container. Every node is
+  nodes with community.docker's ``docker`` connection, inside the container (on a remote
+  build host with ``topo.lab.netns`` and ``topo_container``: ``docker exec`` there). Every node is
   also in its kind's group (``netns`` or ``docker``) and in its declared groups. A node whose
   build host is remote (its ``host`` key, or the only build host) is reached through that
   host: its host_vars carry ``topo_build_host`` and the host's SSH settings
