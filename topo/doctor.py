@@ -7,7 +7,9 @@ can be built, or the lab given cannot). ``topo apply`` checks what its lab needs
 
 ``topo doctor --hosts INV`` adds, per remote build host of the inventory, what
 :func:`host_checks` finds (one SSH call per host, in parallel): reachable, root, Python,
-kernel link types, underlay MTU, clock skew.
+kernel link types, underlay MTU, clock skew; and, for a lab given with it, per remote host
+that holds docker nodes, whether its dockerd answers and has the nodes' images
+(:func:`docker_host_checks`, what ``topo apply`` requires before it builds anything).
 
 The br_netfilter trap: Docker's daemon sets the root namespace's iptables FORWARD policy to
 DROP, and with ``br_netfilter`` loaded and ``net.bridge.bridge-nf-call-iptables=1`` frames
@@ -23,7 +25,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 
 from topo.errors import EnvironmentProblem
 from topo.image import DEFAULT_IMAGE
@@ -124,6 +127,112 @@ def _docker(images: list[str], needs: bool) -> list[Finding]:
             fix = ("topo image build --offline   (or topo image build, where a registry is reachable)"
                    if image == DEFAULT_IMAGE else f"docker pull {image}, or build it")
             out.append(Finding(f"image {image}", bad, "not in the local image store", fix))
+    return out
+
+
+#: What a remote build host with docker nodes is asked, as root, in one SSH call
+#: (:func:`remote_docker`): the docker CLI (``topo exec`` and the checks run ``docker exec``
+#: there), the daemon's version, then each image's presence; one line each.
+_DOCKER_PROBE = r"""
+command -v docker >/dev/null 2>&1 || { echo "nocli"; exit 0; }
+if ! v=$(docker version --format '{{.Server.Version}}' 2>&1); then
+  echo "nodaemon $(printf '%s' "$v" | tr '\n' ' ')"; exit 0
+fi
+echo "daemon $v"
+for i; do
+  if docker image inspect --format '{{.Id}}' "$i" >/dev/null 2>&1; then echo "image $i"; else echo "noimage $i"; fi
+done
+"""
+
+
+@dataclass
+class RemoteDocker:
+    """What :func:`remote_docker` learnt of the dockerd on build host ``host``: ``version``
+    when it answers; else ``problem`` (why not, in words) and ``fix``; ``missing``: the images
+    asked for that its image store lacks."""
+
+    host: str
+    version: str | None = None
+    problem: str = ""
+    fix: str = ""
+    missing: list = field(default_factory=list)
+
+    def image_fix(self, address: str, user: str) -> str:
+        """How to put the missing images there: from this machine's image store over SSH."""
+        return "; ".join(f"docker save {i} | ssh {user}@{address} docker load" for i in self.missing) + \
+            (" (or build it there: topo image build --offline)" if DEFAULT_IMAGE in self.missing else "")
+
+
+def remote_docker(name: str, host: dict, images: list[str]) -> RemoteDocker:
+    """Ask build host ``name`` (inventory variables ``host``) over SSH, as root, whether its
+    dockerd answers and which of ``images`` it lacks (:data:`_DOCKER_PROBE`)."""
+    from topo import hosts as remote
+    proc = remote.run(name, host, ["sh", "-c", _DOCKER_PROBE, "sh", *images], timeout=60)
+    found = RemoteDocker(name)
+    if proc.returncode != 0:
+        found.problem = "it did not answer: " + (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        found.fix = "check it with: topo doctor --hosts INV"
+        return found
+    for line in proc.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word == "nocli":
+            found.problem = "Docker is not installed (no docker command)"
+            found.fix = f"install and start Docker on {name}: apt-get install docker.io"
+        elif word == "nodaemon":
+            found.problem = f"no Docker daemon answers ({rest.strip()[:200] or 'docker version failed'})"
+            found.fix = f"start dockerd on {name}: systemctl start docker"
+        elif word == "daemon":
+            found.version = rest.strip()
+        elif word == "noimage":
+            found.missing.append(rest.strip())
+    return found
+
+
+def remote_docker_all(hosts: dict, images: dict[str, list[str]]) -> list[RemoteDocker]:
+    """:func:`remote_docker` of every build host named in ``images`` (``{host: [image]}``;
+    ``hosts``: ``{name: inventory variables}``), in parallel, in ``images``' order."""
+    if not images:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(images))) as pool:
+        return list(pool.map(lambda h: remote_docker(h, hosts[h], images[h]), images))
+
+
+def docker_host_checks(hosts: dict, images: dict[str, list[str]]) -> list[Finding]:
+    """Findings ``host H: dockerd`` and ``host H: image I`` for every remote build host that
+    holds docker nodes (``images``: ``{host: [the images of its docker nodes]}``)."""
+    out = []
+    for d in remote_docker_all(hosts, images):
+        v = hosts[d.host]
+        label = f"host {d.host}"
+        if d.version is None:
+            out.append(Finding(f"{label}: dockerd", "fail", f"{d.problem}; its docker nodes cannot run", d.fix))
+            continue
+        out.append(Finding(f"{label}: dockerd", "ok", f"Docker {d.version} answers"))
+        for image in images[d.host]:
+            if image in d.missing:
+                out.append(Finding(f"{label}: image {image}", "fail", "not in its image store",
+                                   RemoteDocker(d.host, missing=[image]).image_fix(
+                                       v.get("ansible_host", d.host), v.get("ansible_user", "root"))))
+            else:
+                out.append(Finding(f"{label}: image {image}", "ok", "in its image store"))
+    return out
+
+
+def remote_docker_problems(hosts: dict, images: dict[str, list[str]], nodes: dict[str, list[str]]) -> list[str]:
+    """What stops the docker nodes of remote build hosts, one sentence per host that has a
+    problem (its name, what is wrong, its docker nodes and the fix); ``[]`` when every host of
+    ``images`` (``{host: [image]}``) answers with all its images. ``nodes``: ``{host: [docker
+    node]}``, named in the sentences."""
+    out = []
+    for d in remote_docker_all(hosts, images):
+        v = hosts[d.host]
+        few = ", ".join(nodes[d.host][:3]) + (", ..." if len(nodes[d.host]) > 3 else "")
+        if d.version is None:
+            out.append(f"build host {d.host}: {d.problem}, and docker nodes are placed there ({few}); {d.fix}")
+        elif d.missing:
+            out.append(f"build host {d.host}: image {', '.join(d.missing)} is not in its image store "
+                       f"(docker nodes {few}); put it there: "
+                       f"{d.image_fix(v.get('ansible_host', d.host), v.get('ansible_user', 'root'))}")
     return out
 
 

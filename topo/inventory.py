@@ -9,7 +9,8 @@ Two kinds of hosts (DESIGN.md 3):
   for topo.lab.exec, only when some node has them);
 * ``topo_nodes`` - the lab's nodes, reached with the ``topo.lab.netns`` connection, so
   ``ansible -i <inventory> NODE -m command -a 'ip -br addr'`` runs inside the node; docker
-  nodes with community.docker's ``docker`` connection, inside the container. Every node is
+  nodes with community.docker's ``docker`` connection, inside the container (on a remote
+  build host with ``topo.lab.netns`` and ``topo_container``: ``docker exec`` there). Every node is
   also in its kind's group (``netns`` or ``docker``) and in its declared groups. A node whose
   build host is remote (its ``host`` key, or the only build host) is reached through that
   host: its host_vars carry ``topo_build_host`` and the host's SSH settings
@@ -143,14 +144,21 @@ def node_build_host(node: dict, hosts: dict) -> str | None:
 
 
 def node_connection_vars(node: dict, hosts: dict) -> dict:
-    """Variables that reach a netns node on a remote build host (``hosts`` as from
+    """Variables that reach a node on a remote build host (``hosts`` as from
     :func:`host_vars`): ``topo_build_host`` and the host's SSH settings, interpreter and
     ``topo_pythonpath``, and ``topo_build_host_become`` (``_user``) when the host is reached
-    with ``ansible_become``; ``{}`` for a node on a local build host or a docker node."""
+    with ``ansible_become``. A docker node there is reached the same way, into its container
+    (``topo_container``: ``docker exec`` on that host; the connection :data:`CONNECTION`
+    instead of community.docker's, which reaches only this machine's dockerd), with the
+    image's Python (:data:`DOCKER_HOST_VARS`). ``{}`` for a node on a local build host."""
     name = node_build_host(node, hosts)
     host = hosts.get(name) if name else None
-    if host is None or not is_remote(host) or node["kind"] != "netns":
+    if host is None or not is_remote(host):
         return {}
+    if node["kind"] == "docker":
+        reach = node_connection_vars(dict(node, kind="netns"), hosts)
+        return reach | {"ansible_connection": CONNECTION, "topo_container": node["netns"],
+                        "ansible_python_interpreter": DOCKER_HOST_VARS["ansible_python_interpreter"]}
     become = {}
     if host.get("ansible_become") not in (None, False):
         # the connection puts sudo before `ip netns exec` on the build host; Ansible's own

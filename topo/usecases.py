@@ -524,7 +524,7 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
     require_root()
     inv_hosts = _hosts_file(c.lab, hosts)
     table = _require_hosts(inv_hosts)
-    _refuse_remote_docker(c, table)
+    _require_remote_docker(c, table)
     if _any_local(table):
         require_docker(c.expanded)
         if verify:
@@ -606,16 +606,32 @@ def _require_hosts(hosts: str | None) -> dict:
     return table
 
 
-def _refuse_remote_docker(c, table: dict) -> None:
-    """EnvironmentProblem, before anything is built, for a docker node whose build host is
-    remote: its connection (community.docker's) and the container module reach only this
-    machine's dockerd so far."""
+def _require_remote_docker(c, table: dict) -> None:
+    """EnvironmentProblem (exit 3), before anything is built anywhere, naming every remote
+    build host that holds docker nodes and whose dockerd does not answer, or lacks one of its
+    nodes' images, with the fix (one SSH call per such host, in parallel:
+    :func:`topo.doctor.remote_docker_problems`)."""
+    nodes, images = _remote_docker_nodes(c, table)
+    if not nodes:
+        return
+    from topo.doctor import remote_docker_problems
+    problems = remote_docker_problems(table, images, nodes)
+    if problems:
+        raise EnvironmentProblem("docker nodes cannot be built, nothing was built: " + "; ".join(problems))
+
+
+def _remote_docker_nodes(c, table: dict) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``({host: [docker node]}, {host: [image]})`` of the remote build hosts of ``table``
+    that the placed lab ``c`` puts docker nodes on (images sorted, without repeats)."""
     from topo.inventory import is_remote, node_build_host
-    remote = sorted(name for name, n in c.expanded["nodes"].items() if n["kind"] == "docker"
-                    and (h := node_build_host(n, table)) in table and is_remote(table[h]))
-    if remote:
-        raise EnvironmentProblem(f"docker nodes on a remote build host are not supported yet ({', '.join(remote)}); "
-                                 "make them kind: netns, or build them on this machine (ansible_connection: local)")
+    nodes: dict[str, list[str]] = {}
+    images: dict[str, list[str]] = {}
+    for name, n in c.expanded["nodes"].items():
+        h = node_build_host(n, table)
+        if n["kind"] == "docker" and h in table and is_remote(table[h]):
+            nodes.setdefault(h, []).append(name)
+            images[h] = sorted(set(images.get(h, [])) | {n["container"]["image"]})
+    return nodes, images
 
 
 def _any_local(table: dict) -> bool:
@@ -914,16 +930,24 @@ def _destroy_here(lab: str, progress: Progress | None) -> tuple[list[dict], floa
 def doctor(file: str | None = None, hosts: str | None = None) -> DoctorResult:
     """Every doctor check; with ``file``, what its docker nodes need is required (a missing
     dockerd or image fails rather than warns). With ``hosts`` (a build-host inventory),
-    each of its remote hosts is checked too (:func:`topo.doctor.host_checks`)."""
-    from topo.doctor import host_checks, run_checks
-    images = None
+    each of its remote hosts is checked too (:func:`topo.doctor.host_checks`), and with
+    ``file`` as well, the lab is placed on them and each remote host holding docker nodes is
+    asked for its dockerd and their images (:func:`topo.doctor.docker_host_checks`); those
+    nodes then need nothing of this machine's dockerd."""
+    from topo.doctor import docker_host_checks, host_checks, run_checks
+    from topo.inventory import build_hosts
+    table = build_hosts(hosts) if hosts else {}
+    images, remote_images = None, {}
     if file:
-        c = _compile(file)
-        images = sorted({n["container"]["image"] for n in c.expanded["nodes"].values() if n["kind"] == "docker"})
+        c = _compile(file, hosts, placed=bool(hosts))
+        remote_nodes, remote_images = _remote_docker_nodes(c, table)
+        elsewhere = {n for names in remote_nodes.values() for n in names}
+        images = sorted({n["container"]["image"] for name, n in c.expanded["nodes"].items()
+                         if n["kind"] == "docker" and name not in elsewhere})
     findings = run_checks(images or None, bool(images))
     if hosts:
-        from topo.inventory import build_hosts
-        findings += host_checks(build_hosts(hosts))
+        findings += host_checks(table)
+        findings += docker_host_checks(table, remote_images)
     return DoctorResult(findings)
 
 

@@ -16,11 +16,16 @@ description:
     connection is shared with the build host's own tasks, and pipelining applies); the
     command is C(ip netns exec NAME /bin/sh -c CMD) quoted as argv for the remote shell, and
     files are put and fetched on the build host's filesystem, which a netns node shares.
+  - For a docker node on a remote build host (O(container) set), the command runs in the
+    container with C(docker exec -i CONTAINER /bin/sh -c CMD) on that host instead (the
+    image's programs and files, as community.docker's C(docker) connection gives a docker
+    node on this machine), and files are put and fetched inside the container (C(cat) over
+    that command's stdin and stdout).
   - The command runs as argv - the namespace name is never put into a shell string unquoted.
   - Needs root (C(setns) into another namespace), locally or as the remote user (or sudo
     there, O(build_host_become)).
 author: topo developers
-requirements: [iproute2 (ip netns exec), root; for a remote build host, OpenSSH's ssh]
+requirements: [iproute2 (ip netns exec), root; for a remote build host, OpenSSH's ssh; for a container, the docker CLI where it runs]
 options:
   netns:
     description: Name of the namespace under C(/run/netns).
@@ -29,6 +34,15 @@ options:
     vars:
       - name: topo_netns
       - name: ansible_netns
+  container:
+    description:
+      - The node's container (a docker node), whose commands run with C(docker exec) rather
+        than C(ip netns exec); topo's lab inventory sets it for docker nodes on a remote build
+        host. Empty means a netns node.
+    type: str
+    default: ""
+    vars:
+      - name: topo_container
   executable:
     description: Shell that runs Ansible's command string inside the namespace.
     type: str
@@ -103,6 +117,8 @@ EXAMPLES = r"""
 #   topo_build_host: host1
 #   ansible_host: 192.0.2.11
 #   ansible_user: root
+# a docker node on a remote build host: the same, and
+#   topo_container: topo-demo-d1
 # then: ansible -i inventory h1 -m command -a 'ip -br addr'
 """
 
@@ -112,7 +128,7 @@ import shutil
 import subprocess
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleFileNotFound
-from ansible.module_utils.common.text.converters import to_bytes
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
@@ -143,7 +159,7 @@ class Connection(ConnectionBase):
             if self._remote():
                 self._ssh = self._ssh_connection()
                 self._ssh._connect()
-            elif not os.path.exists(os.path.join("/run/netns", ns)):
+            elif not self.get_option("container") and not os.path.exists(os.path.join("/run/netns", ns)):
                 raise AnsibleConnectionFailure(
                     "node namespace %s does not exist; is the lab applied? (topo apply FILE)" % ns)
             display.vvv("ESTABLISH NETNS CONNECTION TO %s%s" % (
@@ -165,12 +181,21 @@ class Connection(ConnectionBase):
         return ssh
 
     def _argv(self, cmd):
-        return ["ip", "netns", "exec", self.get_option("netns"), self.get_option("executable"), "-c", cmd]
+        return self._inside([self.get_option("executable"), "-c", cmd])
+
+    def _inside(self, argv):
+        """``argv`` run inside the node: in its container (``docker exec -i``), or its namespace."""
+        if self.get_option("container"):
+            return ["docker", "exec", "-i", self.get_option("container")] + argv
+        return ["ip", "netns", "exec", self.get_option("netns")] + argv
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
-        """Run Ansible's command string with the shell inside the namespace."""
+        """Run Ansible's command string with the shell inside the namespace (or container)."""
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        argv = self._argv(cmd)
+        return self._run(self._argv(cmd), in_data)
+
+    def _run(self, argv, in_data=None):
+        """Run ``argv`` here or on the build host (behind sudo when it becomes); (rc, stdout, stderr)."""
         display.vvv("EXEC %s" % argv, host=self._play_context.remote_addr)
         if self._remote():
             if self.get_option("build_host_become"):
@@ -184,16 +209,33 @@ class Connection(ConnectionBase):
         return proc.returncode, stdout, stderr
 
     def put_file(self, in_path, out_path):
-        """Copy a file: a netns node shares its build host's filesystem."""
+        """Copy a file: a netns node shares its build host's filesystem; into a container, it
+        is written by ``cat`` there from this command's stdin."""
         super(Connection, self).put_file(in_path, out_path)
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
+        if self.get_option("container"):
+            with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as f:
+                rc, _, err = self._run(self._inside(["sh", "-c", 'cat > "$1"', "sh", out_path]), f.read())
+            if rc != 0:
+                raise AnsibleConnectionFailure("could not put %s into container %s: %s"
+                                               % (out_path, self.get_option("container"), to_text(err).strip()))
+            return None
         if self._remote():
             return self._ssh.put_file(in_path, out_path)
         shutil.copyfile(in_path, out_path)
 
     def fetch_file(self, in_path, out_path):
+        """Copy a file from the node (out of a container, read by ``cat`` there)."""
         super(Connection, self).fetch_file(in_path, out_path)
+        if self.get_option("container"):
+            rc, out, err = self._run(self._inside(["cat", in_path]))
+            if rc != 0:
+                raise AnsibleConnectionFailure("could not fetch %s from container %s: %s"
+                                               % (in_path, self.get_option("container"), to_text(err).strip()))
+            with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb") as f:
+                f.write(out)
+            return None
         if self._remote():
             return self._ssh.fetch_file(in_path, out_path)
         shutil.copyfile(in_path, out_path)

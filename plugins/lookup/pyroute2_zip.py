@@ -12,14 +12,14 @@ description:
     (C(ansible.builtin.copy), idempotent by checksum) and runs its modules with
     C(PYTHONPATH) naming it, so Python's zipimport loads pyroute2 from it.
   - Next to each source file the zip holds its bytecode (C(.pyc), unchecked hash-based, PEP 552),
-    compiled by the controller's Python; a build host whose Python has the same bytecode
-    version (the same minor version, e.g. 3.11) imports that and compiles nothing, any other
-    one finds the C(.pyc) of another version and compiles the source, as zipimport does. The
-    pyroute2 modules topo's module runs import take about 0.8 s to compile from source on
-    the project's 2-core reference machine, 0.2 s from bytecode.
-  - The zip is made once per pyroute2 version and Python bytecode version in the cache directory and is byte-identical
-    every time it is made (sorted entries, fixed timestamps), so its checksum, and so the
-    copy, does not change between runs. Made in a temporary file, then renamed, as several
+    compiled by the controller's Python (the writer of lookup C(topo.lab.python_zip)); a build host whose
+    Python has the same bytecode version (the same minor version, e.g. 3.11) imports that and
+    compiles nothing, any other one compiles the source, as zipimport does. The pyroute2
+    modules topo's module runs import took 0.9-1.3 s to compile from source per module run on
+    the project's 2-core reference machine, 0.17-0.25 s from bytecode.
+  - The zip is made once per pyroute2 version and Python bytecode version in the cache
+    directory and is byte-identical every time it is made (sorted entries, fixed timestamps),
+    so its checksum, and so the copy, does not change between runs. Made in a temporary file, then renamed, as several
     forks may ask at once.
 author: topo developers
 options:
@@ -45,39 +45,11 @@ _raw:
 """
 
 import os
-import py_compile
 import sys
-import tempfile
-import zipfile
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-#: The timestamp of every entry (zip's epoch), so the zip's bytes depend on the files alone.
-EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _entry(name):
-    """A zip entry ``name`` with the fixed timestamp and mode of every entry."""
-    info = zipfile.ZipInfo(name, EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    return info
-
-
-def _bytecode(src, name, scratch):
-    """The bytecode (.pyc bytes, unchecked hash-based: no timestamp, never checked against the
-    source) of source file ``src``, compiled as ``name`` (its path in the zip, which
-    tracebacks show); ``scratch`` + ``c`` is the temporary file py_compile writes."""
-    cfile = scratch + "c"
-    try:
-        py_compile.compile(src, cfile=cfile, dfile=name, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        with open(cfile, "rb") as f:
-            return f.read()
-    finally:
-        if os.path.exists(cfile):
-            os.unlink(cfile)
+from ansible_collections.topo.lab.plugins.lookup.python_zip import write_zip
 
 
 def make_zip(directory):
@@ -89,25 +61,14 @@ def make_zip(directory):
     path = os.path.join(directory, "pyroute2-%s-%s.zip" % (version, sys.implementation.cache_tag))
     if os.path.exists(path):
         return path
-    os.makedirs(directory, exist_ok=True)
     base = os.path.dirname(root)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-            for folder, dirs, files in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-                for name in sorted(files):
-                    if name.endswith(".py") or name == "py.typed":
-                        src = os.path.join(folder, name)
-                        info = _entry(os.path.relpath(src, base))
-                        with open(src, "rb") as data:
-                            z.writestr(info, data.read())
-                        if name.endswith(".py"):
-                            z.writestr(_entry(info.filename + "c"), _bytecode(src, info.filename, tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    files = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            if name.endswith(".py") or name == "py.typed":
+                files[os.path.relpath(os.path.join(folder, name), base)] = os.path.join(folder, name)
+    write_zip(path, files, with_byte_code=True)
     return path
 
 

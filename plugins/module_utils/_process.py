@@ -28,8 +28,9 @@ as in the build-host inventory (``name``, ``ansible_host``, ``ansible_user``,
 ``ansible_port``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``,
 ``ansible_become``, ``ansible_become_user``) - is reached from the controller through that
 host: the same argv, run there by :func:`ssh_argv` (``ssh -T ... HOST -- 'ip netns exec
-NETNS argv'``, quoted for the remote shell; behind ``sudo -n`` when the host is reached as
-an ordinary user with ``ansible_become``, :func:`become_argv`). Why the controller drives
+NETNS argv'``, or ``'docker exec -i CONTAINER argv'`` for a docker node there, quoted for
+the remote shell; behind ``sudo -n`` when the host is reached as an ordinary user with
+``ansible_become``, :func:`become_argv`). Why the controller drives
 the nodes of every host (topo.lab.cast, iperf and capture run on the controller for a lab
 with a remote build host): a check's participants may sit on several build hosts, and its
 rounds need one program that reads all of them together (select() over their pipes); an SSH session per participant carries its agent's stdin and
@@ -76,7 +77,7 @@ _PID_LINE = re.compile(rb"^\s*(\d+)\n")
 #: Seconds an SSH connection to a build host may take to open (ssh's ConnectTimeout).
 SSH_CONNECT_TIMEOUT = 5
 #: The program names used on a remote build host (its PATH as root, or sudo's secure_path, has /usr/sbin).
-REMOTE_BINS = {"ip": "ip", "tcpdump": "tcpdump"}
+REMOTE_BINS = {"ip": "ip", "tcpdump": "tcpdump", "docker": "docker"}
 
 
 class ProcessError(Exception):
@@ -216,11 +217,19 @@ def exec_argv(place, argv, interactive=False, tty=False, ip="ip", docker="docker
     (``interactive``: keep stdin open; ``tty``: allocate a terminal - docker only); through
     its build host when the place is remote (:func:`remote`)."""
     if place.get("container"):
-        return ([docker, "exec"] + (["-i"] if interactive else []) + (["-t"] if tty else [])
-                + [place["container"]] + list(argv))
+        return docker_argv(place, (["-i"] if interactive else []) + (["-t"] if tty else [])
+                           + [place["container"]] + list(argv), docker)
     if remote(place):
         return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv))
     return [ip, "netns", "exec", place["netns"]] + list(argv)
+
+
+def docker_argv(place, args, docker="docker"):
+    """``docker exec ARGS`` for ``place``'s container: this machine's ``docker`` (a path), or
+    on its build host over SSH when the place is remote (:func:`remote`)."""
+    if remote(place):
+        return _via(place, [REMOTE_BINS["docker"], "exec"] + list(args))
+    return [docker, "exec"] + list(args)
 
 
 def container_pid(container, docker="docker"):
@@ -391,13 +400,17 @@ class NodeProcess:
     # ------------------------------------------------------------------ stop
     def signal(self, sig):
         """Send ``sig`` to the program by its PID: the host's for a namespace node, the
-        container's (the shell's ``kill`` builtin, for slim images) for a tracked
-        container program, the remote build host's (``kill`` over SSH) for a tracked
-        remote program, else the local ``docker exec`` or ``ssh`` client."""
+        container's (the shell's ``kill`` builtin, for slim images; through ``ssh`` for a
+        container on a remote build host) for a tracked container program, the remote build
+        host's (``kill`` over SSH) for a tracked remote program, else the local ``docker
+        exec`` or ``ssh`` client."""
         if self.in_container and self.pid is not None:
-            subprocess.run([self.docker, "exec", self.place["container"], "sh", "-c",
-                            "kill -%d %d" % (sig, self.pid)], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=30, check=False)
+            try:
+                subprocess.run(docker_argv(self.place, [self.place["container"], "sh", "-c",
+                                                        "kill -%d %d" % (sig, self.pid)], self.docker),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             return
         if self.remote and self.pid is not None:
             try:
@@ -463,7 +476,8 @@ class Tcpdump:
     def __init__(self, place, interface, path, bpf=None, snaplen=262144, count=None,
                  tcpdump="tcpdump", ip="ip", docker="docker"):
         self.place, self.interface, self.path = place, interface, path
-        self.remote = remote(place) is not None and not place.get("container")
+        # a docker node's namespace is named on its build host too: tcpdump runs there alike
+        self.remote = remote(place) is not None and bool(place.get("netns"))
         if self.remote:
             self.argv_tail = (["sh", "-c", 'echo "$$" >&2; exec "$@"', "sh"]
                               + tcpdump_argv(REMOTE_BINS["tcpdump"], interface, "-", bpf, snaplen, count))

@@ -280,7 +280,7 @@ def main():
         return path
 
     bins = {"ip": module.get_bin_path("ip", opt_dirs=["/usr/sbin", "/sbin", "/usr/bin"]) or "ip"}
-    if any(p.get("container") for p in _participants(check)):
+    if any(p.get("container") and not p.get("ssh") for p in _participants(check)):  # docker here
         bins["docker"] = need("docker", ["/usr/bin", "/usr/local/bin"],
                               "the check has docker nodes and the docker CLI is not installed on the build host")
     if isinstance(check.get("capture"), dict) and not check["capture"].get("ssh"):

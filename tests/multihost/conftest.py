@@ -19,6 +19,10 @@ One session fixture, :func:`sim`, makes on this one machine:
   (``/etc/sudoers.d``) and :data:`PLAIN_USER` with no sudo rights, for build hosts reached
   with ``ansible_become`` (:meth:`Sim.write_inventory`'s ``users``).
 
+Opt-in, for the test that needs it (it costs about 15 s): :meth:`Sim.add_docker_host`, one
+more host on the underlay that runs its own dockerd (see there), removed again by
+:meth:`Sim.remove_host`.
+
 :meth:`Sim.topo` runs the real CLI inside the controller namespace, so topo and Ansible reach
 the hosts over real SSH. Teardown closes the SSH master connections and removes the
 containers and both namespaces, also after a failure; containers left by a crashed earlier
@@ -27,6 +31,7 @@ run (found by their label) are removed first.
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -55,6 +60,15 @@ PLAIN_USER = "plain"
 TOOLS = ("/usr/bin/tcpdump", "/usr/bin/iperf3")
 #: ssh options of the test inventories: the hosts' keys are new every session.
 SSH_COMMON = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+#: The programs a simulated host runs its own dockerd with (:meth:`Sim.add_docker_host`),
+#: bind-mounted read-only from this machine (Debian 12's docker.io, like the image's Debian).
+DOCKER_PROGRAMS = ("dockerd", "containerd", "containerd-shim-runc-v2", "runc", "docker", "docker-init")
+#: The inner dockerd: no bridge, no iptables or forwarding (topo's containers have no Docker
+#: network), vfs storage (no overlay inside overlay), its data on a tmpfs of the host
+#: container, its containers' cgroups under ``/<host container>`` (:meth:`Sim.remove_host`
+#: removes that directory).
+DOCKERD = ("dockerd --storage-driver=vfs --bridge=none --iptables=false --ip6tables=false "
+           "--ip-forward=false --data-root /var/lib/docker --cgroup-parent=/{parent}")
 
 
 def sh(*argv, check=True, **kw):
@@ -79,6 +93,8 @@ class Sim:
         self.containers: dict = {}
         self.inventory: dict[str, str] = {}
         self.image_seconds: float | None = None
+        #: underlay address of every host, :data:`HOSTS` and those added later
+        self.addresses: dict[str, str] = dict(HOSTS)
 
     # ------------------------------------------------------------------ commands
 
@@ -146,19 +162,95 @@ class Sim:
         sh(*ctl, "link", "set", "eth0", "up")
         sh(*ctl, "link", "set", "lo", "up")
         sh(*ul, "link", "set", "ul-ctl", "master", "br0", "up")
-        for host, addr in HOSTS.items():
-            c = self.containers[host]
-            c.reload()
-            pid = c.attrs["State"]["Pid"]
-            sh(*ul, "link", "add", f"ul-{host}", "type", "veth", "peer", "name", "eth0", "netns", pid)
-            sh(*ul, "link", "set", f"ul-{host}", "master", "br0", "up")
-            self.on_host(host, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
-            self.on_host(host, "ip", "link", "set", "eth0", "up")
-            self.on_host(host, "ip", "link", "set", "lo", "up")
+        for host in HOSTS:
+            self.plug(host)
         self.add_users("bh2")
         self.inventory["one"] = self.write_inventory("one", ["bh1"])
         self.inventory["three"] = self.write_inventory("three", list(HOSTS))
         self.wait_for_ssh(list(HOSTS))
+
+    def plug(self, host: str) -> None:
+        """Join host container ``host`` to the underlay: a veth from ``br0`` to its ``eth0``,
+        which gets its address (:attr:`addresses`)."""
+        ul = ["ip", "-n", UNDERLAY_NS]
+        c = self.containers[host]
+        c.reload()
+        pid = c.attrs["State"]["Pid"]
+        sh(*ul, "link", "add", f"ul-{host}", "type", "veth", "peer", "name", "eth0", "netns", pid)
+        sh(*ul, "link", "set", f"ul-{host}", "master", "br0", "up")
+        self.on_host(host, "ip", "addr", "add", f"{self.addresses[host]}/24", "dev", "eth0")
+        self.on_host(host, "ip", "link", "set", "eth0", "up")
+        self.on_host(host, "ip", "link", "set", "lo", "up")
+
+    def add_docker_host(self, host: str, addr: str, image: str = "topo-node:latest") -> None:
+        """One more build host ``host`` (underlay address ``addr``) that runs its own dockerd,
+        with ``image`` loaded into it (``docker save | docker load``, about 10 s).
+
+        The runtime here refuses ``--privileged``; what a dockerd inside a container needs
+        instead (measured): every capability but SYS_RESOURCE, AppArmor, seccomp and the
+        masked /proc paths off, the cgroup hierarchy writable (``/sys/fs/cgroup`` bound
+        read-write: the inner dockerd puts its containers under ``/topo-mh-HOST``, which
+        :meth:`remove_host` removes), exec allowed on its data directory (a tmpfs). The
+        programs (:data:`DOCKER_PROGRAMS`) are this machine's, bound read-only at the same
+        paths; the shared libraries they need that the image lacks are copied in."""
+        which = {p: shutil.which(p) for p in DOCKER_PROGRAMS}
+        missing = sorted(p for p, path in which.items() if path is None)
+        if missing:
+            pytest.fail(f"a simulated host with its own dockerd needs {', '.join(missing)} on this machine "
+                        "(apt-get install docker.io)", pytrace=False)
+        binds = {os.path.join(self.workdir, "ssh"): {"bind": "/root/.ssh", "mode": "ro"},
+                 "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
+        binds.update({os.path.realpath(path): {"bind": path, "mode": "ro"} for path in which.values()})
+        api = self.client.api
+        config = api.create_host_config(
+            network_mode="none", cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+            security_opt=["apparmor=unconfined", "seccomp=unconfined"], binds=binds,
+            tmpfs={"/var/lib/docker": "exec"})
+        config.update(MaskedPaths=[], ReadonlyPaths=[])  # systempaths=unconfined, as in start()
+        name = f"topo-mh-{host}"
+        made = api.create_container(HOST_IMAGE, name=name, hostname=host, labels=LABEL, host_config=config,
+                                    volumes=[b["bind"] for b in binds.values()])
+        api.start(made["Id"])
+        self.containers[host] = self.client.containers.get(made["Id"])
+        self.addresses[host] = addr
+        self.copy_libraries([host], sorted(which.values()))
+        self.plug(host)
+        self.start_dockerd(host)
+        with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+            sh("docker", "exec", "-i", name, "docker", "load", stdin=save.stdout, timeout=300)
+        self.wait_for_ssh([host])
+
+    def start_dockerd(self, host: str, seconds: float = 30) -> None:
+        """Start the dockerd of a host made by :meth:`add_docker_host` (its log:
+        /var/log/dockerd.log there) and wait until it answers."""
+        command = DOCKERD.format(parent=self.containers[host].name)
+        self.containers[host].exec_run(["sh", "-c", f"exec {command} >/var/log/dockerd.log 2>&1"], detach=True)
+        deadline = time.monotonic() + seconds
+        while self.containers[host].exec_run(["docker", "version"]).exit_code != 0:
+            if time.monotonic() > deadline:
+                log = self.containers[host].exec_run(["tail", "-20", "/var/log/dockerd.log"]).output.decode()
+                raise AssertionError(f"the dockerd of {host} does not answer: {log}")
+            time.sleep(0.3)
+
+    def stop_dockerd(self, host: str, seconds: float = 30) -> None:
+        """Stop that dockerd by its PID (/var/run/docker.pid there) and wait until it is gone."""
+        self.on_host(host, "sh", "-c", "kill $(cat /var/run/docker.pid)")
+        deadline = time.monotonic() + seconds
+        while self.containers[host].exec_run(["test", "-e", "/var/run/docker.pid"]).exit_code == 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the dockerd of {host} did not stop")
+            time.sleep(0.3)
+
+    def remove_host(self, host: str) -> None:
+        """Remove a host added by :meth:`add_docker_host`: close the SSH master connections,
+        remove its container (its inner dockerd and containers die with it) and its veth,
+        and the cgroups its dockerd made (:func:`remove_cgroups`)."""
+        self.close_masters()
+        c = self.containers.pop(host)
+        c.remove(force=True)
+        remove_cgroups(c.name)
+        sh("ip", "-n", UNDERLAY_NS, "link", "del", f"ul-{host}", check=False)
+        self.addresses.pop(host, None)
 
     def add_users(self, host: str) -> None:
         """:data:`BECOME_USER` (passwordless sudo) and :data:`PLAIN_USER` (no sudo) on ``host``,
@@ -175,7 +267,7 @@ class Sim:
     def host_vars(self, host: str, user: str = "root", become: bool | None = None) -> dict:
         """Inventory variables of build host ``host``, logging in as ``user``; ``become``:
         ``ansible_become`` (None: not set)."""
-        out = {"ansible_host": HOSTS[host], "ansible_user": user, "ansible_ssh_private_key_file": self.key,
+        out = {"ansible_host": self.addresses[host], "ansible_user": user, "ansible_ssh_private_key_file": self.key,
                "ansible_ssh_common_args": SSH_COMMON}
         return out if become is None else dict(out, ansible_become=become)
 
@@ -194,7 +286,7 @@ class Sim:
         for host in hosts:
             while True:
                 proc = self.controller("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=2", *SSH_COMMON.split(),
-                                       "-i", self.key, f"root@{HOSTS[host]}", "true", check=False, timeout=30)
+                                       "-i", self.key, f"root@{self.addresses[host]}", "true", check=False, timeout=30)
                 if proc.returncode == 0:
                     break
                 if time.monotonic() > deadline:
@@ -206,13 +298,22 @@ class Sim:
         """Copy :data:`TOOLS` and the shared libraries they need that a host lacks from this
         machine (Debian 12, like the image) into every simulated host, and add the ``tcpdump``
         user tcpdump drops to. Files a host has are never overwritten."""
-        needed = set(TOOLS)
-        for tool in TOOLS:
-            for line in sh("ldd", tool).stdout.splitlines():
+        self.copy_libraries(list(HOSTS), list(TOOLS), with_programs=True)
+        for host in HOSTS:
+            self.on_host(host, "sh", "-c", "grep -q '^tcpdump:' /etc/passwd || { echo 'tcpdump:x:990:990::"
+                         "/nonexistent:/usr/sbin/nologin' >> /etc/passwd; echo 'tcpdump:x:990:' >> /etc/group; }")
+
+    def copy_libraries(self, hosts: list[str], programs: list[str], *, with_programs: bool = False) -> None:
+        """Copy into every host of ``hosts`` the shared libraries ``programs`` (paths on this
+        machine) need (``ldd``) that the host lacks, and ``with_programs`` the programs
+        themselves. Files a host has are never overwritten."""
+        needed = set(programs) if with_programs else set()
+        for tool in programs:
+            for line in sh("ldd", tool, check=False).stdout.splitlines():
                 parts = line.split()
                 if "=>" in parts and len(parts) > 2 and parts[2].startswith("/"):
                     needed.add(parts[2])
-        for host in HOSTS:
+        for host in hosts:
             missing = self.on_host(host, "sh", "-c", 'for f in "$@"; do [ -e "$f" ] || echo "$f"; done', "sh",
                                    *sorted(needed)).split()
             if missing:
@@ -221,8 +322,6 @@ class Sim:
                     for path in missing:
                         tar.add(os.path.realpath(path), arcname=path.lstrip("/"))
                 self.containers[host].put_archive("/", buf.getvalue())
-            self.on_host(host, "sh", "-c", "grep -q '^tcpdump:' /etc/passwd || { echo 'tcpdump:x:990:990::"
-                         "/nonexistent:/usr/sbin/nologin' >> /etc/passwd; echo 'tcpdump:x:990:' >> /etc/group; }")
 
     def freeze(self, host: str) -> None:
         """Make ``host`` stop answering (its container paused: the machine is frozen, its
@@ -249,14 +348,42 @@ class Sim:
 
 
 def remove_leftovers(client) -> None:
-    """Remove every container labelled as this fixture's and both test namespaces."""
+    """Remove every container labelled as this fixture's (and the cgroups of the dockerd one
+    of them ran, :func:`remove_cgroups`) and both test namespaces."""
     for c in client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in LABEL.items()]}):
         if c.status == "paused":
             c.unpause()
         c.remove(force=True)
+        remove_cgroups(c.name)
     for ns in (UNDERLAY_NS, CONTROLLER_NS):
         if os.path.exists(os.path.join("/run/netns", ns)):
             sh("ip", "netns", "del", ns, check=False)
+
+
+def cgroups_of(parent: str) -> list[str]:
+    """The cgroup directories (every hierarchy, v1 or v2) named ``parent`` under
+    /sys/fs/cgroup: where the dockerd of host container ``parent`` put its containers."""
+    return sorted(glob.glob(f"/sys/fs/cgroup/{parent}") + glob.glob(f"/sys/fs/cgroup/*/{parent}"))
+
+
+def remove_cgroups(parent: str, seconds: float = 10) -> None:
+    """Remove the cgroup directories :func:`cgroups_of` ``parent``, deepest first (a cgroup
+    is removed with rmdir once its processes are gone: retried for ``seconds`` while the
+    killed containers' processes exit). AssertionError when one stays."""
+    deadline = time.monotonic() + seconds
+    while True:
+        busy = []
+        for top in cgroups_of(parent):
+            for folder, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(folder)
+                except OSError as exc:
+                    busy.append(f"{folder}: {exc.strerror}")
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cgroups left by the dockerd of {parent}: {busy[:5]}")
+        time.sleep(0.2)
 
 
 def ensure_image(client) -> float | None:

@@ -17,7 +17,7 @@ MODULES = sorted(f[:-3] for f in os.listdir(os.path.join(COLLECTION, "plugins", 
     ("module", MODULES),
     ("connection", ["netns"]),
     ("inventory", ["topo"]),
-    ("lookup", ["pyroute2_zip"]),
+    ("lookup", ["pyroute2_zip", "python_zip"]),
 ])
 def test_ansible_doc_reads_every_plugin(plugin_type, names):
     exe = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
