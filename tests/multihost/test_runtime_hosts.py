@@ -4,9 +4,12 @@ of a cross-host link (a point-to-point VXLAN); ``topo show``, ``topo plan`` and 
 apply`` see and restore them there; a check's ``during:`` takes links down on the host that
 holds them while the check runs from another, and sets them up again afterwards.
 
+One check starts more programs on one build host than sshd lets one SSH connection carry
+(MaxSessions, default 10): a broadcast from s (bh1) to :data:`RECEIVERS` nodes on bh3.
+
 The lab, placed by hand: a (bh1) - r (bh2) - b (bh3), and r - c (bh3); every link crosses
-hosts. r's eth0 faces a, eth1 b, eth2 c. Applied once, with its checks (one apply and verify:
-about half a minute), for every test of the module.
+hosts. r's eth0 faces a, eth1 b, eth2 c. Beside them the LAN of the broadcast. Applied once,
+with its checks (one apply and verify: about 40 s), for every test of the module.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ pytestmark = pytest.mark.root
 
 HOSTS = ("bh1", "bh2", "bh3")
 LAB = "mhrt"
-PLACED = {"a": "bh1", "r": "bh2", "b": "bh3", "c": "bh3"}
+#: Receivers of the broadcast on bh3: more than two master connections carry
+#: (_process.SESSIONS_PER_MASTER, 8) and, with one master of sshd's 10 sessions, more than
+#: sshd's MaxStartups (10) lets in at once on connections of their own (the check failed so).
+RECEIVERS = 24
+PLACED = {"a": "bh1", "r": "bh2", "b": "bh3", "c": "bh3", "s": "bh1", **{f"m{i}": "bh3" for i in range(1, RECEIVERS + 1)}}
 TEXT = """name: mhrt
 routing: auto
 nodes:
@@ -27,11 +34,15 @@ nodes:
   r: {host: bh2, forwarding: true}
   b: {host: bh3}
   c: {host: bh3}
+  s: {host: bh1}
+""" + "".join(f"  m{i}: {{host: bh3}}\n" for i in range(1, RECEIVERS + 1)) + """bridges:
+  lan: {}
 links:
   - [a, r]
   - [r, b]
   - [r, c]
-verify:
+  - [s, lan]
+""" + "".join(f"  - [m{i}, lan]\n" for i in range(1, RECEIVERS + 1)) + """verify:
   - ping: {from: a, to: b}
   # the link taken down (r:eth1, on bh2) is on another host than the check's source (a, bh1)
   - ping: {from: a, to: b, expect: fail, during: {down: [r:eth1]}}
@@ -39,6 +50,9 @@ verify:
   # a cast check (run by the controller) with links down on bh2 and bh3
   - unicast: {name: cut-off, from: a, to: b, expect: fail, during: {down: [r:eth1, c:eth0]}}
   - unicast: {name: other-way, from: a, to: c, during: {down: [r:eth1]}}
+  # fails: c's only link is down; up again afterwards all the same
+  - ping: {from: a, to: c, during: {down: [c:eth0]}}
+  - broadcast: {name: wide, from: s, to: [""" + ", ".join(f"m{i}" for i in range(1, RECEIVERS + 1)) + """], port: 5000}
 """
 
 
@@ -109,17 +123,17 @@ def test_during_checks_take_links_down_on_other_hosts_and_up_again(sim, lab):
     first = lab["first"]
     assert "check_results" in first, first.get("message")
     rows = first["check_results"]
-    failed = [(r.get("name"), r["description"], r.get("msg")) for r in rows if not r["ok"]]
-    assert not failed, failed
+    failed = [(r["type"], r.get("from"), r.get("node") or r.get("name"), r.get("msg")) for r in rows if not r["ok"]]
+    assert [f[:3] for f in failed] == [("ping", "a", "c")], failed  # the ping with c:eth0 down
     pings_from_a = [(r["expect"], r["ok"]) for r in rows if r["type"] == "ping" and r["from"] == "a"]
     # the plain ping; with r:eth1 (bh2) down b (bh3) is unreachable from a (bh1); with
-    # r:eth2 (c's link) down it still answers
-    assert pings_from_a == [("pass", True), ("fail", True), ("pass", True)], rows
+    # r:eth2 (c's link) down it still answers; with c:eth0 (bh3) down c does not
+    assert pings_from_a == [("pass", True), ("fail", True), ("pass", True), ("pass", False)], rows
     casts = {r["name"]: r for r in rows if r["type"] == "unicast"}
     assert casts["cut-off"]["ok"] and casts["cut-off"]["description"].endswith("with r:eth1, c:eth0 down"), casts
     assert casts["other-way"]["ok"] and casts["other-way"]["figures"]["intact"] >= 1, casts
     # every link is up again on its own host, with its routes
-    for node, ifname in (("r", "eth1"), ("r", "eth2"), ("c", "eth0")):
+    for node, ifname in (("r", "eth1"), ("r", "eth2"), ("c", "eth0")):  # c:eth0 also after the failed check
         assert is_up(sim, node, ifname), (node, ifname)
     assert routes(sim, "a") and routes(sim, "b")
     assert topo(sim, "plan", lab["path"])["changes"] == []
@@ -163,7 +177,6 @@ def test_link_down_on_a_remote_host_breaks_the_link_and_up_restores_it(sim, lab)
         (c["action"], c["resource"], c["name"], c["host"]) for c in applied["changes"]}, applied["changes"]
     assert {c["host"] for c in applied["changes"]} == {"bh2"}, applied["changes"]
     assert is_up(sim, "r", "eth2") and pings(sim, "a", c_eth0)
-    assert interface(topo(sim, "show", path), "r", "eth2")["state"] == "up"
 
 
 def test_impair_on_a_remote_host_then_clear(sim, lab):
@@ -183,3 +196,14 @@ def test_impair_on_a_remote_host_then_clear(sim, lab):
         ("remove", f"{netns('r')}/eth1", "bh2")]
     assert root_qdisc(sim, "r", "eth1")["handle"] == "0:"
     assert topo(sim, "plan", path)["changes"] == []
+
+
+def test_a_check_with_more_programs_on_one_host_than_one_ssh_connection_carries(sim, lab):
+    """The broadcast's receivers on bh3 each run an agent over SSH: more sessions than sshd's
+    MaxSessions on one connection; they go over further master connections, and every
+    receiver gets the datagram."""
+    (wide,) = [r for r in lab["first"]["check_results"] if r.get("name") == "wide"]
+    assert wide["ok"], wide.get("msg")
+    assert sorted(n for n, got in wide["figures"]["received"].items() if got) == \
+        sorted(f"m{i}" for i in range(1, RECEIVERS + 1)), wide["figures"]
+    assert "maxsessions 10" in sim.on_host("bh3", "/usr/sbin/sshd", "-T").splitlines()

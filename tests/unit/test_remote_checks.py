@@ -134,3 +134,45 @@ def test_a_remote_tcpdump_streams_its_pcap_and_tells_its_pid():
     remote = shlex.split(_process.netns_argv(dump.place, dump.argv_tail)[-1])
     assert remote[:7] == ["ip", "netns", "exec", "topo-x-h3", "sh", "-c", 'echo "$$" >&2; exec "$@"']
     assert remote[8] == "tcpdump" and remote[remote.index("-w") + 1] == "-" and remote[-2:] == ["--", "udp"]
+
+
+class _Running:
+    """A stand-in for a Popen: running until ``done`` is set."""
+
+    def __init__(self):
+        self.done = False
+
+    def poll(self):
+        return 0 if self.done else None
+
+
+def test_more_programs_on_one_host_than_a_master_carries_go_over_further_masters(monkeypatch):
+    """sshd refuses sessions beyond its MaxSessions (default 10) on one connection: the
+    ninth program at once on one host goes over a second master connection (``%C-1``),
+    opened once before it; a program that ended frees its place on the first; another
+    host has masters of its own."""
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", "/tmp/cp-test")
+    monkeypatch.setattr(_process, "_SESSIONS", {})
+    monkeypatch.setattr(_process, "_OPENED", set())
+    opened = []
+    monkeypatch.setattr(_process.subprocess, "run", lambda argv, **kw: opened.append(argv))
+    place = {"node": "h3", "netns": "topo-x-h3", "ssh": REMOTE}
+    other = {"node": "h4", "netns": "topo-x-h4", "ssh": dict(REMOTE, ansible_host="192.0.2.13")}
+    first = []
+    for _ in range(_process.SESSIONS_PER_MASTER):
+        assert _process._master(place) == 0
+        first.append(_Running())
+        _process._started(place, 0, first[-1])
+    assert opened == []
+    for _ in range(_process.SESSIONS_PER_MASTER):
+        assert _process._master(place) == 1
+        _process._started(place, 1, _Running())
+    (argv,) = opened  # the second master, opened once, before its first session
+    assert "ControlPath=/tmp/cp-test/%C-1" in argv and shlex.split(argv[-1]) == ["true"]
+    assert _process._master(place) == 2 and len(opened) == 2
+    first[3].done = True
+    assert _process._master(place) == 0
+    assert _process._master(other) == 0
+    remote = _process.exec_argv(place, ["true"], master=2)
+    assert "ControlPath=/tmp/cp-test/%C-2" in remote
+    assert "ControlPath=/tmp/cp-test/%C" in _process.netns_argv(place, ["true"])
