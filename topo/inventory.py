@@ -221,13 +221,21 @@ def project(expanded: Expanded, python: str | None = None, hosts: dict | None = 
         # which reaches each participant over SSH through its build host (participants of one
         # check may sit on several hosts); the build hosts keep their pings (one batched call
         # each, from the nodes they hold). One remote host alone runs them as before.
+        # A cast check with a during: runs there too, in role verify_during, which every
+        # build host and the controller walk in step (the same topo_during list): the build
+        # hosts set its links down and up, the controller runs it (its runs_on).
         checks = [_reached(c, nodes, hosts_vars) for c in expanded["checks"] if c["type"] != "ping"]
-        controller = {"topo_captures": [c for c in checks if c["type"] == "capture"],
-                      "topo_casts": [c for c in checks if c["type"] in CAST_TYPES],
-                      "topo_iperfs": [c for c in checks if c["type"] == "iperf3"]}
+        plain = [c for c in checks if "during" not in c]
+        controller = {"topo_captures": [c for c in plain if c["type"] == "capture"],
+                      "topo_casts": [c for c in plain if c["type"] in CAST_TYPES],
+                      "topo_iperfs": [c for c in plain if c["type"] == "iperf3"]}
         hosts["all"]["children"]["topo_controller"] = {"hosts": {CONTROLLER: {
             "ansible_connection": "local", "ansible_python_interpreter": python}}}
-        expanded = dict(expanded, checks=[c for c in expanded["checks"] if c["type"] == "ping"])
+        expanded = dict(expanded, checks=[c if c["type"] == "ping" else _run_by_controller(c, nodes, hosts_vars)
+                                          for c in expanded["checks"] if c["type"] == "ping" or "during" in c])
+        during = [_with_runs_on(c, nodes) for c in expanded["checks"] if "during" in c]
+        if during:
+            controller["topo_during"] = during
     if "stitches" not in expanded:
         files = {"hosts.yml": hosts, "group_vars/topo_hosts.json": _build_vars(expanded, lab)}
     else:
@@ -280,6 +288,14 @@ def _reached(check: dict, nodes: dict, hosts: dict) -> dict:
     return reach(check)
 
 
+def _run_by_controller(check: dict, nodes: dict, hosts: dict) -> dict:
+    """A check with a during: as the controller runs it: its participants reached
+    (:func:`_reached`), its ``during`` as the build hosts take it (interfaces, not places),
+    ``runs_on`` :data:`CONTROLLER`."""
+    out = _reached({k: v for k, v in check.items() if k != "during"}, nodes, hosts)
+    return dict(out, during=check["during"], runs_on=CONTROLLER)
+
+
 def _strip(item: dict, keys=("host",)) -> dict:
     return {k: v for k, v in item.items() if k not in keys}
 
@@ -305,6 +321,12 @@ def _runs_on(check: dict, nodes: dict) -> str:
     return nodes[check["from"]]["host"] if check["type"] == "ping" else _check_host(check, nodes)
 
 
+def _with_runs_on(check: dict, nodes: dict) -> dict:
+    """``check`` (one with a during:) naming the build host that runs it, ``runs_on``: its
+    own when it has one (the controller's, :func:`project`), else :func:`_runs_on`."""
+    return check if "runs_on" in check else dict(check, runs_on=_runs_on(check, nodes))
+
+
 def _on_host(expanded: Expanded, host: str) -> dict:
     """The part of a multi-host expanded lab made on build ``host``: its nodes, the bridges
     it holds a copy of, its veths, tunnels and stitch devices (in the tunnel module's shape),
@@ -324,7 +346,7 @@ def _on_host(expanded: Expanded, host: str) -> dict:
         "features": features,
         # a check with links down goes to every build host (each sets its own links down),
         # naming the one that runs it
-        "checks": [c if "during" not in c else dict(c, runs_on=_runs_on(c, nodes)) for c in expanded["checks"]
+        "checks": [c if "during" not in c else _with_runs_on(c, nodes) for c in expanded["checks"]
                    if "during" in c or _runs_on(c, nodes) == host],
         **({"autoaddress": expanded["autoaddress"]} if "autoaddress" in expanded else {}),
     }

@@ -38,8 +38,11 @@ stdout unchanged, so the checks' code is the same for a local and a remote node,
 streams back into the controller's lab directory (tcpdump ``-w -``), and scapy, which
 reads it, is needed on the controller only. The sessions share one master connection per
 host (ControlMaster, the directory Ansible uses: ``ANSIBLE_SSH_CONTROL_PATH_DIR`` or
-``~/.ansible/cp``), so a check opens no new TCP connection. A remote program is stopped by
-its PID on that host (``kill`` over SSH: the wrapper prints it first), never by a name.
+``~/.ansible/cp``), so a check opens no new TCP connection - up to
+:data:`SESSIONS_PER_MASTER` programs at once per host; more go over further master
+connections to that host (:func:`_master`), since sshd refuses more sessions than its
+MaxSessions on one connection. A remote program is stopped by its PID on that host
+(``kill`` over SSH: the wrapper prints it first), never by a name.
 
 Background programs are :class:`NodeProcess` (start, wait for a line such as READY, stop
 by PID, exit code and output tails); tcpdump is :class:`Tcpdump` (start, wait until it
@@ -76,6 +79,15 @@ _PID_WRAPPER = ["sh", "-c", 'echo "$$"; exec "$@"', "sh"]
 _PID_LINE = re.compile(rb"^\s*(\d+)\n")
 #: Seconds an SSH connection to a build host may take to open (ssh's ConnectTimeout).
 SSH_CONNECT_TIMEOUT = 5
+#: Background programs (sessions) this process runs at once over one SSH master connection
+#: to a build host. sshd refuses a session beyond its MaxSessions (default 10,
+#: sshd_config(5)) on one connection; ssh then opens a connection of its own for it, and
+#: sshd's MaxStartups (default 10:30:100) drops such connections beyond 10 at once: a cast
+#: check with 40 receivers on one build host failed so ("Session open refused by peer",
+#: then "kex_exchange_identification: Connection reset by peer"; measured on the simulated
+#: hosts of tests/multihost). 8 leaves room on the first master for one-shot sessions
+#: (``kill``) and Ansible's; more programs go over further masters (:func:`_master`).
+SESSIONS_PER_MASTER = 8
 #: The program names used on a remote build host (its PATH as root, or sudo's secure_path, has /usr/sbin).
 REMOTE_BINS = {"ip": "ip", "tcpdump": "tcpdump", "docker": "docker"}
 
@@ -166,7 +178,7 @@ def _boolean(value):
     return boolean(value if value is not None else False, strict=False)
 
 
-def ssh_argv(name, host, argv, tty=False, become=True):
+def ssh_argv(name, host, argv, tty=False, become=True, master=0):
     """The ``ssh`` argv that runs ``argv`` on build host ``name`` (``host``: its inventory
     variables ``ansible_host``, ``ansible_user``, ``ansible_port``,
     ``ansible_ssh_private_key_file`` or ``ansible_private_key_file``,
@@ -174,11 +186,14 @@ def ssh_argv(name, host, argv, tty=False, become=True):
     (never a password prompt), sharing a master connection per host (:func:`control_dir`).
     ``argv`` is quoted for the remote shell. Run as root there: with ``become`` (default),
     behind :func:`become_argv` when the host logs in as another user (``ip netns exec``,
-    tcpdump, ``kill`` of a program it started all need root)."""
+    tcpdump, ``kill`` of a program it started all need root). ``master``: which master
+    connection to that host (0: the one shared with Ansible, ``%C``; n: a further one,
+    ``%C-n``, see :func:`_master`)."""
     import shlex
+    path = "%s/%%C" % control_dir() + ("-%d" % master if master else "")
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % SSH_CONNECT_TIMEOUT,
            "-o", "ControlMaster=auto", "-o", "ControlPersist=600s",
-           "-o", "ControlPath=%s/%%C" % control_dir(),
+           "-o", "ControlPath=%s" % path,
            # the master this may start is Ansible's too: the same keep-alives as the lab
            # inventory's ansible_ssh_args (topo/inventory.py REMOTE_SSH)
            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
@@ -201,26 +216,73 @@ def remote(place):
     return ssh if isinstance(ssh, dict) and ssh else None
 
 
-def _via(place, argv):
-    """``argv`` as is for a node on this machine, else run on its build host over SSH."""
+def _via(place, argv, master=0):
+    """``argv`` as is for a node on this machine, else run on its build host over SSH
+    (over master connection ``master``, :func:`ssh_argv`)."""
     ssh = remote(place)
     if ssh is None:
         return list(argv)
-    return ssh_argv(ssh.get("name") or ssh.get("ansible_host"), ssh, argv)
+    return ssh_argv(ssh.get("name") or ssh.get("ansible_host"), ssh, argv, master=master)
+
+
+#: This process's background programs on remote build hosts: ``{host key: [(master, Popen)]}``.
+_SESSIONS = {}
+#: The further master connections this process opened: ``{(host key, master)}``.
+_OPENED = set()
+
+
+def _host_key(ssh):
+    """What tells build hosts apart for their master connections (as ssh's ``%C`` does)."""
+    return (str(ssh.get("ansible_host") or ssh.get("name")), str(ssh.get("ansible_port") or ""),
+            str(ssh.get("ansible_user") or ""))
+
+
+def _master(place):
+    """The master connection for one more background program on ``place``'s remote build
+    host (:func:`ssh_argv`'s ``master``): the first that carries fewer than
+    :data:`SESSIONS_PER_MASTER` of this process's programs still running. A further master
+    is opened first, once per process (``ssh ... true`` starts it, ControlPersist keeps it),
+    so that its sessions do not race to open it; if that fails, the session itself says why.
+    Record the program with :func:`_started`."""
+    ssh = remote(place)
+    key = _host_key(ssh)
+    live = [(m, p) for m, p in _SESSIONS.get(key, []) if p.poll() is None]
+    _SESSIONS[key] = live
+    used = [m for m, _ in live]
+    master = 0
+    while used.count(master) >= SESSIONS_PER_MASTER:
+        master += 1
+    if master and (key, master) not in _OPENED:
+        _OPENED.add((key, master))
+        try:
+            subprocess.run(ssh_argv(ssh.get("name") or ssh.get("ansible_host"), ssh, ["true"], become=False,
+                                    master=master),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=SSH_CONNECT_TIMEOUT + 30,
+                           check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return master
+
+
+def _started(place, master, proc):
+    """Record ``proc``, a background program started on ``place``'s remote build host over
+    master connection ``master`` (:func:`_master` counts it while it runs)."""
+    _SESSIONS.setdefault(_host_key(remote(place)), []).append((master, proc))
 
 
 # --------------------------------------------------------------------------- argv
 
-def exec_argv(place, argv, interactive=False, tty=False, ip="ip", docker="docker"):
+def exec_argv(place, argv, interactive=False, tty=False, ip="ip", docker="docker", master=0):
     """The argv that runs the node's own program ``argv`` in ``place``: ``docker exec
     [-i] [-t] CONTAINER argv`` when it has a container, else ``ip netns exec NETNS argv``
     (``interactive``: keep stdin open; ``tty``: allocate a terminal - docker only); through
-    its build host when the place is remote (:func:`remote`)."""
+    its build host when the place is remote (:func:`remote`; over master connection
+    ``master``, :func:`ssh_argv`)."""
     if place.get("container"):
         return docker_argv(place, (["-i"] if interactive else []) + (["-t"] if tty else [])
                            + [place["container"]] + list(argv), docker)
     if remote(place):
-        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv))
+        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv), master)
     return [ip, "netns", "exec", place["netns"]] + list(argv)
 
 
@@ -245,13 +307,13 @@ def container_pid(container, docker="docker"):
     return int(out)
 
 
-def netns_argv(place, argv, ip="ip", docker="docker"):
+def netns_argv(place, argv, ip="ip", docker="docker", master=0):
     """The argv that runs build-host program ``argv`` in ``place``'s network namespace:
     ``ip netns exec NETNS argv`` when it has a named one, else ``nsenter -t PID -n argv``
-    with its container's PID; through its build host when the place is remote. ProcessError
-    when the container is not running."""
+    with its container's PID; through its build host when the place is remote (over master
+    connection ``master``). ProcessError when the container is not running."""
     if place.get("netns") and remote(place):
-        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv))
+        return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv), master)
     if place.get("netns"):
         return [ip, "netns", "exec", place["netns"]] + list(argv)
     return ["nsenter", "-t", str(container_pid(place["container"], docker)), "-n"] + list(argv)
@@ -296,8 +358,9 @@ class NodeProcess:
         self.in_container = bool(place.get("container"))
         self.remote = remote(place) is not None and not self.in_container
         self.track_pid = track_pid and (self.in_container or self.remote)
+        master = _master(place) if self.remote else 0
         full = exec_argv(place, (_PID_WRAPPER if self.track_pid else []) + self.argv,
-                         interactive=self.in_container, ip=ip, docker=docker)
+                         interactive=self.in_container, ip=ip, docker=docker, master=master)
         self.out, self.err = b"", b""
         self.killed = self.done = False
         self.where = where(place)
@@ -307,6 +370,8 @@ class NodeProcess:
                                          bufsize=0, close_fds=True)
         except OSError as exc:
             raise ProcessError("%s: cannot start %s: %s" % (self.where, full[0], exc))
+        if self.remote:
+            _started(place, master, self.proc)
         self.pid = None if self.in_container or self.remote else self.proc.pid
         if self.track_pid:
             self._read_pid()
@@ -491,7 +556,8 @@ class Tcpdump:
         cannot be started, exits, or is silent for ``listen_timeout`` seconds (it is
         stopped then); ProcessError when the container is not running."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        argv = netns_argv(self.place, self.argv_tail, self.ip, self.docker)
+        master = _master(self.place) if self.remote else 0
+        argv = netns_argv(self.place, self.argv_tail, self.ip, self.docker, master)
         try:
             if self.remote:
                 self.sink = open(self.path, "wb")
@@ -501,6 +567,8 @@ class Tcpdump:
             if self.sink is not None:
                 self.sink.close()
             raise CaptureError("cannot start %s: %s" % (argv[0], exc))
+        if self.remote:
+            _started(self.place, master, self.proc)
         try:
             self._wait_listening(listen_timeout)
         except BaseException:

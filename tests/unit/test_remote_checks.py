@@ -10,7 +10,7 @@ import yaml
 from ansible_collections.topo.lab.plugins.module_utils import _process
 from ansible_collections.topo.lab.plugins.module_utils._checks import specs
 from tests.unit.snapshot import PYTHON
-from tests.unit.test_multihost import CASES, compile_
+from tests.unit.test_multihost import CASES, compile_, three_hosts
 from topo.inventory import CONTROLLER, project
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +49,41 @@ def test_a_multihost_lab_runs_its_casts_on_the_controller():
     assert "ssh" not in str(expanded["checks"])  # the expanded lab itself is untouched
 
 
+DURING = """name: mhdur
+routing: auto
+nodes: {a: {host: hostA}, r: {host: hostB, forwarding: true}, b: {host: hostC}}
+links: [[a, r], [r, b]]
+verify:
+  - ping: {from: a, to: b, expect: fail, during: {down: [r:eth1]}}
+  - unicast: {name: cut, from: a, to: b, expect: fail, during: {down: [r:eth1, b:eth0]}}
+  - unicast: {name: plain, from: a, to: b}
+"""
+
+
+def test_checks_with_links_down_on_several_hosts(tmp_path):
+    """Each interface a during: takes down names its node's build host; every build host
+    and the controller get the same topo_during list (role verify_during walks it in step):
+    the ping runs on its source's host, the cast check on the controller, with its remote
+    participants' SSH settings, and not among the controller's plain casts."""
+    path = tmp_path / "mhdur.yml"
+    path.write_text(DURING)
+    hosts = three_hosts()
+    expanded = compile_(str(path), hosts)
+    ping, cut = [c for c in expanded["checks"] if "during" in c]
+    assert [(d["on"], d["host"]) for d in ping["during"]["down"]] == [("r:eth1", "hostB")]
+    assert [(d["on"], d["host"]) for d in cut["during"]["down"]] == [("r:eth1", "hostB"), ("b:eth0", "hostC")]
+    files = project(expanded, python=PYTHON, hosts=hosts)
+    mine = files["group_vars/topo_controller.json"]
+    assert [c["name"] for c in mine["topo_casts"]] == ["plain"]
+    during = mine["topo_during"]
+    assert [(c["type"], c["runs_on"]) for c in during] == [("ping", "hostA"), ("unicast", CONTROLLER)]
+    assert {p["ssh"]["name"] for p in places(during[1]) if "node" in p} == {"hostA", "hostC"}
+    assert during[1]["during"] == cut["during"]  # interfaces for topo.lab.link, no ssh in them
+    for h in hosts:
+        assert files[f"host_vars/{h}.json"]["topo_during"] == during, h
+        assert files[f"host_vars/{h}.json"]["topo_casts"] == [], h
+
+
 def test_a_local_lab_has_no_controller_group():
     path, _ = CASES["routed-auto"]
     files = project(compile_(path, None), python=PYTHON, hosts={"localhost": {"ansible_connection": "local"}})
@@ -58,7 +93,8 @@ def test_a_local_lab_has_no_controller_group():
 
 def test_verify_runs_the_spanning_checks_on_the_controller_when_there_is_one():
     """One play on the build hosts and the controller: pings and during: checks on the build
-    hosts, captures, casts and iperf3 on the controller when there is one."""
+    hosts, captures, casts and iperf3 on the controller when there is one; checks with a
+    during: on every host that has them."""
     with open(os.path.join(ROOT, "playbooks", "verify.yml")) as f:
         (play,) = yaml.safe_load(f)
     assert play["hosts"] == "{{ 'topo_hosts:topo_controller' if 'topo_controller' in groups else 'topo_hosts' }}"
@@ -68,7 +104,8 @@ def test_verify_runs_the_spanning_checks_on_the_controller_when_there_is_one():
     assert list(roles) == ["topo.lab.verify_ping", "topo.lab.verify_capture", "topo.lab.verify_cast",
                            "topo.lab.verify_iperf", "topo.lab.verify_during"]
     assert roles["topo.lab.verify_ping"] == "inventory_hostname in groups['topo_hosts']"
-    assert roles["topo.lab.verify_during"].endswith("inventory_hostname in groups['topo_hosts']")
+    # the build hosts and, with its cast checks, the controller (topo_during is theirs only)
+    assert roles["topo.lab.verify_during"] == "topo_during | default([]) | length > 0"
     for name in ("capture", "cast", "iperf"):
         assert roles[f"topo.lab.verify_{name}"].endswith("inventory_hostname in groups[topo_spanning_group]")
 
@@ -97,3 +134,45 @@ def test_a_remote_tcpdump_streams_its_pcap_and_tells_its_pid():
     remote = shlex.split(_process.netns_argv(dump.place, dump.argv_tail)[-1])
     assert remote[:7] == ["ip", "netns", "exec", "topo-x-h3", "sh", "-c", 'echo "$$" >&2; exec "$@"']
     assert remote[8] == "tcpdump" and remote[remote.index("-w") + 1] == "-" and remote[-2:] == ["--", "udp"]
+
+
+class _Running:
+    """A stand-in for a Popen: running until ``done`` is set."""
+
+    def __init__(self):
+        self.done = False
+
+    def poll(self):
+        return 0 if self.done else None
+
+
+def test_more_programs_on_one_host_than_a_master_carries_go_over_further_masters(monkeypatch):
+    """sshd refuses sessions beyond its MaxSessions (default 10) on one connection: the
+    ninth program at once on one host goes over a second master connection (``%C-1``),
+    opened once before it; a program that ended frees its place on the first; another
+    host has masters of its own."""
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", "/tmp/cp-test")
+    monkeypatch.setattr(_process, "_SESSIONS", {})
+    monkeypatch.setattr(_process, "_OPENED", set())
+    opened = []
+    monkeypatch.setattr(_process.subprocess, "run", lambda argv, **kw: opened.append(argv))
+    place = {"node": "h3", "netns": "topo-x-h3", "ssh": REMOTE}
+    other = {"node": "h4", "netns": "topo-x-h4", "ssh": dict(REMOTE, ansible_host="192.0.2.13")}
+    first = []
+    for _ in range(_process.SESSIONS_PER_MASTER):
+        assert _process._master(place) == 0
+        first.append(_Running())
+        _process._started(place, 0, first[-1])
+    assert opened == []
+    for _ in range(_process.SESSIONS_PER_MASTER):
+        assert _process._master(place) == 1
+        _process._started(place, 1, _Running())
+    (argv,) = opened  # the second master, opened once, before its first session
+    assert "ControlPath=/tmp/cp-test/%C-1" in argv and shlex.split(argv[-1]) == ["true"]
+    assert _process._master(place) == 2 and len(opened) == 2
+    first[3].done = True
+    assert _process._master(place) == 0
+    assert _process._master(other) == 0
+    remote = _process.exec_argv(place, ["true"], master=2)
+    assert "ControlPath=/tmp/cp-test/%C-2" in remote
+    assert "ControlPath=/tmp/cp-test/%C" in _process.netns_argv(place, ["true"])

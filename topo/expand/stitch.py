@@ -212,7 +212,8 @@ def _vnis(x: Expansion, wanted) -> None:
 
 def hosts_of(x: Expansion, expanded: dict) -> None:
     """Add the build hosts to ``expanded`` (several hosts only; one host: unchanged):
-    ``host`` on every node, veth, tunnel and impairment, ``hosts`` on every bridge, the
+    ``host`` on every node, veth, tunnel, impairment and interface a check's ``during:``
+    takes down, ``hosts`` on every bridge, the
     ``stitches`` and the ``hosts`` themselves (:class:`topo.expand.shape.BuildHost`)."""
     if len(x.hosts) < 2:
         return
@@ -231,6 +232,9 @@ def hosts_of(x: Expansion, expanded: dict) -> None:
     port_host.update({(d["netns"], d["ifname"]): d["host"] for d in x.stitches})
     for imp in expanded["impairments"]:
         imp["host"] = ns_host.get(imp["netns"]) or port_host[(imp["netns"], imp["ifname"])]
+    for check in expanded["checks"]:  # a check's during: each interface is set down on its node's host
+        for down in (check.get("during") or {}).get("down", []):
+            down["host"] = place[down["node"]]
     expanded["stitches"] = x.stitches
     expanded["hosts"] = {h: {"underlay": under[h][0], "underlay_mtu": under[h][1],
                              "nodes": sum(1 for p in place.values() if p == h)} for h in x.hosts if h in under}
