@@ -432,12 +432,37 @@ def _raise_run_failure(result) -> None:
     raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
 
 
+#: The name of the play of playbooks/verify.yml (the checks), by which one run of site.yml is
+#: split into the apply's result and the checks' (tests/unit/test_usecases.py reads it there).
+CHECKS_PLAY = "Checks"
+
+
+def _build_and_verify(c, inventory: str, progress: Progress | None):
+    """Apply, then verify, in one run of the site playbook (apply.yml's play, then
+    verify.yml's; one ansible-playbook start-up instead of two): ``(the apply's RunResult,
+    check rows, log)``. RunFailed as :func:`_build` when the apply failed (the checks of
+    the hosts it failed on did not run), and as :func:`_verify` when the checks could not."""
+    from topo.runner import run_playbook
+    run = run_playbook(c.lab, "site", inventory=inventory, progress=progress, title=f"applying {c.lab}",
+                       parts={CHECKS_PLAY: "verify"})
+    if not run.ok:
+        _raise_run_failure(run)
+    rows, log = _check_rows(run.parts["verify"])
+    return run, rows, log
+
+
 def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], str]:
     """The verify playbook: ``(check rows, log)``. A failure that is not a check result
     (a host with no check rows failed) is RunFailed: verification could not run."""
-    from topo.results import check_rows
     from topo.runner import run_playbook
-    ver = run_playbook(c.lab, "verify", inventory=inventory, progress=progress, title=f"verifying {c.lab}")
+    return _check_rows(run_playbook(c.lab, "verify", inventory=inventory, progress=progress,
+                                    title=f"verifying {c.lab}"))
+
+
+def _check_rows(ver) -> tuple[list[dict], str]:
+    """The check rows of a verify run's result ``ver`` and its log; RunFailed for a failure
+    that is not a check result (a host with no check rows failed)."""
+    from topo.results import check_rows
     rows = check_rows(ver.check_results)
     hosts_with_checks = {r["from"] for r in rows}  # a capture check's "from" is the build host
     other = [f for f in ver.failures if f.host not in hosts_with_checks]
@@ -538,8 +563,10 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
             n["netns"] for n in nodes] + [
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
-        build = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}")
-        rows = _verify(c, inv, progress)[0] if verify else None
+        if verify:
+            build, rows, _ = _build_and_verify(c, inv, progress)
+        else:
+            build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}"), None
     result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv,
                          warnings=c.expanded.get("warnings", []))
     if rows is not None:
