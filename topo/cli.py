@@ -15,17 +15,46 @@ import sys
 import time
 from collections import Counter
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 import topo
 from topo import usecases
 from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _Console:
+    """A rich Console, made (and rich imported: about 0.1 s) on first use: a command with
+    ``--json`` that prints no warning needs none."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name):
+        if self._console is None:
+            from rich.console import Console
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def Table(*args, **kwargs):  # noqa: N802 (rich's class, imported when a table is drawn)
+    """A ``rich.table.Table``."""
+    from rich.table import Table as RichTable
+    return RichTable(*args, **kwargs)
+
+
+def escape(text: str) -> str:
+    """``text`` with rich's markup escaped (``rich.markup.escape``)."""
+    from rich.markup import escape as rich_escape
+    return rich_escape(text)
+
+
+out = _Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
 #: Problems go to a pipe or file one per line (grep, CI logs); only a terminal gets them wrapped.
-err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
+err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
 
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.
@@ -262,8 +291,6 @@ def _warn_ignored_input() -> None:
     """Print what a loader ignored (containerlab's ``mgmt``, ...) as ``warning: file:line: ...``
     on stderr, every time; other Python warnings keep their default display."""
     import warnings
-
-    from rich.markup import escape
 
     from topo.load.clab import IgnoredInput
 

@@ -472,12 +472,23 @@ def _check_rows(ver) -> tuple[list[dict], str]:
     return rows, ver.log
 
 
-def _reports(c, rows: list[dict]) -> tuple[CheckSummary, dict]:
-    """The summary of ``rows`` and the reports written into the lab directory."""
+def _draw(c):
+    """Start drawing the lab's picture for report.md while the checks run (topo.report.draw).
+    ansible_runner, which the run imports next, is imported first: the drawing thread then
+    imports only graphviz meanwhile."""
+    import ansible_runner  # noqa: F401
+
+    from topo import report
+    return report.draw(c.expanded, labdir.lab_dir(c.lab))
+
+
+def _reports(c, rows: list[dict], drawing=None) -> tuple[CheckSummary, dict]:
+    """The summary of ``rows`` and the reports written into the lab directory (``drawing``:
+    the picture, from :func:`_draw`)."""
     from topo import report
     from topo.results import summary
     s = summary(rows)
-    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s, c.expanded)
+    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s, c.expanded, drawing)
 
 
 # --------------------------------------------------------------------------- use cases
@@ -564,13 +575,14 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
         if verify:
+            drawing = _draw(c)
             build, rows, _ = _build_and_verify(c, inv, progress)
         else:
             build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}"), None
     result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv,
                          warnings=c.expanded.get("warnings", []))
     if rows is not None:
-        result.checks, result.reports = _reports(c, rows)
+        result.checks, result.reports = _reports(c, rows, drawing)
         result.check_results = rows
     return result
 
@@ -603,8 +615,9 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     from topo.pipeline import write_inventory
 
     inv = write_inventory(c, inv_hosts)
+    drawing = _draw(c)
     rows, log = _verify(c, inv, progress)
-    summary, reports = _reports(c, rows)
+    summary, reports = _reports(c, rows, drawing)
     return VerifyResult(c.lab, c.file, summary, rows, log, reports)
 
 
