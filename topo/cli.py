@@ -56,6 +56,12 @@ out = _Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses h
 #: Problems go to a pipe or file one per line (grep, CI logs); only a terminal gets them wrapped.
 err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
 
+
+def _notice(text: str) -> None:
+    """A use case's one-line notice on stderr (its ``notify``); rich is imported only when
+    there is one."""
+    err.print(text)
+
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.
 
@@ -520,7 +526,7 @@ def _print_verdict(summary) -> None:
 
 def cmd_apply(args) -> int:
     r = usecases.apply(args.file, verify=not args.no_verify, wait=args.wait, progress=_progress(args),
-                       notify=err.print, hosts=args.hosts)
+                       notify=_notice, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:
@@ -632,14 +638,14 @@ def _print_runtime(args, r) -> int:
 
 def cmd_link(args) -> int:
     r = usecases.set_link(args.file, args.on, args.state, hosts=args.hosts, wait=args.wait,
-                          progress=_progress(args), notify=err.print)
+                          progress=_progress(args), notify=_notice)
     return _print_runtime(args, r)
 
 
 def cmd_impair(args) -> int:
     r = usecases.impair(args.file, args.on, delay=args.delay, jitter=args.jitter, loss=args.loss, rate=args.rate,
                         clear=args.clear, hosts=args.hosts, wait=args.wait, progress=_progress(args),
-                        notify=err.print)
+                        notify=_notice)
     return _print_runtime(args, r)
 
 
@@ -678,7 +684,7 @@ def cmd_destroy(args) -> int:
     labs = usecases.labs_to_destroy(args.file, args.lab, args.all)
     report = []
     for lab in labs:
-        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=err.print, hosts=args.hosts)
+        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=_notice, hosts=args.hosts)
         report.append(r.to_json())
         if args.json:
             continue

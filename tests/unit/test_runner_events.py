@@ -261,3 +261,25 @@ def test_a_host_whose_checks_could_not_run_is_a_failure_of_the_checks_part():
     apply_part, checks, _ = _site([], [host_event("runner_on_unreachable", {"msg": "gone"}, host="far")], rc=4)
     assert apply_part.ok
     assert [(f.host, f.unreachable) for f in checks.failures] == [("far", True)] and checks.rc == 4
+
+
+def test_a_finished_child_s_terminal_is_closed_without_ptyprocess_pause():
+    """runner._no_close_delay: ptyprocess's 0.1 s pause after closing a pty is gone; a child
+    that still runs is still killed by close()."""
+    import time
+
+    import ptyprocess
+
+    from topo import runner
+
+    runner._no_close_delay()
+    runner._no_close_delay()  # twice: patched once
+    done = ptyprocess.PtyProcess.spawn(["true"])
+    while done.isalive():
+        time.sleep(0.01)
+    started = time.monotonic()
+    done.close()
+    assert done.delayafterclose == 0 and time.monotonic() - started < 0.05
+    alive = ptyprocess.PtyProcess.spawn(["sleep", "30"])
+    alive.close(force=True)
+    assert not alive.isalive()
