@@ -15,17 +15,52 @@ import sys
 import time
 from collections import Counter
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 import topo
 from topo import usecases
 from topo.errors import EXIT_ENV, EXIT_INPUT, EXIT_OK, EXIT_VERIFY, InputError, TopoError
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _Console:
+    """A rich Console, made (and rich imported: about 0.1 s) on first use: a command with
+    ``--json`` that prints no warning needs none."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name):
+        if self._console is None:
+            from rich.console import Console
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def Table(*args, **kwargs):  # noqa: N802 (rich's class, imported when a table is drawn)
+    """A ``rich.table.Table``."""
+    from rich.table import Table as RichTable
+    return RichTable(*args, **kwargs)
+
+
+def escape(text: str) -> str:
+    """``text`` with rich's markup escaped (``rich.markup.escape``)."""
+    from rich.markup import escape as rich_escape
+    return rich_escape(text)
+
+
+out = _Console(highlight=False, soft_wrap=True, emoji=False)  # IPv6 addresses hold ":a:", ":cd:"
 #: Problems go to a pipe or file one per line (grep, CI logs); only a terminal gets them wrapped.
-err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
+err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
+
+
+def _notice(text: str) -> None:
+    """A use case's one-line notice on stderr (its ``notify``); rich is imported only when
+    there is one."""
+    err.print(text)
 
 MAIN_HELP = """\
 topo builds network labs from a topology file, with Ansible, and proves they work.
@@ -263,8 +298,6 @@ def _warn_ignored_input() -> None:
     on stderr, every time; other Python warnings keep their default display."""
     import warnings
 
-    from rich.markup import escape
-
     from topo.load.clab import IgnoredInput
 
     default = warnings.showwarning
@@ -493,7 +526,7 @@ def _print_verdict(summary) -> None:
 
 def cmd_apply(args) -> int:
     r = usecases.apply(args.file, verify=not args.no_verify, wait=args.wait, progress=_progress(args),
-                       notify=err.print, hosts=args.hosts)
+                       notify=_notice, hosts=args.hosts)
     if args.json:
         _emit(args, r.to_json())
     else:
@@ -605,14 +638,14 @@ def _print_runtime(args, r) -> int:
 
 def cmd_link(args) -> int:
     r = usecases.set_link(args.file, args.on, args.state, hosts=args.hosts, wait=args.wait,
-                          progress=_progress(args), notify=err.print)
+                          progress=_progress(args), notify=_notice)
     return _print_runtime(args, r)
 
 
 def cmd_impair(args) -> int:
     r = usecases.impair(args.file, args.on, delay=args.delay, jitter=args.jitter, loss=args.loss, rate=args.rate,
                         clear=args.clear, hosts=args.hosts, wait=args.wait, progress=_progress(args),
-                        notify=err.print)
+                        notify=_notice)
     return _print_runtime(args, r)
 
 
@@ -651,7 +684,7 @@ def cmd_destroy(args) -> int:
     labs = usecases.labs_to_destroy(args.file, args.lab, args.all)
     report = []
     for lab in labs:
-        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=err.print, hosts=args.hosts)
+        r = usecases.destroy(lab, wait=args.wait, progress=_progress(args), notify=_notice, hosts=args.hosts)
         report.append(r.to_json())
         if args.json:
             continue

@@ -11,6 +11,9 @@ Layout of a lab directory::
     site.yml           imports topo.lab.site (apply + verify)
     inventory/         hosts.yml, group_vars/, host_vars/ (see topo.inventory)
     expanded.yml       the expanded lab (every name, address, route, check)
+    allocation.json    the pool allocations kept for the next apply
+    compiled.json      the expansion the inventory was written from, and a digest of all
+                       it was made from (topo.pipeline: taken instead of expanding again)
     state.json         source file, timestamps, namespaces made
     logs/              full Ansible logs, one per run
 """

@@ -55,6 +55,8 @@ class RunResult:
     failures: list[TaskFailure] = field(default_factory=list)
     #: tasks reported changed per host by the play recap (cross-check of ``changes``)
     changed_tasks: dict[str, int] = field(default_factory=dict)
+    #: the results of the plays decoded apart (``run_playbook``'s ``parts``), by part name
+    parts: dict[str, RunResult] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,10 @@ class EventDecoder:
     every result, keeps the results of the check modules raw, records failed (not ignored)
     and unreachable hosts, and the recap's changed counts.
 
+    With ``parts`` (``{play name: RunResult}``), the results, changes, warnings and failures
+    of the plays so named go to that RunResult instead of ``result`` (the recap stays with
+    ``result``); ``started`` then gives the ``time.monotonic()`` each part's play started at.
+
     With ``events_dir`` (the run's ``artifacts/<ident>/job_events``), ``feed`` writes each
     event there itself, as ``<counter>-<uuid>.json`` with the same JSON ansible-runner would
     write, and returns False so ansible-runner does not: its own writer streams the JSON
@@ -99,10 +105,14 @@ class EventDecoder:
     pings, against 0.015 s for ``json.dumps``, measured on this project's build host).
     """
 
-    def __init__(self, result: RunResult, progress: Progress | None = None, events_dir: str | None = None):
+    def __init__(self, result: RunResult, progress: Progress | None = None, events_dir: str | None = None,
+                 parts: dict[str, RunResult] | None = None):
         self.result = result
         self.progress = progress or Progress()
         self.events_dir = events_dir
+        self.parts = parts or {}
+        self.started: dict[str, float] = {}
+        self._current = result  # where the events of the play running now go
 
     def feed(self, event: dict) -> bool:
         """Decode one event; returns whether ansible-runner should still write it (False
@@ -122,7 +132,12 @@ class EventDecoder:
     def _decode(self, event: dict) -> None:
         kind = event.get("event")
         data = event.get("event_data") or {}
-        result = self.result
+        if kind == "playbook_on_play_start":
+            play = data.get("name") or data.get("play") or ""
+            self._current = self.parts.get(play, self.result)
+            if play in self.parts:
+                self.started.setdefault(play, time.monotonic())
+        result = self._current
         if kind == "playbook_on_task_start":
             label = data.get("task") or data.get("name") or "task"
             role = data.get("role")
@@ -145,14 +160,22 @@ class EventDecoder:
             elif failed:
                 result.failures.append(TaskFailure(host, task, str(res.get("msg", "failed"))))
         elif kind == "playbook_on_stats":
-            result.changed_tasks = dict(data.get("changed") or {})
+            self.result.changed_tasks = dict(data.get("changed") or {})
 
     def finish(self) -> RunResult:
         """After the run (``rc`` and ``log`` set): a host the recap counts changed tasks for
-        but whose results carried no change list, or a failed run without a failed task,
-        becomes a failure."""
+        but whose results carried no change list (in any part), or a failed run without a
+        failed task, becomes a failure. With parts, a part's ``rc`` is the run's when it has
+        failures, else 0; ``result``'s is the run's when it has failures or no part's play
+        started (a run that stopped before them), else 0: the checks' plays end with a
+        non-zero code when a check failed, which is a check row, not a failed run."""
         result = self.result
-        reported = {c["host"] for c in result.changes}
+        if self.parts:
+            for part in self.parts.values():
+                part.rc, part.log = (result.rc if part.failures else 0), result.log
+            if not result.failures and self.started:
+                result.rc = 0
+        reported = {c["host"] for r in (result, *self.parts.values()) for c in r.changes}
         unreported = sorted(h for h, n in result.changed_tasks.items() if n and h not in reported)
         if unreported:
             result.failures.append(TaskFailure(", ".join(unreported), result.playbook, "tasks changed the lab but "
@@ -174,17 +197,47 @@ def _path_with_python_bin() -> str:
     return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
 
 
+def _no_close_delay() -> None:
+    """Make ptyprocess close a finished playbook's terminal without its 0.1 s pause.
+
+    ptyprocess sleeps ``delayafterclose`` (0.1 s) after closing a child's pty, "to give the
+    kernel time to update process status", then kills the child if it still lives.
+    ansible-runner closes it only after its loop saw the child exit and read the output to
+    its end, so the pause is 0.1 s of every run spent waiting for nothing (cProfile of
+    ``topo verify``); a child still alive would still be killed. Set once, in this process,
+    on the processes ansible-runner spawns from then on."""
+    import ptyprocess
+
+    init = ptyprocess.PtyProcess.__init__
+    if getattr(init, "topo_no_close_delay", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.delayafterclose = 0
+
+    __init__.topo_no_close_delay = True
+    ptyprocess.PtyProcess.__init__ = __init__
+
+
 def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
                  extravars: dict | None = None, progress: Progress | None = None,
-                 title: str = "") -> RunResult:
+                 title: str = "", parts: dict[str, str] | None = None) -> RunResult:
     """Run playbook ``name`` (site, apply, verify, destroy) of the topo.lab collection.
 
     ``inventory`` is a directory or file; ``check`` adds ``--check --diff`` (what ``topo
     plan`` uses). Progress goes to ``progress`` (nothing when None), starting with
     ``title``. Ctrl-C or SIGTERM cancel the run and raise KeyboardInterrupt.
+
+    ``parts`` (``{play name: part name}``) decodes the plays so named apart: the result's
+    ``parts[part name]`` is a RunResult of its own (``playbook`` the part name, ``seconds``
+    from its play's start), and the result's ``seconds`` ends where the first part began.
+    So one run of site.yml gives what an apply run and a verify run gave (one
+    ansible-playbook start-up less: about 1 s on this project's 2-core build host).
     """
     import ansible_runner
 
+    _no_close_delay()
     progress = progress or Progress()
     d = labdir.prepare(lab)
     private = os.path.join(d, "runner")
@@ -205,7 +258,9 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
     events_dir = os.path.join(private, "artifacts", ident, "job_events")
     os.makedirs(events_dir, exist_ok=True)
-    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir)
+    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir,
+                           {play: RunResult(playbook=part, rc=-1, seconds=0.0, log="")
+                            for play, part in (parts or {}).items()})
     started = time.monotonic()
     progress.start(title or f"{name} {lab}")
     # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
@@ -245,7 +300,11 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     if stop["signal"] is not None:
         raise KeyboardInterrupt
     result = decoder.result
-    result.seconds = time.monotonic() - started
+    ended = time.monotonic()
+    result.seconds = min(decoder.started.values(), default=ended) - started
+    for play, part in decoder.parts.items():
+        part.seconds = ended - decoder.started.get(play, ended)
+    result.parts = {part.playbook: part for part in decoder.parts.values()}
     result.rc = r.rc if r.rc is not None else -1
     log = os.path.join(d, "logs", f"{ident}.log")
     try:

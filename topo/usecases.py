@@ -432,12 +432,37 @@ def _raise_run_failure(result) -> None:
     raise RunFailed(f"the {result.playbook} run failed: {text}", result.log)
 
 
+#: The name of the play of playbooks/verify.yml (the checks), by which one run of site.yml is
+#: split into the apply's result and the checks' (tests/unit/test_usecases.py reads it there).
+CHECKS_PLAY = "Checks"
+
+
+def _build_and_verify(c, inventory: str, progress: Progress | None):
+    """Apply, then verify, in one run of the site playbook (apply.yml's play, then
+    verify.yml's; one ansible-playbook start-up instead of two): ``(the apply's RunResult,
+    check rows, log)``. RunFailed as :func:`_build` when the apply failed (the checks of
+    the hosts it failed on did not run), and as :func:`_verify` when the checks could not."""
+    from topo.runner import run_playbook
+    run = run_playbook(c.lab, "site", inventory=inventory, progress=progress, title=f"applying {c.lab}",
+                       parts={CHECKS_PLAY: "verify"})
+    if not run.ok:
+        _raise_run_failure(run)
+    rows, log = _check_rows(run.parts["verify"])
+    return run, rows, log
+
+
 def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], str]:
     """The verify playbook: ``(check rows, log)``. A failure that is not a check result
     (a host with no check rows failed) is RunFailed: verification could not run."""
-    from topo.results import check_rows
     from topo.runner import run_playbook
-    ver = run_playbook(c.lab, "verify", inventory=inventory, progress=progress, title=f"verifying {c.lab}")
+    return _check_rows(run_playbook(c.lab, "verify", inventory=inventory, progress=progress,
+                                    title=f"verifying {c.lab}"))
+
+
+def _check_rows(ver) -> tuple[list[dict], str]:
+    """The check rows of a verify run's result ``ver`` and its log; RunFailed for a failure
+    that is not a check result (a host with no check rows failed)."""
+    from topo.results import check_rows
     rows = check_rows(ver.check_results)
     hosts_with_checks = {r["from"] for r in rows}  # a capture check's "from" is the build host
     other = [f for f in ver.failures if f.host not in hosts_with_checks]
@@ -447,12 +472,23 @@ def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], s
     return rows, ver.log
 
 
-def _reports(c, rows: list[dict]) -> tuple[CheckSummary, dict]:
-    """The summary of ``rows`` and the reports written into the lab directory."""
+def _draw(c):
+    """Start drawing the lab's picture for report.md while the checks run (topo.report.draw).
+    ansible_runner, which the run imports next, is imported first: the drawing thread then
+    imports only graphviz meanwhile."""
+    import ansible_runner  # noqa: F401
+
+    from topo import report
+    return report.draw(c.expanded, labdir.lab_dir(c.lab))
+
+
+def _reports(c, rows: list[dict], drawing=None) -> tuple[CheckSummary, dict]:
+    """The summary of ``rows`` and the reports written into the lab directory (``drawing``:
+    the picture, from :func:`_draw`)."""
     from topo import report
     from topo.results import summary
     s = summary(rows)
-    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s, c.expanded)
+    return CheckSummary(**s), report.write(c.lab, labdir.lab_dir(c.lab), c.file, rows, s, c.expanded, drawing)
 
 
 # --------------------------------------------------------------------------- use cases
@@ -538,12 +574,15 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
             n["netns"] for n in nodes] + [
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
-        build = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}")
-        rows = _verify(c, inv, progress)[0] if verify else None
+        if verify:
+            drawing = _draw(c)
+            build, rows, _ = _build_and_verify(c, inv, progress)
+        else:
+            build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}"), None
     result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv,
                          warnings=c.expanded.get("warnings", []))
     if rows is not None:
-        result.checks, result.reports = _reports(c, rows)
+        result.checks, result.reports = _reports(c, rows, drawing)
         result.check_results = rows
     return result
 
@@ -576,8 +615,9 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     from topo.pipeline import write_inventory
 
     inv = write_inventory(c, inv_hosts)
+    drawing = _draw(c)
     rows, log = _verify(c, inv, progress)
-    summary, reports = _reports(c, rows)
+    summary, reports = _reports(c, rows, drawing)
     return VerifyResult(c.lab, c.file, summary, rows, log, reports)
 
 

@@ -1,6 +1,7 @@
 """topo.report: verify.json, junit.xml and report.md written from a fixed list of check rows."""
 
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -205,3 +206,25 @@ def test_the_labs_picture_is_drawn_again_only_when_the_lab_changed(tmp_path, mon
     assert report.write("dualstack", str(tmp_path), "f.yml", PINGS, summary(PINGS), other)["picture"] == first
     assert drawn == [first] and (tmp_path / "lab.dot").read_text() == graph.dot_source(other)
     assert (tmp_path / "lab.png").read_bytes() != png
+
+
+def test_verify_json_holds_one_check_row_a_line(written):
+    directory, _ = written
+    lines = (directory / "verify.json").read_text().splitlines()
+    rows = [json.loads(line.strip().rstrip(",")) for line in lines if line.startswith("  {")]
+    assert rows == CHECKS
+
+
+def test_the_picture_drawn_in_a_thread_is_the_one_write_would_draw(tmp_path, monkeypatch):
+    """report.draw runs _picture in a thread; write(drawing=) takes its path, or its error."""
+    monkeypatch.setattr(report, "_picture", lambda expanded, directory: os.path.join(directory, "lab.png"))
+    paths = report.write("demo", str(tmp_path), "f.yml", PINGS, summary(PINGS),
+                         drawing=report.draw({"lab": "demo"}, str(tmp_path)))
+    assert paths["picture"] == str(tmp_path / "lab.png")
+
+    def broken(expanded, directory):
+        raise OSError("disk full")
+    monkeypatch.setattr(report, "_picture", broken)
+    wait = report.draw({"lab": "demo"}, str(tmp_path))
+    with pytest.raises(OSError, match="disk full"):
+        wait()

@@ -209,3 +209,77 @@ def test_events_are_written_as_ansible_runner_writes_them(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # the decoding is the same as without events_dir
     assert [m.module for m in decoder.result.check_results] == ["topo.lab.ping", "topo.lab.iperf", "topo.lab.capture"]
+
+
+def _site(apply_events, check_events, rc):
+    """One run of site.yml decoded with the checks' play apart, as topo apply runs it."""
+    parts = {"Checks": RunResult(playbook="verify", rc=-1, seconds=0.0, log="")}
+    decoder = EventDecoder(RunResult(playbook="site", rc=-1, seconds=0.0, log=""), None, None, parts)
+    events = [{"event": "playbook_on_play_start", "event_data": {"name": "Build the lab"}}, *apply_events]
+    if check_events is not None:
+        events += [{"event": "playbook_on_play_start", "event_data": {"name": "Checks"}}, *check_events]
+    for event in events:
+        decoder.feed(event)
+    decoder.result.rc, decoder.result.log = rc, "/nonexistent/run.log"
+    return decoder.finish(), parts["Checks"], decoder
+
+
+def test_one_site_run_is_split_into_the_apply_and_the_checks():
+    """A failed check ends the run with rc 2; the apply part is still a success, its changes
+    and the checks' results each in their own part (a during: check's link changes too, which
+    are no change of the apply), and the recap's changed counts are matched against both."""
+    change = {"resource": "netns", "action": "create", "name": "topo-l-h1"}
+    link = {"resource": "veth", "action": "fix", "name": "topo-l-h1/eth0", "detail": "up True -> False"}
+    apply_part, checks, decoder = _site(
+        [host_event("runner_on_ok", {"changed": True, "changes": [change]}, action="topo.lab.lab")],
+        [host_event("runner_on_ok", {"changed": True, "changes": [link]}, host="n1", action="topo.lab.link"),
+         host_event("runner_on_failed", {"results": [{"address": "10.0.0.2", "node": "n2", "ok": False}]},
+                    host="n1", action="topo.lab.ping", ignore_errors=True),
+         {"event": "playbook_on_stats", "event_data": {"changed": {"localhost": 1, "n1": 1}}}], rc=2)
+    assert apply_part.ok and apply_part.rc == 0 and apply_part.changes == [dict(change, host="localhost")]
+    assert apply_part.check_results == [] and apply_part.changed_tasks == {"localhost": 1, "n1": 1}
+    assert checks.rc == 0 and not checks.failures and checks.log == "/nonexistent/run.log"
+    assert [m.module for m in checks.check_results] == ["topo.lab.ping"]
+    assert checks.changes == [dict(link, host="n1")]
+    assert set(decoder.started) == {"Checks"}
+
+
+def test_a_failed_apply_part_fails_the_site_run():
+    apply_part, checks, _ = _site([host_event("runner_on_failed", {"failed": True, "msg": "RTNETLINK answers"},
+                                              task="Links")], None, rc=2)
+    assert not apply_part.ok and apply_part.rc == 2
+    assert [(f.task, f.message) for f in apply_part.failures] == [("Links", "RTNETLINK answers")]
+    assert checks.check_results == [] and checks.rc == 0
+
+
+def test_a_site_run_that_stopped_before_the_checks_without_a_failed_task_fails():
+    apply_part, _, _ = _site([], None, rc=4)
+    assert not apply_part.ok and "ansible-playbook exited 4" in apply_part.failures[0].message
+
+
+def test_a_host_whose_checks_could_not_run_is_a_failure_of_the_checks_part():
+    apply_part, checks, _ = _site([], [host_event("runner_on_unreachable", {"msg": "gone"}, host="far")], rc=4)
+    assert apply_part.ok
+    assert [(f.host, f.unreachable) for f in checks.failures] == [("far", True)] and checks.rc == 4
+
+
+def test_a_finished_child_s_terminal_is_closed_without_ptyprocess_pause():
+    """runner._no_close_delay: ptyprocess's 0.1 s pause after closing a pty is gone; a child
+    that still runs is still killed by close()."""
+    import time
+
+    import ptyprocess
+
+    from topo import runner
+
+    runner._no_close_delay()
+    runner._no_close_delay()  # twice: patched once
+    done = ptyprocess.PtyProcess.spawn(["true"])
+    while done.isalive():
+        time.sleep(0.01)
+    started = time.monotonic()
+    done.close()
+    assert done.delayafterclose == 0 and time.monotonic() - started < 0.05
+    alive = ptyprocess.PtyProcess.spawn(["sleep", "30"])
+    alive.close(force=True)
+    assert not alive.isalive()

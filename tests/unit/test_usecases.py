@@ -158,3 +158,18 @@ def test_expanded_yml_is_dumped_again_only_when_the_lab_changed(tmp_path, monkey
     assert dumped == [1]
     with open(path) as f:
         assert yaml.safe_load(f)["nodes"]["h1"]["interfaces"][0]["mtu"] == 1400
+
+
+def test_the_checks_play_is_named_as_topo_apply_splits_site_yml():
+    """topo apply runs site.yml once and decodes the play named usecases.CHECKS_PLAY (verify.yml's
+    only play) as the checks; site.yml imports apply.yml, then verify.yml."""
+    import yaml
+
+    from topo import labdir
+    root = labdir.collection_root()
+    with open(os.path.join(root, "playbooks", "verify.yml")) as f:
+        assert [play["name"] for play in yaml.safe_load(f)] == [usecases.CHECKS_PLAY]
+    with open(os.path.join(root, "playbooks", "apply.yml")) as f:
+        assert usecases.CHECKS_PLAY not in [play["name"] for play in yaml.safe_load(f)]
+    with open(os.path.join(root, "playbooks", "site.yml")) as f:
+        assert [play["import_playbook"] for play in yaml.safe_load(f)] == ["apply.yml", "verify.yml"]

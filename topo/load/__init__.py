@@ -30,6 +30,9 @@ class RawLab:
     default_name: str = ""
     #: Paths the file spells otherwise (see :attr:`topo.errors.Source.fields`).
     fields: dict[tuple, tuple] = field(default_factory=dict)
+    #: Other files the document was read from (a CSV's ``# topo: verify=checks.yml``), so a
+    #: cached expansion of it is dropped when one of them changes (topo.pipeline).
+    sources: list[str] = field(default_factory=list)
 
     @property
     def source(self) -> Source:

@@ -163,6 +163,7 @@ def _verify_file(lab, path, name, line, problems):
         problems.add(line, "# topo: verify", f"{name!r}: give a .yml file beside the CSV (a relative name, no ..)")
         return
     full = os.path.join(os.path.dirname(path), name)
+    lab.sources.append(full)
     try:
         with open(full) as f:
             text = f.read(MAX_VERIFY_BYTES + 1)
