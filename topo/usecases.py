@@ -106,14 +106,22 @@ def require_programs(expanded: dict) -> None:
                                      f"apt-get install {package} (or apply with --no-verify)")
 
 
-def require_docker(expanded: dict) -> None:
-    """EnvironmentProblem, before anything is built, when the lab has docker nodes and
-    dockerd, the docker CLI (Ansible's docker connection) or a node image is missing."""
-    images = sorted({n["container"]["image"] for n in expanded["nodes"].values() if n["kind"] == "docker"})
-    if not images:
+def require_docker(expanded: dict, table: dict | None = None) -> None:
+    """EnvironmentProblem, before anything is built, when the lab has docker nodes on this
+    machine and dockerd, the docker CLI (Ansible's docker connection) or a node image is
+    missing. ``table``: the build hosts (:func:`_require_hosts`); docker nodes placed on a
+    remote one are left to :func:`_require_remote_docker`."""
+    from topo.inventory import is_remote, node_build_host
+
+    def remote(node):
+        host = node_build_host(node, table) if table else None
+        return host in table and is_remote(table[host]) if host else False
+
+    docker = [name for name, node in expanded["nodes"].items() if node["kind"] == "docker" and not remote(node)]
+    if not docker:
         return
+    images = sorted({expanded["nodes"][name]["container"]["image"] for name in docker})
     from topo.image import DEFAULT_IMAGE, docker_client, image_present
-    docker = [n for n, node in expanded["nodes"].items() if node["kind"] == "docker"]
     try:
         client = docker_client(timeout=30)
     except EnvironmentProblem as exc:
@@ -562,7 +570,7 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
     table = _require_hosts(inv_hosts)
     _require_remote_docker(c, table)
     if _any_local(table):
-        require_docker(c.expanded)
+        require_docker(c.expanded, table)
         if verify:
             require_programs(c.expanded)
     from topo.pipeline import write_inventory
@@ -593,8 +601,9 @@ def plan(file: str, *, progress: Progress | None = None, hosts: str | None = Non
     c = _compile(file, hosts, placed=True)
     require_root()
     inv_hosts = _hosts_file(c.lab, hosts)
-    if _any_local(_require_hosts(inv_hosts)):
-        require_docker(c.expanded)
+    table = _require_hosts(inv_hosts)
+    if _any_local(table):
+        require_docker(c.expanded, table)
     from topo.pipeline import write_inventory
 
     with labdir.locked(c.lab):
@@ -609,8 +618,9 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     c = _compile(file, hosts, placed=True)
     require_root()
     inv_hosts = _hosts_file(c.lab, hosts)
-    if _any_local(_require_hosts(inv_hosts)):
-        require_docker(c.expanded)
+    table = _require_hosts(inv_hosts)
+    if _any_local(table):
+        require_docker(c.expanded, table)
         require_programs(c.expanded)
     from topo.pipeline import write_inventory
 

@@ -67,6 +67,18 @@ def test_a_lab_without_docker_nodes_needs_no_docker():
     usecases.require_docker({"nodes": {"h1": {"kind": "netns"}}})
 
 
+def test_docker_nodes_on_a_remote_host_need_no_local_dockerd(monkeypatch):
+    # a lab over this machine and a remote host: only the docker nodes placed here ask the
+    # local dockerd (the remote host's is asked over SSH, _require_remote_docker)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    table = {"here": {"ansible_connection": "local"}, "far": {"ansible_host": "192.0.2.7"}}
+    node = {"kind": "docker", "container": {"image": "topo-node:latest"}}
+    usecases.require_docker({"nodes": {"d1": dict(node, host="far"), "h1": {"kind": "netns", "host": "here"}}},
+                            table)
+    with pytest.raises(EnvironmentProblem, match="the lab has 1 docker nodes \\(d2\\)"):
+        usecases.require_docker({"nodes": {"d1": dict(node, host="far"), "d2": dict(node, host="here")}}, table)
+
+
 def test_validate():
     r = usecases.validate(os.path.join(EXAMPLES, "routed.yml"))
     assert r.lab == "routed" and set(r.expanded["nodes"]) and r.to_json()["expanded"] is r.expanded
