@@ -19,6 +19,12 @@ Figures: ``build`` (topo: ``topo apply --no-verify``; Mininet: ``net.start()``),
 Mininet's are measured inside its process, without Python start-up and Mininet's import
 (reported apart): the comparison leans toward Mininet, never toward topo.
 
+The limit an Ansible-driven build cannot go below is measured in the same run, once per
+round: ``floor``, ansible-playbook (the one topo runs) with one no-op module task
+(``ansible.builtin.ping``) on this machine, a whole process. topo's build and ping figures
+are each one ansible-playbook run of this kind plus topo's front end and its modules' work;
+its teardown on this machine runs no playbook.
+
 Mininet puts its switches in the root namespace. Before each Mininet run the root
 namespace's links are listed; after it they must be the same. Links that appeared during a
 run that died or timed out (``--mininet-timeout``, default 600 s) are removed by name, and
@@ -37,6 +43,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -148,6 +155,34 @@ def run_topo_case(shape: str, n: int, work: str, timeout: float) -> dict:
     return result
 
 
+#: The floor's playbook (see the module docstring).
+FLOOR_PLAYBOOK = """- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.ping:
+"""
+
+
+def run_floor(work: str, timeout: float) -> dict:
+    """One sample of Ansible's floor (module docstring): ``{floor_s, error}``."""
+    path = os.path.join(work, "floor.yml")
+    with open(path, "w") as f:
+        f.write(FLOOR_PLAYBOOK)
+    exe = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([exe, "-i", "localhost,", path], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"floor_s": None, "error": str(exc)}
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"floor_s": None, "error": f"ansible-playbook exited {proc.returncode}: {proc.stdout[-300:]}"}
+    return {"floor_s": elapsed, "error": None}
+
+
 def _topo() -> list[str]:
     from run import topo_cmd
     return topo_cmd()
@@ -165,8 +200,12 @@ def compare(sizes: list[int], shapes: list[str], repeat: int, timeout: float, mi
                 continue
             cases.append({"shape": shape, "n": n, "topo": [], "mininet": []})
     work = tempfile.mkdtemp(prefix="topo-vs-mininet-")
+    floors = []
     try:
         for rep in range(repeat):
+            floors.append(run_floor(work, timeout))
+            if floors[-1]["error"]:
+                console.print(f"  [red]Ansible floor: {floors[-1]['error']}[/]")
             for case in cases:
                 for tool in ("topo", "mininet"):
                     console.print(f"[bold]{case['shape']} N={case['n']}[/] {tool} (round {rep + 1}/{repeat}) ...")
@@ -177,7 +216,9 @@ def compare(sizes: list[int], shapes: list[str], repeat: int, timeout: float, mi
                         console.print(f"  [red]{sample['error']}[/]")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    floor = _median(floors, "floor_s")
     for case in cases:
+        case["floor"] = {"samples": floors, "median": floor}
         case["median"] = {tool: {fig: _median(case[tool], f"{fig}_s") for fig in FIGURES}
                           for tool in ("topo", "mininet")}
         case["ratio"] = {fig: (round(case["median"]["topo"][fig] / case["median"]["mininet"][fig], 2)
@@ -194,9 +235,10 @@ def _median(samples: list[dict], key: str) -> float | None:
 
 
 def table(cases: list[dict], title: str) -> Table:
-    """One row per case and figure: topo, Mininet (medians, s), topo / Mininet."""
+    """One row per case and figure: topo, Mininet (medians, s), topo / Mininet, and for the
+    figures topo spends in one ansible-playbook run (build, ping) Ansible's floor (median)."""
     t = Table(title=title, title_justify="left")
-    for col in ("case", "figure", "topo s", "Mininet s", "topo / Mininet"):
+    for col in ("case", "figure", "topo s", "Mininet s", "topo / Mininet", "Ansible floor s"):
         t.add_column(col, justify="left" if col in ("case", "figure") else "right")
     for case in cases:
         for k, fig in enumerate(FIGURES):
@@ -205,8 +247,9 @@ def table(cases: list[dict], title: str) -> Table:
             label = f"{case['shape']} N={case['n']}" if k == 0 else ""
             if fig == "ping" and case["pairs"]["topo"]:
                 fig = f"ping ({case['pairs']['topo']} / {case['pairs']['mininet']} pings)"
+            floor = _s(case["floor"]["median"]) if fig.split()[0] in ("build", "ping") else ""
             t.add_row(label, fig, _s(case["median"]["topo"][fig.split()[0]]),
-                      _s(case["median"]["mininet"][fig.split()[0]]), cell)
+                      _s(case["median"]["mininet"][fig.split()[0]]), cell, floor)
     return t
 
 
