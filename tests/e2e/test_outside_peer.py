@@ -7,6 +7,7 @@ its other end in the lab's bridge namespace)."""
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -92,8 +93,12 @@ def test_one_ended_vxlan_reaches_a_vtep_outside_the_lab(topo_cli):
         assert len(gone["labs"][0]["removed"]) >= 3
         assert not [n for n in netns_list() if n.startswith("topo-outside-")]
         assert OUTSIDE in netns_list()
-        left = links(OUTSIDE)
-        # the kernel removes a veth pair with either end: the plug went with the lab's wan namespace
+        # the kernel removes a veth pair with either end: the plug goes with the lab's wan
+        # namespace, which the kernel tears down asynchronously once its last user is gone
+        # (cleanup_net: gone within 0.5 s of destroy's exit here), so wait for it, boundedly
+        deadline = time.monotonic() + 5
+        while "out0" in (left := links(OUTSIDE)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert left == {k: v for k, v in outside.items() if k != "out0"}, (left, outside)
         assert left["vxlan77"] == outside["vxlan77"], "the outside VXLAN device is the same, unchanged"
     finally:
