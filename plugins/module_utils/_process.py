@@ -280,17 +280,18 @@ def exec_argv(place, argv, interactive=False, tty=False, ip="ip", docker="docker
     ``master``, :func:`ssh_argv`)."""
     if place.get("container"):
         return docker_argv(place, (["-i"] if interactive else []) + (["-t"] if tty else [])
-                           + [place["container"]] + list(argv), docker)
+                           + [place["container"]] + list(argv), docker, master)
     if remote(place):
         return _via(place, [REMOTE_BINS["ip"], "netns", "exec", place["netns"]] + list(argv), master)
     return [ip, "netns", "exec", place["netns"]] + list(argv)
 
 
-def docker_argv(place, args, docker="docker"):
+def docker_argv(place, args, docker="docker", master=0):
     """``docker exec ARGS`` for ``place``'s container: this machine's ``docker`` (a path), or
-    on its build host over SSH when the place is remote (:func:`remote`)."""
+    on its build host over SSH when the place is remote (:func:`remote`; over master
+    connection ``master``, :func:`ssh_argv`)."""
     if remote(place):
-        return _via(place, [REMOTE_BINS["docker"], "exec"] + list(args))
+        return _via(place, [REMOTE_BINS["docker"], "exec"] + list(args), master)
     return [docker, "exec"] + list(args)
 
 
@@ -358,7 +359,8 @@ class NodeProcess:
         self.in_container = bool(place.get("container"))
         self.remote = remote(place) is not None and not self.in_container
         self.track_pid = track_pid and (self.in_container or self.remote)
-        master = _master(place) if self.remote else 0
+        over_ssh = remote(place) is not None  # a netns node or a container on a remote build host
+        master = _master(place) if over_ssh else 0
         full = exec_argv(place, (_PID_WRAPPER if self.track_pid else []) + self.argv,
                          interactive=self.in_container, ip=ip, docker=docker, master=master)
         self.out, self.err = b"", b""
@@ -370,7 +372,7 @@ class NodeProcess:
                                          bufsize=0, close_fds=True)
         except OSError as exc:
             raise ProcessError("%s: cannot start %s: %s" % (self.where, full[0], exc))
-        if self.remote:
+        if over_ssh:
             _started(place, master, self.proc)
         self.pid = None if self.in_container or self.remote else self.proc.pid
         if self.track_pid:

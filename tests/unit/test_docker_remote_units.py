@@ -58,6 +58,9 @@ def test_a_container_on_a_remote_host_is_reached_with_docker_exec_there():
     # behind sudo (become), the remote host's own docker, never the controller's path
     assert shlex.split(argv[-1]) == ["sudo", "-n", "-u", "root", "--", "docker", "exec", "-i", "topo-x-d1",
                                      "python3", "-c", "print(1)"]
+    # a program beyond one master's share goes over a further master to that host (sshd's MaxSessions)
+    further = _process.exec_argv(place, ["true"], master=2)
+    assert any(a.startswith("ControlPath=") and a.endswith("/%C-2") for a in further), further
     local = dict(place, ssh=None)
     assert _process.exec_argv(local, ["true"], docker="/usr/bin/docker") == \
         ["/usr/bin/docker", "exec", "topo-x-d1", "true"]
