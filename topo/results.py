@@ -59,24 +59,19 @@ def column_rows(source: dict) -> list[dict]:
     source node's targets in columns, each a comma-separated string; see the module's
     RETURN), each the same row as :func:`ping_row` of that target's ``results`` entry (same
     keys, same order, same types: ``rtt_ms`` a float or None, ``sent``/``received`` ints)."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import ping_entry
+
     def column(key):   # a source has an address at least: "" is one empty value
         return source[key].split(",")
 
     fail = set(column("expect_fail"))
     errors = dict((i, why) for i, why in source.get("errors") or [])
-    rows = []
-    for i, (address, node, sent, received, rtt) in enumerate(zip(
-            column("addresses"), column("nodes"), column("sent"), column("received"), column("rtt_ms"))):
-        expect = "fail" if address in fail else "pass"
-        observed = "pass" if int(received) > 0 else "fail"
-        row = {"address": address, "node": node, "expect": expect, "observed": observed,
-               "ok": observed == expect and i not in errors, "rtt_ms": float(rtt) if rtt else None,
-               "sent": int(sent), "received": int(received)}
-        if i in errors:
-            row["msg"] = errors[i]
-        row.update(type="ping", **{"from": source["from"]})
-        rows.append(row)
-    return rows
+    return [ping_row(source["from"], ping_entry(
+        source["from"], {"address": address, "node": node, "expect": "fail" if address in fail else "pass"},
+        {"sent": int(sent), "received": int(received), "rtt_ms": float(rtt) if rtt else None,
+         "error": errors.get(i)}))
+        for i, (address, node, sent, received, rtt) in enumerate(zip(
+            column("addresses"), column("nodes"), column("sent"), column("received"), column("rtt_ms")))]
 
 
 def ping_result_rows(host: str, res: dict) -> list[dict]:

@@ -57,6 +57,8 @@ _EXPORTS = {
     "STEP_TYPES": ("_vocabulary", "STEP_TYPES"),
     # names of labs, nodes and bridges
     "NAME_PATTERN": ("_vocabulary", "NAME_PATTERN"),
+    # what a ping target's result entry says (topo.lab.ping writes it, topo.results reads it)
+    "ping_entry": ("_vocabulary", "ping_entry"),
     # programs inside nodes, and which labs own what
     "node_argv": ("_frontend", "node_argv"),
     "ssh_argv": ("_process", "ssh_argv"),

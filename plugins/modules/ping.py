@@ -161,26 +161,13 @@ failed_targets:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.topo.lab.plugins.module_utils._icmp import probe
+from ansible_collections.topo.lab.plugins.module_utils._vocabulary import ping_entry as entry
 
 TARGET = dict(
     address=dict(type="str", required=True),
     node=dict(type="str", default=""),
     expect=dict(type="str", choices=["pass", "fail"], default="pass"),
 )
-
-
-def entry(source, target, outcome):
-    """The result entry of one target: what was expected, what was observed. A target that
-    could not be checked (``outcome["error"]``: its source could not ping at all, or the
-    kernel kept refusing the requests) fails, also when it must not answer."""
-    observed = "pass" if outcome["received"] > 0 else "fail"
-    out = {} if source is None else {"from": source}
-    out.update(address=target["address"], node=target["node"], expect=target["expect"],
-               observed=observed, ok=observed == target["expect"] and not outcome["error"],
-               rtt_ms=outcome["rtt_ms"], sent=outcome["sent"], received=outcome["received"])
-    if outcome["error"]:
-        out["msg"] = outcome["error"]
-    return out
 
 
 def columns(source, outcomes):
@@ -194,12 +181,9 @@ def columns(source, outcomes):
            "received": ",".join(str(o["received"]) for o in outcomes),
            "rtt_ms": ",".join("" if o["rtt_ms"] is None else str(o["rtt_ms"]) for o in outcomes),
            "errors": [[i, o["error"]] for i, o in enumerate(outcomes) if o["error"]]}
-    failed = []
-    for address, node, o in zip(addresses, nodes, outcomes):
-        expect = "fail" if address in fail else "pass"
-        if o["error"] or (o["received"] > 0) != (expect == "pass"):
-            failed.append(entry(source["node"], {"address": address, "node": node, "expect": expect}, o))
-    return out, failed
+    entries = (entry(source["node"], {"address": a, "node": n, "expect": "fail" if a in fail else "pass"}, o)
+               for a, n, o in zip(addresses, nodes, outcomes))
+    return out, [e for e in entries if not e["ok"]]
 
 
 def plan_errors(sources):
