@@ -150,10 +150,12 @@ def lo_alias(ns):
 # Ansible runner
 # --------------------------------------------------------------------------
 
-def step(module, params, check=False, netns=None):
+def step(module, params, check=False, netns=None, vars=None, environment=None):
     """One task: ``topo.lab.<module>`` with ``params``; ``netns`` runs it inside that
-    namespace through the topo.lab.netns connection."""
-    return {"module": module, "params": params, "check": check, "netns": netns}
+    namespace through the topo.lab.netns connection; ``vars`` and ``environment`` are the
+    task's keywords of those names."""
+    return {"module": module, "params": params, "check": check, "netns": netns, "vars": vars or {},
+            "environment": environment}
 
 
 def _ansible_playbook():
@@ -170,17 +172,21 @@ class Ansible:
         self.runs = 0
         self.last_output = ""
 
-    def run(self, *steps):
+    def run(self, *steps, verbose=False):
         """Run the steps in order (a failing step does not stop the next); return
-        their results, each the module's result dict (with ``failed`` when it failed)."""
+        their results, each the module's result dict (with ``failed`` when it failed).
+        ``verbose`` runs ansible-playbook with -vvv (its output: ``last_output``)."""
         self.runs += 1
         tasks = []
         for i, s in enumerate(steps):
             task = {"name": "step%d" % i, "topo.lab." + s["module"]: s["params"],
                     "check_mode": bool(s["check"]), "ignore_errors": True}
+            task["vars"] = dict(s.get("vars") or {})
             if s["netns"]:
                 task["connection"] = "topo.lab.netns"
-                task["vars"] = {"topo_netns": s["netns"]}
+                task["vars"]["topo_netns"] = s["netns"]
+            if s.get("environment"):
+                task["environment"] = s["environment"]
             tasks.append(task)
         play = [{"name": "topo module test", "hosts": "localhost", "connection": "local",
                  "gather_facts": False,
@@ -201,7 +207,7 @@ class Ansible:
                    ANSIBLE_LOCAL_TEMP=str(self.dir / "tmp"),
                    ANSIBLE_NOCOLOR="1",
                    TOPO_TEST_RESULTS=str(results_file))
-        proc = subprocess.run([_ansible_playbook(), "-i", "localhost,", str(playbook)],
+        proc = subprocess.run([_ansible_playbook(), "-i", "localhost,", str(playbook)] + (["-vvv"] if verbose else []),
                               capture_output=True, text=True, cwd=str(self.dir), env=env,
                               timeout=300, check=False)
         self.last_output = proc.stdout + proc.stderr
