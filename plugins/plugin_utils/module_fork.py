@@ -22,7 +22,8 @@ same function AnsiballZ's wrapper calls (``ansible.module_utils._internal._ansib
 run_module``), and its output is parsed by Ansible's own ``_execute_module``: check mode,
 diff, no_log, warnings, failures and tracebacks behave as with AnsiballZ.
 
-The module's process is a child of the worker: its stdin is /dev/null, its stdout and stderr
+The module's process is a child of the worker named ``topo.<module>`` (``ps``, ``top``;
+its command line stays the worker's): its stdin is /dev/null, its stdout and stderr
 go to the worker through pipes, the task's ``environment`` is set in its ``os.environ``, the
 exit handlers the worker registered are dropped (a module's own, such as AnsibleModule's
 temporary directory removal, run) and it leaves by ``os._exit``. In it, Ansible's
@@ -151,6 +152,7 @@ class ActionModule(ActionBase):
             raise AnsibleError("The module %s was not found in configured module paths" % module_name)
         leaf = os.path.splitext(os.path.basename(found.plugin_resolved_path))[0]
         self._fork_module = "ansible_collections.%s.plugins.modules.%s" % (COLLECTION, leaf)
+        self._fork_comm = process_name(leaf)
         self._fork_params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args},
                                        cls=self._fork_internals["encoder"]).encode()
         bits = self._fork_internals["BuiltModule"](b_module_data=b"", module_style="new",
@@ -197,6 +199,9 @@ class ActionModule(ActionBase):
                                  (signal.SIGCHLD, signal.SIG_DFL), (signal.SIGPIPE, signal.SIG_IGN),
                                  (signal.SIGXFSZ, signal.SIG_IGN)):
                 signal.signal(sig, handler)
+            # named after its module in ps and top (its command line stays the worker's)
+            with open("/proc/self/comm", "w") as f:
+                f.write(self._fork_comm)
             # the worker's exit handlers are the worker's: it runs them itself
             atexit._clear()
             os.environ.update({str(k): str(v) for k, v in environment.items()})
@@ -219,6 +224,12 @@ class ActionModule(ActionBase):
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+
+
+def process_name(module: str) -> str:
+    """The name (``/proc/PID/comm``, at most 15 bytes) of the process that runs ``module``
+    (its short name) in a fork: ``topo.<module>``, e.g. ``topo.ping``."""
+    return ("topo." + module)[:15]
 
 
 def _read_both(out_fd: int, err_fd: int) -> tuple[bytes, bytes]:
