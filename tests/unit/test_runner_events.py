@@ -283,3 +283,26 @@ def test_a_finished_child_s_terminal_is_closed_without_ptyprocess_pause():
     alive = ptyprocess.PtyProcess.spawn(["sleep", "30"])
     alive.close(force=True)
     assert not alive.isalive()
+
+
+def test_started_is_called_once_before_ansible_playbook_runs(tmp_path, monkeypatch):
+    """run_playbook's ``started``, handed to ansible-runner (runner._on_running), is called
+    once, before the playbook's first event (a real run_playbook of a no-op play on
+    localhost, no root); statuses other than ``running`` do not call it."""
+    from topo import labdir, runner
+
+    monkeypatch.setenv("TOPO_HOME", str(tmp_path / "home"))
+    (tmp_path / "noop.yml").write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                                       "    - ansible.builtin.debug: {msg: hi}\n")
+    monkeypatch.setattr(labdir, "playbook", lambda name: str(tmp_path / f"{name}.yml"))
+    order = []
+
+    class Seen(Progress):
+        def task_started(self, name):
+            order.append(name)
+
+    result = runner.run_playbook("fe-noop", "noop", inventory="localhost,", progress=Seen(),
+                                 started=lambda: order.append("started"))
+    assert result.ok, result.log
+    assert order == ["started", "ansible.builtin.debug"], order
+    assert runner._on_running(None) is None
