@@ -240,7 +240,8 @@ def run(module, converge):
 
     ``converge`` returns a :class:`Changes` or a list of them (one per resource type, in
     order). Kernel and ownership errors (NetnsError, OSError) and bad values (ValueError)
-    fail the task with their message; anything else is a bug and keeps its traceback.
+    fail the task with their message; anything else is a bug and keeps its traceback. The
+    ``warnings`` a pass puts in its ``extra`` are given to ``module.warn``.
     """
     require_pyroute2(module)
     # The arguments are the lab's whole desired state (megabytes at 1000 nodes, and already
@@ -253,7 +254,13 @@ def run(module, converge):
             parts = converge(socks)
     except (NetnsError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
-    module.exit_json(invocation=invocation, **Changes.merge(parts if isinstance(parts, list) else [parts]))
+    result = Changes.merge(parts if isinstance(parts, list) else [parts])
+    # A pass's warnings (Changes.extra["warnings"], e.g. no dockerd answered) go through
+    # AnsibleModule.warn: ansible-core 2.19 deprecates passing them to exit_json; they reach
+    # the task result's ``warnings`` the same way.
+    for warning in result.pop("warnings", None) or ():
+        module.warn(warning)
+    module.exit_json(invocation=invocation, **result)
 
 
 #: Where the per-lab kernel-work locks live (tmpfs: gone at reboot, like the namespaces).
