@@ -14,7 +14,7 @@ import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_change,
-    address_flags, address_records, conf_read, conf_write, translate,
+    address_records, conf_read, conf_write, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -29,13 +29,14 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 ))
 
 
-def _extra(msg):
-    """What topo sets besides the address itself: an IPv4 address's broadcast (None when
-    none), an IPv6 address's duplicate address detection state (``nodad``, ``dadfailed``,
-    ``tentative`` or ``done``)."""
-    if msg["family"] == socket.AF_INET:
-        return msg.get_attr("IFA_BROADCAST")
-    flags = address_flags(msg)
+def _extra(record):
+    """What topo sets besides the address itself (``record``: an
+    :func:`~.._netns.address_record`): an IPv4 address's broadcast (None when none), an IPv6
+    address's duplicate address detection state (``nodad``, ``dadfailed``, ``tentative`` or
+    ``done``)."""
+    if record["family"] == socket.AF_INET:
+        return record["broadcast"]
+    flags = record["flags"]
     for flag, state in ((IFA_F_NODAD, "nodad"), (IFA_F_DADFAILED, "dadfailed"), (IFA_F_TENTATIVE, "tentative")):
         if flags & flag:
             return state
@@ -47,8 +48,8 @@ def _addresses(sock):
     seen by ``sock`` (a plain netlink socket, :meth:`~.._netns.Sockets.raw`), in kernel
     order (``extra``: :func:`_extra`)."""
     out = {}
-    for index, cidr, m in address_records(sock):
-        out.setdefault(index, []).append((cidr, _extra(m), bool(address_flags(m) & IFA_F_SECONDARY)))
+    for index, cidr, record in address_records(sock):
+        out.setdefault(index, []).append((cidr, _extra(record), bool(record["flags"] & IFA_F_SECONDARY)))
     return out
 
 

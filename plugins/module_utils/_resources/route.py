@@ -111,16 +111,14 @@ class Routes(Kind):
         return self.tables[ns]
 
     def _add(self, ns, msg, names, ours, foreign):
-        """File one RTM_NEWROUTE ``msg`` of ``ns`` under ``ours`` or ``foreign`` (see :meth:`read`);
+        """File one route ``msg`` (a :func:`~.._netns.route_record`) of ``ns`` under ``ours`` or ``foreign`` (see :meth:`read`);
         ``names``: :meth:`ifnames` of ``ns``."""
         family = msg["family"]
-        if self.ctx.check and self.ctx.tables.routes_lost(
-                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
+        if self.ctx.check and self.ctx.tables.routes_lost(ns, msg["oif"], 4 if family == socket.AF_INET else 6):
             return
         unspecified = dict(FAMILIES)[family]
-        dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified, msg["dst_len"]),
-                                       strict=False))
-        via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))
+        dst = str(ipaddress.ip_network("%s/%d" % (msg["dst"] or unspecified, msg["dst_len"]), strict=False))
+        via = (msg["gateway"], names.get(msg["oif"]))
         (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (via, msg["proto"])
 
     def ifnames(self, ns):
