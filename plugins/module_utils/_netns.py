@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import importlib.util
 import ipaddress
 import os
@@ -106,6 +107,16 @@ def IPRoute():
     re-apply never makes."""
     from pyroute2.iproute.linux import IPRoute as iproute
     return iproute()
+
+
+#: ipaddress's parsers, memoised (ipaddress objects are immutable): a lab names the same
+#: prefixes, next hops and addresses in many places - a route in its check, its declaration,
+#: the kernel's answer and the request; a chain of 50 routed nodes declares 306 routes over
+#: 49 prefixes - and each parse costs about 10 us (the module spent about 30 ms of a
+#: chain-50 build parsing them again).
+ip_address = functools.lru_cache(maxsize=16384)(ipaddress.ip_address)
+ip_network = functools.lru_cache(maxsize=16384)(ipaddress.ip_network)
+ip_interface = functools.lru_cache(maxsize=16384)(ipaddress.ip_interface)
 
 
 NETNS_RUN_DIR = "/run/netns"
@@ -587,17 +598,22 @@ def link_attribute(data, kind):
         return None
 
 
-def rtattrs(data, offset, end):
+def rtattrs(data, offset, end, wanted=None):
     """The netlink attributes (``rtattr``: u16 length, u16 type, payload padded to 4 bytes)
     in ``data[offset:end]`` (``end`` cut to the data's length), as ``(type, payload)``
-    pairs, the type without its NLA_F_NESTED / NLA_F_NET_BYTEORDER bits. ValueError at a
+    pairs, the type without its NLA_F_NESTED / NLA_F_NET_BYTEORDER bits; with ``wanted`` (a
+    set of types), only those (the others are stepped over without copying their payload:
+    a link message has about 50 attributes, of which topo reads 10). ValueError at a
     malformed attribute (shorter than its header, or longer than what is left)."""
     end = min(end, len(data))
-    while offset + _RTATTR.size <= end:
-        size, atype = _RTATTR.unpack_from(data, offset)
-        if size < _RTATTR.size or offset + size > end:
+    unpack = _RTATTR.unpack_from
+    while offset + 4 <= end:
+        size, atype = unpack(data, offset)
+        if size < 4 or offset + size > end:
             raise ValueError("malformed netlink attribute at offset %d" % offset)
-        yield atype & NLA_TYPE_MASK, data[offset + _RTATTR.size:offset + size]
+        atype &= NLA_TYPE_MASK
+        if wanted is None or atype in wanted:
+            yield atype, data[offset + 4:offset + size]
         offset += (size + 3) & ~3
 
 
@@ -735,7 +751,7 @@ def address_record(data):
     out = {"family": family, "prefixlen": prefixlen, "index": index, "flags": flags, "scope": scope,
            "address": None, "broadcast": None}
     seen = set()
-    for atype, body in rtattrs(data, _NLMSGHDR.size + _IFADDRMSG.size, length):
+    for atype, body in rtattrs(data, _NLMSGHDR.size + _IFADDRMSG.size, length, _ADDRESS_READ):
         if atype in seen:  # the first of each, as pyroute2's get_attr
             continue
         seen.add(atype)
@@ -763,7 +779,7 @@ def route_record(data):
     out = {"family": family, "dst_len": dst_len, "table": table, "proto": proto, "scope": scope, "type": rtype,
            "dst": None, "gateway": None, "oif": None}
     seen = set()
-    for atype, body in rtattrs(data, _NLMSGHDR.size + _RTMSG.size, length):
+    for atype, body in rtattrs(data, _NLMSGHDR.size + _RTMSG.size, length, _ROUTE_READ):
         if atype in seen:
             continue
         seen.add(atype)
@@ -838,7 +854,7 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
     ``ip address add|del`` asks: IFA_LOCAL and IFA_ADDRESS the address, IFA_BROADCAST
     ``broadcast`` when given, IFA_F_NODAD with ``nodad``; an add fails with EEXIST when the
     address is there. NetlinkError when the kernel refuses."""
-    iface = ipaddress.ip_interface(cidr)
+    iface = ip_interface(cidr)
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     ip = iface.ip.packed
     add = action == "add"
@@ -862,6 +878,9 @@ RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
 RTA_TABLE = 15
+#: The attribute types :func:`address_record` and :func:`route_record` read.
+_ADDRESS_READ = frozenset((IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS))
+_ROUTE_READ = frozenset((RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_TABLE))
 
 
 def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
@@ -870,13 +889,13 @@ def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
     interface of ifindex ``oif``, with ``scope``, in one RTM_NEWROUTE (NLM_F_CREATE |
     NLM_F_REPLACE) on ``sock`` (a :func:`raw_socket`), as ``ip route replace`` asks.
     NetlinkError when the kernel refuses (ENETUNREACH: no route to the gateway)."""
-    net = ipaddress.ip_interface(dst)
+    net = ip_interface(dst)
     family = socket.AF_INET if net.version == 4 else socket.AF_INET6
     body = _RTMSG.pack(family, net.network.prefixlen, 0, 0, table, protocol, scope, RTN_UNICAST, 0)
     if net.network.prefixlen:
         body += rtattr(RTA_DST, net.ip.packed)
     if gateway:
-        body += rtattr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+        body += rtattr(RTA_GATEWAY, ip_address(gateway).packed)
     if oif is not None:
         body += rtattr(RTA_OIF, oif)
     request(sock, body, RTM_NEWROUTE, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_REPLACE)
@@ -930,15 +949,25 @@ def bridge_add(sock, spec, mcast_snooping, mcast_querier):
     _link_add(sock, spec, "bridge", data, True)
 
 
+#: RTM_GETNSID's answer and the NETNSA_ attributes of :func:`netnsid` (linux/net_namespace.h).
+RTM_NEWNSID = 88
+NETNSA_NSID = 1
+NETNSA_FD = 3
+
+
 def netnsid(sock, fd):
     """The id under which the namespace of ``sock`` (a :func:`raw_socket`) sees the network
-    namespace open as ``fd`` (IFLA_LINK_NETNSID's numbering), None when it has none."""
-    from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
-    msg = nsidmsg()
-    msg["attrs"].append(("NETNSA_FD", fd))
-    answer = request(sock, msg, RTM_GETNSID, nsidmsg, dump=False)
-    nsid = answer.get_attr("NETNSA_NSID") if answer is not None else None
-    return None if nsid in (None, -1, 4294967295) else nsid
+    namespace open as ``fd`` (IFLA_LINK_NETNSID's numbering), None when it has none. One
+    RTM_GETNSID (an ``rtgenmsg`` and NETNSA_FD), its answer's NETNSA_NSID read directly."""
+    body = struct.pack("=Bxxx", socket.AF_UNSPEC) + rtattr(NETNSA_FD, fd)
+    answer = request(sock, body, RTM_GETNSID, bytes, dump=False)
+    nsid = None
+    if answer is not None:
+        length, mtype = _NLMSGHDR.unpack_from(answer)[:2]
+        if mtype == RTM_NEWNSID:
+            nsid = next((struct.unpack_from("=I", value)[0] for atype, value in rtattrs(answer, _NLMSGHDR.size + 4, length)
+                         if atype == NETNSA_NSID and len(value) >= 4), None)
+    return None if nsid in (None, 4294967295) else nsid  # -1 (u32): NETNSA_NSID_NOT_ASSIGNED
 
 
 def namespace_fd(name):
@@ -1155,6 +1184,8 @@ IFLA_INFO_KIND = 1
 #: Link kinds :func:`quick_link_summary` reads itself: those :func:`link_summary` reads no
 #: kind-specific data of (a plain device has no kind).
 QUICK_KINDS = (None, "veth")
+#: The attribute types :func:`quick_link_summary` reads.
+_QUICK_READ = frozenset(_QUICK) | {IFLA_LINKINFO}
 
 
 def _string(raw):
@@ -1181,7 +1212,7 @@ def quick_link_summary(data):
         out.setdefault(key, None)
     seen = set()
     try:
-        for nla_type, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length):
+        for nla_type, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length, _QUICK_READ):
             if nla_type in seen:
                 continue
             seen.add(nla_type)
@@ -1258,7 +1289,7 @@ def kernel_made(family, cidr, flags):
     privacy addresses). Always False for IPv4."""
     if family != socket.AF_INET6:
         return False
-    return ipaddress.ip_interface(cidr).ip.is_link_local or not flags & IFA_F_PERMANENT
+    return ip_interface(cidr).ip.is_link_local or not flags & IFA_F_PERMANENT
 
 
 def address_records(ipr, index=None, families=(socket.AF_INET, socket.AF_INET6)):

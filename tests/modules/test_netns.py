@@ -1,5 +1,6 @@
 """topo.lab.netns against the real kernel: namespaces, lo marker, sysctls (IPv4 and IPv6), prune, absent."""
 
+import os
 import sys
 
 from tests.modules.conftest import (
@@ -209,7 +210,7 @@ def test_quick_link_reading_equals_the_full_decode(lab):
     whatever was set by hand: MTU, MAC, group, master, a non-ASCII alias, down, a peer in
     the same and in another namespace, a bridge (decoded fully)."""
     from ansible_collections.topo.lab.plugins.module_utils._netns import (
-        IPRoute, entered, link_dump, link_get, link_reading, links_by_name, quick_link_summary, raw_socket,
+        IPRoute, entered, link_dump, link_get, link_reading, links_by_name, netnsid, quick_link_summary, raw_socket,
     )
     a, b = lab.make_ns("q1"), lab.make_ns("q2")
     sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
@@ -236,6 +237,22 @@ def test_quick_link_reading_equals_the_full_decode(lab):
         assert one == full
         assert sorted(r["ifname"] for r in read if r is not None) == [n for n in names if n != "br0"]
     assert full["v2"]["alias"] == "topo:x" and full["v2"]["peer_netnsid"] is not None
+    # the id under which b sees a (read with one hand-packed RTM_GETNSID) is what v2's
+    # IFLA_LINK_NETNSID says and what pyroute2's IPRoute answers; a namespace b has no id
+    # for has none
+    c = lab.make_ns("q4")
+    sock = raw_socket(b)
+    with entered(b):
+        ipr = IPRoute()
+    fd_a, fd_c = os.open("/run/netns/" + a, os.O_RDONLY), os.open("/run/netns/" + c, os.O_RDONLY)
+    try:
+        assert netnsid(sock, fd_a) == full["v2"]["peer_netnsid"] == ipr.get_netnsid(fd=fd_a).get("nsid")
+        assert netnsid(sock, fd_c) is None
+    finally:
+        os.close(fd_a)
+        os.close(fd_c)
+        sock.close()
+        ipr.close()
 
 
 def test_quick_address_and_route_reading_equals_the_full_decode(lab):
