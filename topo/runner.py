@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from topo import labdir
@@ -222,7 +223,8 @@ def _no_close_delay() -> None:
 
 def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
                  extravars: dict | None = None, progress: Progress | None = None,
-                 title: str = "", parts: dict[str, str] | None = None) -> RunResult:
+                 title: str = "", parts: dict[str, str] | None = None,
+                 started: Callable[[], None] | None = None) -> RunResult:
     """Run playbook ``name`` (site, apply, verify, destroy) of the topo.lab collection.
 
     ``inventory`` is a directory or file; ``check`` adds ``--check --diff`` (what ``topo
@@ -234,6 +236,10 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     from its play's start), and the result's ``seconds`` ends where the first part began.
     So one run of site.yml gives what an apply run and a verify run gave (one
     ansible-playbook start-up less: about 1 s on this project's 2-core build host).
+
+    ``started`` is called once, in this thread, when ansible-playbook is about to be spawned
+    (ansible-runner's ``running`` status): work that may overlap the run starts there (see
+    :func:`topo.pipeline.inventory_written`).
     """
     import ansible_runner
 
@@ -250,6 +256,11 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "PATH": _path_with_python_bin(),
+        # topo's inventories are directories with a hosts.yml (topo.inventory.write): only
+        # the yaml plugin, not the lab's ansible.cfg list (topo.lab.topo, host_list, yaml,
+        # ini, auto), whose topo.lab.topo is imported and reads hosts.yml first (about 0.05 s
+        # of CPU per run); ansible-playbook by hand in the lab directory keeps the list
+        "ANSIBLE_INVENTORY_ENABLED": "yaml",
         # ansible-runner drops a result from its event above this many bytes (default
         # 700000); topo reads every change from the results, so never let it drop one.
         "MAX_EVENT_RES": str(256 * 1024 * 1024),
@@ -261,7 +272,7 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
     decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir,
                            {play: RunResult(playbook=part, rc=-1, seconds=0.0, log="")
                             for play, part in (parts or {}).items()})
-    started = time.monotonic()
+    began = time.monotonic()
     progress.start(title or f"{name} {lab}")
     # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
     # topo; they cancel the run: topo kills every process of the run (see _kill_run),
@@ -285,7 +296,7 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
             private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
             envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
             quiet=True, event_handler=decoder.feed, rotate_artifacts=5, suppress_env_files=True,
-            cancel_callback=cancel,
+            cancel_callback=cancel, status_handler=_on_running(started),
             # how long ansible-runner blocks reading output before it looks at the cancel
             # callback again (default 5 s): Ctrl-C should stop the run at once
             settings={"pexpect_timeout": 0.2},
@@ -301,7 +312,7 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         raise KeyboardInterrupt
     result = decoder.result
     ended = time.monotonic()
-    result.seconds = min(decoder.started.values(), default=ended) - started
+    result.seconds = min(decoder.started.values(), default=ended) - began
     for play, part in decoder.parts.items():
         part.seconds = ended - decoder.started.get(play, ended)
     result.parts = {part.playbook: part for part in decoder.parts.values()}
@@ -313,6 +324,18 @@ def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
         log = os.path.join(private, "artifacts", ident)
     result.log = log
     return decoder.finish()
+
+
+def _on_running(started: Callable[[], None] | None):
+    """An ansible-runner ``status_handler`` calling ``started()`` on the ``running`` status
+    (set just before ansible-playbook is spawned); None without ``started``."""
+    if started is None:
+        return None
+
+    def handler(data: dict, runner_config=None) -> None:
+        if data.get("status") == "running":
+            started()
+    return handler
 
 
 def _children() -> dict[int, list[int]]:

@@ -26,7 +26,7 @@ use case       what it does                                    returns
 =============  ==============================================  ======================
 
 The steps apply, plan and verify share run once each here: the lab's lock, the inventory
-(:func:`topo.pipeline.write_inventory`), state.json, the apply run, the verify run (check
+(:func:`topo.pipeline.inventory_written`), state.json, the apply run, the verify run (check
 rows decoded by :mod:`topo.results`) and the reports (:mod:`topo.report`). The
 requirements (root, the checks' programs, Docker) are checked before anything is built.
 
@@ -426,10 +426,12 @@ def _remote_host(c, node: dict, hosts: str | None) -> tuple[str, dict] | None:
     return (name, table[name]) if name in table and is_remote(table[name]) else None
 
 
-def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str):
-    """The apply playbook (in check mode for a plan); RunFailed when it failed."""
+def _build(c, inventory: str, *, check: bool, progress: Progress | None, title: str, started=None):
+    """The apply playbook (in check mode for a plan); RunFailed when it failed. ``started``:
+    see :func:`topo.runner.run_playbook`."""
     from topo.runner import run_playbook
-    result = run_playbook(c.lab, "apply", inventory=inventory, check=check, progress=progress, title=title)
+    result = run_playbook(c.lab, "apply", inventory=inventory, check=check, progress=progress, title=title,
+                          started=started)
     if not result.ok:
         _raise_run_failure(result)
     return result
@@ -445,26 +447,26 @@ def _raise_run_failure(result) -> None:
 CHECKS_PLAY = "Checks"
 
 
-def _build_and_verify(c, inventory: str, progress: Progress | None):
+def _build_and_verify(c, inventory: str, progress: Progress | None, started=None):
     """Apply, then verify, in one run of the site playbook (apply.yml's play, then
     verify.yml's; one ansible-playbook start-up instead of two): ``(the apply's RunResult,
     check rows, log)``. RunFailed as :func:`_build` when the apply failed (the checks of
     the hosts it failed on did not run), and as :func:`_verify` when the checks could not."""
     from topo.runner import run_playbook
     run = run_playbook(c.lab, "site", inventory=inventory, progress=progress, title=f"applying {c.lab}",
-                       parts={CHECKS_PLAY: "verify"})
+                       parts={CHECKS_PLAY: "verify"}, started=started)
     if not run.ok:
         _raise_run_failure(run)
     rows, log = _check_rows(run.parts["verify"])
     return run, rows, log
 
 
-def _verify(c, inventory: str, progress: Progress | None) -> tuple[list[dict], str]:
+def _verify(c, inventory: str, progress: Progress | None, started=None) -> tuple[list[dict], str]:
     """The verify playbook: ``(check rows, log)``. A failure that is not a check result
     (a host with no check rows failed) is RunFailed: verification could not run."""
     from topo.runner import run_playbook
     return _check_rows(run_playbook(c.lab, "verify", inventory=inventory, progress=progress,
-                                    title=f"verifying {c.lab}"))
+                                    title=f"verifying {c.lab}", started=started))
 
 
 def _check_rows(ver) -> tuple[list[dict], str]:
@@ -573,20 +575,20 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
         require_docker(c.expanded, table)
         if verify:
             require_programs(c.expanded)
-    from topo.pipeline import write_inventory
+    from topo.pipeline import inventory_written
 
     nodes = c.expanded["nodes"].values()
-    with labdir.locked(c.lab, wait=wait, notify=notify):
-        inv = write_inventory(c, inv_hosts)
+    with labdir.locked(c.lab, wait=wait, notify=notify), inventory_written(c, inv_hosts) as (inv, started):
         labdir.write_state(c.lab, source=os.path.abspath(c.file), hosts=inv_hosts, namespaces=[
             n["netns"] for n in nodes] + [
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
         if verify:
             drawing = _draw(c)
-            build, rows, _ = _build_and_verify(c, inv, progress)
+            build, rows, _ = _build_and_verify(c, inv, progress, started)
         else:
-            build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}"), None
+            build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}",
+                                 started=started), None
     result = ApplyResult(c.lab, c.file, build.changes, build.seconds, build.log, labdir.lab_dir(c.lab), inv,
                          warnings=c.expanded.get("warnings", []))
     if rows is not None:
@@ -604,11 +606,10 @@ def plan(file: str, *, progress: Progress | None = None, hosts: str | None = Non
     table = _require_hosts(inv_hosts)
     if _any_local(table):
         require_docker(c.expanded, table)
-    from topo.pipeline import write_inventory
+    from topo.pipeline import inventory_written
 
-    with labdir.locked(c.lab):
-        inv = write_inventory(c, inv_hosts)
-        result = _build(c, inv, check=True, progress=progress, title=f"planning {c.lab}")
+    with labdir.locked(c.lab), inventory_written(c, inv_hosts) as (inv, started):
+        result = _build(c, inv, check=True, progress=progress, title=f"planning {c.lab}", started=started)
     return PlanResult(c.lab, c.file, result.changes, c.expanded.get("warnings", []))
 
 
@@ -622,11 +623,11 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     if _any_local(table):
         require_docker(c.expanded, table)
         require_programs(c.expanded)
-    from topo.pipeline import write_inventory
+    from topo.pipeline import inventory_written
 
-    inv = write_inventory(c, inv_hosts)
-    drawing = _draw(c)
-    rows, log = _verify(c, inv, progress)
+    with inventory_written(c, inv_hosts) as (inv, started):
+        drawing = _draw(c)
+        rows, log = _verify(c, inv, progress, started)
     summary, reports = _reports(c, rows, drawing)
     return VerifyResult(c.lab, c.file, summary, rows, log, reports)
 
@@ -796,12 +797,12 @@ def _runtime(file: str, on: str, what: str, key: str, item: dict, *, hosts: str 
                        and not os.path.exists(os.path.join("/run/netns", node["netns"]))):
         raise EnvironmentProblem(f"lab {c.lab} is not applied (node {node_name} does not exist); "
                                  f"run topo apply {c.file} first")
-    from topo.pipeline import write_inventory
+    from topo.pipeline import inventory_written
     from topo.runner import run_playbook
-    with labdir.locked(c.lab, wait=wait, notify=notify):
-        inv = write_inventory(c, inv_hosts)
+    with labdir.locked(c.lab, wait=wait, notify=notify), inventory_written(c, inv_hosts) as (inv, started):
         result = run_playbook(c.lab, "runtime", inventory=inv, progress=progress, title=f"{on} {what}",
-                              extravars={key: {host: [dict(item, netns=node["netns"], ifname=ifname)]}})
+                              extravars={key: {host: [dict(item, netns=node["netns"], ifname=ifname)]}},
+                              started=started)
     if not result.ok:
         _raise_run_failure(result)
     return RuntimeResult(c.lab, c.file, on, what, result.changes, result.seconds, result.log)

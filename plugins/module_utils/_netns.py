@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import importlib.util
 import ipaddress
 import os
@@ -106,6 +107,16 @@ def IPRoute():
     re-apply never makes."""
     from pyroute2.iproute.linux import IPRoute as iproute
     return iproute()
+
+
+#: ipaddress's parsers, memoised (ipaddress objects are immutable): a lab names the same
+#: prefixes, next hops and addresses in many places - a route in its check, its declaration,
+#: the kernel's answer and the request; a chain of 50 routed nodes declares 306 routes over
+#: 49 prefixes - and each parse costs about 10 us (the module spent about 30 ms of a
+#: chain-50 build parsing them again).
+ip_address = functools.lru_cache(maxsize=16384)(ipaddress.ip_address)
+ip_network = functools.lru_cache(maxsize=16384)(ipaddress.ip_network)
+ip_interface = functools.lru_cache(maxsize=16384)(ipaddress.ip_interface)
 
 
 NETNS_RUN_DIR = "/run/netns"
@@ -240,7 +251,8 @@ def run(module, converge):
 
     ``converge`` returns a :class:`Changes` or a list of them (one per resource type, in
     order). Kernel and ownership errors (NetnsError, OSError) and bad values (ValueError)
-    fail the task with their message; anything else is a bug and keeps its traceback.
+    fail the task with their message; anything else is a bug and keeps its traceback. The
+    ``warnings`` a pass puts in its ``extra`` are given to ``module.warn``.
     """
     require_pyroute2(module)
     # The arguments are the lab's whole desired state (megabytes at 1000 nodes, and already
@@ -253,7 +265,13 @@ def run(module, converge):
             parts = converge(socks)
     except (NetnsError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
-    module.exit_json(invocation=invocation, **Changes.merge(parts if isinstance(parts, list) else [parts]))
+    result = Changes.merge(parts if isinstance(parts, list) else [parts])
+    # A pass's warnings (Changes.extra["warnings"], e.g. no dockerd answered) go through
+    # AnsibleModule.warn: ansible-core 2.19 deprecates passing them to exit_json; they reach
+    # the task result's ``warnings`` the same way.
+    for warning in result.pop("warnings", None) or ():
+        module.warn(warning)
+    module.exit_json(invocation=invocation, **result)
 
 
 #: Where the per-lab kernel-work locks live (tmpfs: gone at reboot, like the namespaces).
@@ -580,17 +598,22 @@ def link_attribute(data, kind):
         return None
 
 
-def rtattrs(data, offset, end):
+def rtattrs(data, offset, end, wanted=None):
     """The netlink attributes (``rtattr``: u16 length, u16 type, payload padded to 4 bytes)
     in ``data[offset:end]`` (``end`` cut to the data's length), as ``(type, payload)``
-    pairs, the type without its NLA_F_NESTED / NLA_F_NET_BYTEORDER bits. ValueError at a
+    pairs, the type without its NLA_F_NESTED / NLA_F_NET_BYTEORDER bits; with ``wanted`` (a
+    set of types), only those (the others are stepped over without copying their payload:
+    a link message has about 50 attributes, of which topo reads 10). ValueError at a
     malformed attribute (shorter than its header, or longer than what is left)."""
     end = min(end, len(data))
-    while offset + _RTATTR.size <= end:
-        size, atype = _RTATTR.unpack_from(data, offset)
-        if size < _RTATTR.size or offset + size > end:
+    unpack = _RTATTR.unpack_from
+    while offset + 4 <= end:
+        size, atype = unpack(data, offset)
+        if size < 4 or offset + size > end:
             raise ValueError("malformed netlink attribute at offset %d" % offset)
-        yield atype & NLA_TYPE_MASK, data[offset + _RTATTR.size:offset + size]
+        atype &= NLA_TYPE_MASK
+        if wanted is None or atype in wanted:
+            yield atype, data[offset + 4:offset + size]
         offset += (size + 3) & ~3
 
 
@@ -679,39 +702,96 @@ def request(sock, msg, msg_type, answer, dump=True, ack=False, flags=0):
 
 def route_dump(sock, table, protocol=0):
     """The routes of ``table`` with rtnetlink protocol ``protocol`` (0: any) seen by ``sock``
-    (a :func:`raw_socket`), IPv4 then IPv6, each in kernel order, as decoded pyroute2
-    ``rtmsg`` messages. The kernel filters the dump by table and protocol, so a namespace
-    whose routes are all the kernel's own answers with nothing to decode: what a prune of
-    topo's routes needs (protocol :data:`ROUTE_PROTO`)."""
-    from pyroute2.netlink.rtnl.rtmsg import rtmsg
-    msg = rtmsg()
-    msg["family"] = socket.AF_UNSPEC
-    msg["table"] = table
-    msg["proto"] = protocol
+    (a :func:`raw_socket`), IPv4 then IPv6, each in kernel order, as :func:`route_record`
+    dicts. The kernel filters the dump by table and protocol, so a namespace whose routes
+    are all the kernel's own answers with nothing to read: what a prune of topo's routes
+    needs (protocol :data:`ROUTE_PROTO`)."""
+    body = _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
+    if table >= 256:
+        body += rtattr(RTA_TABLE, table)
     # a dump of AF_UNSPEC holds every family's routes (multicast, MPLS): keep IPv4 and IPv6
-    answers = request(sock, msg, RTM_GETROUTE, rtmsg)
+    answers = [route_record(data) for data in request(sock, body, RTM_GETROUTE, bytes)]
     # the same filter here, for a kernel without strict checking (before 4.20)
     return [r for family in (socket.AF_INET, socket.AF_INET6) for r in answers
-            if r["family"] == family and protocol in (0, r["proto"])
-            and (r.get_attr("RTA_TABLE") or r["table"]) == table]
+            if r is not None and r["family"] == family and protocol in (0, r["proto"]) and r["table"] == table]
 
 
 def address_dump(sock):
     """The IPv4 then IPv6 addresses seen by ``sock`` (a :func:`raw_socket`), each family in
-    kernel order, as decoded pyroute2 ``ifaddrmsg`` messages (one request for both)."""
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-    msg = ifaddrmsg()
-    msg["family"] = socket.AF_UNSPEC
-    answers = request(sock, msg, RTM_GETADDR, ifaddrmsg)
-    return [m for family in (socket.AF_INET, socket.AF_INET6) for m in answers if m["family"] == family]
+    kernel order, as :func:`address_record` dicts (one request for both)."""
+    answers = [address_record(data) for data in request(sock, _ADDRESS_DUMP, RTM_GETADDR, bytes)]
+    return [a for family in (socket.AF_INET, socket.AF_INET6) for a in answers if a is not None and a["family"] == family]
 
 
 def link_dump(sock, raw=False):
     """Every link seen by ``sock`` (a :func:`raw_socket`), as decoded pyroute2 ``ifinfmsg``
-    messages, or with ``raw`` as each message's bytes (:func:`quick_link_summary`)."""
-    msg = ifinfmsg()
-    msg["family"] = socket.AF_UNSPEC
-    return request(sock, msg, RTM_GETLINK, bytes if raw else ifinfmsg)
+    messages, or with ``raw`` as each message's bytes (:func:`quick_link_summary`); the
+    kernel leaves out the counters (RTEXT_FILTER_SKIP_STATS), which nothing here reads."""
+    return request(sock, _LINK_DUMP, RTM_GETLINK, bytes if raw else ifinfmsg)
+
+
+def _address(family, body):
+    """An address attribute's payload as text (``inet_ntop``: dotted IPv4, compressed IPv6),
+    as pyroute2 decodes it."""
+    return socket.inet_ntop(family, body)
+
+
+def address_record(data):
+    """One RTM_NEWADDR message given as bytes, read straight from its header and the
+    attributes topo compares, without pyroute2's decoder (about ten times the time): a dict
+    {family, prefixlen, index, flags (:data:`IFA_FLAGS`' 32 bits when the kernel sends them,
+    as it does since 3.14, else the header's 8), scope, address (IFA_ADDRESS, text; None when
+    absent), broadcast (IFA_BROADCAST, text, or None)}; None for any other message. The
+    same values as pyroute2's decode of that message (tests/modules/test_netns.py compares
+    both on real addresses). ValueError for a malformed message."""
+    length, mtype = _NLMSGHDR.unpack_from(data)[:2]
+    if mtype != RTM_NEWADDR:
+        return None
+    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, _NLMSGHDR.size)
+    out = {"family": family, "prefixlen": prefixlen, "index": index, "flags": flags, "scope": scope,
+           "address": None, "broadcast": None}
+    seen = set()
+    for atype, body in rtattrs(data, _NLMSGHDR.size + _IFADDRMSG.size, length, _ADDRESS_READ):
+        if atype in seen:  # the first of each, as pyroute2's get_attr
+            continue
+        seen.add(atype)
+        if atype == IFA_ADDRESS:
+            out["address"] = _address(family, body)
+        elif atype == IFA_BROADCAST:
+            out["broadcast"] = _address(family, body)
+        elif atype == IFA_FLAGS and len(body) >= 4:
+            out["flags"] = struct.unpack_from("=I", body)[0]
+    return out
+
+
+def route_record(data):
+    """One RTM_NEWROUTE message given as bytes, read straight from its header and the
+    attributes topo compares, without pyroute2's decoder: a dict {family, dst_len, table
+    (RTA_TABLE when the kernel sends it, else the header's), proto, scope, type, dst
+    (RTA_DST, text; None for a default route), gateway (RTA_GATEWAY, text, or None), oif
+    (RTA_OIF, an ifindex, or None)}; None for any other message. The same values as
+    pyroute2's decode of that message (tests/modules/test_netns.py compares both on real
+    routes). ValueError for a malformed message."""
+    length, mtype = _NLMSGHDR.unpack_from(data)[:2]
+    if mtype != RTM_NEWROUTE:
+        return None
+    family, dst_len, _src_len, _tos, table, proto, scope, rtype, _flags = _RTMSG.unpack_from(data, _NLMSGHDR.size)
+    out = {"family": family, "dst_len": dst_len, "table": table, "proto": proto, "scope": scope, "type": rtype,
+           "dst": None, "gateway": None, "oif": None}
+    seen = set()
+    for atype, body in rtattrs(data, _NLMSGHDR.size + _RTMSG.size, length, _ROUTE_READ):
+        if atype in seen:
+            continue
+        seen.add(atype)
+        if atype == RTA_DST:
+            out["dst"] = _address(family, body)
+        elif atype == RTA_GATEWAY:
+            out["gateway"] = _address(family, body)
+        elif atype == RTA_OIF and len(body) >= 4:
+            out["oif"] = struct.unpack_from("=I", body)[0]
+        elif atype == RTA_TABLE and len(body) >= 4:
+            out["table"] = struct.unpack_from("=I", body)[0] or table
+    return out
 
 
 def rtattr(kind, value):
@@ -732,6 +812,10 @@ IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
 IFA_FLAGS = 8
+#: The bodies of the dump requests of :func:`address_dump` (every family) and :func:`link_dump`
+#: (every link, without counters).
+_ADDRESS_DUMP = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+_LINK_DUMP = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + rtattr(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 #: IFLA_ attributes of the link requests packed here (linux/if_link.h).
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -770,7 +854,7 @@ def address_change(sock, action, index, cidr, broadcast=None, nodad=False):
     ``ip address add|del`` asks: IFA_LOCAL and IFA_ADDRESS the address, IFA_BROADCAST
     ``broadcast`` when given, IFA_F_NODAD with ``nodad``; an add fails with EEXIST when the
     address is there. NetlinkError when the kernel refuses."""
-    iface = ipaddress.ip_interface(cidr)
+    iface = ip_interface(cidr)
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     ip = iface.ip.packed
     add = action == "add"
@@ -793,6 +877,10 @@ RTN_UNICAST = 1
 RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
+RTA_TABLE = 15
+#: The attribute types :func:`address_record` and :func:`route_record` read.
+_ADDRESS_READ = frozenset((IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS))
+_ROUTE_READ = frozenset((RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_TABLE))
 
 
 def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
@@ -801,13 +889,13 @@ def route_replace(sock, dst, table, protocol, gateway=None, oif=None, scope=0):
     interface of ifindex ``oif``, with ``scope``, in one RTM_NEWROUTE (NLM_F_CREATE |
     NLM_F_REPLACE) on ``sock`` (a :func:`raw_socket`), as ``ip route replace`` asks.
     NetlinkError when the kernel refuses (ENETUNREACH: no route to the gateway)."""
-    net = ipaddress.ip_interface(dst)
+    net = ip_interface(dst)
     family = socket.AF_INET if net.version == 4 else socket.AF_INET6
     body = _RTMSG.pack(family, net.network.prefixlen, 0, 0, table, protocol, scope, RTN_UNICAST, 0)
     if net.network.prefixlen:
         body += rtattr(RTA_DST, net.ip.packed)
     if gateway:
-        body += rtattr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+        body += rtattr(RTA_GATEWAY, ip_address(gateway).packed)
     if oif is not None:
         body += rtattr(RTA_OIF, oif)
     request(sock, body, RTM_NEWROUTE, bytes, dump=False, ack=True, flags=NLM_F_CREATE | NLM_F_REPLACE)
@@ -861,15 +949,25 @@ def bridge_add(sock, spec, mcast_snooping, mcast_querier):
     _link_add(sock, spec, "bridge", data, True)
 
 
+#: RTM_GETNSID's answer and the NETNSA_ attributes of :func:`netnsid` (linux/net_namespace.h).
+RTM_NEWNSID = 88
+NETNSA_NSID = 1
+NETNSA_FD = 3
+
+
 def netnsid(sock, fd):
     """The id under which the namespace of ``sock`` (a :func:`raw_socket`) sees the network
-    namespace open as ``fd`` (IFLA_LINK_NETNSID's numbering), None when it has none."""
-    from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
-    msg = nsidmsg()
-    msg["attrs"].append(("NETNSA_FD", fd))
-    answer = request(sock, msg, RTM_GETNSID, nsidmsg, dump=False)
-    nsid = answer.get_attr("NETNSA_NSID") if answer is not None else None
-    return None if nsid in (None, -1, 4294967295) else nsid
+    namespace open as ``fd`` (IFLA_LINK_NETNSID's numbering), None when it has none. One
+    RTM_GETNSID (an ``rtgenmsg`` and NETNSA_FD), its answer's NETNSA_NSID read directly."""
+    body = struct.pack("=Bxxx", socket.AF_UNSPEC) + rtattr(NETNSA_FD, fd)
+    answer = request(sock, body, RTM_GETNSID, bytes, dump=False)
+    nsid = None
+    if answer is not None:
+        length, mtype = _NLMSGHDR.unpack_from(answer)[:2]
+        if mtype == RTM_NEWNSID:
+            nsid = next((struct.unpack_from("=I", value)[0] for atype, value in rtattrs(answer, _NLMSGHDR.size + 4, length)
+                         if atype == NETNSA_NSID and len(value) >= 4), None)
+    return None if nsid in (None, 4294967295) else nsid  # -1 (u32): NETNSA_NSID_NOT_ASSIGNED
 
 
 def namespace_fd(name):
@@ -1086,6 +1184,8 @@ IFLA_INFO_KIND = 1
 #: Link kinds :func:`quick_link_summary` reads itself: those :func:`link_summary` reads no
 #: kind-specific data of (a plain device has no kind).
 QUICK_KINDS = (None, "veth")
+#: The attribute types :func:`quick_link_summary` reads.
+_QUICK_READ = frozenset(_QUICK) | {IFLA_LINKINFO}
 
 
 def _string(raw):
@@ -1112,7 +1212,7 @@ def quick_link_summary(data):
         out.setdefault(key, None)
     seen = set()
     try:
-        for nla_type, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length):
+        for nla_type, body in rtattrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length, _QUICK_READ):
             if nla_type in seen:
                 continue
             seen.add(nla_type)
@@ -1176,8 +1276,8 @@ def ip_addresses(ipr, index=None):
 
 
 def address_flags(msg):
-    """The flags of an RTM_NEWADDR message: the 32-bit IFA_FLAGS attribute when the kernel
-    sends it (it does since 3.14), else the 8-bit ifa_flags."""
+    """The flags of a pyroute2 RTM_NEWADDR message: the 32-bit IFA_FLAGS attribute when the
+    kernel sends it (it does since 3.14), else the 8-bit ifa_flags."""
     flags = msg.get_attr("IFA_FLAGS")
     return msg["flags"] if flags is None else flags
 
@@ -1189,25 +1289,28 @@ def kernel_made(family, cidr, flags):
     privacy addresses). Always False for IPv4."""
     if family != socket.AF_INET6:
         return False
-    return ipaddress.ip_interface(cidr).ip.is_link_local or not flags & IFA_F_PERMANENT
+    return ip_interface(cidr).ip.is_link_local or not flags & IFA_F_PERMANENT
 
 
 def address_records(ipr, index=None, families=(socket.AF_INET, socket.AF_INET6)):
-    """[(index, cidr, msg)] of the addresses of ``families`` seen by socket ``ipr`` (an
+    """[(index, cidr, record)] of the addresses of ``families`` seen by socket ``ipr`` (an
     ``IPRoute``, or a plain netlink socket: :func:`raw_socket`; all
     interfaces, or the one of ifindex ``index``), one family after the other in kernel
-    order, without the kernel's own IPv6 addresses (:func:`kernel_made`). ``msg`` is the
-    RTM_NEWADDR message (flags: :func:`address_flags`; IPv4 broadcast: IFA_BROADCAST)."""
-    out = []
+    order, without the kernel's own IPv6 addresses (:func:`kernel_made`). ``record`` is an
+    :func:`address_record` dict (family, flags, broadcast, ...), from either socket."""
     if isinstance(ipr, socket.socket):
-        msgs = [m for m in address_dump(ipr) if m["family"] in families and index in (None, m["index"])]
+        records = [a for a in address_dump(ipr) if a["family"] in families and index in (None, a["index"])]
     else:
-        msgs = [m for family in families for m in ipr.get_addr(
-            **dict(family=family, **({} if index is None else {"index": index})))]
-    for m in msgs:
-        cidr = "%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-        if not kernel_made(m["family"], cidr, address_flags(m)):
-            out.append((m["index"], cidr, m))
+        records = [{"family": m["family"], "prefixlen": m["prefixlen"], "index": m["index"],
+                    "flags": address_flags(m), "scope": m["scope"], "address": m.get_attr("IFA_ADDRESS"),
+                    "broadcast": m.get_attr("IFA_BROADCAST")}
+                   for family in families for m in ipr.get_addr(
+                       **dict(family=family, **({} if index is None else {"index": index})))]
+    out = []
+    for a in records:
+        cidr = "%s/%d" % (a["address"], a["prefixlen"])
+        if not kernel_made(a["family"], cidr, a["flags"]):
+            out.append((a["index"], cidr, a))
     return out
 
 

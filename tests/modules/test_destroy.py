@@ -75,3 +75,18 @@ def test_destroy_removes_by_marker_only(lab, tmp_path, monkeypatch, how):
 
     again = usecases.destroy(lab.name, hosts=hosts)
     assert again.removed == {} and again.warnings == []
+
+
+def test_no_dockerd_warning_reaches_the_result_through_module_warn(lab, ansible, tmp_path, monkeypatch):
+    # DOCKER_HOST names a socket nobody listens on: the lab module cannot ask for the lab's
+    # containers and says so as a warning of the task (AnsibleModule.warn), not as a
+    # `warnings` argument of exit_json, which ansible-core 2.19 reports as deprecated
+    monkeypatch.setenv("DOCKER_HOST", "unix://%s" % (tmp_path / "closed.sock"))
+    h1 = lab.make_ns("h1")
+    r = ansible.one("lab", {"lab": lab.name, "state": "absent"})
+    assert not r.get("failed"), r
+    assert [c["name"] for c in r["changes"]] == [h1] and not netns_exists(h1)
+    assert [w for w in r.get("warnings", []) if "no Docker daemon answers" in str(w)] == [
+        "no Docker daemon answers, so containers of lab %s (if it has any) were not looked for; "
+        "start dockerd and run this again" % lab.name], r.get("warnings")
+    assert "DEPRECATION" not in ansible.last_output, ansible.last_output

@@ -1,5 +1,6 @@
 """topo.lab.netns against the real kernel: namespaces, lo marker, sysctls (IPv4 and IPv6), prune, absent."""
 
+import os
 import sys
 
 from tests.modules.conftest import (
@@ -209,7 +210,7 @@ def test_quick_link_reading_equals_the_full_decode(lab):
     whatever was set by hand: MTU, MAC, group, master, a non-ASCII alias, down, a peer in
     the same and in another namespace, a bridge (decoded fully)."""
     from ansible_collections.topo.lab.plugins.module_utils._netns import (
-        IPRoute, entered, link_dump, link_get, link_reading, links_by_name, quick_link_summary, raw_socket,
+        IPRoute, entered, link_dump, link_get, link_reading, links_by_name, netnsid, quick_link_summary, raw_socket,
     )
     a, b = lab.make_ns("q1"), lab.make_ns("q2")
     sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
@@ -236,6 +237,89 @@ def test_quick_link_reading_equals_the_full_decode(lab):
         assert one == full
         assert sorted(r["ifname"] for r in read if r is not None) == [n for n in names if n != "br0"]
     assert full["v2"]["alias"] == "topo:x" and full["v2"]["peer_netnsid"] is not None
+    # the id under which b sees a (read with one hand-packed RTM_GETNSID) is what v2's
+    # IFLA_LINK_NETNSID says and what pyroute2's IPRoute answers; a namespace b has no id
+    # for has none
+    c = lab.make_ns("q4")
+    sock = raw_socket(b)
+    with entered(b):
+        ipr = IPRoute()
+    fd_a, fd_c = os.open("/run/netns/" + a, os.O_RDONLY), os.open("/run/netns/" + c, os.O_RDONLY)
+    try:
+        assert netnsid(sock, fd_a) == full["v2"]["peer_netnsid"] == ipr.get_netnsid(fd=fd_a).get("nsid")
+        assert netnsid(sock, fd_c) is None
+    finally:
+        os.close(fd_a)
+        os.close(fd_c)
+        sock.close()
+        ipr.close()
+
+
+def test_quick_address_and_route_reading_equals_the_full_decode(lab):
+    """The lab module reads addresses and routes through plain netlink sockets, straight from
+    the attributes it compares (address_record, route_record); every address and route of a
+    real namespace must read the same as pyroute2's full decode of the same messages, and
+    the addresses the same as through an IPRoute socket: IPv4 with and without a broadcast,
+    a secondary, a /32, IPv6 without DAD and tentative, the kernel's link-local ones; routes
+    via a gateway, through a device only (scope link), IPv6, topo's protocol, another table."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    from ansible_collections.topo.lab.plugins.module_utils._netns import (
+        _ADDRESS_DUMP, _RTMSG, RTM_GETADDR, RTM_GETROUTE, IPRoute, address_dump, address_flags, address_record,
+        address_records, entered, raw_socket, request, route_dump, route_record,
+    )
+    ns = lab.make_ns("q3")
+    sh("ip", "-n", ns, "link", "add", "v1", "type", "veth", "peer", "name", "v2")
+    for ifname in ("v1", "v2"):
+        sh("ip", "-n", ns, "link", "set", ifname, "up")
+    for args in (["10.9.0.1/24", "brd", "+"], ["10.9.0.2/24"], ["10.9.1.1/32"], ["2001:db8:9::1/64", "nodad"],
+                 ["2001:db8:9::2/64"]):
+        sh("ip", "-n", ns, "address", "add", *args, "dev", "v1")
+    sh("ip", "-n", ns, "address", "add", "10.9.2.1/30", "brd", "10.9.2.3", "dev", "v2")
+    for args in (["10.20.0.0/16", "via", "10.9.0.254", "proto", "116"], ["10.21.0.0/16", "dev", "v2"],
+                 ["default", "via", "10.9.0.254"], ["2001:db8:20::/48", "via", "2001:db8:9::fe", "proto", "116"],
+                 ["10.22.0.0/16", "via", "10.9.0.254", "table", "100"],
+                 ["10.23.0.0/16", "via", "10.9.0.254", "table", "1000", "proto", "116"]):
+        sh("ip", "-n", ns, "route", "add", *args)
+
+    def full(cls, data):
+        msg = cls(data)
+        msg.decode()
+        return msg
+
+    sock = raw_socket(ns)
+    with entered(ns):
+        ipr = IPRoute()
+    try:
+        raw = request(sock, _ADDRESS_DUMP, RTM_GETADDR, bytes)
+        quick = [address_record(data) for data in raw]
+        decoded = [full(ifaddrmsg, data) for data in raw]
+        assert quick == [{"family": m["family"], "prefixlen": m["prefixlen"], "index": m["index"],
+                          "flags": address_flags(m), "scope": m["scope"], "address": m.get_attr("IFA_ADDRESS"),
+                          "broadcast": m.get_attr("IFA_BROADCAST")} for m in decoded]
+        assert address_records(sock) == address_records(ipr)
+        cidrs = set("%s/%d" % (a["address"], a["prefixlen"]) for a in address_dump(sock))
+        assert {"10.9.0.1/24", "10.9.0.2/24", "10.9.1.1/32", "2001:db8:9::1/64", "10.9.2.1/30"} <= cidrs
+        assert any(a["address"].startswith("fe80:") for a in address_dump(sock))  # the kernel's, read too
+
+        raw = request(sock, _RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0), RTM_GETROUTE, bytes)
+        quick = [route_record(data) for data in raw]
+        decoded = [full(rtmsg, data) for data in raw]
+        assert quick == [{"family": m["family"], "dst_len": m["dst_len"],
+                          "table": m.get_attr("RTA_TABLE") or m["table"], "proto": m["proto"], "scope": m["scope"],
+                          "type": m["type"], "dst": m.get_attr("RTA_DST"), "gateway": m.get_attr("RTA_GATEWAY"),
+                          "oif": m.get_attr("RTA_OIF")} for m in decoded]
+        main = route_dump(sock, 254)
+        assert [(r["dst"], r["dst_len"], r["gateway"]) for r in route_dump(sock, 254, 116)] == [
+            ("10.20.0.0", 16, "10.9.0.254"), ("2001:db8:20::", 48, "2001:db8:9::fe")]
+        assert ("10.21.0.0", None, 253) in [(r["dst"], r["gateway"], r["scope"]) for r in main]
+        assert (None, 0, "10.9.0.254") in [(r["dst"], r["dst_len"], r["gateway"]) for r in main]
+        assert [r["dst"] for r in route_dump(sock, 100)] == ["10.22.0.0"]
+        assert [r["dst"] for r in route_dump(sock, 1000, 116)] == ["10.23.0.0"]
+    finally:
+        sock.close()
+        ipr.close()
 
 
 def test_netns_helpers_import_pyroute2_message_classes_only():

@@ -115,3 +115,63 @@ def test_the_inventory_is_written_again_only_when_it_would_differ_or_was_touched
     os.unlink(os.path.join(os.path.dirname(inv), "expanded.yml"))
     pipeline.write_inventory(pipeline.compile_file(path, sticky=True))
     assert os.path.exists(os.path.join(os.path.dirname(inv), "expanded.yml"))
+
+
+def _lab_files(directory: str) -> dict[str, bytes]:
+    """``{relative path: bytes}`` of a lab directory's inventory, expanded.yml and
+    allocation.json; the record's JSON without its file times."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, directory)
+            if rel == pipeline.RECORD:
+                record = json.load(open(full))
+                record.pop("stats")
+                out[rel] = json.dumps(record, sort_keys=True).encode()
+            elif rel.startswith("inventory") or rel in ("expanded.yml", pipeline.ALLOCATION):
+                out[rel] = open(full, "rb").read()
+    return out
+
+
+def test_inventory_written_writes_what_write_inventory_writes_the_rest_after_start(home, monkeypatch):
+    """The context writes the inventory and allocation.json before it yields; expanded.yml
+    and the record only once started (or when the context ends), and then the same bytes as
+    write_inventory, and a record the next compile takes."""
+    path = _copy(home, "routed.yml")
+    monkeypatch.setenv("TOPO_HOME", str(home / "one"))
+    pipeline.write_inventory(pipeline.compile_file(path, sticky=True))
+    expected = _lab_files(str(home / "one" / "labs" / "routed"))
+    monkeypatch.setenv("TOPO_HOME", str(home / "two"))
+    lab = home / "two" / "labs" / "routed"
+    with pipeline.inventory_written(pipeline.compile_file(path, sticky=True)) as (inv, start):
+        assert inv == str(lab / "inventory") and os.path.exists(lab / "inventory" / "hosts.yml")
+        assert os.path.exists(lab / pipeline.ALLOCATION)
+        assert not os.path.exists(lab / "expanded.yml") and not os.path.exists(lab / pipeline.RECORD)
+        start()
+        start()  # a second call does nothing
+    assert set(expected) >= {"expanded.yml", pipeline.RECORD}
+    assert _lab_files(str(lab)) == expected
+    assert pipeline.compile_file(path, sticky=True).model is None, "the record written is taken"
+    with pipeline.inventory_written(pipeline.compile_file(path, sticky=True)) as (again, start):
+        start()  # nothing to write: the inventory is unchanged
+    assert again == inv and _lab_files(str(lab)) == expected
+
+
+def test_inventory_written_finishes_its_files_when_the_body_raises(home):
+    """A run that fails (or Ctrl-C) inside the context: expanded.yml and the record are still
+    written before the error goes on, and they are written again for an edited file."""
+    path = _copy(home, "routed.yml")
+    lab = home / "home" / "labs" / "routed"
+    with pytest.raises(KeyboardInterrupt):
+        with pipeline.inventory_written(pipeline.compile_file(path, sticky=True)):
+            raise KeyboardInterrupt
+    assert os.path.exists(lab / "expanded.yml") and os.path.exists(lab / pipeline.RECORD)
+    before = (lab / "expanded.yml").read_text()
+    text = open(path).read()
+    with open(path, "w") as f:
+        f.write(text.replace("name: routed", "name: routed\n# edited", 1))
+    with pipeline.inventory_written(pipeline.compile_file(path, sticky=True)):
+        pass
+    assert json.load(open(lab / pipeline.RECORD))["sources"][path] == pipeline._file_digest(path)
+    assert (lab / "expanded.yml").read_text() == before, "a comment changes nothing of the lab"

@@ -283,3 +283,32 @@ def test_a_finished_child_s_terminal_is_closed_without_ptyprocess_pause():
     alive = ptyprocess.PtyProcess.spawn(["sleep", "30"])
     alive.close(force=True)
     assert not alive.isalive()
+
+
+def test_started_is_called_once_before_ansible_playbook_runs(tmp_path, monkeypatch):
+    """run_playbook's ``started``, handed to ansible-runner (runner._on_running), is called
+    once, before the playbook's first event (a real run_playbook of a play with one debug
+    task on the one host of a yaml inventory, no root); statuses other than ``running`` do
+    not call it."""
+    from topo import labdir, runner
+
+    monkeypatch.setenv("TOPO_HOME", str(tmp_path / "home"))
+    (tmp_path / "noop.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                                       "    - ansible.builtin.debug: {msg: hi}\n")
+    monkeypatch.setattr(labdir, "playbook", lambda name: str(tmp_path / f"{name}.yml"))
+    order = []
+
+    class Seen(Progress):
+        def task_started(self, name):
+            order.append(name)
+
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    # the run reads it with the yaml plugin alone (ANSIBLE_INVENTORY_ENABLED): its one host
+    # runs the task, which an unparsed inventory (no host) would not
+    (inventory / "hosts.yml").write_text("all:\n  hosts:\n    fe-node: {ansible_connection: local}\n")
+    result = runner.run_playbook("fe-noop", "noop", inventory=str(inventory), progress=Seen(),
+                                 started=lambda: order.append("started"))
+    assert result.ok, result.log
+    assert order == ["started", "ansible.builtin.debug"], order
+    assert runner._on_running(None) is None

@@ -9,12 +9,11 @@ link takes its addresses with it)."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
     IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY, IFA_F_TENTATIVE, NetlinkError, NetnsError, address_change,
-    address_flags, address_records, conf_read, conf_write, translate,
+    address_records, conf_read, conf_write, ip_interface, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -29,13 +28,14 @@ SPEC = dict(type="list", elements="dict", default=[], options=dict(
 ))
 
 
-def _extra(msg):
-    """What topo sets besides the address itself: an IPv4 address's broadcast (None when
-    none), an IPv6 address's duplicate address detection state (``nodad``, ``dadfailed``,
-    ``tentative`` or ``done``)."""
-    if msg["family"] == socket.AF_INET:
-        return msg.get_attr("IFA_BROADCAST")
-    flags = address_flags(msg)
+def _extra(record):
+    """What topo sets besides the address itself (``record``: an
+    :func:`~.._netns.address_record`): an IPv4 address's broadcast (None when none), an IPv6
+    address's duplicate address detection state (``nodad``, ``dadfailed``, ``tentative`` or
+    ``done``)."""
+    if record["family"] == socket.AF_INET:
+        return record["broadcast"]
+    flags = record["flags"]
     for flag, state in ((IFA_F_NODAD, "nodad"), (IFA_F_DADFAILED, "dadfailed"), (IFA_F_TENTATIVE, "tentative")):
         if flags & flag:
             return state
@@ -47,27 +47,27 @@ def _addresses(sock):
     seen by ``sock`` (a plain netlink socket, :meth:`~.._netns.Sockets.raw`), in kernel
     order (``extra``: :func:`_extra`)."""
     out = {}
-    for index, cidr, m in address_records(sock):
-        out.setdefault(index, []).append((cidr, _extra(m), bool(address_flags(m) & IFA_F_SECONDARY)))
+    for index, cidr, record in address_records(sock):
+        out.setdefault(index, []).append((cidr, _extra(record), bool(record["flags"] & IFA_F_SECONDARY)))
     return out
 
 
 def broadcast(cidr):
     """The broadcast address of ``cidr``'s subnet (str), None for a /31 or /32 (and for IPv6,
     which has none)."""
-    net = ipaddress.ip_interface(cidr).network
+    net = ip_interface(cidr).network
     return str(net.broadcast_address) if net.version == 4 and net.prefixlen < 31 else None
 
 
 def wanted_extra(cidr):
     """:func:`_extra` as topo makes it: the subnet's broadcast for IPv4, ``nodad`` for IPv6."""
-    return broadcast(cidr) if ipaddress.ip_interface(cidr).version == 4 else "nodad"
+    return broadcast(cidr) if ip_interface(cidr).version == 4 else "nodad"
 
 
 def canonical(cidr):
     """``cidr`` as the kernel prints it (IPv6 compressed, lower case). ValueError for a
     link-local IPv6 address: the kernel makes those, topo does not manage them."""
-    iface = ipaddress.ip_interface(cidr)
+    iface = ip_interface(cidr)
     if iface.version == 6 and iface.ip.is_link_local:
         raise ValueError("%s is an IPv6 link-local address: the kernel makes one per interface; "
                          "declare global addresses only" % cidr)
@@ -81,7 +81,7 @@ def missing_from(want, have):
 
 def _fix_words(cidr):
     """(detail word, diff word) of a fixed :func:`_extra`."""
-    return ("broadcast", "brd") if ipaddress.ip_interface(cidr).version == 4 else ("dad", "dad")
+    return ("broadcast", "brd") if ip_interface(cidr).version == 4 else ("dad", "dad")
 
 
 class Addresses(Kind):
@@ -138,7 +138,7 @@ class Addresses(Kind):
                 continue
             removals.append(cidr)
             if not secondary:
-                dropped_subnets.add(ipaddress.ip_interface(cidr).network)
+                dropped_subnets.add(ip_interface(cidr).network)
             if cidr in want:
                 word, short = _fix_words(cidr)
                 changes.add("fix", name, "%s %s %s -> %s" % (cidr, word, extra, wanted_extra(cidr)),
@@ -146,13 +146,13 @@ class Addresses(Kind):
             else:
                 changes.add("remove", name, cidr, before=cidr)
         present = set(c for c, _, _ in have) - set(removals)
-        keep_secondaries = any(sec and c in present and ipaddress.ip_interface(c).network in dropped_subnets
+        keep_secondaries = any(sec and c in present and ip_interface(c).network in dropped_subnets
                                for c, _, sec in have)
         for cidr in want:
             if cidr not in present and cidr not in removals:
                 changes.add("create", name, cidr, after=cidr)
         if check:
-            v4 = [c for c, _, _ in have if ipaddress.ip_interface(c).version == 4]
+            v4 = [c for c, _, _ in have if ip_interface(c).version == 4]
             if v4 and all(c in removals for c in v4):
                 # apply removes every IPv4 address before adding: the kernel flushes the
                 # device's IPv4 routes then, and the route pass makes them again
@@ -169,11 +169,11 @@ class Addresses(Kind):
             # removing a primary IPv4 address may take its secondaries: read back only then
             now = set(c for c, _, _ in _addresses(sock).get(index, [])) if removals else present
             missing = missing_from(want, now)
-            if any(ipaddress.ip_interface(c).version == 6 for c in missing) and \
+            if any(ip_interface(c).version == 6 for c in missing) and \
                     conf_read(ns, item["ifname"], "disable_ipv6", "ipv6") == "1":
                 conf_write(ns, item["ifname"], "disable_ipv6", 0, "ipv6")
             for cidr in missing:
                 address_change(sock, "add", index, cidr, broadcast=broadcast(cidr),
-                               nodad=ipaddress.ip_interface(cidr).version == 6)
+                               nodad=ip_interface(cidr).version == 6)
         except NetlinkError as exc:
             raise translate(exc, "addresses of %s" % name)

@@ -6,11 +6,10 @@ rtnetlink protocol number :data:`~.._netns.ROUTE_PROTO` (116), both families the
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 from ansible_collections.topo.lab.plugins.module_utils._netns import (
-    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, route_dump, route_replace, translate,
+    ROUTE_PROTO, NetlinkError, NetnsError, NotOwned, ip_address, ip_network, route_dump, route_replace, translate,
 )
 from ansible_collections.topo.lab.plugins.module_utils._resources import Kind
 
@@ -67,9 +66,9 @@ class Routes(Kind):
                 if not r.get("gateway") and not r.get("dev"):
                     raise ValueError("route %s in %s: give a gateway, a dev or both" % (r["dst"], item["netns"]))
                 if not r.get("gateway"):
-                    ipaddress.ip_network(r["dst"])
+                    ip_network(r["dst"])
                     continue
-                dst, gw = ipaddress.ip_network(r["dst"]), ipaddress.ip_address(r["gateway"])
+                dst, gw = ip_network(r["dst"]), ip_address(r["gateway"])
                 if dst.version != gw.version:
                     raise ValueError("route %s via %s in %s: the destination is IPv%d, the gateway IPv%d; "
                                      "use a gateway of the same family" % (r["dst"], r["gateway"], item["netns"],
@@ -79,8 +78,8 @@ class Routes(Kind):
         for item in items:
             table = self.wanted.setdefault(item["netns"], {})
             for r in item["routes"]:
-                gw = str(ipaddress.ip_address(r["gateway"])) if r.get("gateway") else None
-                table[str(ipaddress.ip_network(r["dst"]))] = (gw, r.get("dev") or None)
+                gw = str(ip_address(r["gateway"])) if r.get("gateway") else None
+                table[str(ip_network(r["dst"]))] = (gw, r.get("dev") or None)
         return set((ns, dst) for ns, table in self.wanted.items() for dst in table)
 
     def read(self, ns):
@@ -111,16 +110,14 @@ class Routes(Kind):
         return self.tables[ns]
 
     def _add(self, ns, msg, names, ours, foreign):
-        """File one RTM_NEWROUTE ``msg`` of ``ns`` under ``ours`` or ``foreign`` (see :meth:`read`);
+        """File one route ``msg`` (a :func:`~.._netns.route_record`) of ``ns`` under ``ours`` or ``foreign`` (see :meth:`read`);
         ``names``: :meth:`ifnames` of ``ns``."""
         family = msg["family"]
-        if self.ctx.check and self.ctx.tables.routes_lost(
-                ns, msg.get_attr("RTA_OIF"), 4 if family == socket.AF_INET else 6):
+        if self.ctx.check and self.ctx.tables.routes_lost(ns, msg["oif"], 4 if family == socket.AF_INET else 6):
             return
         unspecified = dict(FAMILIES)[family]
-        dst = str(ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or unspecified, msg["dst_len"]),
-                                       strict=False))
-        via = (msg.get_attr("RTA_GATEWAY"), names.get(msg.get_attr("RTA_OIF")))
+        dst = str(ip_network("%s/%d" % (msg["dst"] or unspecified, msg["dst_len"]), strict=False))
+        via = (msg["gateway"], names.get(msg["oif"]))
         (ours if msg["proto"] == ROUTE_PROTO else foreign)[dst] = (via, msg["proto"])
 
     def ifnames(self, ns):
