@@ -114,12 +114,10 @@ def draw(expanded: dict, directory: str) -> Callable[[], str | None]:
     """Start drawing the lab's picture into ``directory`` (:func:`_picture`) in a thread of its
     own, so that Graphviz runs while the checks do; returns the function :func:`write` takes
     as ``drawing``, which waits for it and gives what :func:`_picture` gives (or raises what
-    it raised)."""
-    import shutil  # noqa: F401  (what the thread imports besides graphviz, imported here
-    import threading  # so that the thread's imports do not meet the caller's)
-
-    from topo import graph  # noqa: F401
-    from topo.errors import EnvironmentProblem  # noqa: F401
+    it raised). The thread imports topo.graph and graphviz itself (0.06 s of CPU), so a
+    caller that starts it once ansible-playbook was spawned (topo.usecases) does not wait for
+    them."""
+    import threading
 
     done: dict = {}
 

@@ -483,13 +483,30 @@ def _check_rows(ver) -> tuple[list[dict], str]:
 
 
 def _draw(c):
-    """Start drawing the lab's picture for report.md while the checks run (topo.report.draw).
-    ansible_runner, which the run imports next, is imported first: the drawing thread then
-    imports only graphviz meanwhile."""
-    import ansible_runner  # noqa: F401
+    """``(start, drawing)`` for the lab's picture in report.md: ``start()`` (once; later
+    calls do nothing) starts drawing it in a thread (topo.report.draw), meant for when
+    ansible-playbook was spawned (run_playbook's ``started``), so that the drawing's imports
+    and Graphviz run while ansible-playbook starts up and the checks run, not before;
+    ``drawing`` is what :func:`_reports` takes (it starts the drawing if the run never did)."""
+    waits: list = []
 
-    from topo import report
-    return report.draw(c.expanded, labdir.lab_dir(c.lab))
+    def start() -> None:
+        if not waits:
+            from topo import report
+            waits.append(report.draw(c.expanded, labdir.lab_dir(c.lab)))
+
+    def drawing():
+        start()
+        return waits[0]()
+    return start, drawing
+
+
+def _both(first, then):
+    """A ``started`` callback calling ``first()``, then ``then()``."""
+    def started() -> None:
+        first()
+        then()
+    return started
 
 
 def _reports(c, rows: list[dict], drawing=None) -> tuple[CheckSummary, dict]:
@@ -584,8 +601,8 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
             b["netns"] for b in c.expanded["bridges"].values() if not b.get("node")], containers=[
             n["netns"] for n in nodes if n["kind"] == "docker"])
         if verify:
-            drawing = _draw(c)
-            build, rows, _ = _build_and_verify(c, inv, progress, started)
+            draw, drawing = _draw(c)
+            build, rows, _ = _build_and_verify(c, inv, progress, _both(started, draw))
         else:
             build, rows = _build(c, inv, check=False, progress=progress, title=f"applying {c.lab}",
                                  started=started), None
@@ -626,8 +643,8 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     from topo.pipeline import inventory_written
 
     with inventory_written(c, inv_hosts) as (inv, started):
-        drawing = _draw(c)
-        rows, log = _verify(c, inv, progress, started)
+        draw, drawing = _draw(c)
+        rows, log = _verify(c, inv, progress, _both(started, draw))
     summary, reports = _reports(c, rows, drawing)
     return VerifyResult(c.lab, c.file, summary, rows, log, reports)
 

@@ -185,3 +185,23 @@ def test_the_checks_play_is_named_as_topo_apply_splits_site_yml():
         assert usecases.CHECKS_PLAY not in [play["name"] for play in yaml.safe_load(f)]
     with open(os.path.join(root, "playbooks", "site.yml")) as f:
         assert [play["import_playbook"] for play in yaml.safe_load(f)] == ["apply.yml", "verify.yml"]
+
+
+def test_the_picture_is_drawn_once_started_or_when_the_reports_want_it(tmp_path, monkeypatch):
+    """usecases._draw: nothing is drawn before start() (run_playbook's started), start() twice
+    draws once, and the reports' drawing() starts it when the run never did; _both calls the
+    two callbacks in order."""
+    from topo import report
+
+    monkeypatch.setenv("TOPO_HOME", str(tmp_path / "home"))
+    c = usecases._compile(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "routed.yml"))
+    calls = []
+    monkeypatch.setattr(report, "draw", lambda expanded, directory: calls.append(directory) or (lambda: "lab.png"))
+    start, drawing = usecases._draw(c)
+    assert calls == []
+    order = []
+    usecases._both(lambda: order.append("files"), lambda: (order.append("draw"), start()))()
+    start()
+    assert order == ["files", "draw"] and len(calls) == 1 and drawing() == "lab.png" and len(calls) == 1
+    _, later = usecases._draw(c)
+    assert later() == "lab.png" and len(calls) == 2
