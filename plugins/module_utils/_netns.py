@@ -90,7 +90,6 @@ def _pyroute2_package():
 try:
     _pyroute2_package()
     from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
@@ -99,6 +98,14 @@ except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
 
     class NetlinkError(Exception):
         code = 0
+
+
+def ifinfmsg(data=None):
+    """A pyroute2 ``ifinfmsg`` (RTM_NEWLINK) message of ``data``; its module (with a plugin per
+    link kind, about 17 ms) is imported on the first call, which a run whose links are all
+    read by :func:`quick_link_summary` never makes."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as message
+    return message(data)
 
 
 def IPRoute():
@@ -1182,10 +1189,14 @@ _QUICK = {1: ("mac", "mac"), 3: ("ifname", "s"), 4: ("mtu", "I"), 5: ("peer", "I
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
 #: Link kinds :func:`quick_link_summary` reads itself: those :func:`link_summary` reads no
-#: kind-specific data of (a plain device has no kind).
-QUICK_KINDS = (None, "veth")
-#: The attribute types :func:`quick_link_summary` reads.
+#: kind-specific data of (a plain device has no kind), and bridges, whose two multicast
+#: switches it reads from IFLA_INFO_DATA (IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER: u8).
+QUICK_KINDS = (None, "veth", "bridge")
+#: The attribute types :func:`quick_link_summary` reads: at the top, in IFLA_LINKINFO, and
+#: in a bridge's IFLA_INFO_DATA.
 _QUICK_READ = frozenset(_QUICK) | {IFLA_LINKINFO}
+_LINKINFO_READ = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
+_BRIDGE_READ = frozenset((IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER))
 
 
 def _string(raw):
@@ -1196,6 +1207,15 @@ def _string(raw):
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def _first(pairs):
+    """{type: payload} of :func:`rtattrs` pairs, the first of each type (as pyroute2's
+    ``get_attr``)."""
+    out = {}
+    for atype, body in pairs:
+        out.setdefault(atype, body)
+    return out
 
 
 def quick_link_summary(data):
@@ -1229,8 +1249,16 @@ def quick_link_summary(data):
                         return None
                     out[key] = struct.unpack_from("=" + how, body, 0)[0]
             elif nla_type == IFLA_LINKINFO:
-                out["kind"] = next((_string(inner) for itype, inner in rtattrs(body, 0, len(body))
-                                    if itype == IFLA_INFO_KIND), None)
+                info = _first(rtattrs(body, 0, len(body), _LINKINFO_READ))
+                out["kind"] = _string(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
+                if out["kind"] == "bridge":
+                    if IFLA_INFO_DATA not in info:
+                        return None
+                    switches = _first(rtattrs(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA]), _BRIDGE_READ))
+                    if any(len(switches.get(t, b"")) < 1 for t in _BRIDGE_READ):
+                        return None
+                    out["mcast_snooping"] = switches[IFLA_BR_MCAST_SNOOPING][0]
+                    out["mcast_querier"] = switches[IFLA_BR_MCAST_QUERIER][0]
     except ValueError:
         return None
     if out["kind"] not in QUICK_KINDS:
