@@ -90,7 +90,6 @@ def _pyroute2_package():
 try:
     _pyroute2_package()
     from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
@@ -99,6 +98,14 @@ except ImportError as exc:  # pragma: no cover - reported by require_pyroute2()
 
     class NetlinkError(Exception):
         code = 0
+
+
+def ifinfmsg(data=None):
+    """A pyroute2 ``ifinfmsg`` (RTM_NEWLINK) message of ``data``; its module (with a plugin per
+    link kind, about 17 ms) is imported on the first call, which a run whose links are all
+    read by :func:`quick_link_summary` never makes."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as message
+    return message(data)
 
 
 def IPRoute():
@@ -732,8 +739,20 @@ def link_dump(sock, raw=False):
 
 def _address(family, body):
     """An address attribute's payload as text (``inet_ntop``: dotted IPv4, compressed IPv6),
-    as pyroute2 decodes it."""
-    return socket.inet_ntop(family, body)
+    as pyroute2 decodes it; None for None (no such attribute)."""
+    return None if body is None else socket.inet_ntop(family, body)
+
+
+def _u32(body):
+    """A u32 attribute's payload as an int; None for None or a payload shorter than 4 bytes."""
+    return struct.unpack_from("=I", body)[0] if body is not None and len(body) >= 4 else None
+
+
+def _message_attrs(data, header, wanted):
+    """{type: payload} of the first attribute of each type in ``wanted`` of one netlink
+    message given as bytes, after its ``nlmsghdr`` and a family header of ``header``
+    bytes. ValueError for a malformed message."""
+    return _first(rtattrs(data, _NLMSGHDR.size + header, _NLMSGHDR.unpack_from(data)[0], wanted))
 
 
 def address_record(data):
@@ -744,24 +763,14 @@ def address_record(data):
     absent), broadcast (IFA_BROADCAST, text, or None)}; None for any other message. The
     same values as pyroute2's decode of that message (tests/modules/test_netns.py compares
     both on real addresses). ValueError for a malformed message."""
-    length, mtype = _NLMSGHDR.unpack_from(data)[:2]
-    if mtype != RTM_NEWADDR:
+    if _NLMSGHDR.unpack_from(data)[1] != RTM_NEWADDR:
         return None
     family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, _NLMSGHDR.size)
-    out = {"family": family, "prefixlen": prefixlen, "index": index, "flags": flags, "scope": scope,
-           "address": None, "broadcast": None}
-    seen = set()
-    for atype, body in rtattrs(data, _NLMSGHDR.size + _IFADDRMSG.size, length, _ADDRESS_READ):
-        if atype in seen:  # the first of each, as pyroute2's get_attr
-            continue
-        seen.add(atype)
-        if atype == IFA_ADDRESS:
-            out["address"] = _address(family, body)
-        elif atype == IFA_BROADCAST:
-            out["broadcast"] = _address(family, body)
-        elif atype == IFA_FLAGS and len(body) >= 4:
-            out["flags"] = struct.unpack_from("=I", body)[0]
-    return out
+    attrs = _message_attrs(data, _IFADDRMSG.size, _ADDRESS_READ)
+    wide = _u32(attrs.get(IFA_FLAGS))
+    return {"family": family, "prefixlen": prefixlen, "index": index, "flags": flags if wide is None else wide,
+            "scope": scope, "address": _address(family, attrs.get(IFA_ADDRESS)),
+            "broadcast": _address(family, attrs.get(IFA_BROADCAST))}
 
 
 def route_record(data):
@@ -772,26 +781,13 @@ def route_record(data):
     (RTA_OIF, an ifindex, or None)}; None for any other message. The same values as
     pyroute2's decode of that message (tests/modules/test_netns.py compares both on real
     routes). ValueError for a malformed message."""
-    length, mtype = _NLMSGHDR.unpack_from(data)[:2]
-    if mtype != RTM_NEWROUTE:
+    if _NLMSGHDR.unpack_from(data)[1] != RTM_NEWROUTE:
         return None
     family, dst_len, _src_len, _tos, table, proto, scope, rtype, _flags = _RTMSG.unpack_from(data, _NLMSGHDR.size)
-    out = {"family": family, "dst_len": dst_len, "table": table, "proto": proto, "scope": scope, "type": rtype,
-           "dst": None, "gateway": None, "oif": None}
-    seen = set()
-    for atype, body in rtattrs(data, _NLMSGHDR.size + _RTMSG.size, length, _ROUTE_READ):
-        if atype in seen:
-            continue
-        seen.add(atype)
-        if atype == RTA_DST:
-            out["dst"] = _address(family, body)
-        elif atype == RTA_GATEWAY:
-            out["gateway"] = _address(family, body)
-        elif atype == RTA_OIF and len(body) >= 4:
-            out["oif"] = struct.unpack_from("=I", body)[0]
-        elif atype == RTA_TABLE and len(body) >= 4:
-            out["table"] = struct.unpack_from("=I", body)[0] or table
-    return out
+    attrs = _message_attrs(data, _RTMSG.size, _ROUTE_READ)
+    return {"family": family, "dst_len": dst_len, "table": _u32(attrs.get(RTA_TABLE)) or table, "proto": proto,
+            "scope": scope, "type": rtype, "dst": _address(family, attrs.get(RTA_DST)),
+            "gateway": _address(family, attrs.get(RTA_GATEWAY)), "oif": _u32(attrs.get(RTA_OIF))}
 
 
 def rtattr(kind, value):
@@ -962,11 +958,8 @@ def netnsid(sock, fd):
     body = struct.pack("=Bxxx", socket.AF_UNSPEC) + rtattr(NETNSA_FD, fd)
     answer = request(sock, body, RTM_GETNSID, bytes, dump=False)
     nsid = None
-    if answer is not None:
-        length, mtype = _NLMSGHDR.unpack_from(answer)[:2]
-        if mtype == RTM_NEWNSID:
-            nsid = next((struct.unpack_from("=I", value)[0] for atype, value in rtattrs(answer, _NLMSGHDR.size + 4, length)
-                         if atype == NETNSA_NSID and len(value) >= 4), None)
+    if answer is not None and _NLMSGHDR.unpack_from(answer)[1] == RTM_NEWNSID:
+        nsid = _u32(_message_attrs(answer, 4, (NETNSA_NSID,)).get(NETNSA_NSID))
     return None if nsid in (None, 4294967295) else nsid  # -1 (u32): NETNSA_NSID_NOT_ASSIGNED
 
 
@@ -1182,10 +1175,14 @@ _QUICK = {1: ("mac", "mac"), 3: ("ifname", "s"), 4: ("mtu", "I"), 5: ("peer", "I
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
 #: Link kinds :func:`quick_link_summary` reads itself: those :func:`link_summary` reads no
-#: kind-specific data of (a plain device has no kind).
-QUICK_KINDS = (None, "veth")
-#: The attribute types :func:`quick_link_summary` reads.
+#: kind-specific data of (a plain device has no kind), and bridges, whose two multicast
+#: switches it reads from IFLA_INFO_DATA (IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER: u8).
+QUICK_KINDS = (None, "veth", "bridge")
+#: The attribute types :func:`quick_link_summary` reads: at the top, in IFLA_LINKINFO, and
+#: in a bridge's IFLA_INFO_DATA.
 _QUICK_READ = frozenset(_QUICK) | {IFLA_LINKINFO}
+_LINKINFO_READ = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
+_BRIDGE_READ = frozenset((IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER))
 
 
 def _string(raw):
@@ -1196,6 +1193,15 @@ def _string(raw):
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def _first(pairs):
+    """{type: payload} of :func:`rtattrs` pairs, the first of each type (as pyroute2's
+    ``get_attr``)."""
+    out = {}
+    for atype, body in pairs:
+        out.setdefault(atype, body)
+    return out
 
 
 def quick_link_summary(data):
@@ -1229,8 +1235,16 @@ def quick_link_summary(data):
                         return None
                     out[key] = struct.unpack_from("=" + how, body, 0)[0]
             elif nla_type == IFLA_LINKINFO:
-                out["kind"] = next((_string(inner) for itype, inner in rtattrs(body, 0, len(body))
-                                    if itype == IFLA_INFO_KIND), None)
+                info = _first(rtattrs(body, 0, len(body), _LINKINFO_READ))
+                out["kind"] = _string(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
+                if out["kind"] == "bridge":
+                    if IFLA_INFO_DATA not in info:
+                        return None
+                    switches = _first(rtattrs(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA]), _BRIDGE_READ))
+                    if any(len(switches.get(t, b"")) < 1 for t in _BRIDGE_READ):
+                        return None
+                    out["mcast_snooping"] = switches[IFLA_BR_MCAST_SNOOPING][0]
+                    out["mcast_querier"] = switches[IFLA_BR_MCAST_QUERIER][0]
     except ValueError:
         return None
     if out["kind"] not in QUICK_KINDS:
