@@ -65,6 +65,11 @@ def agent_source():
             text = loader.get_source(_castagent.__name__)
         except (ImportError, OSError):
             text = None
+        if isinstance(text, bytes):
+            # Ansible's collection loader (a module run in a fork of the worker,
+            # plugins/plugin_utils/module_fork.py) gives the file's bytes: as an argument of a
+            # remote command str() would make them a bytes literal, a program doing nothing
+            text = text.decode("utf-8")
     if not text:
         try:
             data = pkgutil.get_data(_castagent.__name__.rpartition(".")[0], "_castagent.py")
