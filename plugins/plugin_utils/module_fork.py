@@ -40,6 +40,7 @@ ran.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import selectors
@@ -62,8 +63,10 @@ COLLECTION = "topo.lab"
 PROFILE = "legacy"
 
 
+@functools.cache
 def _internals():
-    """Ansible's internals the fork needs, or None where this ansible-core lacks them."""
+    """Ansible's internals the fork needs, or None where this ansible-core lacks them
+    (looked up once per process)."""
     try:
         from ansible.executor.module_common import _BuiltModule
         from ansible.module_utils import _internal
@@ -135,8 +138,7 @@ class ActionModule(ActionBase):
         # interpreter, which lacks the virtualenv's packages
         if not interpreter or os.path.abspath(str(interpreter)) != os.path.abspath(sys.executable):
             return "ansible_python_interpreter is not this Python (%s)" % sys.executable
-        self._fork_internals = _internals()
-        if self._fork_internals is None:
+        if _internals() is None:
             return "this ansible-core lacks the internals the fork uses"
         return None
 
@@ -154,8 +156,8 @@ class ActionModule(ActionBase):
         self._fork_module = "ansible_collections.%s.plugins.modules.%s" % (COLLECTION, leaf)
         self._fork_comm = process_name(leaf)
         self._fork_params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args},
-                                       cls=self._fork_internals["encoder"]).encode()
-        bits = self._fork_internals["BuiltModule"](b_module_data=b"", module_style="new",
+                                       cls=_internals()["encoder"]).encode()
+        bits = _internals()["BuiltModule"](b_module_data=b"", module_style="new",
                                                    shebang="#!" + sys.executable, serialization_profile=PROFILE)
         return bits, found.plugin_resolved_path
 
@@ -205,7 +207,7 @@ class ActionModule(ActionBase):
             # the worker's exit handlers are the worker's: it runs them itself
             atexit._clear()
             os.environ.update({str(k): str(v) for k, v in environment.items()})
-            internals = self._fork_internals
+            internals = _internals()
             internals["internal"].is_controller = False
             internals["traceback"]._is_traceback_enabled = internals["traceback"]._is_module_traceback_enabled
             try:
