@@ -103,9 +103,10 @@ def _write(path: str, text: str) -> None:
                 return
     except FileNotFoundError:
         pass
-    with open(path + ".tmp", "w") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"  # two topo processes may prepare one lab at once
+    with open(tmp, "w") as f:
         f.write(text)
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
 
 
 def write_state(lab: str, **fields) -> None:

@@ -51,7 +51,7 @@ class Compiled:
 
 
 def compile_file(path: str, sticky: bool = False,
-                 hosts: dict | Callable[[str], dict | None] | None = None) -> Compiled:
+                 hosts: dict | Callable[[str], dict | None] | None = None, raw: RawLab | None = None) -> Compiled:
     """Load, validate and expand ``path``. Raises InputError (exit 2) with every problem of
     the first phase that has any (load, validate, then the expansion's phases); the raw
     document is dropped once validated.
@@ -68,8 +68,10 @@ def compile_file(path: str, sticky: bool = False,
     ``hosts``: the build hosts ``{name: vars}`` (:func:`topo.inventory.build_hosts`) the lab
     is placed on, or a function of the lab's name that gives them (or None); default one
     host, localhost (:func:`topo.expand.expand`).
+
+    ``raw``: ``path`` already loaded (:func:`topo.load.load`), else it is loaded here.
     """
-    raw = load(path)
+    raw = raw if raw is not None else load(path)
     code = _code() if sticky else ""
     record = _record(path, raw, code) if sticky else None
     model = None
@@ -171,14 +173,21 @@ def _digest(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def lab_name(raw: RawLab) -> str | None:
+    """The lab name a loaded file gives (its ``name``, else the one its file name gives),
+    when it is a valid one (the model's NAME_PATTERN); else None (validation says why)."""
+    from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
+    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else None
+    return name if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else None
+
+
 def _record(path: str, raw: RawLab, code: str) -> dict | None:
     """The lab directory's record (:data:`RECORD`) of the lab ``raw`` names, when it was made
     by this code (``code``, :func:`_code`) from this file with these bytes (and the same
     other files); else None. The
     rest of the inputs (build hosts, allocation) are compared by :func:`compile_file`."""
-    from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
-    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else None
-    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+    name = lab_name(raw)
+    if name is None:
         return None
     try:
         with open(os.path.join(labdir.lab_dir(name), RECORD)) as f:
@@ -231,14 +240,14 @@ def inventory_written(compiled: Compiled, hosts: str | None = None) -> Iterator[
     """:func:`write_inventory` as a context, for a playbook run: the inventory and
     allocation.json are written before it yields ``(inventory path, start)``; expanded.yml
     and the record (:data:`RECORD`), which no playbook reads, are written in a thread of
-    their own that ``start()`` starts (call it once ansible-playbook was spawned, e.g. from
-    :func:`topo.runner.run_playbook`'s ``started``; later calls do nothing). When the context
+    their own that ``start()`` starts (call it once ansible-playbook was given the inventory,
+    from :meth:`topo.runner.PlaybookRun.run`'s ``started``; later calls do nothing). When the context
     ends the thread is started if it was not, and waited for, also when the body raised; an
     error of the thread is raised then, unless the body raised first.
 
     So the run starts without waiting for expanded.yml's YAML dump (0.1-0.3 s of CPU for a
     new 50-node star or chain on this project's 2-core build host), which runs on the other
-    core while ansible-playbook starts up, and does not hold Python's GIL before the spawn."""
+    core while the playbook runs."""
     inv, rest = _write_inventory(compiled, hosts)
     failed: list[BaseException] = []
 

@@ -14,8 +14,10 @@ prints nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -221,121 +223,206 @@ def _no_close_delay() -> None:
     ptyprocess.PtyProcess.__init__ = __init__
 
 
+#: counts the PlaybookRuns of this process (their idents differ)
+_RUNS = itertools.count()
+#: topo.ansible_playbook's file: what ansible-runner starts (see PlaybookRun)
+_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible_playbook.py")
+
+
 def run_playbook(lab: str, name: str, *, inventory: str, check: bool = False,
                  extravars: dict | None = None, progress: Progress | None = None,
                  title: str = "", parts: dict[str, str] | None = None,
                  started: Callable[[], None] | None = None) -> RunResult:
-    """Run playbook ``name`` (site, apply, verify, destroy) of the topo.lab collection.
+    """Run playbook ``name`` (site, apply, verify, destroy, ...) of the topo.lab collection
+    on lab ``lab``: a :class:`PlaybookRun` started and run at once (see there for the
+    arguments)."""
+    return PlaybookRun(lab, name, check=check, parts=parts).run(
+        inventory, extravars=extravars, progress=progress, title=title, started=started)
 
-    ``inventory`` is a directory or file; ``check`` adds ``--check --diff`` (what ``topo
-    plan`` uses). Progress goes to ``progress`` (nothing when None), starting with
-    ``title``. Ctrl-C or SIGTERM cancel the run and raise KeyboardInterrupt.
 
-    ``parts`` (``{play name: part name}``) decodes the plays so named apart: the result's
-    ``parts[part name]`` is a RunResult of its own (``playbook`` the part name, ``seconds``
-    from its play's start), and the result's ``seconds`` ends where the first part began.
-    So one run of site.yml gives what an apply run and a verify run gave (one
-    ansible-playbook start-up less: about 1 s on this project's 2-core build host).
+class PlaybookRun:
+    """One run of playbook ``name`` (site, apply, verify, destroy, ...) of the topo.lab
+    collection on lab ``lab``, started before its inventory exists.
 
-    ``started`` is called once, in this thread, when ansible-playbook is about to be spawned
-    (ansible-runner's ``running`` status): work that may overlap the run starts there (see
-    :func:`topo.pipeline.inventory_written`).
+    Creating it starts ansible-playbook, through ansible-runner in a thread of its own, as
+    :mod:`topo.ansible_playbook`: it imports Ansible, then waits. :meth:`run` gives it the
+    inventory and waits for the run's :class:`RunResult`; :meth:`cancel` (also leaving it
+    as a context manager without running it) ends it unrun. So a use case starts it, then
+    loads, validates and expands the file and writes the inventory while Ansible imports
+    (0.6 s on this project's 2-core build host), instead of one after the other.
+
+    ``check`` adds ``--check --diff`` (what ``topo plan`` uses). ``parts`` (``{play name:
+    part name}``) decodes the plays so named apart: the result's ``parts[part name]`` is a
+    RunResult of its own (``playbook`` the part name, ``seconds`` from its play's start), and
+    the result's ``seconds`` (from :meth:`run`) ends where the first part began. So one run
+    of site.yml gives what an apply run and a verify run gave (one ansible-playbook start-up
+    less: about 1 s on this project's 2-core build host).
+
+    The lab directory is prepared (:func:`topo.labdir.prepare`): ansible-runner keeps the
+    run's artifacts in its ``runner/`` (with ``gate.json``, the command line the run was
+    given), the log is copied to ``logs/``.
     """
-    import ansible_runner
 
-    _no_close_delay()
-    progress = progress or Progress()
-    d = labdir.prepare(lab)
-    private = os.path.join(d, "runner")
-    os.makedirs(private, exist_ok=True)
+    def __init__(self, lab: str, name: str, *, check: bool = False, parts: dict[str, str] | None = None):
+        import ansible_runner
 
-    env = {
-        "ANSIBLE_CONFIG": os.path.join(d, "ansible.cfg"),
-        "ANSIBLE_FORKS": str(min(64, max(8, (os.cpu_count() or 2) * 8))),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_DEPRECATION_WARNINGS": "False",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "PATH": _path_with_python_bin(),
-        # topo's inventories are directories with a hosts.yml (topo.inventory.write): only
-        # the yaml plugin, not the lab's ansible.cfg list (topo.lab.topo, host_list, yaml,
-        # ini, auto), whose topo.lab.topo is imported and reads hosts.yml first (about 0.05 s
-        # of CPU per run); ansible-playbook by hand in the lab directory keeps the list
-        "ANSIBLE_INVENTORY_ENABLED": "yaml",
-        # ansible-runner drops a result from its event above this many bytes (default
-        # 700000); topo reads every change from the results, so never let it drop one.
-        "MAX_EVENT_RES": str(256 * 1024 * 1024),
-    }
-    cmdline = "--check --diff" if check else ""
-    ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
-    events_dir = os.path.join(private, "artifacts", ident, "job_events")
-    os.makedirs(events_dir, exist_ok=True)
-    decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), progress, events_dir,
-                           {play: RunResult(playbook=part, rc=-1, seconds=0.0, log="")
-                            for play, part in (parts or {}).items()})
-    began = time.monotonic()
-    progress.start(title or f"{name} {lab}")
-    # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach only
-    # topo; they cancel the run: topo kills every process of the run (see _kill_run),
-    # then ansible-runner kills the playbook's process group (which alone misses Ansible's
-    # workers: each worker calls setsid, so it and its module would live on).
-    stop = {"signal": None}
-    others = set(_children().get(os.getpid(), []))  # children of this process not of the run
-
-    def cancel() -> bool:
-        if stop["signal"] is None:
-            return False
-        _kill_run(others)
-        return True
-
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, lambda signum, frame: stop.update(signal=signum))
-    try:
-        r = ansible_runner.run(
-            private_data_dir=private, playbook=labdir.playbook(name), inventory=inventory,
-            envvars=env, extravars=extravars or {}, cmdline=cmdline or None, ident=ident,
-            quiet=True, event_handler=decoder.feed, rotate_artifacts=5, suppress_env_files=True,
-            cancel_callback=cancel, status_handler=_on_running(started),
+        _no_close_delay()
+        self.lab, self.name, self._check = lab, name, check
+        d = labdir.prepare(lab)
+        private = os.path.join(d, "runner")
+        self._ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
+        if next(_RUNS):  # a second run in this process (tests; a fallback of usecases._started_early)
+            self._ident += f"-{id(self):x}"
+        self._artifacts = os.path.join(private, "artifacts", self._ident)
+        events_dir = os.path.join(self._artifacts, "job_events")
+        os.makedirs(events_dir, exist_ok=True)
+        self._gate = os.path.join(self._artifacts, "gate.json")
+        self._decoder = EventDecoder(RunResult(playbook=name, rc=-1, seconds=0.0, log=""), None, events_dir,
+                                     {play: RunResult(playbook=part, rc=-1, seconds=0.0, log="")
+                                      for play, part in (parts or {}).items()})
+        # ansible-playbook runs in a session of its own (a pty), so Ctrl-C or SIGTERM reach
+        # only topo; they cancel the run (see run): topo kills every process of the run (see
+        # _kill_run), then ansible-runner kills the playbook's process group (which alone
+        # misses Ansible's workers: each worker calls setsid, so it and its module would
+        # live on).
+        self._stop: dict = {"signal": None}
+        self._others = set(_children().get(os.getpid(), []))  # children of this process not of the run
+        self._outcome: dict = {}
+        #: whether :meth:`run` or :meth:`cancel` was called
+        self.ran = False
+        env = {
+            "ANSIBLE_CONFIG": os.path.join(d, "ansible.cfg"),
+            "ANSIBLE_FORKS": str(min(64, max(8, (os.cpu_count() or 2) * 8))),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_DEPRECATION_WARNINGS": "False",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "PATH": _path_with_python_bin(),
+            # topo's inventories are directories with a hosts.yml (topo.inventory.write):
+            # only the yaml plugin, not the lab's ansible.cfg list (topo.lab.topo, host_list,
+            # yaml, ini, auto), whose topo.lab.topo is imported and reads hosts.yml first
+            # (about 0.05 s of CPU per run); ansible-playbook by hand in the lab directory
+            # keeps the list
+            "ANSIBLE_INVENTORY_ENABLED": "yaml",
+            # ansible-runner drops a result from its event above this many bytes (default
+            # 700000); topo reads every change from the results, so never let it drop one.
+            "MAX_EVENT_RES": str(256 * 1024 * 1024),
+        }
+        kwargs = dict(
+            private_data_dir=private, envvars=env, ident=self._ident, quiet=True,
+            # ansible-runner's RAW mode: this command line and nothing added; the inventory,
+            # extra vars and playbook come through the gate. The script by its path (it
+            # imports no topo module), with -P: its directory (topo's) is not put on sys.path
+            binary=sys.executable,
+            cmdline=f"-P {shlex.quote(_SHIM)} {shlex.quote(self._gate)}",
+            event_handler=self._decoder.feed, rotate_artifacts=5, suppress_env_files=True,
+            cancel_callback=self._cancelled,
             # how long ansible-runner blocks reading output before it looks at the cancel
             # callback again (default 5 s): Ctrl-C should stop the run at once
             settings={"pexpect_timeout": 0.2},
         )
-    except BaseException:
-        _kill_run(others)  # a failure in topo's event handler: leave no playbook behind
-        raise
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        progress.stop()
-    if stop["signal"] is not None:
-        raise KeyboardInterrupt
-    result = decoder.result
-    ended = time.monotonic()
-    result.seconds = min(decoder.started.values(), default=ended) - began
-    for play, part in decoder.parts.items():
-        part.seconds = ended - decoder.started.get(play, ended)
-    result.parts = {part.playbook: part for part in decoder.parts.values()}
-    result.rc = r.rc if r.rc is not None else -1
-    log = os.path.join(d, "logs", f"{ident}.log")
-    try:
-        shutil.copyfile(os.path.join(private, "artifacts", ident, "stdout"), log)
-    except OSError:
-        log = os.path.join(private, "artifacts", ident)
-    result.log = log
-    return decoder.finish()
 
+        def target() -> None:
+            try:
+                self._outcome["runner"] = ansible_runner.run(**kwargs)
+            except BaseException as exc:  # raised again in the thread that waits for it
+                self._outcome["error"] = exc
 
-def _on_running(started: Callable[[], None] | None):
-    """An ansible-runner ``status_handler`` calling ``started()`` on the ``running`` status
-    (set just before ansible-playbook is spawned); None without ``started``."""
-    if started is None:
-        return None
+        self._thread = threading.Thread(target=target, name="topo-playbook", daemon=True)
+        self._thread.start()
 
-    def handler(data: dict, runner_config=None) -> None:
-        if data.get("status") == "running":
-            started()
-    return handler
+    def _cancelled(self) -> bool:
+        """ansible-runner's ``cancel_callback``: whether a signal asked to stop."""
+        if self._stop["signal"] is None:
+            return False
+        _kill_run(self._others)
+        return True
+
+    def _open_gate(self, argv: list[str] | None) -> None:
+        """Write gate.json whole (see :mod:`topo.ansible_playbook`)."""
+        os.makedirs(self._artifacts, exist_ok=True)  # should another topo have removed it (an unapplied lab)
+        with open(self._gate + ".tmp", "w") as f:
+            json.dump({"argv": argv}, f)
+        os.replace(self._gate + ".tmp", self._gate)
+
+    def run(self, inventory: str, *, extravars: dict | None = None, progress: Progress | None = None,
+            title: str = "", started: Callable[[], None] | None = None) -> RunResult:
+        """Run the playbook on ``inventory`` (a directory or file) with ``extravars``; the
+        :class:`RunResult` (``seconds`` from this call). Progress goes to ``progress``
+        (nothing when None), starting with ``title``. Ctrl-C or SIGTERM cancel the run and
+        raise KeyboardInterrupt. A PlaybookRun runs once (RuntimeError after that).
+
+        ``started`` is called once, in this thread, when ansible-playbook was given the
+        inventory: work that may overlap the run starts there (see
+        :func:`topo.pipeline.inventory_written`)."""
+        if self.ran:
+            raise RuntimeError(f"the {self.name} run of lab {self.lab} was already run or cancelled")
+        self.ran = True
+        began = time.monotonic()
+        progress = progress or Progress()
+        self._decoder.progress = progress
+        argv = (["--check", "--diff"] if self._check else []) + ["-i", inventory]
+        if extravars:
+            argv += ["-e", json.dumps(extravars)]
+        argv.append(labdir.playbook(self.name))
+        progress.start(title or f"{self.name} {self.lab}")
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, lambda signum, frame: self._stop.update(signal=signum))
+        try:
+            self._open_gate(argv)
+            if started is not None:
+                started()
+            self._thread.join()
+            if "error" in self._outcome:
+                raise self._outcome["error"]
+        except BaseException:
+            _kill_run(self._others)  # a failure in topo's event handler: leave no playbook behind
+            raise
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            progress.stop()
+        if self._stop["signal"] is not None:
+            raise KeyboardInterrupt
+        decoder = self._decoder
+        result = decoder.result
+        ended = time.monotonic()
+        result.seconds = min(decoder.started.values(), default=ended) - began
+        for play, part in decoder.parts.items():
+            part.seconds = ended - decoder.started.get(play, ended)
+        result.parts = {part.playbook: part for part in decoder.parts.values()}
+        rc = self._outcome["runner"].rc
+        result.rc = rc if rc is not None else -1
+        log = os.path.join(labdir.lab_dir(self.lab), "logs", f"{self._ident}.log")
+        try:
+            shutil.copyfile(os.path.join(self._artifacts, "stdout"), log)
+        except OSError:
+            log = self._artifacts
+        result.log = log
+        return decoder.finish()
+
+    def cancel(self) -> None:
+        """End the run unrun: ansible-playbook is told not to run (killed if it has not
+        ended within 30 s), and the run's artifacts are removed. Nothing once :meth:`run`
+        was called."""
+        if self.ran:
+            return
+        self.ran = True
+        try:
+            self._open_gate(None)
+            self._thread.join(timeout=30)
+        finally:
+            if self._thread.is_alive():
+                _kill_run(self._others)
+                self._thread.join()
+            shutil.rmtree(self._artifacts, ignore_errors=True)
+
+    def __enter__(self) -> PlaybookRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
 
 
 def _children() -> dict[int, list[int]]:

@@ -286,10 +286,9 @@ def test_a_finished_child_s_terminal_is_closed_without_ptyprocess_pause():
 
 
 def test_started_is_called_once_before_ansible_playbook_runs(tmp_path, monkeypatch):
-    """run_playbook's ``started``, handed to ansible-runner (runner._on_running), is called
-    once, before the playbook's first event (a real run_playbook of a play with one debug
-    task on the one host of a yaml inventory, no root); statuses other than ``running`` do
-    not call it."""
+    """run_playbook's ``started`` is called once, before the playbook's first event (a real
+    run_playbook of a play with one debug task on the one host of a yaml inventory, no
+    root)."""
     from topo import labdir, runner
 
     monkeypatch.setenv("TOPO_HOME", str(tmp_path / "home"))
@@ -311,4 +310,3 @@ def test_started_is_called_once_before_ansible_playbook_runs(tmp_path, monkeypat
                                  started=lambda: order.append("started"))
     assert result.ok, result.log
     assert order == ["started", "ansible.builtin.debug"], order
-    assert runner._on_running(None) is None
