@@ -7,7 +7,13 @@
 #     Python 3.11; 13 and 14 need Python >= 3.12), ansible-runner, pyroute2, netaddr,
 #     pydantic, rich, graphviz, and the test tools (pytest, hypothesis)
 #   - /usr/local/bin/topo -> $TOPO_VENV/bin/topo
-# A virtualenv because Debian 12's system Python refuses pip installs (PEP 668).
+# A virtualenv because Debian 12's system Python refuses pip installs (PEP 668). It is made
+# from $TOPO_PYTHON, else from the distribution's /usr/bin/python3 when it is 3.11 or newer,
+# else from PATH's python3. Debian and Ubuntu build theirs with profile-guided and link-time
+# optimisation; an interpreter built from source without --enable-optimizations (as pyenv
+# builds them by default) ran Ansible's import 20-30 % slower on the reference machine, and
+# every topo command starts Python and Ansible. A virtualenv made from another interpreter
+# than the chosen one is made again.
 # Safe to re-run. Usage: sudo ./install.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +32,15 @@ command -v ping >/dev/null || need_apt+=(iputils-ping)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v tcpdump >/dev/null || need_apt+=(tcpdump)
 command -v dot >/dev/null || need_apt+=(graphviz)  # topo graph: SVG, PNG and HTML drawings
-python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+python=${TOPO_PYTHON:-}
+if [ -z "$python" ]; then
+  if /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    python=/usr/bin/python3
+  else
+    python=$(command -v python3)
+  fi
+fi
+"$python" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -34,9 +48,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# pyvenv.cfg names the interpreter a virtualenv was made from ("executable = ...", Python >= 3.11)
+made_from=$(sed -n 's/^executable = //p' "$venv/pyvenv.cfg" 2>/dev/null || true)
+if [ -f "$venv/pyvenv.cfg" ] && [ "$made_from" != "$(realpath "$python")" ]; then
+  step "virtualenv $venv was made from ${made_from:-another Python}; making it again from $python"
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
-  step "virtualenv $venv"
-  python3 -m venv "$venv"
+  step "virtualenv $venv ($python)"
+  "$python" -m venv "$venv"
 fi
 step "pip install topo into $venv (Ansible is a large download the first time)"
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
