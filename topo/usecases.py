@@ -633,6 +633,25 @@ def list_labs(hosts: str | None = None) -> ListResult:
     return ListResult(entries)
 
 
+def _ready(file: str, hosts: str | None, raw, *, programs: bool, remote_docker: bool = False):
+    """``(compiled lab, build-host inventory)`` for a playbook run on ``file`` (see
+    :func:`_compile`; ``raw``: the file loaded), once what the run needs is there: root, every
+    remote build host answering (:func:`_require_hosts`), with ``remote_docker`` the remote
+    ones' dockerd and images (:func:`_require_remote_docker`), on this machine dockerd for
+    docker nodes and, with ``programs``, the checks' programs. Raises as those do."""
+    c = _compile(file, hosts, placed=True, raw=raw)
+    require_root()
+    inv_hosts = _hosts_file(c.lab, hosts)
+    table = _require_hosts(inv_hosts)
+    if remote_docker:
+        _require_remote_docker(c, table)
+    if _any_local(table):
+        require_docker(c.expanded, table)
+        if programs:
+            require_programs(c.expanded)
+    return c, inv_hosts
+
+
 def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progress | None = None,
           notify: Notify = None, hosts: str | None = None) -> ApplyResult:
     """Build or converge the lab ``file`` describes, then (``verify``) run its checks and
@@ -642,15 +661,7 @@ def apply(file: str, *, verify: bool = True, wait: float = 0.0, progress: Progre
     answer before anything is built (EnvironmentProblem naming those that do not)."""
     early = dict(name="site", parts=SITE_PARTS) if verify else dict(name="apply")
     with _started_early(file, **early) as (raw, playbook):
-        c = _compile(file, hosts, placed=True, raw=raw)
-        require_root()
-        inv_hosts = _hosts_file(c.lab, hosts)
-        table = _require_hosts(inv_hosts)
-        _require_remote_docker(c, table)
-        if _any_local(table):
-            require_docker(c.expanded, table)
-            if verify:
-                require_programs(c.expanded)
+        c, inv_hosts = _ready(file, hosts, raw, programs=verify, remote_docker=True)
         from topo.pipeline import inventory_written
 
         nodes = c.expanded["nodes"].values()
@@ -677,12 +688,7 @@ def plan(file: str, *, progress: Progress | None = None, hosts: str | None = Non
     """What :func:`apply` would change, from the apply playbook in check mode; nothing is
     changed (the inventory is rewritten, under the lab's lock). ``hosts`` as for apply."""
     with _started_early(file, "apply", check=True) as (raw, playbook):
-        c = _compile(file, hosts, placed=True, raw=raw)
-        require_root()
-        inv_hosts = _hosts_file(c.lab, hosts)
-        table = _require_hosts(inv_hosts)
-        if _any_local(table):
-            require_docker(c.expanded, table)
+        c, inv_hosts = _ready(file, hosts, raw, programs=False)
         from topo.pipeline import inventory_written
 
         with labdir.locked(c.lab), inventory_written(c, inv_hosts) as (inv, started):
@@ -694,13 +700,7 @@ def verify(file: str, *, progress: Progress | None = None, hosts: str | None = N
     """Run the checks of the applied lab ``file`` describes and write the reports (as
     today, without taking the lab's lock). ``hosts`` as for apply."""
     with _started_early(file, "verify") as (raw, playbook):
-        c = _compile(file, hosts, placed=True, raw=raw)
-        require_root()
-        inv_hosts = _hosts_file(c.lab, hosts)
-        table = _require_hosts(inv_hosts)
-        if _any_local(table):
-            require_docker(c.expanded, table)
-            require_programs(c.expanded)
+        c, inv_hosts = _ready(file, hosts, raw, programs=True)
         from topo.pipeline import inventory_written
 
         with inventory_written(c, inv_hosts) as (inv, started):
