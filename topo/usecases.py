@@ -458,12 +458,12 @@ def _started_early(file: str, name: str, *, check: bool = False, parts: dict[str
 
     The run of the lab the loaded file names is started here, before the file is validated
     and expanded, so that Ansible imports while topo's front end works (a new 50-node star
-    builds in 0.35 s less on this project's 2-core build host); ``playbook`` gives it, or starts one
-    for another name (a lab name the model does not take as the file gives it). Not started
-    early: a file that gives no valid lab name, or topo not run as root (its lab directories
-    are root's; the use case says so). A run not run when the body ends is cancelled, and a
-    lab directory made for it and holding no state.json (a lab never applied) is removed:
-    a refused file or a failed requirement leaves nothing behind."""
+    builds in 0.35 s less on this project's 2-core build host); ``playbook`` gives it, or
+    starts one for another name (a lab name the model does not take as the file gives it).
+    Not started early: a file that gives no valid lab name, or topo not run as root (its lab
+    directories are root's; the use case says so). A run not run when the body ends is
+    cancelled, and what was made for it is removed (:func:`_remove_made`): a refused file or
+    a failed requirement leaves nothing behind."""
     from topo.load import load
     from topo.pipeline import lab_name
     from topo.runner import PlaybookRun
