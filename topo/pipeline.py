@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -173,20 +172,12 @@ def _digest(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def lab_name(raw: RawLab) -> str | None:
-    """The lab name a loaded file gives (its ``name``, else the one its file name gives),
-    when it is a valid one (the model's NAME_PATTERN); else None (validation says why)."""
-    from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
-    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else None
-    return name if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else None
-
-
 def _record(path: str, raw: RawLab, code: str) -> dict | None:
     """The lab directory's record (:data:`RECORD`) of the lab ``raw`` names, when it was made
     by this code (``code``, :func:`_code`) from this file with these bytes (and the same
     other files); else None. The
     rest of the inputs (build hosts, allocation) are compared by :func:`compile_file`."""
-    name = lab_name(raw)
+    name = raw.lab_name
     if name is None:
         return None
     try:

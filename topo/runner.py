@@ -271,8 +271,9 @@ class PlaybookRun:
         d = labdir.prepare(lab)
         private = os.path.join(d, "runner")
         self._ident = time.strftime("%Y%m%d-%H%M%S") + f"-{name}{'-check' if check else ''}-{os.getpid()}"
-        if next(_RUNS):  # a second run in this process (tests; a fallback of usecases._started_early)
-            self._ident += f"-{id(self):x}"
+        seq = next(_RUNS)
+        if seq:  # not this process's first run: never the artifacts (and gate.json) of an earlier one
+            self._ident += f"-{seq}"
         self._artifacts = os.path.join(private, "artifacts", self._ident)
         events_dir = os.path.join(self._artifacts, "job_events")
         os.makedirs(events_dir, exist_ok=True)

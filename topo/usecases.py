@@ -465,12 +465,11 @@ def _started_early(file: str, name: str, *, check: bool = False, parts: dict[str
     cancelled, and what was made for it is removed (:func:`_remove_made`): a refused file or
     a failed requirement leaves nothing behind."""
     from topo.load import load
-    from topo.pipeline import lab_name
     from topo.runner import PlaybookRun
 
     raw = load(file)
-    lab = lab_name(raw) if os.geteuid() == 0 else None
-    made = [d for d in (labdir.home(), os.path.join(labdir.home(), "labs"), labdir.lab_dir(lab))
+    lab = raw.lab_name if os.geteuid() == 0 else None
+    made = [d for d in (labdir.home(), os.path.dirname(labdir.lab_dir(lab)), labdir.lab_dir(lab))
             if not os.path.isdir(d)] if lab is not None else []
     early = None
     if lab is not None:
@@ -947,28 +946,21 @@ def impair(file: str, on: str, *, delay: float | None = None, jitter: float | No
                     progress=progress, notify=notify)
 
 
-#: The longest lab name: the model's ``LabName`` (topo.model) allows 24 characters
-#: (tests/unit/test_usecases.py checks that :func:`lab_name` agrees with it).
-LAB_NAME_MAX = 24
-
-
 def lab_name(path: str) -> str:
     """The lab name of topology ``path`` (its ``name:``, else the file name), read without
     validating or expanding the rest: what destroy needs, so destroying a lab whose file is
     huge, or no longer valid, costs a parse, not an expansion. Checked as the model's
-    ``LabName`` is (:data:`LAB_NAME_MAX`, the collection's ``NAME_PATTERN``) without
-    importing the model and pydantic (0.6 s of a destroy on the 2-core reference machine).
-    Raises InputError (exit 2) when the file cannot be loaded or the name is not a lab name."""
-    from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
+    ``LabName`` is (:attr:`topo.load.RawLab.lab_name`), without importing the model and
+    pydantic (0.6 s of a destroy on the 2-core reference machine). Raises InputError (exit
+    2) when the file cannot be loaded or the name is not a lab name."""
     from topo.errors import Problems
-    from topo.load import load
+    from topo.load import LAB_NAME_MAX, load
 
     raw = load(path)
-    name = raw.data.get("name", raw.default_name) if isinstance(raw.data, dict) else raw.default_name
-    if isinstance(name, str) and len(name) <= LAB_NAME_MAX and re.fullmatch(NAME_PATTERN, name):
-        return str(name)
+    if raw.lab_name is not None:
+        return raw.lab_name
     problems = Problems(raw.file)
-    problems.add(raw.line_of(("name",)), "name", f"{name!r} is not a lab name (letters, digits, - and _, "
+    problems.add(raw.line_of(("name",)), "name", f"{raw.name!r} is not a lab name (letters, digits, - and _, "
                                                  f"starting with a letter, at most {LAB_NAME_MAX} characters)")
     problems.gate("validate")
     raise AssertionError("unreachable: Problems.gate raises")

@@ -17,6 +17,9 @@ from topo.errors import Problems, Source
 
 #: Files larger than this are refused before parsing (bounded memory for hostile input).
 MAX_FILE_BYTES = 8 * 1024 * 1024
+#: The longest lab name: the model's ``LabName`` (topo.model) allows 24 characters
+#: (tests/unit/test_usecases.py checks that :attr:`RawLab.lab_name` agrees with it).
+LAB_NAME_MAX = 24
 
 
 @dataclass
@@ -38,6 +41,24 @@ class RawLab:
     def source(self) -> Source:
         """The file and line map, which outlive the raw document (see :class:`~topo.errors.Source`)."""
         return Source(self.file, self.lines, self.fields)
+
+    @property
+    def name(self):
+        """The lab name the file gives, unchecked: its ``name``, else its file name's."""
+        return self.data.get("name", self.default_name) if isinstance(self.data, dict) else self.default_name
+
+    @property
+    def lab_name(self) -> str | None:
+        """:attr:`name` when it is a lab name as the model's ``LabName`` has it (the
+        collection's ``NAME_PATTERN``, at most :data:`LAB_NAME_MAX` characters), else None
+        (validation says why); without importing the model and pydantic (0.3-0.6 s)."""
+        import re
+
+        from ansible_collections.topo.lab.plugins.module_utils.api import NAME_PATTERN
+        name = self.name
+        if isinstance(name, str) and len(name) <= LAB_NAME_MAX and re.fullmatch(NAME_PATTERN, name):
+            return name
+        return None
 
     def line_of(self, path: tuple) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one (None: no line)."""
